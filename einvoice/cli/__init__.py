@@ -1,0 +1,46 @@
+"""The ``einvoice`` command. Each command group lives in a module of its own; this one only assembles them.
+
+Imports of heavy modules (saxonche, SQLAlchemy, FastAPI) happen inside the commands, so that
+``einvoice --help`` is fast and a broken optional part does not break unrelated commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="einvoice",
+    help="E-invoice processing engine: Peppol BIS Billing 3.0 / EN 16931 UBL validation, intake, matching, posting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# module name -> function that registers its commands on the app
+_COMMAND_MODULES = (
+    "einvoice.cli.rules",
+    "einvoice.cli.validate",
+    "einvoice.cli.bench",
+    "einvoice.cli.admin",
+    "einvoice.cli.run",
+)
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # command group not built yet
+                continue
+            raise
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,107 @@
+"""All configuration in one place: environment variables with the prefix ``EINVOICE_``.
+
+The embedded default (SQLite file under the data directory, in-process queue, local signing key
+generated on first use) needs no configuration at all. Outside embedded mode, secrets have no
+working defaults: ``Settings.check_production()`` refuses to start without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from einvoice.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES_DIR = PROJECT_ROOT / "ubl_schemas"
+
+
+class Settings(BaseSettings):
+    """Engine settings. Every field can be set as ``EINVOICE_<FIELD>`` in the environment or ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="EINVOICE_", env_file=".env", extra="ignore")
+
+    # --- mode and storage -------------------------------------------------------------------
+    mode: Literal["embedded", "production"] = Field(
+        "embedded", description="embedded: SQLite + in-process queue; production: external database and broker"
+    )
+    data_dir: Path = Field(Path("var"), description="Where the embedded mode keeps its database, keys and outputs")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/einvoice.db"
+    )
+    broker_url: str | None = Field(
+        None, description="amqp://… (RabbitMQ) or redis://…; default: in-process queue"
+    )
+
+    # --- validation artefacts ------------------------------------------------------------------
+    rules_dir: Path = Field(DEFAULT_RULES_DIR, description="Where official artefacts are installed")
+    rules_source: str | None = Field(
+        None, description="Directory or archive to install artefacts from (before ../shared/rules and download)"
+    )
+    rule_overrides_file: Path | None = Field(
+        None, description="JSON file with per-institution rule severity overrides"
+    )
+
+    # --- intake limits -------------------------------------------------------------------------
+    max_document_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted document, in bytes")
+    max_xml_depth: int = Field(256, description="Deepest accepted element nesting")
+
+    # --- receipts ------------------------------------------------------------------------------
+    signing_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM) for receipts; embedded default: <data_dir>/receipt-key.pem"
+    )
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # --- pipeline --------------------------------------------------------------------------------
+    stuck_after_seconds: int = Field(300, description="A document in a working state longer than this is re-sent")
+    max_retries: int = Field(8, description="Retries of a transient failure before the document goes dead")
+
+    # --- ERP connector ---------------------------------------------------------------------------
+    erp_connector: Literal["folder", "http", "pull"] = "folder"
+    erp_url: str | None = None
+    erp_token: str | None = None
+    erp_outbox_dir: Path | None = Field(None, description="Folder connector target; default <data_dir>/erp-outbox")
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'einvoice.db').resolve()}"
+
+    @property
+    def effective_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "receipt-key.pem"
+
+    @property
+    def effective_erp_outbox_dir(self) -> Path:
+        return self.erp_outbox_dir or self.data_dir / "erp-outbox"
+
+    def check_production(self) -> None:
+        """Raise ConfigurationError when production mode lacks what it must be given explicitly."""
+        if self.mode != "production":
+            return
+        missing = []
+        if not self.database_url:
+            missing.append("EINVOICE_DATABASE_URL")
+        if not self.broker_url:
+            missing.append("EINVOICE_BROKER_URL")
+        if not self.signing_key_file:
+            missing.append("EINVOICE_SIGNING_KEY_FILE")
+        if self.erp_connector == "http" and not self.erp_token:
+            missing.append("EINVOICE_ERP_TOKEN")
+        if missing:
+            raise ConfigurationError("production mode needs " + ", ".join(missing))
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (a fresh object each call; callers keep what they need)."""
+    return Settings()

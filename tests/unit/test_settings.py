@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import pytest
+
+from einvoice.errors import ConfigurationError
+from einvoice.settings import Settings
+
+
+def test_embedded_default_needs_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EINVOICE_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    settings.check_production()  # embedded: nothing to refuse
+    assert settings.mode == "embedded"
+    assert settings.effective_database_url == f"sqlite:///{(tmp_path / 'einvoice.db').resolve()}"
+    assert settings.broker_url is None
+    assert settings.effective_signing_key_file == tmp_path / "receipt-key.pem"
+    assert settings.max_document_bytes == 10 * 1024 * 1024
+
+
+def test_environment_prefix_sets_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EINVOICE_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("EINVOICE_MAX_DOCUMENT_BYTES", "1234")
+    settings = Settings()
+    assert settings.effective_database_url == "postgresql+psycopg://u@h/db"
+    assert settings.max_document_bytes == 1234
+
+
+def test_production_refuses_to_start_without_its_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EINVOICE_MODE", "production")
+    with pytest.raises(ConfigurationError) as excinfo:
+        Settings().check_production()
+    message = str(excinfo.value)
+    for name in ("EINVOICE_DATABASE_URL", "EINVOICE_BROKER_URL", "EINVOICE_SIGNING_KEY_FILE"):
+        assert name in message
+
+
+def test_production_with_everything_given_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EINVOICE_MODE", "production")
+    monkeypatch.setenv("EINVOICE_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("EINVOICE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    monkeypatch.setenv("EINVOICE_SIGNING_KEY_FILE", str(tmp_path / "key.pem"))
+    Settings().check_production()

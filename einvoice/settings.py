@@ -29,21 +29,15 @@ class Settings(BaseSettings):
         "embedded", description="embedded: SQLite + in-process queue; production: external database and broker"
     )
     data_dir: Path = Field(Path("var"), description="Where the embedded mode keeps its database, keys and outputs")
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/einvoice.db"
-    )
-    broker_url: str | None = Field(
-        None, description="amqp://… (RabbitMQ) or redis://…; default: in-process queue"
-    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/einvoice.db")
+    broker_url: str | None = Field(None, description="amqp://… (RabbitMQ) or redis://…; default: in-process queue")
 
     # --- validation artefacts ------------------------------------------------------------------
     rules_dir: Path = Field(DEFAULT_RULES_DIR, description="Where official artefacts are installed")
     rules_source: str | None = Field(
         None, description="Directory or archive to install artefacts from (before ../shared/rules and download)"
     )
-    rule_overrides_file: Path | None = Field(
-        None, description="JSON file with per-institution rule severity overrides"
-    )
+    rule_overrides_file: Path | None = Field(None, description="JSON file with per-institution rule severity overrides")
 
     # --- intake limits -------------------------------------------------------------------------
     max_document_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted document, in bytes")

@@ -18,9 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("EINVOICE_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
 CORPUS_DIR = SHARED_DIR / "corpus"
 
-POSTGRES_URL = os.environ.get(
-    "EINVOICE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("EINVOICE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RABBITMQ_URL = os.environ.get("EINVOICE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

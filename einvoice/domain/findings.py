@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Schematron flags, normalised. A document is valid when no finding is fatal."""
 
     FATAL = "fatal"
@@ -28,7 +28,7 @@ class Severity(str, Enum):
         return cls.FATAL
 
 
-class Layer(str, Enum):
+class Layer(StrEnum):
     INTAKE = "intake"  # well-formedness, safety limits, document type
     XSD = "xsd"
     EN16931 = "en16931"

@@ -39,6 +39,23 @@ def _register() -> None:
         module.register(app)
 
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        from einvoice import __version__
+
+        typer.echo(f"einvoice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """E-invoice processing engine: Peppol BIS Billing 3.0 / EN 16931 UBL validation, intake, matching, posting."""
+
+
 _register()
 
 

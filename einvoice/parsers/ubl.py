@@ -1,0 +1,647 @@
+"""UBL 2.1 Invoice and CreditNote -> the EN 16931 domain model (Peppol BIS Billing 3.0 mapping).
+
+The parser reads what is there and never invents what is not: an absent element is ``None`` (or
+an empty tuple), so fragments and broken documents still give an ``Invoice`` the validation
+layers can talk about. What it refuses is a value it cannot read faithfully: an amount, quantity,
+rate, date or boolean outside its XSD lexical space raises ``UblParseError``.
+
+Speed: every element's children are indexed once by tag (``_Kids``) and looked up by Clark
+name, rather than running one XPath per business term.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from lxml import etree
+
+from einvoice.domain.invoice import (
+    AllowanceCharge,
+    Contact,
+    Delivery,
+    DirectDebitMandate,
+    DocumentKind,
+    DocumentTotals,
+    FinancialAccount,
+    Identifier,
+    Invoice,
+    Item,
+    ItemAttribute,
+    ItemClassification,
+    Line,
+    Party,
+    Payee,
+    PaymentCard,
+    PaymentMeans,
+    Period,
+    PostalAddress,
+    PrecedingInvoice,
+    Price,
+    SupportingDocument,
+    TaxRepresentative,
+    VatBreakdown,
+)
+from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
+from einvoice.errors import EInvoiceError
+
+INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+CAC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+
+INVOICE_TAG = f"{{{INVOICE_NS}}}Invoice"
+CREDIT_NOTE_TAG = f"{{{CREDIT_NOTE_NS}}}CreditNote"
+
+# Document type codes of additional document references with a meaning of their own (UNCL 1001).
+_INVOICED_OBJECT_CODE = "130"  # BT-18 / BT-128
+_PROJECT_CODE = "50"  # BT-11 in a credit note (which has no cac:ProjectReference)
+
+
+def _cbc(name: str) -> str:
+    return f"{{{CBC_NS}}}{name}"
+
+
+def _cac(name: str) -> str:
+    return f"{{{CAC_NS}}}{name}"
+
+
+class UblParseError(EInvoiceError):
+    """A UBL element holds a value the parser cannot read (a malformed amount, date, boolean, ...).
+
+    Also raised for a root that is neither a UBL Invoice nor a UBL CreditNote.
+    """
+
+    def __init__(self, message: str, *, element: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.element = element
+        self.line = line
+
+
+# --- reading elements ------------------------------------------------------------------------
+
+_Kids = dict[str, list[etree._Element]]
+_NO_KIDS: _Kids = {}
+
+
+def _kids(element: etree._Element | None) -> _Kids:
+    """Index an element's child elements by tag (comments and processing instructions skipped)."""
+    if element is None:
+        return _NO_KIDS
+    index: _Kids = {}
+    for child in element:
+        tag = child.tag
+        if isinstance(tag, str):
+            index.setdefault(tag, []).append(child)
+    return index
+
+
+def _first(kids: _Kids, tag: str) -> etree._Element | None:
+    found = kids.get(tag)
+    return found[0] if found else None
+
+
+def _all(kids: _Kids, tag: str) -> list[etree._Element]:
+    return kids.get(tag, [])
+
+
+def _child(element: etree._Element | None, *tags: str) -> etree._Element | None:
+    """Follow a path of child tags, taking the first match at each step."""
+    for tag in tags:
+        if element is None:
+            return None
+        element = next((c for c in element if c.tag == tag), None)
+    return element
+
+
+def _text_of(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    return (element.text or "").strip()
+
+
+def _text(kids: _Kids, tag: str) -> str | None:
+    """Stripped text of the first child with ``tag``; None when absent, "" when empty."""
+    return _text_of(_first(kids, tag))
+
+
+def _texts(kids: _Kids, tag: str) -> str | None:
+    """Texts of all children with ``tag`` joined by line breaks (for 0..1 notes UBL lets repeat)."""
+    parts = [t for t in (_text_of(e) for e in _all(kids, tag)) if t is not None]
+    return "\n".join(parts) if parts else None
+
+
+def _fail(element: etree._Element, problem: str) -> UblParseError:
+    name = etree.QName(element).localname
+    line = element.sourceline if isinstance(element.sourceline, int) else None
+    return UblParseError(f"{name} (line {line}): {problem}", element=name, line=line)
+
+
+def _decimal_of(element: etree._Element | None) -> Decimal | None:
+    if element is None:
+        return None
+    try:
+        return parse_decimal(element.text or "")
+    except DecimalSyntaxError as exc:
+        raise _fail(element, str(exc)) from None
+
+
+def _decimal(kids: _Kids, tag: str) -> Decimal | None:
+    return _decimal_of(_first(kids, tag))
+
+
+def _amount_of(element: etree._Element | None) -> Amount | None:
+    value = _decimal_of(element)
+    if value is None or element is None:
+        return None
+    return Amount(value, element.get("currencyID"))
+
+
+def _amount(kids: _Kids, tag: str) -> Amount | None:
+    return _amount_of(_first(kids, tag))
+
+
+def _quantity_of(element: etree._Element | None) -> Quantity | None:
+    value = _decimal_of(element)
+    if value is None or element is None:
+        return None
+    return Quantity(value, element.get("unitCode"))
+
+
+_XS_DATE = re.compile(r"(-?[0-9]{4,})-([0-9]{2})-([0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def _date(kids: _Kids, tag: str) -> date | None:
+    """An ``xs:date``; a time zone, if written, is dropped (EN 16931 dates have none)."""
+    element = _first(kids, tag)
+    if element is None:
+        return None
+    match = _XS_DATE.fullmatch((element.text or "").strip())
+    if match is None:
+        raise _fail(element, f"not a date: {element.text!r}")
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as exc:
+        raise _fail(element, f"not a date: {element.text!r} ({exc})") from None
+
+
+def _boolean(kids: _Kids, tag: str) -> bool | None:
+    element = _first(kids, tag)
+    if element is None:
+        return None
+    text = (element.text or "").strip()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise _fail(element, f"not a boolean: {element.text!r}")
+
+
+def _identifier_of(element: etree._Element | None) -> Identifier | None:
+    text = _text_of(element)
+    if text is None or element is None:
+        return None
+    return Identifier(text, element.get("schemeID"))
+
+
+def _identifier(kids: _Kids, tag: str) -> Identifier | None:
+    return _identifier_of(_first(kids, tag))
+
+
+# Tags, by the name they have in UBL.
+ID, NAME, NOTE = _cbc("ID"), _cbc("Name"), _cbc("Note")
+START_DATE, END_DATE = _cbc("StartDate"), _cbc("EndDate")
+COMPANY_ID, DOCUMENT_TYPE_CODE = _cbc("CompanyID"), _cbc("DocumentTypeCode")
+TAX_SCHEME, TAX_CATEGORY, PERCENT = _cac("TaxScheme"), _cac("TaxCategory"), _cbc("Percent")
+PARTY, PARTY_NAME = _cac("Party"), _cac("PartyName")
+PARTY_IDENTIFICATION, PARTY_TAX_SCHEME = _cac("PartyIdentification"), _cac("PartyTaxScheme")
+PARTY_LEGAL_ENTITY, POSTAL_ADDRESS = _cac("PartyLegalEntity"), _cac("PostalAddress")
+ALLOWANCE_CHARGE, AMOUNT, BASE_AMOUNT = _cac("AllowanceCharge"), _cbc("Amount"), _cbc("BaseAmount")
+INVOICE_PERIOD, ITEM, PRICE = _cac("InvoicePeriod"), _cac("Item"), _cac("Price")
+TAX_AMOUNT = _cbc("TaxAmount")
+
+
+# --- BG groups -------------------------------------------------------------------------------
+
+
+def _period(element: etree._Element | None) -> Period | None:
+    """BG-14 invoicing period / BG-26 line period."""
+    if element is None:
+        return None
+    k = _kids(element)
+    return Period(
+        start_date=_date(k, START_DATE),
+        end_date=_date(k, END_DATE),
+        description_code=_text(k, _cbc("DescriptionCode")),
+    )
+
+
+def _address(element: etree._Element | None) -> PostalAddress | None:
+    """BG-5, BG-8, BG-12, BG-15 postal addresses."""
+    if element is None:
+        return None
+    k = _kids(element)
+    return PostalAddress(
+        street_name=_text(k, _cbc("StreetName")),
+        additional_street_name=_text(k, _cbc("AdditionalStreetName")),
+        address_line=_text_of(_child(_first(k, _cac("AddressLine")), _cbc("Line"))),
+        city_name=_text(k, _cbc("CityName")),
+        postal_zone=_text(k, _cbc("PostalZone")),
+        country_subdivision=_text(k, _cbc("CountrySubentity")),
+        country_code=_text_of(_child(_first(k, _cac("Country")), _cbc("IdentificationCode"))),
+    )
+
+
+def _contact(element: etree._Element | None) -> Contact | None:
+    """BG-6 / BG-9 contact."""
+    if element is None:
+        return None
+    k = _kids(element)
+    return Contact(
+        name=_text(k, NAME),
+        telephone=_text(k, _cbc("Telephone")),
+        email=_text(k, _cbc("ElectronicMail")),
+    )
+
+
+def _tax_scheme_ids(party: _Kids) -> tuple[str | None, str | None]:
+    """(VAT identifier BT-31/BT-48/BT-63, tax registration identifier BT-32) from cac:PartyTaxScheme."""
+    vat_id = tax_registration_id = None
+    for scheme in _all(party, PARTY_TAX_SCHEME):
+        k = _kids(scheme)
+        scheme_id = (_text_of(_child(_first(k, TAX_SCHEME), ID)) or "").upper()
+        if scheme_id == "VAT":
+            vat_id = vat_id if vat_id is not None else _text(k, COMPANY_ID)
+        elif tax_registration_id is None:
+            tax_registration_id = _text(k, COMPANY_ID)
+    return vat_id, tax_registration_id
+
+
+def _party(element: etree._Element | None) -> Party | None:
+    """BG-4 seller / BG-7 buyer, from cac:AccountingSupplierParty or cac:AccountingCustomerParty."""
+    party = _child(element, PARTY)
+    if party is None:
+        return None
+    k = _kids(party)
+    legal = _kids(_first(k, PARTY_LEGAL_ENTITY))
+    vat_id, tax_registration_id = _tax_scheme_ids(k)
+    identifiers = (_identifier_of(_child(e, ID)) for e in _all(k, PARTY_IDENTIFICATION))
+    return Party(
+        name=_text(legal, _cbc("RegistrationName")),
+        trading_name=_text_of(_child(_first(k, PARTY_NAME), NAME)),
+        endpoint_id=_identifier(k, _cbc("EndpointID")),
+        identifiers=tuple(i for i in identifiers if i is not None),
+        legal_registration_id=_identifier(legal, COMPANY_ID),
+        legal_form=_text(legal, _cbc("CompanyLegalForm")),
+        vat_id=vat_id,
+        tax_registration_id=tax_registration_id,
+        address=_address(_first(k, POSTAL_ADDRESS)),
+        contact=_contact(_first(k, _cac("Contact"))),
+    )
+
+
+def _payee(element: etree._Element | None) -> Payee | None:
+    """BG-10 payee."""
+    if element is None:
+        return None
+    k = _kids(element)
+    return Payee(
+        name=_text_of(_child(_first(k, PARTY_NAME), NAME)),
+        identifier=_identifier_of(_child(_first(k, PARTY_IDENTIFICATION), ID)),
+        legal_registration_id=_identifier_of(_child(_first(k, PARTY_LEGAL_ENTITY), COMPANY_ID)),
+    )
+
+
+def _tax_representative(element: etree._Element | None) -> TaxRepresentative | None:
+    """BG-11 seller tax representative."""
+    if element is None:
+        return None
+    k = _kids(element)
+    return TaxRepresentative(
+        name=_text_of(_child(_first(k, PARTY_NAME), NAME)),
+        vat_id=_tax_scheme_ids(k)[0],
+        address=_address(_first(k, POSTAL_ADDRESS)),
+    )
+
+
+def _delivery(element: etree._Element | None) -> Delivery | None:
+    """BG-13 delivery information."""
+    if element is None:
+        return None
+    k = _kids(element)
+    location = _kids(_first(k, _cac("DeliveryLocation")))
+    return Delivery(
+        party_name=_text_of(_child(_first(k, _cac("DeliveryParty")), PARTY_NAME, NAME)),
+        location_id=_identifier(location, ID),
+        actual_delivery_date=_date(k, _cbc("ActualDeliveryDate")),
+        address=_address(_first(location, _cac("Address"))),
+    )
+
+
+def _payment_means(element: etree._Element) -> PaymentMeans:
+    """BG-16 payment instructions with BG-17 credit transfer, BG-18 card, BG-19 direct debit."""
+    k = _kids(element)
+    code = _first(k, _cbc("PaymentMeansCode"))
+    account = card = mandate = None
+    if (account_element := _first(k, _cac("PayeeFinancialAccount"))) is not None:
+        a = _kids(account_element)
+        account = FinancialAccount(
+            id=_text(a, ID),
+            name=_text(a, NAME),
+            service_provider_id=_text_of(_child(_first(a, _cac("FinancialInstitutionBranch")), ID)),
+        )
+    if (card_element := _first(k, _cac("CardAccount"))) is not None:
+        c = _kids(card_element)
+        card = PaymentCard(
+            primary_account_number=_text(c, _cbc("PrimaryAccountNumberID")),
+            holder_name=_text(c, _cbc("HolderName")),
+            network_id=_text(c, _cbc("NetworkID")),
+        )
+    if (mandate_element := _first(k, _cac("PaymentMandate"))) is not None:
+        m = _kids(mandate_element)
+        mandate = DirectDebitMandate(
+            mandate_id=_text(m, ID),
+            debited_account_id=_text_of(_child(_first(m, _cac("PayerFinancialAccount")), ID)),
+        )
+    return PaymentMeans(
+        code=_text_of(code),
+        text=None if code is None else code.get("name"),
+        remittance_information=_text(k, _cbc("PaymentID")),
+        payee_account=account,
+        card=card,
+        mandate=mandate,
+    )
+
+
+def _allowance_charge(element: etree._Element) -> AllowanceCharge:
+    """BG-20/BG-21 document level, BG-27/BG-28 line level allowance or charge."""
+    k = _kids(element)
+    category = _kids(_first(k, TAX_CATEGORY))
+    return AllowanceCharge(
+        is_charge=_boolean(k, _cbc("ChargeIndicator")),
+        amount=_amount(k, AMOUNT),
+        base_amount=_amount(k, BASE_AMOUNT),
+        percentage=_decimal(k, _cbc("MultiplierFactorNumeric")),
+        vat_category_code=_text(category, ID),
+        vat_rate=_decimal(category, PERCENT),
+        reason=_text(k, _cbc("AllowanceChargeReason")),
+        reason_code=_text(k, _cbc("AllowanceChargeReasonCode")),
+    )
+
+
+def _vat_breakdown(element: etree._Element) -> VatBreakdown:
+    """BG-23 VAT breakdown, from cac:TaxSubtotal."""
+    k = _kids(element)
+    category = _kids(_first(k, TAX_CATEGORY))
+    return VatBreakdown(
+        taxable_amount=_amount(k, _cbc("TaxableAmount")),
+        tax_amount=_amount(k, TAX_AMOUNT),
+        category_code=_text(category, ID),
+        rate=_decimal(category, PERCENT),
+        exemption_reason=_text(category, _cbc("TaxExemptionReason")),
+        exemption_reason_code=_text(category, _cbc("TaxExemptionReasonCode")),
+    )
+
+
+def _tax_totals(
+    elements: Iterable[etree._Element], currency: str | None, tax_currency: str | None
+) -> tuple[Amount | None, Amount | None, tuple[VatBreakdown, ...]]:
+    """(BT-110, BT-111, BG-23) from the cac:TaxTotal elements.
+
+    BT-111 is the TaxAmount stated in the tax currency (BT-6) when that differs from BT-5; BT-110
+    is the other one (the first, if a broken document states more). Breakdowns are taken from
+    every TaxTotal, so that none a document states goes unseen.
+    """
+    tax_amount = accounting = None
+    breakdown: list[VatBreakdown] = []
+    for element in elements:
+        k = _kids(element)
+        amount = _amount(k, TAX_AMOUNT)
+        breakdown.extend(_vat_breakdown(e) for e in _all(k, _cac("TaxSubtotal")))
+        if amount is None:
+            continue
+        in_tax_currency = tax_currency is not None and tax_currency != currency and amount.currency == tax_currency
+        if in_tax_currency and accounting is None:
+            accounting = amount
+        elif tax_amount is None:
+            tax_amount = amount
+    return tax_amount, accounting, tuple(breakdown)
+
+
+def _totals(element: etree._Element | None, tax_amount: Amount | None, accounting: Amount | None) -> DocumentTotals:
+    """BG-22 document totals from cac:LegalMonetaryTotal (BT-110/111 come from cac:TaxTotal)."""
+    k = _kids(element)
+    return DocumentTotals(
+        line_extension_amount=_amount(k, _cbc("LineExtensionAmount")),
+        allowance_total_amount=_amount(k, _cbc("AllowanceTotalAmount")),
+        charge_total_amount=_amount(k, _cbc("ChargeTotalAmount")),
+        tax_exclusive_amount=_amount(k, _cbc("TaxExclusiveAmount")),
+        tax_amount=tax_amount,
+        tax_amount_in_accounting_currency=accounting,
+        tax_inclusive_amount=_amount(k, _cbc("TaxInclusiveAmount")),
+        prepaid_amount=_amount(k, _cbc("PrepaidAmount")),
+        rounding_amount=_amount(k, _cbc("PayableRoundingAmount")),
+        payable_amount=_amount(k, _cbc("PayableAmount")),
+    )
+
+
+def _price(element: etree._Element | None) -> Price | None:
+    """BG-29 price details; the price discount is the one allowance UBL allows on a price."""
+    if element is None:
+        return None
+    k = _kids(element)
+    discount = _kids(_first(k, ALLOWANCE_CHARGE))
+    return Price(
+        net_price=_amount(k, _cbc("PriceAmount")),
+        discount=_amount(discount, AMOUNT),
+        gross_price=_amount(discount, BASE_AMOUNT),
+        base_quantity=_quantity_of(_first(k, _cbc("BaseQuantity"))),
+    )
+
+
+def _item(element: etree._Element | None) -> tuple[Item | None, str | None, Decimal | None]:
+    """BG-31 item information, plus BT-151 and BT-152 (cac:ClassifiedTaxCategory sits in the item)."""
+    if element is None:
+        return None, None, None
+    k = _kids(element)
+    classifications = []
+    for commodity in _all(k, _cac("CommodityClassification")):
+        code = _child(commodity, _cbc("ItemClassificationCode"))
+        if code is not None:
+            classifications.append(
+                ItemClassification(_text_of(code) or "", code.get("listID"), code.get("listVersionID"))
+            )
+    attributes = []
+    for prop in _all(k, _cac("AdditionalItemProperty")):
+        p = _kids(prop)
+        attributes.append(ItemAttribute(_text(p, NAME), _text(p, _cbc("Value"))))
+    category = _kids(_first(k, _cac("ClassifiedTaxCategory")))
+    item = Item(
+        name=_text(k, NAME),
+        description=_text(k, _cbc("Description")),
+        sellers_id=_text_of(_child(_first(k, _cac("SellersItemIdentification")), ID)),
+        buyers_id=_text_of(_child(_first(k, _cac("BuyersItemIdentification")), ID)),
+        standard_id=_identifier_of(_child(_first(k, _cac("StandardItemIdentification")), ID)),
+        classifications=tuple(classifications),
+        origin_country=_text_of(_child(_first(k, _cac("OriginCountry")), _cbc("IdentificationCode"))),
+        attributes=tuple(attributes),
+    )
+    return item, _text(category, ID), _decimal(category, PERCENT)
+
+
+def _line_object_id(k: _Kids) -> Identifier | None:
+    """BT-128: the line's document reference with type code 130 (invoiced object)."""
+    for reference in _all(k, _cac("DocumentReference")):
+        r = _kids(reference)
+        if _text(r, DOCUMENT_TYPE_CODE) == _INVOICED_OBJECT_CODE:
+            return _identifier(r, ID)
+    return None
+
+
+def _line(element: etree._Element, quantity_tag: str) -> Line:
+    """BG-25 invoice line (cac:InvoiceLine or cac:CreditNoteLine)."""
+    k = _kids(element)
+    item, vat_category_code, vat_rate = _item(_first(k, ITEM))
+    return Line(
+        id=_text(k, ID),
+        quantity=_quantity_of(_first(k, quantity_tag)),
+        net_amount=_amount(k, _cbc("LineExtensionAmount")),
+        note=_texts(k, NOTE),
+        object_id=_line_object_id(k),
+        order_line_reference=_text_of(_child(_first(k, _cac("OrderLineReference")), _cbc("LineID"))),
+        accounting_reference=_text(k, _cbc("AccountingCost")),
+        period=_period(_first(k, INVOICE_PERIOD)),
+        allowances_charges=tuple(_allowance_charge(e) for e in _all(k, ALLOWANCE_CHARGE)),
+        price=_price(_first(k, PRICE)),
+        vat_category_code=vat_category_code,
+        vat_rate=vat_rate,
+        item=item,
+    )
+
+
+def _preceding_invoices(k: _Kids) -> tuple[PrecedingInvoice, ...]:
+    """BG-3 preceding invoice references."""
+    result = []
+    for billing in _all(k, _cac("BillingReference")):
+        reference = _kids(_child(billing, _cac("InvoiceDocumentReference")))
+        if reference:
+            result.append(PrecedingInvoice(_text(reference, ID), _date(reference, _cbc("IssueDate"))))
+    return tuple(result)
+
+
+def _additional_documents(k: _Kids) -> tuple[Identifier | None, str | None, tuple[SupportingDocument, ...]]:
+    """(BT-18 invoiced object, BT-11 project in a credit note, BG-24 supporting documents)."""
+    invoiced_object = project = None
+    documents = []
+    for element in _all(k, _cac("AdditionalDocumentReference")):
+        d = _kids(element)
+        type_code = _text(d, DOCUMENT_TYPE_CODE)
+        if type_code == _INVOICED_OBJECT_CODE:
+            invoiced_object = invoiced_object or _identifier(d, ID)
+            continue
+        if type_code == _PROJECT_CODE:
+            project = project if project is not None else _text(d, ID)
+            continue
+        attachment = _kids(_first(d, _cac("Attachment")))
+        embedded = _first(attachment, _cbc("EmbeddedDocumentBinaryObject"))
+        documents.append(
+            SupportingDocument(
+                id=_text(d, ID),
+                description=_text(d, _cbc("DocumentDescription")),
+                external_uri=_text_of(_child(_first(attachment, _cac("ExternalReference")), _cbc("URI"))),
+                attachment_mime_code=None if embedded is None else embedded.get("mimeCode"),
+                attachment_filename=None if embedded is None else embedded.get("filename"),
+            )
+        )
+    return invoiced_object, project, tuple(documents)
+
+
+def _reference_id(k: _Kids, tag: str) -> str | None:
+    """The cbc:ID of the first ``tag`` document reference (BT-12, BT-15, BT-16, BT-17, BT-11)."""
+    return _text_of(_child(_first(k, tag), ID))
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+def parse_invoice(root: etree._Element) -> Invoice:
+    """Map a UBL 2.1 ``Invoice`` or ``CreditNote`` root element to an ``Invoice``.
+
+    Returns the invoice with absent elements as None / empty tuples.
+    Raises ``UblParseError`` when the root is neither document, or a value is outside its lexical
+    space (amounts, quantities, rates: ``xs:decimal``; dates: ``xs:date``; ``xs:boolean``).
+    """
+    if root.tag == INVOICE_TAG:
+        kind, type_tag = DocumentKind.INVOICE, _cbc("InvoiceTypeCode")
+        line_tag, quantity_tag = _cac("InvoiceLine"), _cbc("InvoicedQuantity")
+    elif root.tag == CREDIT_NOTE_TAG:
+        kind, type_tag = DocumentKind.CREDIT_NOTE, _cbc("CreditNoteTypeCode")
+        line_tag, quantity_tag = _cac("CreditNoteLine"), _cbc("CreditedQuantity")
+    else:
+        raise UblParseError(f"not a UBL Invoice or CreditNote: {root.tag!r}", element=str(root.tag))
+
+    k = _kids(root)
+    currency = _text(k, _cbc("DocumentCurrencyCode"))
+    tax_currency = _text(k, _cbc("TaxCurrencyCode"))
+    tax_amount, accounting, breakdown = _tax_totals(_all(k, _cac("TaxTotal")), currency, tax_currency)
+    invoiced_object, credit_note_project, documents = _additional_documents(k)
+    order = _kids(_first(k, _cac("OrderReference")))
+    means = tuple(_payment_means(e) for e in _all(k, _cac("PaymentMeans")))
+    due_date = _date(k, _cbc("DueDate"))
+    if due_date is None and kind is DocumentKind.CREDIT_NOTE:
+        # A UBL CreditNote has no cbc:DueDate; Peppol BIS puts BT-9 in the payment means.
+        due_date = next(
+            (d for d in (_date(_kids(e), _cbc("PaymentDueDate")) for e in _all(k, _cac("PaymentMeans"))) if d),
+            None,
+        )
+    return Invoice(
+        kind=kind,
+        id=_text(k, ID),
+        issue_date=_date(k, _cbc("IssueDate")),
+        type_code=_text(k, type_tag),
+        currency=currency,
+        customization_id=_text(k, _cbc("CustomizationID")),
+        profile_id=_text(k, _cbc("ProfileID")),
+        due_date=due_date,
+        tax_point_date=_date(k, _cbc("TaxPointDate")),
+        tax_currency=tax_currency,
+        notes=tuple(t for t in (_text_of(e) for e in _all(k, NOTE)) if t is not None),
+        accounting_reference=_text(k, _cbc("AccountingCost")),
+        buyer_reference=_text(k, _cbc("BuyerReference")),
+        project_reference=_reference_id(k, _cac("ProjectReference")) or credit_note_project,
+        contract_reference=_reference_id(k, _cac("ContractDocumentReference")),
+        order_reference=_text(order, ID),
+        sales_order_reference=_text(order, _cbc("SalesOrderID")),
+        receiving_advice_reference=_reference_id(k, _cac("ReceiptDocumentReference")),
+        despatch_advice_reference=_reference_id(k, _cac("DespatchDocumentReference")),
+        tender_or_lot_reference=_reference_id(k, _cac("OriginatorDocumentReference")),
+        invoiced_object_id=invoiced_object,
+        invoice_period=_period(_first(k, INVOICE_PERIOD)),
+        preceding_invoices=_preceding_invoices(k),
+        supporting_documents=documents,
+        seller=_party(_first(k, _cac("AccountingSupplierParty"))),
+        buyer=_party(_first(k, _cac("AccountingCustomerParty"))),
+        payee=_payee(_first(k, _cac("PayeeParty"))),
+        tax_representative=_tax_representative(_first(k, _cac("TaxRepresentativeParty"))),
+        delivery=_delivery(_first(k, _cac("Delivery"))),
+        payment_means=means,
+        payment_terms=_texts(_kids(_first(k, _cac("PaymentTerms"))), NOTE),
+        allowances_charges=tuple(_allowance_charge(e) for e in _all(k, ALLOWANCE_CHARGE)),
+        totals=_totals(_first(k, _cac("LegalMonetaryTotal")), tax_amount, accounting),
+        vat_breakdown=breakdown,
+        lines=tuple(_line(e, quantity_tag) for e in _all(k, line_tag)),
+    )
+
+
+def parse_invoice_bytes(data: bytes) -> Invoice:
+    """Parse UBL bytes safely (no DTD, no entities, no network, bounded size and depth) into an ``Invoice``.
+
+    Raises what ``einvoice.parsers.safe_xml.parse`` raises (``NotWellFormedError``,
+    ``UnsafeXmlError``), and ``UblParseError`` as ``parse_invoice`` does.
+    """
+    safe_xml = importlib.import_module("einvoice.parsers.safe_xml")
+    root: etree._Element = safe_xml.parse(data).getroot()
+    return parse_invoice(root)

@@ -1,0 +1,140 @@
+"""Institutions (buyers) and suppliers (who may submit), and supplier API keys.
+
+An API key is ``eik_`` followed by 43 url-safe characters (32 random bytes). Only its sha256 is
+stored; the key itself is returned once, by ``add_supplier``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from einvoice.errors import EInvoiceError
+from einvoice.services import InstitutionView, SupplierView, institution_view, supplier_view
+from einvoice.store import UnitOfWork
+from einvoice.store.tables import InstitutionRow, SupplierRow
+
+API_KEY_PREFIX = "eik_"
+_ENDPOINT = re.compile(r"^(?P<scheme>[0-9A-Za-z]{1,16}):(?P<id>\S{1,128})$")
+
+
+class AccountError(EInvoiceError):
+    """An institution or supplier could not be added as asked."""
+
+
+class InvalidEndpointError(AccountError, ValueError):
+    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654321``)."""
+
+
+class DuplicateAccountError(AccountError):
+    """An institution or supplier with this endpoint already exists."""
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, str]:
+    """Split ``"SCHEME:ID"`` into (scheme, id); raise InvalidEndpointError when it is not that."""
+    match = _ENDPOINT.match(endpoint.strip())
+    if not match:
+        raise InvalidEndpointError(f"endpoint must be SCHEME:ID (e.g. 0192:987654321), not {endpoint!r}")
+    return match["scheme"], match["id"]
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_institution(uow: UnitOfWork, *, name: str, endpoint: str) -> InstitutionView:
+    """Register a buyer institution. Raises InvalidEndpointError, DuplicateAccountError."""
+    scheme, endpoint_id = parse_endpoint(endpoint)
+    name = name.strip()
+    if not name:
+        raise AccountError("an institution needs a name")
+    with uow:
+        if uow.institutions.by_endpoint(scheme, endpoint_id) is not None:
+            raise DuplicateAccountError(f"an institution with endpoint {scheme}:{endpoint_id} exists")
+        try:
+            row = uow.institutions.add(
+                InstitutionRow(name=name, endpoint_scheme=scheme, endpoint_id=endpoint_id, created_at=_now())
+            )
+            view = institution_view(row)
+            uow.commit()
+        except IntegrityError as exc:
+            raise DuplicateAccountError(f"an institution with endpoint {scheme}:{endpoint_id} exists") from exc
+    return view
+
+
+def add_supplier(
+    uow: UnitOfWork, *, name: str, endpoint: str, vat: str | None = None, legal_id: str | None = None
+) -> tuple[SupplierView, str]:
+    """Register a supplier; return it and its new API key (the only time the key is available).
+
+    ``endpoint`` is the supplier's Peppol endpoint (BT-34), ``vat`` its VAT identifier (BT-31),
+    ``legal_id`` its legal registration identifier (BT-30). Raises InvalidEndpointError,
+    DuplicateAccountError.
+    """
+    scheme, endpoint_id = parse_endpoint(endpoint)
+    name = name.strip()
+    if not name:
+        raise AccountError("a supplier needs a name")
+    api_key = new_api_key()
+    with uow:
+        if uow.suppliers.by_endpoint(scheme, endpoint_id) is not None:
+            raise DuplicateAccountError(f"a supplier with endpoint {scheme}:{endpoint_id} exists")
+        try:
+            row = uow.suppliers.add(
+                SupplierRow(
+                    name=name,
+                    endpoint_scheme=scheme,
+                    endpoint_id=endpoint_id,
+                    vat_id=(vat or "").strip() or None,
+                    legal_id=(legal_id or "").strip() or None,
+                    api_key_hash=hash_api_key(api_key),
+                    active=True,
+                    created_at=_now(),
+                )
+            )
+            view = supplier_view(row)
+            uow.commit()
+        except IntegrityError as exc:
+            raise DuplicateAccountError(f"a supplier with endpoint {scheme}:{endpoint_id} exists") from exc
+    return view, api_key
+
+
+def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
+    """Return the active supplier holding ``api_key``, or None."""
+    if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
+        return None
+    key_hash = hash_api_key(api_key)
+    with uow:
+        row = uow.suppliers.by_key_hash(key_hash)
+        if row is None or not row.active or not hmac.compare_digest(row.api_key_hash, key_hash):
+            return None
+        return supplier_view(row)
+
+
+def list_institutions(uow: UnitOfWork) -> list[InstitutionView]:
+    with uow:
+        return [institution_view(row) for row in uow.institutions.list()]
+
+
+def list_suppliers(uow: UnitOfWork) -> list[SupplierView]:
+    with uow:
+        return [supplier_view(row) for row in uow.suppliers.list()]
+
+
+def get_supplier(uow: UnitOfWork, supplier_id: str) -> SupplierView | None:
+    with uow:
+        row = uow.suppliers.get(supplier_id)
+        return supplier_view(row) if row is not None else None

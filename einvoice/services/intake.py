@@ -1,0 +1,429 @@
+"""Intake: take a supplier's bytes, decide at once whether the engine accepts them, and record them.
+
+Runs inside the HTTP request, so it does only what is quick: a size check, a safe parse, the
+few fields needed to route and deduplicate, and checks of who sent it and to whom. Validation
+(XSD and Schematron) runs later in the worker.
+
+What gets recorded:
+- accepted: the document row, its raw bytes, the first transition and an outbox row asking for
+  validation, in one transaction;
+- refused but well-formed (not an invoice or credit note, unknown buyer): a document in state
+  ``refused`` with the reason, so the supplier can look it up; the raised error carries its id;
+- not well-formed, unsafe or too large, or sent by someone who is not the seller: nothing.
+
+The same bytes from the same supplier (or the same Idempotency-Key) return the first document;
+concurrent submissions race on a unique constraint and the losers return the winner's row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from lxml import etree
+from sqlalchemy.exc import IntegrityError
+
+from einvoice import errors
+from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.services import DocumentStatus, DocumentView, SupplierView, document_view, finding_to_row
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
+from einvoice.store.tables import DocumentRow
+
+log = logging.getLogger(__name__)
+
+ACTOR = "api"
+INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+NS = {
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+}
+_ROOTS = {f"{{{INVOICE_NS}}}Invoice": "invoice", f"{{{CREDIT_NOTE_NS}}}CreditNote": "credit_note"}
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class UnknownBuyerError(errors.IntakeError):
+    """The buyer endpoint (BT-49) is not a registered institution."""
+
+
+class SellerMismatchError(errors.AuthorizationError):
+    """The authenticated supplier is not the seller the document names."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.document_id: str | None = None
+
+
+class IdempotencyConflictError(errors.IntakeError):
+    """An Idempotency-Key was used before with different bytes."""
+
+
+_REFUSALS: dict[str, type[errors.IntakeError]] = {
+    "unsupported-document": errors.UnsupportedDocumentError,
+    "unknown-buyer": UnknownBuyerError,
+}
+_RULE_OF = {"unsupported-document": "INTAKE-UNSUPPORTED-DOCUMENT", "unknown-buyer": "INTAKE-UNKNOWN-BUYER"}
+
+
+def _decorate(exc: errors.EInvoiceError, *, document_id: str | None, findings: tuple[Finding, ...] = ()) -> None:
+    """Attach what the API layer reports with an intake error (``document_id``, ``findings``)."""
+    exc.document_id = document_id  # type: ignore[attr-defined]
+    exc.findings = findings  # type: ignore[attr-defined]
+
+
+# --- what intake reads from a document ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeFields:
+    """The fields intake needs; everything else is the parser's and the validators' business."""
+
+    document_type: str  # invoice | credit_note
+    customization_id: str | None  # BT-24
+    number: str | None  # BT-1
+    issue_date: date | None  # BT-2
+    currency: str | None  # BT-5
+    payable_amount: Decimal | None  # BT-115
+    seller_endpoint: tuple[str, str] | None  # BT-34 (scheme, id)
+    seller_vat_ids: tuple[str, ...]  # BT-31 (and any other PartyTaxScheme company ids)
+    seller_legal_id: str | None  # BT-30
+    buyer_endpoint: tuple[str, str] | None  # BT-49 (scheme, id)
+
+
+def _text(node: etree._Element, path: str) -> str | None:
+    found = node.find(path, NS)
+    if found is None or found.text is None:
+        return None
+    value = found.text.strip()
+    return value or None
+
+
+def _endpoint(node: etree._Element, path: str) -> tuple[str, str] | None:
+    found = node.find(path, NS)
+    if found is None or not (found.text or "").strip():
+        return None
+    return (found.get("schemeID") or "").strip(), (found.text or "").strip()
+
+
+def _date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if not value:
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() and len(value) <= 40 else None
+
+
+def safe_parse(raw: bytes, *, max_bytes: int, max_depth: int) -> etree._Element:
+    """Parse ``raw`` with no DTD, no entities, no network, bounded size and depth; return the root.
+
+    Raises DocumentTooLargeError, UnsafeXmlError, NotWellFormedError.
+    """
+    if len(raw) > max_bytes:
+        raise errors.DocumentTooLargeError(f"document is {len(raw)} bytes; the limit is {max_bytes}")
+    if not raw.strip():
+        raise errors.NotWellFormedError("empty document")
+    depth = 0
+    root: etree._Element | None = None
+    try:
+        for event, element in etree.iterparse(
+            io.BytesIO(raw),
+            events=("start", "end"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+        ):
+            if event == "start":
+                depth += 1
+                if depth > max_depth:
+                    raise errors.UnsafeXmlError(f"elements nest deeper than {max_depth} levels")
+                if root is None:
+                    root = element
+            else:
+                depth -= 1
+    except etree.XMLSyntaxError as exc:
+        raise errors.NotWellFormedError(f"not well-formed XML: {exc}") from exc
+    if root is None:  # pragma: no cover - iterparse raises first
+        raise errors.NotWellFormedError("no root element")
+    docinfo = root.getroottree().docinfo
+    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
+        raise errors.UnsafeXmlError("DOCTYPE declarations are refused")
+    return root
+
+
+def extract_fields(root: etree._Element) -> IntakeFields:
+    """Read the intake fields from a parsed document; raise UnsupportedDocumentError when the root
+    is not a UBL 2.1 Invoice or CreditNote."""
+    document_type = _ROOTS.get(root.tag) if isinstance(root.tag, str) else None
+    if document_type is None:
+        raise errors.UnsupportedDocumentError(f"root element {root.tag!s} is not a UBL 2.1 Invoice or CreditNote")
+    seller = root.find("cac:AccountingSupplierParty/cac:Party", NS)
+    buyer = root.find("cac:AccountingCustomerParty/cac:Party", NS)
+    vat_ids: list[str] = []
+    legal_id = None
+    seller_endpoint = None
+    if seller is not None:
+        seller_endpoint = _endpoint(seller, "cbc:EndpointID")
+        for scheme in seller.findall("cac:PartyTaxScheme", NS):
+            company_id = _text(scheme, "cbc:CompanyID")
+            if company_id:
+                vat_ids.append(company_id)
+        legal_id = _text(seller, "cac:PartyLegalEntity/cbc:CompanyID")
+    return IntakeFields(
+        document_type=document_type,
+        customization_id=_text(root, "cbc:CustomizationID"),
+        number=_text(root, "cbc:ID"),
+        issue_date=_date(_text(root, "cbc:IssueDate")),
+        currency=_text(root, "cbc:DocumentCurrencyCode"),
+        payable_amount=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount")),
+        seller_endpoint=seller_endpoint,
+        seller_vat_ids=tuple(vat_ids),
+        seller_legal_id=legal_id,
+        buyer_endpoint=_endpoint(buyer, "cbc:EndpointID") if buyer is not None else None,
+    )
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+
+def _norm(value: str | None) -> str:
+    return "".join((value or "").split()).upper()
+
+
+def seller_mismatch_reason(supplier: SupplierView, fields: IntakeFields) -> str | None:
+    """None when the supplier is the document's seller: its endpoint (BT-34), a VAT id (BT-31) or
+    its legal id (BT-30) is the one registered for the supplier. Otherwise the reason it is not."""
+    if fields.seller_endpoint is not None and _norm(":".join(fields.seller_endpoint)) == _norm(supplier.endpoint):
+        return None
+    if supplier.vat_id and any(_norm(v) == _norm(supplier.vat_id) for v in fields.seller_vat_ids):
+        return None
+    if supplier.legal_id and _norm(fields.seller_legal_id) == _norm(supplier.legal_id):
+        return None
+    seen = ":".join(fields.seller_endpoint) if fields.seller_endpoint else "none"
+    return (
+        f"the document's seller (endpoint {seen}, VAT id {', '.join(fields.seller_vat_ids) or 'none'}, "
+        f"legal id {fields.seller_legal_id or 'none'}) is not the authenticated supplier "
+        f"(endpoint {supplier.endpoint}, VAT id {supplier.vat_id or 'none'}, "
+        f"legal id {supplier.legal_id or 'none'})"
+    )
+
+
+# --- the use case --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """``created`` is True when this call accepted the document, False when it returned the
+    document an earlier call (same bytes or same Idempotency-Key) accepted."""
+
+    document: DocumentView
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    code: str  # key of _REFUSALS
+    reason: str
+
+    def error(self, document_id: str | None) -> errors.IntakeError:
+        exc = _REFUSALS[self.code](self.reason)
+        finding = Finding(rule=_RULE_OF[self.code], severity=Severity.FATAL, layer=Layer.INTAKE, message=self.reason)
+        _decorate(exc, document_id=document_id, findings=(finding,))
+        return exc
+
+    def finding(self) -> Finding:
+        return Finding(rule=_RULE_OF[self.code], severity=Severity.FATAL, layer=Layer.INTAKE, message=self.reason)
+
+
+def submit_document(
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    supplier: SupplierView,
+    raw: bytes,
+    idempotency_key: str | None,
+    settings: Settings,
+    now: datetime | None = None,
+) -> SubmitOutcome:
+    """Accept, return the earlier copy of, or refuse a supplier's document.
+
+    Returns a SubmitOutcome. Raises DocumentTooLargeError, UnsafeXmlError, NotWellFormedError
+    (nothing recorded); UnsupportedDocumentError, UnknownBuyerError (recorded as ``refused``, the
+    error's ``document_id`` says where); SellerMismatchError (nothing recorded);
+    IdempotencyConflictError when the key was used for other bytes.
+    """
+    now = now or datetime.now(UTC)
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()[:200] or None
+    sha256 = hashlib.sha256(raw).hexdigest()
+
+    # Parse before touching the database: a bad document never costs a transaction.
+    root = safe_parse(raw, max_bytes=settings.max_document_bytes, max_depth=settings.max_xml_depth)
+    refusal: _Refusal | None = None
+    fields: IntakeFields | None = None
+    try:
+        fields = extract_fields(root)
+    except errors.UnsupportedDocumentError as exc:
+        refusal = _Refusal("unsupported-document", str(exc))
+    if fields is not None:
+        reason = seller_mismatch_reason(supplier, fields)
+        if reason is not None:
+            raise SellerMismatchError(reason)
+
+    for _attempt in range(3):
+        try:
+            return _record(uow_factory, supplier, raw, sha256, idempotency_key, fields, refusal, now)
+        except IntegrityError:
+            # Another request stored the same bytes (or key) between our lookup and insert;
+            # the next pass finds its row.
+            log.debug("intake race on supplier %s sha256 %s; looking up the winner", supplier.id, sha256)
+    raise errors.TransientError("could not record the document after repeated conflicts")
+
+
+def _record(
+    uow_factory: Callable[[], UnitOfWork],
+    supplier: SupplierView,
+    raw: bytes,
+    sha256: str,
+    idempotency_key: str | None,
+    fields: IntakeFields | None,
+    refusal: _Refusal | None,
+    now: datetime,
+) -> SubmitOutcome:
+    with uow_factory() as uow:
+        existing = uow.documents.by_sha256(supplier.id, sha256)
+        if existing is None and idempotency_key is not None:
+            existing = uow.documents.by_idempotency_key(supplier.id, idempotency_key)
+            if existing is not None and existing.sha256 != sha256:
+                exc = IdempotencyConflictError(
+                    f"Idempotency-Key {idempotency_key!r} was used for a different document ({existing.id})"
+                )
+                _decorate(exc, document_id=None)
+                raise exc
+
+        institution_id = None
+        if fields is not None and refusal is None:
+            institution = uow.institutions.by_endpoint(*fields.buyer_endpoint) if fields.buyer_endpoint else None
+            if institution is None:
+                shown = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else "none"
+                refusal = _Refusal(
+                    "unknown-buyer", f"the buyer endpoint (BT-49) {shown} is not a registered institution"
+                )
+            else:
+                institution_id = institution.id
+
+        if existing is not None:
+            return _repeat(uow, existing, institution_id, refusal, now)
+
+        row = DocumentRow(
+            supplier_id=supplier.id,
+            institution_id=institution_id,
+            status=DocumentStatus.REFUSED if refusal else DocumentStatus.RECEIVED,
+            sha256=sha256,
+            size=len(raw),
+            idempotency_key=idempotency_key,
+            received_at=now,
+            status_changed_at=now,
+        )
+        if fields is not None:
+            row.document_type = fields.document_type
+            row.customization_id = fields.customization_id
+            row.number = fields.number
+            row.issue_date = fields.issue_date
+            row.issue_year = fields.issue_date.year if fields.issue_date else None
+            row.currency = fields.currency
+            row.payable_amount = fields.payable_amount
+            row.seller_endpoint = ":".join(fields.seller_endpoint) if fields.seller_endpoint else None
+            row.seller_vat_id = fields.seller_vat_ids[0] if fields.seller_vat_ids else None
+            row.seller_legal_id = fields.seller_legal_id
+            row.buyer_endpoint = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else None
+        if refusal is None and row.number and row.issue_year:
+            earlier = uow.documents.first_with_number(
+                supplier.id, row.number, row.issue_year, exclude_status=(DocumentStatus.REFUSED,)
+            )
+            row.suspected_duplicate_of = earlier.id if earlier is not None else None
+        if refusal is not None:
+            row.refusal_code = refusal.code
+            row.refusal_reason = refusal.reason
+
+        uow.documents.add(row, raw)
+        if refusal is not None:
+            uow.documents.replace_findings(row.id, [finding_to_row(refusal.finding())])
+            uow.documents.add_transition(
+                row.id, from_status=None, to_status=DocumentStatus.REFUSED, actor=ACTOR, at=now, detail=refusal.reason
+            )
+        else:
+            detail = f"suspected duplicate of {row.suspected_duplicate_of}" if row.suspected_duplicate_of else None
+            uow.documents.add_transition(
+                row.id, from_status=None, to_status=DocumentStatus.RECEIVED, actor=ACTOR, at=now, detail=detail
+            )
+            uow.outbox.add(row.id, "validate", now=now)
+        view = document_view(row)
+        uow.commit()
+
+    if refusal is not None:
+        raise refusal.error(view.id)
+    return SubmitOutcome(document=view, created=True)
+
+
+def _repeat(
+    uow: UnitOfWork,
+    existing: DocumentRow,
+    institution_id: str | None,
+    refusal: _Refusal | None,
+    now: datetime,
+) -> SubmitOutcome:
+    """The same bytes (or key) again. An accepted document is returned as it is. A refused one is
+    refused again, unless what refused it has changed (its buyer has been registered since): then
+    it is accepted now, under its first id."""
+    if existing.status != DocumentStatus.REFUSED:
+        return SubmitOutcome(document=document_view(existing), created=False)
+    if refusal is not None:
+        raise refusal.error(existing.id)
+    accepted = uow.documents.compare_and_set(
+        existing.id,
+        expected=(DocumentStatus.REFUSED,),
+        values={
+            "status": DocumentStatus.RECEIVED,
+            "status_changed_at": now,
+            "institution_id": institution_id,
+            "refusal_code": None,
+            "refusal_reason": None,
+        },
+    )
+    if accepted:
+        uow.documents.replace_findings(existing.id, [])
+        uow.documents.add_transition(
+            existing.id,
+            from_status=DocumentStatus.REFUSED,
+            to_status=DocumentStatus.RECEIVED,
+            actor=ACTOR,
+            at=now,
+            detail="submitted again and accepted: the buyer is now registered",
+        )
+        uow.outbox.add(existing.id, "validate", now=now)
+    row = uow.documents.get(existing.id)
+    assert row is not None
+    uow.documents.refresh(row)
+    view = document_view(row)
+    uow.commit()
+    return SubmitOutcome(document=view, created=accepted)

@@ -1,0 +1,266 @@
+"""Repositories: the queries the services need, and nothing else.
+
+They return ORM rows; services turn rows into views. Nothing here commits: the unit of work does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from einvoice.store.tables import (
+    DocumentContentRow,
+    DocumentRow,
+    FindingRow,
+    InstitutionRow,
+    OutboxRow,
+    SupplierRow,
+    TransitionRow,
+)
+
+
+class InstitutionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: InstitutionRow) -> InstitutionRow:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def get(self, institution_id: str) -> InstitutionRow | None:
+        return self.session.get(InstitutionRow, institution_id)
+
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRow | None:
+        return self.session.scalars(
+            select(InstitutionRow).where(
+                InstitutionRow.endpoint_scheme == scheme, InstitutionRow.endpoint_id == endpoint_id
+            )
+        ).first()
+
+    def list(self) -> Sequence[InstitutionRow]:
+        return self.session.scalars(select(InstitutionRow).order_by(InstitutionRow.name, InstitutionRow.id)).all()
+
+
+class SupplierRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: SupplierRow) -> SupplierRow:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def get(self, supplier_id: str) -> SupplierRow | None:
+        return self.session.get(SupplierRow, supplier_id)
+
+    def by_key_hash(self, key_hash: str) -> SupplierRow | None:
+        return self.session.scalars(select(SupplierRow).where(SupplierRow.api_key_hash == key_hash)).first()
+
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> SupplierRow | None:
+        return self.session.scalars(
+            select(SupplierRow).where(SupplierRow.endpoint_scheme == scheme, SupplierRow.endpoint_id == endpoint_id)
+        ).first()
+
+    def list(self) -> Sequence[SupplierRow]:
+        return self.session.scalars(select(SupplierRow).order_by(SupplierRow.name, SupplierRow.id)).all()
+
+
+class DocumentRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- documents -----------------------------------------------------------------------------
+
+    def add(self, row: DocumentRow, raw: bytes) -> DocumentRow:
+        """Add a document and its bytes; flushes, so a unique-constraint race surfaces here."""
+        self.session.add(row)
+        self.session.flush()
+        self.session.add(DocumentContentRow(document_id=row.id, raw=raw))
+        self.session.flush()
+        return row
+
+    def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:
+        if for_update:
+            return self.session.scalars(
+                select(DocumentRow)
+                .where(DocumentRow.id == document_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).first()
+        return self.session.get(DocumentRow, document_id)
+
+    def refresh(self, row: DocumentRow) -> None:
+        self.session.refresh(row)
+
+    def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRow | None:
+        return self.session.scalars(
+            select(DocumentRow).where(DocumentRow.supplier_id == supplier_id, DocumentRow.sha256 == sha256)
+        ).first()
+
+    def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRow | None:
+        return self.session.scalars(
+            select(DocumentRow).where(DocumentRow.supplier_id == supplier_id, DocumentRow.idempotency_key == key)
+        ).first()
+
+    def first_with_number(
+        self, supplier_id: str, number: str, issue_year: int, *, exclude_status: Collection[str] = ()
+    ) -> DocumentRow | None:
+        """The earliest document of the supplier with this BT-1 number in this issue year."""
+        query = select(DocumentRow).where(
+            DocumentRow.supplier_id == supplier_id,
+            DocumentRow.number == number,
+            DocumentRow.issue_year == issue_year,
+        )
+        if exclude_status:
+            query = query.where(DocumentRow.status.not_in(list(exclude_status)))
+        return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).first()
+
+    def raw(self, document_id: str) -> bytes | None:
+        return self.session.scalars(
+            select(DocumentContentRow.raw).where(DocumentContentRow.document_id == document_id)
+        ).first()
+
+    def list_for_supplier(
+        self, supplier_id: str, *, status: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> Sequence[DocumentRow]:
+        query = select(DocumentRow).where(DocumentRow.supplier_id == supplier_id)
+        if status is not None:
+            query = query.where(DocumentRow.status == status)
+        if since is not None:
+            query = query.where(DocumentRow.received_at >= since)
+        query = query.order_by(DocumentRow.received_at.desc(), DocumentRow.id.desc()).limit(limit)
+        return self.session.scalars(query).all()
+
+    def compare_and_set(
+        self, document_id: str, *, expected: Collection[str], values: dict[str, Any], lease_token: str | None = None
+    ) -> bool:
+        """Update the document only if its status is one of ``expected`` (and, when given, it
+        holds ``lease_token``). Returns whether it did: the guard that makes stages idempotent
+        and lets exactly one of several concurrent workers win."""
+        statement = (
+            update(DocumentRow)
+            .where(DocumentRow.id == document_id, DocumentRow.status.in_(list(expected)))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if lease_token is not None:
+            statement = statement.where(DocumentRow.lease_token == lease_token)
+        result = self.session.execute(statement)
+        changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        if changed:
+            existing = self.session.get(DocumentRow, document_id)
+            if existing is not None:
+                self.session.expire(existing)
+        return changed
+
+    def stuck(
+        self,
+        *,
+        idle_statuses: Collection[str],
+        idle_before: datetime,
+        working_statuses: Collection[str],
+        now: datetime,
+        limit: int = 500,
+    ) -> Sequence[DocumentRow]:
+        """Documents waiting in an idle state since before ``idle_before``, or held in a
+        working state by a lease that has run out."""
+        idle = DocumentRow.status.in_(list(idle_statuses)) & (DocumentRow.status_changed_at < idle_before)
+        expired = DocumentRow.status.in_(list(working_statuses)) & (
+            DocumentRow.lease_expires_at.is_(None) | (DocumentRow.lease_expires_at < now)
+        )
+        return self.session.scalars(
+            select(DocumentRow).where(idle | expired).order_by(DocumentRow.status_changed_at).limit(limit)
+        ).all()
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.session.execute(select(DocumentRow.status, func.count()).group_by(DocumentRow.status))
+        return {status: int(count) for status, count in rows}
+
+    # --- history and findings ------------------------------------------------------------------
+
+    def add_transition(
+        self,
+        document_id: str,
+        *,
+        from_status: str | None,
+        to_status: str,
+        actor: str,
+        at: datetime,
+        detail: str | None = None,
+    ) -> None:
+        self.session.add(
+            TransitionRow(
+                document_id=document_id,
+                from_status=from_status,
+                to_status=to_status,
+                actor=actor,
+                at=at,
+                detail=detail,
+            )
+        )
+
+    def transitions(self, document_id: str) -> Sequence[TransitionRow]:
+        return self.session.scalars(
+            select(TransitionRow).where(TransitionRow.document_id == document_id).order_by(TransitionRow.id)
+        ).all()
+
+    def transitions_since(self, since: datetime) -> Sequence[TransitionRow]:
+        return self.session.scalars(
+            select(TransitionRow).where(TransitionRow.at >= since).order_by(TransitionRow.id)
+        ).all()
+
+    def replace_findings(self, document_id: str, findings: Iterable[FindingRow]) -> None:
+        for old in self.findings(document_id):
+            self.session.delete(old)
+        self.session.flush()
+        for position, row in enumerate(findings):
+            row.document_id = document_id
+            row.position = position
+            self.session.add(row)
+
+    def findings(self, document_id: str) -> Sequence[FindingRow]:
+        return self.session.scalars(
+            select(FindingRow).where(FindingRow.document_id == document_id).order_by(FindingRow.position)
+        ).all()
+
+
+class OutboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, document_id: str, action: str, *, now: datetime) -> None:
+        self.session.add(OutboxRow(document_id=document_id, action=action, created_at=now))
+
+    def claim_pending(self, limit: int = 100) -> Sequence[OutboxRow]:
+        """Unsent rows, oldest first, locked for this transaction (PostgreSQL: rows another relay
+        holds are skipped; SQLite: the write transaction itself serialises relays)."""
+        return self.session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.sent_at.is_(None))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+    def mark_sent(self, rows: Iterable[OutboxRow], *, now: datetime) -> None:
+        for row in rows:
+            row.sent_at = now
+
+    def pending_count(self) -> int:
+        return int(self.session.scalar(select(func.count()).where(OutboxRow.sent_at.is_(None))) or 0)
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        return self.session.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.sent_at.is_(None)))
+
+    def purge_sent(self, *, before: datetime) -> int:
+        rows = self.session.scalars(
+            select(OutboxRow).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before)
+        ).all()
+        for row in rows:
+            self.session.delete(row)
+        return len(rows)

@@ -1,0 +1,178 @@
+"""Tables, as SQLAlchemy 2 typed declarative classes.
+
+The migrations in ``migrations/versions`` create exactly these; a test compares the two.
+Identifiers are 32-character hex strings (uuid4); timestamps are UTC (see ``types.UTCDateTime``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from einvoice.store.types import DecimalText, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only gives AUTOINCREMENT-like rowids to INTEGER PRIMARY KEY columns.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class InstitutionRow(Base):
+    """A buyer institution; documents are addressed to its Peppol endpoint (BT-49)."""
+
+    __tablename__ = "institutions"
+    __table_args__ = (UniqueConstraint("endpoint_scheme", "endpoint_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    endpoint_scheme: Mapped[str] = mapped_column(String(16))
+    endpoint_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SupplierRow(Base):
+    """A supplier allowed to submit; only the sha256 of its API key is kept."""
+
+    __tablename__ = "suppliers"
+    __table_args__ = (UniqueConstraint("endpoint_scheme", "endpoint_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    endpoint_scheme: Mapped[str] = mapped_column(String(16))  # BT-34 scheme
+    endpoint_id: Mapped[str] = mapped_column(String(128))  # BT-34
+    vat_id: Mapped[str | None] = mapped_column(String(64))  # BT-31
+    legal_id: Mapped[str | None] = mapped_column(String(128))  # BT-30
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DocumentRow(Base):
+    """One submitted document and where it stands. The raw bytes live in ``document_contents``."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("supplier_id", "sha256"),
+        UniqueConstraint("supplier_id", "idempotency_key"),
+        Index("ix_documents_supplier_number_year", "supplier_id", "number", "issue_year"),
+        Index("ix_documents_status_changed", "status", "status_changed_at"),
+        Index("ix_documents_supplier_received", "supplier_id", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.id"))
+    institution_id: Mapped[str | None] = mapped_column(ForeignKey("institutions.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    document_type: Mapped[str | None] = mapped_column(String(32))  # invoice | credit_note
+    customization_id: Mapped[str | None] = mapped_column(String(300))  # BT-24
+    number: Mapped[str | None] = mapped_column(String(200))  # BT-1
+    issue_date: Mapped[date | None] = mapped_column(Date)  # BT-2
+    issue_year: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))  # BT-5
+    payable_amount: Mapped[Decimal | None] = mapped_column(DecimalText())  # BT-115
+    seller_endpoint: Mapped[str | None] = mapped_column(String(160))  # BT-34 "scheme:id"
+    seller_vat_id: Mapped[str | None] = mapped_column(String(64))  # BT-31
+    seller_legal_id: Mapped[str | None] = mapped_column(String(128))  # BT-30
+    buyer_endpoint: Mapped[str | None] = mapped_column(String(160))  # BT-49 "scheme:id"
+    suspected_duplicate_of: Mapped[str | None] = mapped_column(String(32))
+    refusal_code: Mapped[str | None] = mapped_column(String(64))
+    refusal_reason: Mapped[str | None] = mapped_column(Text)
+    match_result: Mapped[str | None] = mapped_column(Text)  # JSON
+    journal_ref: Mapped[str | None] = mapped_column(String(200))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    # A worker that moved the document into a working state holds it until lease_expires_at;
+    # lease_token says which message holds it (dramatiq keeps the message id across retries).
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DocumentContentRow(Base):
+    """The bytes exactly as received (kept apart so that listing documents stays light)."""
+
+    __tablename__ = "document_contents"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TransitionRow(Base):
+    """One change of a document's state: who or what made it, when, and why."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (Index("ix_transitions_document", "document_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class FindingRow(Base):
+    """One finding about a document (validation layers, intake, business checks)."""
+
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_document", "document_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(16))
+    layer: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    line: Mapped[int | None] = mapped_column(Integer)
+    test: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[str | None] = mapped_column(Text)
+    override: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """A message to send, written in the same transaction as the change that calls for it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))  # validate | match | post
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

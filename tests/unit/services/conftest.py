@@ -1,0 +1,37 @@
+"""Unit-test wiring for services: an in-memory SQLite store, fresh per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from einvoice.services import InstitutionView, SupplierView, accounts
+from einvoice.store import UnitOfWork, make_engine, uow_factory_for
+from einvoice.store.tables import Base
+from tests.unit.services.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_LEGAL_ID, SELLER_VAT
+
+
+@pytest.fixture
+def uow_factory() -> Iterator[Callable[[], UnitOfWork]]:
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    yield uow_factory_for(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def institution(uow_factory: Callable[[], UnitOfWork]) -> InstitutionView:
+    return accounts.add_institution(uow_factory(), name="Ministry of Finance", endpoint=BUYER_ENDPOINT)
+
+
+@pytest.fixture
+def supplier_and_key(uow_factory: Callable[[], UnitOfWork]) -> tuple[SupplierView, str]:
+    return accounts.add_supplier(
+        uow_factory(), name="Acme Ltd", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, legal_id=SELLER_LEGAL_ID
+    )
+
+
+@pytest.fixture
+def supplier(supplier_and_key: tuple[SupplierView, str]) -> SupplierView:
+    return supplier_and_key[0]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from einvoice.services import SupplierView, accounts
+from einvoice.store import UnitOfWork
+
+
+def test_add_supplier_returns_a_key_that_authenticates_and_stores_only_its_hash(
+    uow_factory: Callable[[], UnitOfWork], supplier_and_key: tuple[SupplierView, str]
+) -> None:
+    supplier, key = supplier_and_key
+    assert key.startswith("eik_")
+    assert len(key) > 40
+    assert accounts.authenticate_supplier(uow_factory(), key) == supplier
+    with uow_factory() as uow:
+        row = uow.suppliers.get(supplier.id)
+        assert row is not None
+        assert row.api_key_hash == accounts.hash_api_key(key)
+        assert key not in row.api_key_hash
+
+
+@pytest.mark.parametrize("key", ["", "eik_wrong", "not-a-key", "eik_" + "x" * 300])
+def test_wrong_keys_do_not_authenticate(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, key: str
+) -> None:
+    assert accounts.authenticate_supplier(uow_factory(), key) is None
+
+
+def test_endpoint_must_be_scheme_colon_id(uow_factory: Callable[[], UnitOfWork]) -> None:
+    with pytest.raises(accounts.InvalidEndpointError):
+        accounts.add_institution(uow_factory(), name="X", endpoint="987654321")
+    assert accounts.parse_endpoint("0192:987654321") == ("0192", "987654321")
+
+
+def test_same_endpoint_twice_is_refused(uow_factory: Callable[[], UnitOfWork]) -> None:
+    accounts.add_institution(uow_factory(), name="A", endpoint="0192:1")
+    with pytest.raises(accounts.DuplicateAccountError):
+        accounts.add_institution(uow_factory(), name="B", endpoint="0192:1")
+    assert [i.name for i in accounts.list_institutions(uow_factory())] == ["A"]
+
+
+def test_list_suppliers(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    listed = accounts.list_suppliers(uow_factory())
+    assert listed == [supplier]
+    assert listed[0].to_dict()["endpoint"] == "0192:123456785"

@@ -1,0 +1,322 @@
+"""Orchestration: safe intake -> rule selection -> XSD -> Schematron stylesheets -> overrides -> report.
+
+Every layer runs even when an earlier one found errors (an XSD failure does not hide Schematron
+findings); only a document that is not well-formed, unsafe or of an unsupported type stops at
+intake. A layer that cannot run (missing artefact, stylesheet failure) gives the verdict ``error``
+with the cause as a finding of layer ``engine``, never ``valid``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.errors import (
+    ArtefactError,
+    DocumentTooLargeError,
+    EInvoiceError,
+    NotWellFormedError,
+    UnsafeXmlError,
+    UnsupportedDocumentError,
+    ValidationEngineError,
+)
+from einvoice.settings import Settings
+from einvoice.validation.report import ValidationReport, Verdict
+from einvoice.validation.schematron import SchematronRunner, locate
+from einvoice.validation.xsd import XsdValidator
+
+CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+_CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
+_LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
+VALUE_MAX_CHARS = 200
+RULE_CHOICES = ("auto", "en16931", "peppol-bis3")
+
+# Rule ids of the findings the engine itself writes (the official rules have their own ids).
+RULE_NOT_WELL_FORMED = "XML-WELL-FORMED"
+RULE_UNSAFE = "XML-SAFETY"
+RULE_TOO_LARGE = "XML-SIZE"
+RULE_UNSUPPORTED = "DOCUMENT-TYPE"
+RULE_SELECTION = "RULE-SELECTION"
+RULE_ENGINE = "ENGINE"
+
+
+class Validator:
+    """Holds what is expensive to build: loaded schemas and compiled stylesheets.
+
+    Thread-safe: concurrent calls are serialised where saxonche and libxml2 schema objects are used
+    (one lock each), so threads share one set of compiled stylesheets but do not run in parallel
+    through them. For throughput use one ``Validator`` per process (the CLI's ``--jobs``).
+    Nothing is compiled until first use or ``prepare()``.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self._settings_lock = threading.Lock()
+        self.xsd = XsdValidator()
+        self.schematron = SchematronRunner(harden=_harden_saxon)
+
+    @property
+    def settings(self) -> Settings:
+        with self._settings_lock:
+            if self._settings is None:
+                self._settings = Settings()
+            return self._settings
+
+    def prepare(self, rules: Iterable[str] = ("peppol-bis3", "en16931")) -> dict[str, float]:
+        """Compile the stylesheets of the named rule sets now; return compile seconds per stylesheet.
+
+        Raises ``ArtefactMissingError`` or ``ValidationEngineError`` when one cannot be compiled.
+        """
+        from einvoice.validation import rulesets
+
+        times: dict[str, float] = {}
+        for name in rules:
+            ruleset = rulesets.select(None, rules=name)
+            for stylesheet in ruleset.stylesheets:
+                path = self._artefact(stylesheet.set_id, stylesheet.relpath)
+                self.schematron.compile(path)
+                times[f"{stylesheet.set_id}/{stylesheet.relpath}"] = self.schematron.compile_seconds[path.resolve()]
+        return times
+
+    def _artefact(self, set_id: str, relpath: str) -> Path:
+        from einvoice.validation import artefacts
+
+        return artefacts.path(set_id, relpath, self.settings)
+
+    def validate(
+        self,
+        data: bytes | Path,
+        *,
+        file: str | None = None,
+        rules: str = "auto",
+        skip_xsd: bool = False,
+        at: date | datetime | None = None,
+        institution: str | None = None,
+        svrl: bool = False,
+    ) -> ValidationReport:
+        """Validate one document; return its report (the verdict is never ``valid`` on engine failure).
+
+        ``data`` is the document's bytes or a path to read them from (``OSError`` propagates).
+        ``rules``: ``auto`` (by cbc:CustomizationID), ``en16931`` or ``peppol-bis3``.
+        ``svrl=True`` keeps each stylesheet's raw SVRL in ``report.svrl``.
+        Raises ``ValueError`` for an unknown ``rules`` value.
+        """
+        if rules not in RULE_CHOICES:
+            raise ValueError(f"rules must be one of {', '.join(RULE_CHOICES)}, not {rules!r}")
+        if isinstance(data, Path):
+            file = file if file is not None else str(data)
+            data = data.read_bytes()
+        return _Run(self, data, file, rules, skip_xsd, at, institution, svrl).run()
+
+
+class _Run:
+    """One validation: collects findings and timings as the layers run."""
+
+    def __init__(
+        self,
+        validator: Validator,
+        data: bytes,
+        file: str | None,
+        rules: str,
+        skip_xsd: bool,
+        at: date | datetime | None,
+        institution: str | None,
+        keep_svrl: bool,
+    ) -> None:
+        self.v = validator
+        self.data = data
+        self.file = file
+        self.rules = rules
+        self.skip_xsd = skip_xsd
+        self.at = at
+        self.institution = institution
+        self.keep_svrl = keep_svrl
+        self.findings: list[Finding] = []
+        self.timings: dict[str, float] = {}
+        self.engine_failed = False
+        self.svrl: dict[str, str] | None = {} if keep_svrl else None
+        self.document_type: str | None = None
+        self.customization_id: str | None = None
+        self.ruleset_name: str | None = None
+
+    def report(self, verdict: Verdict | None = None) -> ValidationReport:
+        if verdict is None:
+            if self.engine_failed:
+                verdict = "error"
+            elif any(f.severity is Severity.FATAL for f in self.findings):
+                verdict = "invalid"
+            else:
+                verdict = "valid"
+        return ValidationReport(
+            file=self.file,
+            document_type=self.document_type,
+            customization_id=self.customization_id,
+            rules=self.ruleset_name,
+            verdict=verdict,
+            findings=tuple(self.findings),
+            svrl=self.svrl,
+            timings=self.timings,
+        )
+
+    def engine_error(self, layer: str, exc: Exception) -> None:
+        self.engine_failed = True
+        self.findings.append(
+            Finding(
+                rule=RULE_ENGINE,
+                severity=Severity.FATAL,
+                layer=Layer.ENGINE,
+                message=f"{layer} layer could not run: {exc}",
+            )
+        )
+
+    def run(self) -> ValidationReport:
+        from einvoice.parsers import safe_xml
+        from einvoice.validation import rulesets
+
+        settings = self.v.settings
+        # --- intake -----------------------------------------------------------------------------
+        started = time.perf_counter()
+        try:
+            parsed = safe_xml.parse_document(
+                self.data, max_bytes=settings.max_document_bytes, max_depth=settings.max_xml_depth
+            )
+            document_type = parsed.document_type
+            if document_type is None:
+                raise UnsupportedDocumentError(f"unsupported document type: {parsed.root_name}")
+        except UnsupportedDocumentError as exc:
+            self.findings.append(_intake(RULE_UNSUPPORTED, exc))
+            return self.report("unsupported")
+        except DocumentTooLargeError as exc:
+            self.findings.append(_intake(RULE_TOO_LARGE, exc))
+            return self.report("invalid")
+        except NotWellFormedError as exc:
+            self.findings.append(_intake(RULE_NOT_WELL_FORMED, exc))
+            return self.report("invalid")
+        except UnsafeXmlError as exc:
+            self.findings.append(_intake(RULE_UNSAFE, exc))
+            return self.report("invalid")
+        finally:
+            self.timings["parse"] = time.perf_counter() - started
+        tree: etree._ElementTree = parsed.tree
+        root = tree.getroot()
+        self.document_type = document_type.value
+        element = root.find(_CUSTOMIZATION_ID)
+        if element is not None and element.text:
+            self.customization_id = element.text.strip()
+
+        # --- rule selection ---------------------------------------------------------------------
+        try:
+            ruleset = rulesets.select(self.customization_id, at=self.at, rules=self.rules)
+        except EInvoiceError as exc:
+            self.engine_error("rule selection", exc)
+            return self.report()
+        self.ruleset_name = ruleset.name
+        for note in ruleset.notes:
+            self.findings.append(
+                Finding(rule=RULE_SELECTION, severity=Severity.INFORMATION, layer=Layer.INTAKE, message=note)
+            )
+
+        # --- XSD --------------------------------------------------------------------------------
+        if not self.skip_xsd:
+            started = time.perf_counter()
+            try:
+                xsd = self.v._artefact(ruleset.xsd_set_id, rulesets.xsd_relpath(document_type))
+                self.findings.extend(self.v.xsd.validate(xsd, tree))
+            except (ArtefactError, ValidationEngineError) as exc:
+                self.engine_error("xsd", exc)
+            self.timings["xsd"] = time.perf_counter() - started
+
+        # --- Schematron -------------------------------------------------------------------------
+        if ruleset.stylesheets:
+            self._schematron(tree, ruleset.stylesheets)
+
+        # --- overrides --------------------------------------------------------------------------
+        try:
+            self.findings = list(rulesets.apply_overrides(self.findings, institution=self.institution, at=self.at))
+        except EInvoiceError as exc:
+            self.engine_error("override", exc)
+        return self.report()
+
+    def _schematron(self, tree: etree._ElementTree, stylesheets: Iterable[Any]) -> None:
+        runner = self.v.schematron
+        started = time.perf_counter()
+        try:
+            # Saxon reads the tree lxml accepted, re-serialised: no DTD, no entities, always UTF-8.
+            document = runner.parse(etree.tostring(tree.getroot(), encoding="unicode"))
+        except ValidationEngineError as exc:
+            self.engine_error("schematron", exc)
+            return
+        finally:
+            self.timings["parse_saxon"] = time.perf_counter() - started
+        for stylesheet in stylesheets:
+            layer: Layer = stylesheet.layer
+            started = time.perf_counter()
+            try:
+                path = self.v._artefact(stylesheet.set_id, stylesheet.relpath)
+                result = runner.run(path, document)
+            except (ArtefactError, ValidationEngineError) as exc:
+                self.engine_error(layer.value, exc)
+                continue
+            finally:
+                self.timings[layer.value] = self.timings.get(layer.value, 0.0) + (time.perf_counter() - started)
+            if self.svrl is not None:
+                key = layer.value if layer.value not in self.svrl else f"{layer.value}:{stylesheet.relpath}"
+                self.svrl[key] = result.svrl
+            for fired in result.fired:
+                line, value = _line_and_value(tree, fired.location)
+                self.findings.append(
+                    Finding(
+                        rule=fired.rule or "UNNAMED",
+                        severity=Severity.from_flag(fired.flag),
+                        layer=layer,
+                        message=fired.message,
+                        location=fired.location,
+                        line=line,
+                        test=fired.test,
+                        value=value,
+                    )
+                )
+
+
+def _intake(rule: str, exc: Exception) -> Finding:
+    message = str(exc)
+    match = _LINE_IN_MESSAGE.search(message) if isinstance(exc, NotWellFormedError) else None
+    return Finding(
+        rule=rule,
+        severity=Severity.FATAL,
+        layer=Layer.INTAKE,
+        message=message,
+        line=int(match.group(1)) if match else None,
+    )
+
+
+def _line_and_value(tree: etree._ElementTree, location: str | None) -> tuple[int | None, str | None]:
+    """Best effort: the source line and the offending value at an SVRL location."""
+    found = locate(tree, location)
+    if found is None:
+        return None, None
+    element, attribute = found
+    line = element.sourceline if isinstance(element.sourceline, int) else None
+    if attribute is not None:
+        value: str | None = attribute
+    elif len(element) == 0 and element.text is not None:
+        value = element.text.strip() or None
+    else:
+        value = None
+    if value is not None and len(value) > VALUE_MAX_CHARS:
+        value = value[: VALUE_MAX_CHARS - 1] + "…"
+    return line, value
+
+
+def _harden_saxon(processor: Any) -> None:
+    from einvoice.parsers import safe_xml
+
+    safe_xml.harden_saxon(processor)

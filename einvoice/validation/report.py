@@ -1,0 +1,137 @@
+"""Validation reports: the result object and its JSON, text and HTML forms.
+
+The JSON shape is documented in ``docs/validation.md`` and is stable: keys are only ever added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from einvoice.domain.findings import Finding, Severity
+
+Verdict = Literal["valid", "invalid", "unsupported", "error"]
+
+REPORT_FORMAT_VERSION = 1
+
+_SEVERITY_ORDER = {Severity.FATAL: 0, Severity.WARNING: 1, Severity.INFORMATION: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """What the engine says about one document.
+
+    ``verdict``: ``valid`` (no fatal finding), ``invalid`` (at least one fatal finding),
+    ``unsupported`` (well-formed XML of a type the engine does not validate) or ``error`` (a layer
+    could not run; the document is never reported valid then, and the cause is a finding of layer
+    ``engine``). ``valid`` is true only for the verdict ``valid``.
+    """
+
+    file: str | None
+    document_type: str | None
+    customization_id: str | None
+    rules: str | None
+    verdict: Verdict
+    findings: tuple[Finding, ...] = ()
+    svrl: dict[str, str] | None = None  # layer -> raw SVRL, when asked for
+    timings: dict[str, float] = field(default_factory=dict)  # layer -> seconds
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict == "valid"
+
+    @property
+    def fatal(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.FATAL)
+
+    def counts(self) -> dict[str, int]:
+        """Number of findings per severity (every severity present, zero when none)."""
+        counts = {s.value: 0 for s in Severity}
+        for finding in self.findings:
+            counts[finding.severity.value] += 1
+        return counts
+
+    def to_dict(self, *, include_svrl: bool = False) -> dict[str, Any]:
+        """The stable JSON object for this report (see docs/validation.md)."""
+        data: dict[str, Any] = {
+            "file": self.file,
+            "document_type": self.document_type,
+            "customization_id": self.customization_id,
+            "rules": self.rules,
+            "valid": self.valid,
+            "verdict": self.verdict,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if include_svrl and self.svrl is not None:
+            data["svrl"] = dict(self.svrl)
+        return data
+
+    def to_json(self, *, include_svrl: bool = False, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(include_svrl=include_svrl), indent=indent, ensure_ascii=False)
+
+    def to_text(self) -> str:
+        return reports_to_text([self])
+
+    def to_html(self) -> str:
+        return reports_to_html([self])
+
+
+def sorted_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings ordered by severity (fatal first), keeping the engine's order within a severity."""
+    return sorted(findings, key=lambda f: _SEVERITY_ORDER[f.severity])
+
+
+def reports_to_json(reports: Sequence[ValidationReport], *, include_svrl: bool = False) -> str:
+    """One JSON array of report objects, in the order given."""
+    return json.dumps([r.to_dict(include_svrl=include_svrl) for r in reports], indent=2, ensure_ascii=False)
+
+
+def reports_to_text(reports: Sequence[ValidationReport]) -> str:
+    """A plain text summary: one headline per document, then its findings, then totals."""
+    lines: list[str] = []
+    for report in reports:
+        counts = report.counts()
+        headline = f"{report.file or '<bytes>'}: {report.verdict.upper()}"
+        details = [x for x in (report.document_type, report.rules) if x]
+        if details:
+            headline += f" ({', '.join(details)})"
+        headline += f" - {counts['fatal']} fatal, {counts['warning']} warning, {counts['information']} information"
+        lines.append(headline)
+        for f in sorted_findings(report.findings):
+            where = f" line {f.line}" if f.line else ""
+            override = f" [override: {f.override}]" if f.override else ""
+            lines.append(f"  {f.severity.value:<11} {f.layer.value:<7} {f.rule}{where}: {f.message}{override}")
+            if f.value:
+                lines.append(f"  {'':<11} {'':<7} value: {f.value}")
+    total = len(reports)
+    by_verdict: dict[str, int] = {}
+    for report in reports:
+        by_verdict[report.verdict] = by_verdict.get(report.verdict, 0) + 1
+    if total > 1:
+        summary = ", ".join(f"{n} {v}" for v, n in sorted(by_verdict.items()))
+        lines.append(f"{total} documents: {summary}")
+    return "\n".join(lines) + "\n"
+
+
+def reports_to_html(reports: Sequence[ValidationReport]) -> str:
+    """A standalone HTML page: per document, findings grouped by severity with rule text and location."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("einvoice.validation", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = env.get_template("report.html")
+    documents = []
+    for report in reports:
+        groups = []
+        for severity in Severity:
+            items = [f for f in report.findings if f.severity is severity]
+            if items:
+                groups.append({"severity": severity.value, "findings": items})
+        documents.append({"report": report, "groups": groups, "counts": report.counts()})
+    return template.render(documents=documents)

@@ -1,0 +1,275 @@
+"""Schematron layers: the official compiled stylesheets run through saxonche, SVRL turned into findings.
+
+Threading model: saxonche is not safe to share across threads, and it wants one ``PySaxonProcessor``
+per process. A ``SchematronRunner`` therefore owns one processor and the stylesheets compiled with
+it, and serialises every call with a lock. Use one runner per process (``einvoice.validation`` keeps
+a lazily created default); worker processes each build their own.
+
+Stylesheets are compiled lazily, on first use, from their text (the compiled artefacts include and
+import nothing), and cached for the life of the runner. After each compile the processor is
+hardened (no protocols allowed), so a running stylesheet cannot reach files or the network through
+``document()``, ``unparsed-text()``, entities or DTDs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.errors import ValidationEngineError
+
+SVRL_NS = "http://purl.oclc.org/dsdl/svrl"
+_FIRED = (f"{{{SVRL_NS}}}failed-assert", f"{{{SVRL_NS}}}successful-report")
+_TEXT = f"{{{SVRL_NS}}}text"
+_SVRL_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SvrlResult:
+    """What one stylesheet said about one document: its raw SVRL and the rules that fired."""
+
+    svrl: str
+    fired: tuple[FiredRule, ...]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRule:
+    """One ``svrl:failed-assert`` or ``svrl:successful-report``, as the stylesheet wrote it."""
+
+    rule: str
+    flag: str | None
+    location: str | None
+    test: str | None
+    message: str
+
+
+def parse_svrl(svrl: str | bytes) -> tuple[FiredRule, ...]:
+    """Return the failed asserts and successful reports of an SVRL document, in document order.
+
+    Raises ``ValidationEngineError`` when the text is not SVRL.
+    """
+    data = svrl.encode("utf-8") if isinstance(svrl, str) else svrl
+    try:
+        root = etree.fromstring(data, _SVRL_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise ValidationEngineError(f"stylesheet output is not XML: {exc}") from None
+    if root.tag != f"{{{SVRL_NS}}}schematron-output":
+        raise ValidationEngineError(f"stylesheet output is not SVRL (root element {root.tag})")
+    fired = []
+    for element in root.iter(*_FIRED):
+        text = element.find(_TEXT)
+        message = " ".join("".join(str(t) for t in text.itertext()).split()) if text is not None else ""
+        rule = element.get("id") or ""
+        fired.append(
+            FiredRule(
+                rule=rule,
+                flag=element.get("flag") or element.get("role"),
+                location=element.get("location"),
+                test=element.get("test"),
+                message=_strip_rule_prefix(message, rule),
+            )
+        )
+    return tuple(fired)
+
+
+def _strip_rule_prefix(message: str, rule: str) -> str:
+    # The official messages start with "[BR-52]-"; the rule id is reported on its own.
+    prefix = f"[{rule}]"
+    if rule and message.startswith(prefix):
+        return message[len(prefix) :].lstrip("- ").strip() or message
+    return message
+
+
+def findings_from_svrl(fired: tuple[FiredRule, ...], layer: Layer) -> list[Finding]:
+    """Map fired rules to findings of ``layer`` (severity from the flag; an unknown flag is fatal)."""
+    return [
+        Finding(
+            rule=f.rule or "UNNAMED",
+            severity=Severity.from_flag(f.flag),
+            layer=layer,
+            message=f.message,
+            location=f.location,
+            test=f.test,
+        )
+        for f in fired
+    ]
+
+
+class SchematronRunner:
+    """One saxonche processor and the stylesheets compiled with it. Thread-safe through a lock.
+
+    ``harden`` is called with the processor after every compile (``safe_xml.harden_saxon``).
+    """
+
+    def __init__(self, harden: Callable[[Any], None] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._processor: Any = None
+        self._compiler: Any = None
+        self._executables: dict[Path, Any] = {}
+        self._harden = harden
+        self.compile_seconds: dict[Path, float] = {}
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def _ensure_processor(self) -> Any:
+        if self._processor is None:
+            from saxonche import PySaxonProcessor
+
+            self._processor = PySaxonProcessor(license=False)
+            self._compiler = self._processor.new_xslt30_processor()
+        return self._processor
+
+    def compile(self, stylesheet: Path) -> Any:
+        """Return the executable for ``stylesheet``, compiling it on first use.
+
+        Raises ``ValidationEngineError`` when the stylesheet cannot be read or compiled.
+        """
+        key = stylesheet.resolve()
+        with self._lock:
+            executable = self._executables.get(key)
+            if executable is not None:
+                return executable
+            self._ensure_processor()
+            try:
+                text = key.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValidationEngineError(f"cannot read stylesheet {key}: {exc}") from None
+            started = time.perf_counter()
+            try:
+                executable = self._compiler.compile_stylesheet(stylesheet_text=text)
+            except Exception as exc:  # saxonche raises its own PySaxonApiError
+                raise ValidationEngineError(f"cannot compile stylesheet {key.name}: {exc}") from None
+            if executable is None:
+                raise ValidationEngineError(f"cannot compile stylesheet {key.name}")
+            self.compile_seconds[key] = time.perf_counter() - started
+            if self._harden is not None:
+                self._harden(self._processor)
+            self._executables[key] = executable
+            return executable
+
+    @property
+    def compiled(self) -> tuple[Path, ...]:
+        return tuple(self._executables)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def parse(self, xml_text: str) -> Any:
+        """Build a saxonche document node from text lxml has already accepted."""
+        with self._lock:
+            processor = self._ensure_processor()
+            try:
+                return processor.parse_xml(xml_text=xml_text)
+            except Exception as exc:
+                raise ValidationEngineError(f"saxonche could not read the document: {exc}") from None
+
+    def run(self, stylesheet: Path, document: Any) -> SvrlResult:
+        """Run one compiled stylesheet over a document node from ``parse``; return its SVRL.
+
+        Raises ``ValidationEngineError`` when the stylesheet fails or does not return SVRL.
+        """
+        executable = self.compile(stylesheet)
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                # The official stylesheets read the root from global variables.
+                executable.set_global_context_item(xdm_item=document)
+                svrl = executable.apply_templates_returning_string(xdm_value=document)
+            except Exception as exc:
+                raise ValidationEngineError(f"stylesheet {stylesheet.name} failed: {exc}") from None
+            finally:
+                executable.clear_parameters()
+            if not svrl:
+                raise ValidationEngineError(f"stylesheet {stylesheet.name} returned nothing")
+            fired = parse_svrl(svrl)
+            return SvrlResult(svrl=svrl, fired=fired, seconds=time.perf_counter() - started)
+
+
+# --- SVRL locations -> lxml nodes ---------------------------------------------------------------
+
+# Steps written by the skeleton's "schematron-get-full-path" mode:
+#   *:Name[namespace-uri()='ns'][3]    Name[2]    @attr    @*[local-name()='a' and namespace-uri()='ns']
+_STEP = re.compile(
+    r"""^(?:
+        \*:(?P<local>[\w.\-]+)\[namespace-uri\(\)='(?P<ns>[^']*)'\](?:\[(?P<pos>\d+)\])?
+      | (?P<plain>[\w.\-]+)(?:\[(?P<ppos>\d+)\])?
+      | @(?P<attr>[\w.\-]+)
+      | @\*\[local-name\(\)='(?P<alocal>[^']*)'\s+and\s+namespace-uri\(\)='(?P<ans>[^']*)'\]
+    )$""",
+    re.VERBOSE,
+)
+
+
+def _split_steps(location: str) -> list[str] | None:
+    steps: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in location:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        if char == "/" and depth == 0:
+            steps.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    steps.append("".join(current))
+    if not location.startswith("/") or steps[0] != "":
+        return None
+    return [s for s in steps[1:] if s != ""]
+
+
+def locate(tree: etree._ElementTree, location: str | None) -> tuple[etree._Element, str | None] | None:
+    """Walk an SVRL location over ``tree``. Returns (element, attribute value or None) or None."""
+    if not location:
+        return None
+    steps = _split_steps(location)
+    if steps is None:
+        return None
+    root = tree.getroot()
+    if not steps:
+        return root, None
+    current: etree._Element | None = None
+    for index, step in enumerate(steps):
+        match = _STEP.match(step)
+        if match is None:
+            return None
+        if match.group("attr") or match.group("alocal") is not None:
+            if current is None or index != len(steps) - 1:
+                return None
+            if match.group("attr"):
+                name = match.group("attr")
+            else:
+                ns = match.group("ans")
+                name = f"{{{ns}}}{match.group('alocal')}" if ns else match.group("alocal")
+            return current, current.get(name)
+        if match.group("local") is not None:
+            ns = match.group("ns")
+            tag = f"{{{ns}}}{match.group('local')}" if ns else match.group("local")
+            position = int(match.group("pos") or 1)
+        else:
+            tag = match.group("plain")
+            position = int(match.group("ppos") or 1)
+        if current is None:
+            if root.tag != tag or position != 1:
+                return None
+            current = root
+            continue
+        nxt = None
+        for count, child in enumerate(current.iterchildren(tag), start=1):
+            if count == position:
+                nxt = child
+                break
+        if nxt is None:
+            return None
+        current = nxt
+    return (current, None) if current is not None else None

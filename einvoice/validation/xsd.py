@@ -1,0 +1,78 @@
+"""XSD layer: the UBL 2.1 schemas through lxml, one loaded schema per file, reused.
+
+A loaded ``etree.XMLSchema`` is used under a lock: libxml2 validation contexts are cheap to create,
+but sharing one schema object between threads is not documented as safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import cast
+
+from lxml import etree
+
+from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.errors import ValidationEngineError
+
+XSD_RULE = "XSD"
+
+# The official schemas are local, trusted files; still, nothing is fetched from the network.
+_SCHEMA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+class XsdValidator:
+    """Validates documents against XSD files, loading each file once (lazily)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._schemas: dict[Path, etree.XMLSchema] = {}
+        self.load_seconds: dict[Path, float] = {}
+
+    def schema(self, xsd: Path) -> etree.XMLSchema:
+        """Return the loaded schema for ``xsd``. Raises ``ValidationEngineError`` if it cannot load."""
+        key = xsd.resolve()
+        with self._lock:
+            schema = self._schemas.get(key)
+            if schema is None:
+                started = time.perf_counter()
+                try:
+                    schema = etree.XMLSchema(etree.parse(str(key), _SCHEMA_PARSER))
+                except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+                    raise ValidationEngineError(f"cannot load XML schema {key}: {exc}") from None
+                self._schemas[key] = schema
+                self.load_seconds[key] = time.perf_counter() - started
+            return schema
+
+    def validate(self, xsd: Path, tree: etree._ElementTree) -> list[Finding]:
+        """Return one fatal finding per schema error (empty when the document is schema-valid)."""
+        schema = self.schema(xsd)
+        with self._lock:
+            ok = schema.validate(tree)
+            errors = [] if ok else list(cast("Iterable[etree._LogEntry]", schema.error_log))
+        return [_finding(tree, error) for error in errors]
+
+
+def _finding(tree: etree._ElementTree, error: etree._LogEntry) -> Finding:
+    location = error.path or None
+    value = None
+    if location:
+        try:
+            nodes = tree.xpath(location)
+        except etree.XPathError:
+            nodes = []
+        node = nodes[0] if isinstance(nodes, list) and nodes else None
+        if isinstance(node, etree._Element) and len(node) == 0 and node.text:
+            value = node.text.strip()[:200] or None
+    return Finding(
+        rule=XSD_RULE,
+        severity=Severity.FATAL,
+        layer=Layer.XSD,
+        message=error.message,
+        location=location,
+        line=error.line or None,
+        test=error.type_name,
+        value=value,
+    )

@@ -1,0 +1,105 @@
+"""The FastAPI application: ``create_app()`` assembles routers, problem handlers and the lifespan.
+
+Nothing is built at import time. Without a runtime, the lifespan builds one from the settings at
+startup (``einvoice.bootstrap.build``), starts its background work (the in-process worker and
+outbox relay in embedded mode) and stops it at shutdown. A runtime passed in belongs to the
+caller, who starts and stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from einvoice import __version__
+from einvoice.api import documents, health, problems, receipt_keys, validate
+from einvoice.api.metrics import ApiMetrics
+from einvoice.receipts import load_signer
+
+if TYPE_CHECKING:
+    from einvoice.bootstrap import Runtime
+
+DESCRIPTION = """
+Intake of Peppol BIS Billing 3.0 (EN 16931, UBL 2.1) invoices and credit notes for the
+institutions of the shared services centre.
+
+**Authentication.** Supplier routes need the API key the service centre issued:
+`Authorization: Bearer <key>`. A supplier sees only its own documents.
+
+**Flow.** `POST /v1/documents` stores the document and answers `202` with a signed receipt;
+validation, matching and posting follow asynchronously. Poll the `status_url` (or list with
+`GET /v1/documents?status=…&since=…`) for the outcome, findings and reports.
+
+**Receipts** are Ed25519 signatures over the canonical JSON of id, sha256, supplier and time of
+receipt; `GET /v1/receipt-keys` publishes the keys.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with `type`, `title`,
+`detail`, and `findings` where there are any.
+"""
+
+OPENAPI_TAGS = [
+    {"name": "documents", "description": "Submit invoices and credit notes, follow their processing"},
+    {"name": "validation", "description": "Check a document before sending it"},
+    {"name": "receipts", "description": "Keys to verify intake receipts"},
+    {"name": "operations", "description": "Health, readiness and metrics for operators"},
+]
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """Return the API application, wired to ``runtime`` or to one built from settings at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = None
+        if getattr(app.state, "runtime", None) is None:
+            from einvoice.bootstrap import build
+
+            owned = await run_in_threadpool(build)
+            app.state.runtime = owned
+        try:
+            app.state.signer = load_signer(app.state.runtime.settings)
+            if owned is not None:
+                await run_in_threadpool(owned.start_background)
+            yield
+        finally:
+            if owned is not None:
+                await run_in_threadpool(owned.stop)
+                app.state.runtime = None
+
+    app = FastAPI(
+        title="einvoice",
+        version=__version__,
+        summary="E-invoice intake and processing for the shared services centre",
+        description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+        license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+    )
+    app.state.runtime = runtime
+    app.state.api_metrics = ApiMetrics()
+    if runtime is not None:
+        app.state.signer = load_signer(runtime.settings)
+    problems.install(app)
+    app.include_router(documents.router)
+    app.include_router(validate.router)
+    app.include_router(receipt_keys.router)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>einvoice</title>"
+            "<h1>einvoice</h1><ul>"
+            '<li><a href="/docs">API documentation</a> (<a href="/redoc">ReDoc</a>, '
+            '<a href="/openapi.json">OpenAPI</a>)</li>'
+            '<li><a href="/v1/receipt-keys">Receipt keys</a></li>'
+            '<li><a href="/healthz">Health</a>, <a href="/readyz">readiness</a>, '
+            '<a href="/metrics">metrics</a></li></ul></html>'
+        )
+
+    return app

@@ -1,0 +1,138 @@
+"""Request dependencies, as ``Annotated`` aliases: the runtime, the receipt signer, the caller, the body."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from einvoice.errors import AuthenticationError, DocumentTooLargeError
+from einvoice.receipts import ReceiptSigner
+
+if TYPE_CHECKING:
+    from einvoice.bootstrap import Runtime
+    from einvoice.services.accounts import SupplierView
+
+XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})
+MULTIPART = "multipart/form-data"
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file in an upload
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="SupplierApiKey",
+    description="The API key the service centre issued to the supplier: `Authorization: Bearer <key>`.",
+)
+
+
+def get_runtime(request: Request) -> Runtime:
+    """Return the runtime the app was started with (set by the lifespan or by ``create_app``)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_signer(request: Request) -> ReceiptSigner:
+    signer: ReceiptSigner = request.app.state.signer
+    return signer
+
+
+RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
+SignerDep = Annotated[ReceiptSigner, Depends(get_signer)]
+
+
+def current_supplier(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> SupplierView:
+    """Return the supplier whose API key the request carries; raise AuthenticationError (401) otherwise."""
+    from einvoice.services.accounts import authenticate_supplier
+
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("send the supplier API key as 'Authorization: Bearer <key>'")
+    with runtime.uow_factory() as uow:
+        supplier = authenticate_supplier(uow, credentials.credentials)
+    if supplier is None:
+        raise AuthenticationError("unknown or revoked API key")
+    return supplier
+
+
+SupplierDep = Annotated["SupplierView", Depends(current_supplier)]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def is_xml_media_type(media: str) -> bool:
+    return media in XML_MEDIA_TYPES or (media.startswith("application/") and media.endswith("+xml"))
+
+
+def _too_large(limit: int) -> DocumentTooLargeError:
+    return DocumentTooLargeError(f"the document exceeds the limit of {limit} bytes")
+
+
+async def document_bytes(request: Request, runtime: RuntimeDep) -> bytes:
+    """Return the document the request carries, read with the size limit enforced while reading.
+
+    The body is the XML itself (``application/xml``, ``text/xml`` or ``application/*+xml``) or a
+    ``multipart/form-data`` upload (the part named ``file``, else the first file). Raises
+    DocumentTooLargeError (413) past ``max_document_bytes`` and answers 415 for other media types.
+    """
+    limit = runtime.settings.max_document_bytes
+    media = _media_type(request)
+    declared = request.headers.get("content-length", "")
+    allowance = MULTIPART_OVERHEAD if media == MULTIPART else 0
+    if declared.isdigit() and int(declared) > limit + allowance:
+        raise _too_large(limit)
+
+    if is_xml_media_type(media):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit)
+        return bytes(body)
+
+    if media == MULTIPART:
+        form = await request.form(max_files=1, max_fields=8)
+        try:
+            uploads: list[Any] = [v for _, v in form.multi_items() if hasattr(v, "read")]
+            named = form.get("file")
+            upload = named if hasattr(named, "read") else (uploads[0] if uploads else None)
+            if upload is None:
+                raise HTTPException(422, "the multipart upload has no file part (name it 'file')")
+            data: bytes = await upload.read(limit + 1)
+        finally:
+            await form.close()
+        if len(data) > limit:
+            raise _too_large(limit)
+        return data
+
+    raise HTTPException(
+        415,
+        f"send the UBL document as application/xml (or as a multipart/form-data file upload), "
+        f"not {media or 'a body without Content-Type'}",
+    )
+
+
+DocumentBytes = Annotated[bytes, Depends(document_bytes)]
+
+XML_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A UBL 2.1 Invoice or CreditNote (Peppol BIS Billing 3.0).",
+        "content": {
+            "application/xml": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">…</Invoice>',
+            },
+            MULTIPART: {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}

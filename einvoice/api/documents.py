@@ -1,0 +1,234 @@
+"""Suppliers' documents: submit, look up, list, reports.
+
+Every route needs the supplier's API key, and a supplier sees only its own documents: another
+supplier's id answers 404, exactly as an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from einvoice.api.deps import XML_REQUEST_BODY, DocumentBytes, RuntimeDep, SignerDep, SupplierDep
+from einvoice.api.models import (
+    DocumentDetail,
+    DocumentList,
+    DocumentReport,
+    DocumentSummary,
+    FindingModel,
+    ProblemDetails,
+    Receipt,
+    SubmitResponse,
+    Transition,
+)
+from einvoice.api.reports import render_report_html, report_of
+from einvoice.errors import EInvoiceError
+
+if TYPE_CHECKING:
+    from einvoice.services.queries import DocumentView
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "model": ProblemDetails,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
+
+
+AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {401: _problem("Missing or wrong API key")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("No such document, or it belongs to another supplier")}
+
+
+def status_url(document_id: str) -> str:
+    return f"/v1/documents/{document_id}"
+
+
+def _summary_fields(view: DocumentView) -> dict[str, Any]:
+    return {
+        "id": str(view.id),
+        "status": str(view.status),
+        "document_type": view.document_type,
+        "number": view.number,
+        "issue_date": view.issue_date,
+        "currency": view.currency,
+        "payable_amount": None if view.payable_amount is None else str(view.payable_amount),
+        "sha256": view.sha256,
+        "received_at": view.received_at,
+        "suspected_duplicate_of": view.suspected_duplicate_of,
+        "refusal_reason": view.refusal_reason,
+        "status_url": status_url(str(view.id)),
+    }
+
+
+def _transition(item: Any) -> Transition:
+    return Transition(
+        from_status=item.from_status, to_status=item.to_status, actor=item.actor, at=item.at, detail=item.detail
+    )
+
+
+def _match_result(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, dict) else {"result": parsed}
+    if hasattr(value, "to_dict"):
+        result: dict[str, Any] = value.to_dict()
+        return result
+    return {"result": str(value)}
+
+
+def to_detail(view: DocumentView) -> DocumentDetail:
+    url = status_url(str(view.id))
+    return DocumentDetail(
+        **_summary_fields(view),
+        history=[_transition(t) for t in view.history],
+        findings=[FindingModel.model_validate(f.to_dict()) for f in view.findings],
+        match_result=_match_result(view.match_result),
+        journal_ref=view.journal_ref,
+        report_urls={"json": url + "/report.json", "html": url + "/report.html"},
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit an invoice or credit note",
+    description=(
+        "The body is the UBL 2.1 document (`Content-Type: application/xml`), or a multipart upload "
+        "with the document in the part `file`. The answer comes once the bytes are durably stored, "
+        "before validation: poll `status_url` for the outcome. The `receipt` is an Ed25519 "
+        "signature over the id, sha256, supplier and time of receipt; check it with "
+        "`GET /v1/receipt-keys`.\n\n"
+        "Sending the same bytes again (or the same `Idempotency-Key`) answers `200` with the first "
+        "document. A different document with the same number (BT-1) in the same issue year is "
+        "stored and marked `suspected_duplicate_of` for the accountants.\n\n"
+        "The authenticated supplier must be the seller (BT-34 endpoint, BT-31 VAT id or BT-30 "
+        "legal id registered for it), and the buyer endpoint (BT-49) a registered institution. "
+        "Refused documents that were well-formed XML are still recorded: the problem body then "
+        "carries `document_id`."
+    ),
+    openapi_extra=XML_REQUEST_BODY,
+    responses={
+        200: {"model": SubmitResponse, "description": "These bytes were received before: the first document"},
+        202: {"model": SubmitResponse, "description": "Stored; validation follows"},
+        400: _problem("Not well-formed XML, or a refused construct (DOCTYPE, entities)"),
+        **AUTH_PROBLEMS,
+        403: _problem("The supplier is not the seller of this document"),
+        413: _problem("Larger than the configured limit"),
+        415: _problem("Content-Type is neither XML nor a multipart upload"),
+        422: _problem("Not a UBL Invoice or CreditNote, or the buyer is not a registered institution"),
+    },
+)
+async def submit(
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    supplier: SupplierDep,
+    signer: SignerDep,
+    raw: DocumentBytes,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Any unique string; a retry with the same key returns the first answer",
+        ),
+    ] = None,
+) -> SubmitResponse:
+    from einvoice.services.intake import submit_document
+
+    started = time.perf_counter()
+    api_metrics = request.app.state.api_metrics
+    try:
+        outcome = await run_in_threadpool(
+            lambda: submit_document(
+                runtime.uow_factory,
+                supplier=supplier,
+                raw=raw,
+                idempotency_key=idempotency_key,
+                settings=runtime.settings,
+            )
+        )
+    except EInvoiceError as exc:
+        api_metrics.observe_submission(type(exc).__name__, time.perf_counter() - started)
+        raise
+    view = outcome.document
+    document_id = str(view.id)
+    receipt = signer.sign(document_id, view.sha256, str(view.supplier_id), view.received_at)
+    response.status_code = 202 if outcome.created else 200
+    response.headers["Location"] = status_url(document_id)
+    api_metrics.observe_submission("created" if outcome.created else "repeat", time.perf_counter() - started)
+    return SubmitResponse(
+        id=document_id,
+        status=str(view.status),
+        sha256=view.sha256,
+        received_at=view.received_at,
+        status_url=status_url(document_id),
+        suspected_duplicate_of=view.suspected_duplicate_of,
+        receipt=Receipt.model_validate(receipt),
+    )
+
+
+@router.get(
+    "",
+    summary="List the supplier's own documents",
+    description="Newest first. Filter by `status` and by `since` (received at or after, ISO 8601).",
+    responses={**AUTH_PROBLEMS, 422: _problem("Invalid filter")},
+)
+def list_documents(
+    runtime: RuntimeDep,
+    supplier: SupplierDep,
+    status: Annotated[str | None, Query(description="received, validating, rejected, validated, …")] = None,
+    since: Annotated[datetime | None, Query(description="Received at or after this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DocumentList:
+    from einvoice.services import queries
+
+    with runtime.uow_factory() as uow:
+        views = queries.list_documents(uow, supplier_id=supplier.id, status=status, since=since, limit=limit)
+    items = [DocumentSummary(**_summary_fields(v)) for v in views]
+    return DocumentList(items=items, count=len(items))
+
+
+def _own_document(runtime: Any, supplier: Any, document_id: str) -> DocumentView:
+    from einvoice.services import queries
+
+    with runtime.uow_factory() as uow:
+        return queries.get_document(uow, document_id, supplier_id=supplier.id)
+
+
+@router.get(
+    "/{document_id}",
+    summary="Status, history, findings, match result and journal reference of one document",
+    responses={**AUTH_PROBLEMS, **NOT_FOUND},
+)
+def get_document(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentDetail:
+    return to_detail(_own_document(runtime, supplier, document_id))
+
+
+@router.get(
+    "/{document_id}/report.json",
+    summary="Validation report of one document (JSON)",
+    responses={**AUTH_PROBLEMS, **NOT_FOUND},
+)
+def report_json(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentReport:
+    return DocumentReport.model_validate(report_of(_own_document(runtime, supplier, document_id)))
+
+
+@router.get(
+    "/{document_id}/report.html",
+    summary="Validation report of one document (HTML, for people)",
+    response_class=HTMLResponse,
+    responses={**AUTH_PROBLEMS, **NOT_FOUND},
+)
+def report_html(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> HTMLResponse:
+    return HTMLResponse(render_report_html(_own_document(runtime, supplier, document_id)))

@@ -1,0 +1,194 @@
+"""Pydantic models of what the HTTP API answers: they shape the OpenAPI description and its examples."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_SHA = "9f2c4e7b1a0d3c5e8f6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e"
+_ID = "0f4b2a9c7d1e4b8a9c3d5e6f7a8b9c0d"
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, served as ``application/problem+json``."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "type": "urn:einvoice:problem:not-well-formed",
+                "title": "Not well-formed XML",
+                "status": 400,
+                "detail": "Opening and ending tag mismatch: Invoice line 2 and Invoic, line 40",
+                "instance": "/v1/documents",
+                "findings": [
+                    {
+                        "rule": "INTAKE-NOT-WELL-FORMED",
+                        "severity": "fatal",
+                        "layer": "intake",
+                        "message": "Opening and ending tag mismatch",
+                        "line": 40,
+                    }
+                ],
+            }
+        },
+    )
+
+    type: str = Field(description="URI naming the kind of problem (urn:einvoice:problem:<kind>)")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(None, description="The request path")
+    findings: list[FindingModel] | None = Field(None, description="What was found, where there is anything")
+    document_id: str | None = Field(None, description="Set when the refused document was still recorded")
+    status_url: str | None = None
+
+
+class FindingModel(BaseModel):
+    """One thing a validation layer or a business check found (rule ids are the official ones)."""
+
+    rule: str = Field(examples=["BR-CO-15"])
+    severity: Literal["fatal", "warning", "information"]
+    layer: str = Field(examples=["en16931"], description="intake, xsd, en16931, peppol, business, engine")
+    message: str
+    location: str | None = Field(None, description="XPath of the offending node")
+    line: int | None = None
+    test: str | None = None
+    value: str | None = None
+    override: str | None = None
+
+
+class ReceiptPayload(BaseModel):
+    id: str
+    sha256: str
+    supplier: str
+    received_at: str = Field(description="UTC, ISO 8601 with microseconds and Z")
+
+
+class Receipt(BaseModel):
+    """Ed25519 signature over the canonical JSON (sorted keys, no whitespace, UTF-8) of ``payload``."""
+
+    payload: ReceiptPayload
+    alg: Literal["Ed25519"] = "Ed25519"
+    kid: str = Field(description="Key id: first 16 hex digits of sha256 of the raw public key")
+    signature: str = Field(description="base64url, no padding")
+
+
+class SubmitResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": _ID,
+                "status": "received",
+                "sha256": _SHA,
+                "received_at": "2026-11-22T08:30:01.123456Z",
+                "status_url": f"/v1/documents/{_ID}",
+                "suspected_duplicate_of": None,
+                "receipt": {
+                    "payload": {
+                        "id": _ID,
+                        "sha256": _SHA,
+                        "supplier": "5c1d0e7f9a2b4c6d8e0f1a2b3c4d5e6f",
+                        "received_at": "2026-11-22T08:30:01.123456Z",
+                    },
+                    "alg": "Ed25519",
+                    "kid": "3f9a1c0b7e2d4a68",
+                    "signature": "q1x…",
+                },
+            }
+        }
+    )
+
+    id: str
+    status: str
+    sha256: str = Field(description="sha256 of the stored bytes, hex")
+    received_at: datetime
+    status_url: str
+    suspected_duplicate_of: str | None = Field(
+        None, description="Id of an earlier document with the same supplier, number (BT-1) and issue year"
+    )
+    receipt: Receipt
+
+
+class Transition(BaseModel):
+    from_status: str | None = Field(None, description="State before (none for the first)")
+    to_status: str = Field(description="State after")
+    actor: str = Field(description="Who or what made the transition: api, worker, an accountant's name")
+    at: datetime
+    detail: str | None = None
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    status: str
+    document_type: str | None = Field(None, description="invoice or credit_note")
+    number: str | None = Field(None, description="BT-1 invoice number")
+    issue_date: date | None = Field(None, description="BT-2")
+    currency: str | None = Field(None, description="BT-5")
+    payable_amount: str | None = Field(None, description="BT-115, a decimal as text")
+    sha256: str
+    received_at: datetime
+    suspected_duplicate_of: str | None = None
+    refusal_reason: str | None = Field(None, description="Why intake refused the document (status refused)")
+    status_url: str
+
+
+class DocumentDetail(DocumentSummary):
+    history: list[Transition] = Field(default_factory=list)
+    findings: list[FindingModel] = Field(default_factory=list)
+    match_result: dict[str, Any] | None = None
+    journal_ref: str | None = Field(None, description="Reference of the posted journal entry")
+    report_urls: dict[str, str] = Field(default_factory=dict)
+
+
+class DocumentList(BaseModel):
+    items: list[DocumentSummary]
+    count: int
+
+
+class DocumentReport(BaseModel):
+    document_id: str
+    status: str
+    verdict: str = Field(description="valid, invalid or pending (not validated yet)")
+    findings: list[FindingModel]
+    counts: dict[str, int] = Field(description="Findings by severity")
+
+
+class ValidationResult(BaseModel):
+    """The validation report: same shape as ``einvoice validate --format json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    valid: bool
+    verdict: str
+    findings: list[FindingModel] = Field(default_factory=list)
+
+
+class PublicKey(BaseModel):
+    """A JSON Web Key (RFC 8037)."""
+
+    kty: Literal["OKP"] = "OKP"
+    crv: Literal["Ed25519"] = "Ed25519"
+    alg: Literal["Ed25519"] = "Ed25519"
+    use: str = "sig"
+    kid: str
+    x: str = Field(description="Raw 32-byte public key, base64url")
+
+
+class ReceiptKeys(BaseModel):
+    current: str = Field(description="kid of the key that signs new receipts")
+    keys: list[PublicKey]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="Each dependency and 'ok' or what is wrong with it")
+
+
+ProblemDetails.model_rebuild()

@@ -1,0 +1,212 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``): the one place that picks status codes.
+
+The engine raises errors from the ``EInvoiceError`` tree; this module maps each class to a status
+and a problem type, walking the class's MRO so that a subclass added later inherits its parent's
+answer. Choices worth explaining:
+
+- 400: bytes that are not well-formed XML, and XML that uses refused constructs (DOCTYPE,
+  entities, XInclude, too deep). Both are faults of the request syntax that no retry fixes.
+- 413: a document larger than ``max_document_bytes`` (checked on Content-Length and while reading).
+- 415: the request's ``Content-Type`` is not XML (or a multipart upload). 415 is about the media
+  type of the request, so it is used only for that.
+- 422: well-formed XML with an accepted media type that is not a document the engine processes
+  (not a UBL Invoice or CreditNote), an unknown buyer, and request parameters that fail validation.
+- 401: missing or wrong API key; 403: authenticated, but not the seller of the document; 404: not
+  found or not visible to the caller (the two are not told apart, so ids cannot be probed).
+- 503: a validation artefact is missing or a transient database/broker fault; retrying may help.
+
+The body always has ``type``, ``title``, ``status`` and ``detail``; ``findings`` when the error
+carries any, ``document_id`` and ``status_url`` when the refused document was still recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from einvoice import errors
+from einvoice.domain.findings import Finding, Layer, Severity
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:einvoice:problem:"
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemKind:
+    status: int
+    slug: str
+    title: str
+
+
+# Most specific first is not needed: the lookup walks the MRO of the raised class.
+_BY_CLASS: dict[str, ProblemKind] = {
+    "NotWellFormedError": ProblemKind(400, "not-well-formed", "Not well-formed XML"),
+    "UnsafeXmlError": ProblemKind(400, "unsafe-xml", "Refused XML construct"),
+    "DocumentTooLargeError": ProblemKind(413, "too-large", "Document too large"),
+    "UnsupportedDocumentError": ProblemKind(422, "unsupported-document", "Unsupported document type"),
+    "UnknownBuyerError": ProblemKind(422, "unknown-buyer", "Unknown buyer"),
+    "IdempotencyConflictError": ProblemKind(
+        422, "idempotency-key-reused", "Idempotency-Key already used for other bytes"
+    ),
+    "IntakeError": ProblemKind(422, "refused", "Document refused"),
+    "SellerMismatchError": ProblemKind(403, "seller-mismatch", "Not the seller of this document"),
+    "AuthorizationError": ProblemKind(403, "forbidden", "Forbidden"),
+    "AuthenticationError": ProblemKind(401, "unauthenticated", "Missing or wrong API key"),
+    "NotFoundError": ProblemKind(404, "not-found", "Not found"),
+    "ArtefactError": ProblemKind(503, "artefacts-unavailable", "Validation artefacts unavailable"),
+    "ValidationEngineError": ProblemKind(503, "validation-unavailable", "Validation could not run"),
+    "TransientError": ProblemKind(503, "temporarily-unavailable", "Temporarily unavailable"),
+    "ConfigurationError": ProblemKind(500, "configuration", "Server misconfigured"),
+    "EInvoiceError": ProblemKind(500, "internal", "Internal error"),
+}
+
+# Titles of plain HTTP statuses raised by FastAPI/Starlette themselves or by our routers.
+_HTTP_TITLES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Missing or wrong API key"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("too-large", "Document too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("invalid-request", "Invalid request"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+# Intake errors without findings of their own get one, so a supplier sees a rule id and a line.
+_INTAKE_RULES = {
+    "NotWellFormedError": "INTAKE-NOT-WELL-FORMED",
+    "DocumentTooLargeError": "INTAKE-TOO-LARGE",
+    "UnsafeXmlError": "INTAKE-UNSAFE-XML",
+    "UnsupportedDocumentError": "INTAKE-UNSUPPORTED-DOCUMENT",
+    "UnknownBuyerError": "INTAKE-UNKNOWN-BUYER",
+    "SellerMismatchError": "INTAKE-SELLER-MISMATCH",
+}
+
+
+def problem_kind(exc: BaseException) -> ProblemKind:
+    """Return the status, type slug and title for an engine error (500 for anything unknown)."""
+    for cls in type(exc).__mro__:
+        kind = _BY_CLASS.get(cls.__name__)
+        if kind is not None and issubclass(cls, errors.EInvoiceError):
+            return kind
+    return _BY_CLASS["EInvoiceError"]
+
+
+def _findings_of(exc: BaseException) -> list[dict[str, Any]]:
+    raw: Iterable[Any] | None = getattr(exc, "findings", None)
+    single = getattr(exc, "finding", None)
+    if raw is None and single is not None:
+        raw = [single]
+    items = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in (raw or [])]
+    if items:
+        return items
+    for cls in type(exc).__mro__:
+        rule = _INTAKE_RULES.get(cls.__name__)
+        if rule:
+            line = getattr(exc, "line", None)
+            finding = Finding(
+                rule=rule,
+                severity=Severity.FATAL,
+                layer=Layer.INTAKE,
+                message=str(exc) or cls.__name__,
+                line=line if isinstance(line, int) else None,
+            )
+            return [finding.to_dict()]
+    return []
+
+
+def problem_body(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    findings: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Return a problem-details body."""
+    body: dict[str, Any] = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    if findings:
+        body["findings"] = findings
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=int(body["status"]), media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_for_error(exc: errors.EInvoiceError, *, instance: str | None = None) -> JSONResponse:
+    """Return the problem response for an engine error."""
+    kind = problem_kind(exc)
+    document_id = getattr(exc, "document_id", None)
+    detail = str(exc) or kind.title
+    if kind.status >= 500:
+        if kind.status == 500:
+            detail = "the server could not handle the request; the operators have been told"
+        log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=kind.status == 500)
+    body = problem_body(
+        kind.status,
+        kind.slug,
+        kind.title,
+        detail,
+        instance=instance,
+        findings=_findings_of(exc) if kind.status < 500 else None,
+        document_id=str(document_id) if document_id else None,
+        status_url=f"/v1/documents/{document_id}" if document_id else None,
+    )
+    headers = {"WWW-Authenticate": 'Bearer realm="einvoice"'} if kind.status == 401 else None
+    if kind.status == 503:
+        headers = {"Retry-After": "5"}
+    return problem_response(body, headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn errors into problem details."""
+
+    async def on_engine_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.EInvoiceError)
+        return problem_for_error(exc, instance=request.url.path)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _HTTP_TITLES.get(exc.status_code, ("http-" + str(exc.status_code), "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
+        if exc.status_code == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="einvoice"')
+        body = problem_body(exc.status_code, slug, title, detail, instance=request.url.path)
+        return problem_response(body, headers or None)
+
+    async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()
+        ]
+        body = problem_body(
+            422,
+            "invalid-request",
+            "Invalid request",
+            "; ".join(f"{p['location']}: {p['message']}" for p in problems) or "invalid request",
+            instance=request.url.path,
+            errors=problems,
+        )
+        return problem_response(body)
+
+    app.add_exception_handler(errors.EInvoiceError, on_engine_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)

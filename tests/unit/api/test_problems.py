@@ -1,0 +1,128 @@
+"""Problem details: every engine error maps to a status, a type and a JSON body; HTTP errors too."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+
+from einvoice import errors
+from einvoice.api import problems
+from einvoice.domain.findings import Finding, Layer, Severity
+
+
+class UnknownBuyerError(errors.IntakeError):
+    """Stands for the services' error of the same name: the mapping goes by class name and tree."""
+
+
+class SellerMismatchError(errors.AuthorizationError):
+    pass
+
+
+class NewIntakeError(errors.UnsupportedDocumentError):
+    """A subclass added later inherits its parent's answer."""
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "slug"),
+    [
+        (errors.NotWellFormedError("x"), 400, "not-well-formed"),
+        (errors.UnsafeXmlError("DOCTYPE"), 400, "unsafe-xml"),
+        (errors.DocumentTooLargeError("big"), 413, "too-large"),
+        (errors.UnsupportedDocumentError("Order"), 422, "unsupported-document"),
+        (NewIntakeError("x"), 422, "unsupported-document"),
+        (UnknownBuyerError("0037:1"), 422, "unknown-buyer"),
+        (errors.IntakeError("x"), 422, "refused"),
+        (SellerMismatchError("not you"), 403, "seller-mismatch"),
+        (errors.AuthorizationError("no"), 403, "forbidden"),
+        (errors.AuthenticationError("no key"), 401, "unauthenticated"),
+        (errors.NotFoundError("gone"), 404, "not-found"),
+        (errors.ArtefactMissingError("xsd"), 503, "artefacts-unavailable"),
+        (errors.TransientError("db"), 503, "temporarily-unavailable"),
+        (errors.ConfigurationError("key"), 500, "configuration"),
+        (errors.PermanentError("x"), 500, "internal"),
+    ],
+)
+def test_problem_kind(exc: errors.EInvoiceError, status: int, slug: str) -> None:
+    kind = problems.problem_kind(exc)
+    assert (kind.status, kind.slug) == (status, slug)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/malformed")
+    def malformed() -> None:
+        raise errors.NotWellFormedError("mismatched tag at line 3")
+
+    @app.get("/recorded")
+    def recorded() -> None:
+        exc = UnknownBuyerError("buyer 0037:999 is not a registered institution")
+        exc.document_id = "abc"  # type: ignore[attr-defined]
+        exc.findings = (  # type: ignore[attr-defined]
+            Finding("INTAKE-UNKNOWN-BUYER", Severity.FATAL, Layer.INTAKE, "unknown buyer", "/Invoice"),
+        )
+        raise exc
+
+    @app.get("/secret")
+    def secret() -> None:
+        raise errors.ConfigurationError("password=hunter2")
+
+    @app.get("/http")
+    def http() -> None:
+        raise HTTPException(415, "send XML")
+
+    @app.get("/needs-int")
+    def needs_int(n: int) -> int:
+        return n
+
+    return app
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(_app())
+
+
+def test_problem_body_with_synthesised_finding(client: TestClient) -> None:
+    response = client.get("/malformed")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "urn:einvoice:problem:not-well-formed"
+    assert body["title"] == "Not well-formed XML"
+    assert body["status"] == 400
+    assert body["detail"] == "mismatched tag at line 3"
+    assert body["instance"] == "/malformed"
+    assert body["findings"][0]["rule"] == "INTAKE-NOT-WELL-FORMED"
+    assert body["findings"][0]["severity"] == "fatal"
+
+
+def test_recorded_document_and_its_findings_are_reported(client: TestClient) -> None:
+    body = client.get("/recorded").json()
+    assert body["status"] == 422
+    assert body["document_id"] == "abc"
+    assert body["status_url"] == "/v1/documents/abc"
+    assert [f["rule"] for f in body["findings"]] == ["INTAKE-UNKNOWN-BUYER"]
+
+
+def test_internal_errors_do_not_leak_details(client: TestClient) -> None:
+    response = client.get("/secret")
+    assert response.status_code == 500
+    assert "hunter2" not in response.text
+    assert "findings" not in response.json()
+
+
+def test_http_exceptions_and_request_validation_are_problems(client: TestClient) -> None:
+    response = client.get("/http")
+    assert response.status_code == 415
+    assert response.json()["type"] == "urn:einvoice:problem:unsupported-media-type"
+    assert response.json()["detail"] == "send XML"
+    response = client.get("/needs-int", params={"n": "x"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["location"] == "query.n"
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:einvoice:problem:not-found"

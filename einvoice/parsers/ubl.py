@@ -61,12 +61,20 @@ _INVOICED_OBJECT_CODE = "130"  # BT-18 / BT-128
 _PROJECT_CODE = "50"  # BT-11 in a credit note (which has no cac:ProjectReference)
 
 
-def _cbc(name: str) -> str:
-    return f"{{{CBC_NS}}}{name}"
+class _Tags:
+    """``cbc.StreetName`` is the Clark name of cbc:StreetName, built once and then cached."""
+
+    def __init__(self, namespace: str) -> None:
+        self._prefix = f"{{{namespace}}}"
+
+    def __getattr__(self, name: str) -> str:
+        tag = self._prefix + name
+        setattr(self, name, tag)  # later lookups are plain attribute reads
+        return tag
 
 
-def _cac(name: str) -> str:
-    return f"{{{CAC_NS}}}{name}"
+cbc = _Tags(CBC_NS)
+cac = _Tags(CAC_NS)
 
 
 class UblParseError(EInvoiceError):
@@ -93,9 +101,13 @@ def _kids(element: etree._Element | None) -> _Kids:
         return _NO_KIDS
     index: _Kids = {}
     for child in element:
+        # Comments are indexed too, under their (non-string) tag: no lookup ever asks for them.
         tag = child.tag
-        if isinstance(tag, str):
-            index.setdefault(tag, []).append(child)
+        found = index.get(tag)
+        if found is None:
+            index[tag] = [child]
+        else:
+            found.append(child)
     return index
 
 
@@ -113,7 +125,12 @@ def _child(element: etree._Element | None, *tags: str) -> etree._Element | None:
     for tag in tags:
         if element is None:
             return None
-        element = next((c for c in element if c.tag == tag), None)
+        for child in element:
+            if child.tag == tag:
+                element = child
+                break
+        else:
+            return None
     return element
 
 
@@ -211,19 +228,6 @@ def _identifier(kids: _Kids, tag: str) -> Identifier | None:
     return _identifier_of(_first(kids, tag))
 
 
-# Tags, by the name they have in UBL.
-ID, NAME, NOTE = _cbc("ID"), _cbc("Name"), _cbc("Note")
-START_DATE, END_DATE = _cbc("StartDate"), _cbc("EndDate")
-COMPANY_ID, DOCUMENT_TYPE_CODE = _cbc("CompanyID"), _cbc("DocumentTypeCode")
-TAX_SCHEME, TAX_CATEGORY, PERCENT = _cac("TaxScheme"), _cac("TaxCategory"), _cbc("Percent")
-PARTY, PARTY_NAME = _cac("Party"), _cac("PartyName")
-PARTY_IDENTIFICATION, PARTY_TAX_SCHEME = _cac("PartyIdentification"), _cac("PartyTaxScheme")
-PARTY_LEGAL_ENTITY, POSTAL_ADDRESS = _cac("PartyLegalEntity"), _cac("PostalAddress")
-ALLOWANCE_CHARGE, AMOUNT, BASE_AMOUNT = _cac("AllowanceCharge"), _cbc("Amount"), _cbc("BaseAmount")
-INVOICE_PERIOD, ITEM, PRICE = _cac("InvoicePeriod"), _cac("Item"), _cac("Price")
-TAX_AMOUNT = _cbc("TaxAmount")
-
-
 # --- BG groups -------------------------------------------------------------------------------
 
 
@@ -233,9 +237,9 @@ def _period(element: etree._Element | None) -> Period | None:
         return None
     k = _kids(element)
     return Period(
-        start_date=_date(k, START_DATE),
-        end_date=_date(k, END_DATE),
-        description_code=_text(k, _cbc("DescriptionCode")),
+        start_date=_date(k, cbc.StartDate),
+        end_date=_date(k, cbc.EndDate),
+        description_code=_text(k, cbc.DescriptionCode),
     )
 
 
@@ -245,13 +249,13 @@ def _address(element: etree._Element | None) -> PostalAddress | None:
         return None
     k = _kids(element)
     return PostalAddress(
-        street_name=_text(k, _cbc("StreetName")),
-        additional_street_name=_text(k, _cbc("AdditionalStreetName")),
-        address_line=_text_of(_child(_first(k, _cac("AddressLine")), _cbc("Line"))),
-        city_name=_text(k, _cbc("CityName")),
-        postal_zone=_text(k, _cbc("PostalZone")),
-        country_subdivision=_text(k, _cbc("CountrySubentity")),
-        country_code=_text_of(_child(_first(k, _cac("Country")), _cbc("IdentificationCode"))),
+        street_name=_text(k, cbc.StreetName),
+        additional_street_name=_text(k, cbc.AdditionalStreetName),
+        address_line=_text_of(_child(_first(k, cac.AddressLine), cbc.Line)),
+        city_name=_text(k, cbc.CityName),
+        postal_zone=_text(k, cbc.PostalZone),
+        country_subdivision=_text(k, cbc.CountrySubentity),
+        country_code=_text_of(_child(_first(k, cac.Country), cbc.IdentificationCode)),
     )
 
 
@@ -261,45 +265,45 @@ def _contact(element: etree._Element | None) -> Contact | None:
         return None
     k = _kids(element)
     return Contact(
-        name=_text(k, NAME),
-        telephone=_text(k, _cbc("Telephone")),
-        email=_text(k, _cbc("ElectronicMail")),
+        name=_text(k, cbc.Name),
+        telephone=_text(k, cbc.Telephone),
+        email=_text(k, cbc.ElectronicMail),
     )
 
 
 def _tax_scheme_ids(party: _Kids) -> tuple[str | None, str | None]:
     """(VAT identifier BT-31/BT-48/BT-63, tax registration identifier BT-32) from cac:PartyTaxScheme."""
     vat_id = tax_registration_id = None
-    for scheme in _all(party, PARTY_TAX_SCHEME):
+    for scheme in _all(party, cac.PartyTaxScheme):
         k = _kids(scheme)
-        scheme_id = (_text_of(_child(_first(k, TAX_SCHEME), ID)) or "").upper()
+        scheme_id = (_text_of(_child(_first(k, cac.TaxScheme), cbc.ID)) or "").upper()
         if scheme_id == "VAT":
-            vat_id = vat_id if vat_id is not None else _text(k, COMPANY_ID)
+            vat_id = vat_id if vat_id is not None else _text(k, cbc.CompanyID)
         elif tax_registration_id is None:
-            tax_registration_id = _text(k, COMPANY_ID)
+            tax_registration_id = _text(k, cbc.CompanyID)
     return vat_id, tax_registration_id
 
 
 def _party(element: etree._Element | None) -> Party | None:
     """BG-4 seller / BG-7 buyer, from cac:AccountingSupplierParty or cac:AccountingCustomerParty."""
-    party = _child(element, PARTY)
+    party = _child(element, cac.Party)
     if party is None:
         return None
     k = _kids(party)
-    legal = _kids(_first(k, PARTY_LEGAL_ENTITY))
+    legal = _kids(_first(k, cac.PartyLegalEntity))
     vat_id, tax_registration_id = _tax_scheme_ids(k)
-    identifiers = (_identifier_of(_child(e, ID)) for e in _all(k, PARTY_IDENTIFICATION))
+    identifiers = (_identifier_of(_child(e, cbc.ID)) for e in _all(k, cac.PartyIdentification))
     return Party(
-        name=_text(legal, _cbc("RegistrationName")),
-        trading_name=_text_of(_child(_first(k, PARTY_NAME), NAME)),
-        endpoint_id=_identifier(k, _cbc("EndpointID")),
+        name=_text(legal, cbc.RegistrationName),
+        trading_name=_text_of(_child(_first(k, cac.PartyName), cbc.Name)),
+        endpoint_id=_identifier(k, cbc.EndpointID),
         identifiers=tuple(i for i in identifiers if i is not None),
-        legal_registration_id=_identifier(legal, COMPANY_ID),
-        legal_form=_text(legal, _cbc("CompanyLegalForm")),
+        legal_registration_id=_identifier(legal, cbc.CompanyID),
+        legal_form=_text(legal, cbc.CompanyLegalForm),
         vat_id=vat_id,
         tax_registration_id=tax_registration_id,
-        address=_address(_first(k, POSTAL_ADDRESS)),
-        contact=_contact(_first(k, _cac("Contact"))),
+        address=_address(_first(k, cac.PostalAddress)),
+        contact=_contact(_first(k, cac.Contact)),
     )
 
 
@@ -309,9 +313,9 @@ def _payee(element: etree._Element | None) -> Payee | None:
         return None
     k = _kids(element)
     return Payee(
-        name=_text_of(_child(_first(k, PARTY_NAME), NAME)),
-        identifier=_identifier_of(_child(_first(k, PARTY_IDENTIFICATION), ID)),
-        legal_registration_id=_identifier_of(_child(_first(k, PARTY_LEGAL_ENTITY), COMPANY_ID)),
+        name=_text_of(_child(_first(k, cac.PartyName), cbc.Name)),
+        identifier=_identifier_of(_child(_first(k, cac.PartyIdentification), cbc.ID)),
+        legal_registration_id=_identifier_of(_child(_first(k, cac.PartyLegalEntity), cbc.CompanyID)),
     )
 
 
@@ -321,9 +325,9 @@ def _tax_representative(element: etree._Element | None) -> TaxRepresentative | N
         return None
     k = _kids(element)
     return TaxRepresentative(
-        name=_text_of(_child(_first(k, PARTY_NAME), NAME)),
+        name=_text_of(_child(_first(k, cac.PartyName), cbc.Name)),
         vat_id=_tax_scheme_ids(k)[0],
-        address=_address(_first(k, POSTAL_ADDRESS)),
+        address=_address(_first(k, cac.PostalAddress)),
     )
 
 
@@ -332,44 +336,44 @@ def _delivery(element: etree._Element | None) -> Delivery | None:
     if element is None:
         return None
     k = _kids(element)
-    location = _kids(_first(k, _cac("DeliveryLocation")))
+    location = _kids(_first(k, cac.DeliveryLocation))
     return Delivery(
-        party_name=_text_of(_child(_first(k, _cac("DeliveryParty")), PARTY_NAME, NAME)),
-        location_id=_identifier(location, ID),
-        actual_delivery_date=_date(k, _cbc("ActualDeliveryDate")),
-        address=_address(_first(location, _cac("Address"))),
+        party_name=_text_of(_child(_first(k, cac.DeliveryParty), cac.PartyName, cbc.Name)),
+        location_id=_identifier(location, cbc.ID),
+        actual_delivery_date=_date(k, cbc.ActualDeliveryDate),
+        address=_address(_first(location, cac.Address)),
     )
 
 
 def _payment_means(element: etree._Element) -> PaymentMeans:
     """BG-16 payment instructions with BG-17 credit transfer, BG-18 card, BG-19 direct debit."""
     k = _kids(element)
-    code = _first(k, _cbc("PaymentMeansCode"))
+    code = _first(k, cbc.PaymentMeansCode)
     account = card = mandate = None
-    if (account_element := _first(k, _cac("PayeeFinancialAccount"))) is not None:
+    if (account_element := _first(k, cac.PayeeFinancialAccount)) is not None:
         a = _kids(account_element)
         account = FinancialAccount(
-            id=_text(a, ID),
-            name=_text(a, NAME),
-            service_provider_id=_text_of(_child(_first(a, _cac("FinancialInstitutionBranch")), ID)),
+            id=_text(a, cbc.ID),
+            name=_text(a, cbc.Name),
+            service_provider_id=_text_of(_child(_first(a, cac.FinancialInstitutionBranch), cbc.ID)),
         )
-    if (card_element := _first(k, _cac("CardAccount"))) is not None:
+    if (card_element := _first(k, cac.CardAccount)) is not None:
         c = _kids(card_element)
         card = PaymentCard(
-            primary_account_number=_text(c, _cbc("PrimaryAccountNumberID")),
-            holder_name=_text(c, _cbc("HolderName")),
-            network_id=_text(c, _cbc("NetworkID")),
+            primary_account_number=_text(c, cbc.PrimaryAccountNumberID),
+            holder_name=_text(c, cbc.HolderName),
+            network_id=_text(c, cbc.NetworkID),
         )
-    if (mandate_element := _first(k, _cac("PaymentMandate"))) is not None:
+    if (mandate_element := _first(k, cac.PaymentMandate)) is not None:
         m = _kids(mandate_element)
         mandate = DirectDebitMandate(
-            mandate_id=_text(m, ID),
-            debited_account_id=_text_of(_child(_first(m, _cac("PayerFinancialAccount")), ID)),
+            mandate_id=_text(m, cbc.ID),
+            debited_account_id=_text_of(_child(_first(m, cac.PayerFinancialAccount), cbc.ID)),
         )
     return PaymentMeans(
         code=_text_of(code),
         text=None if code is None else code.get("name"),
-        remittance_information=_text(k, _cbc("PaymentID")),
+        remittance_information=_text(k, cbc.PaymentID),
         payee_account=account,
         card=card,
         mandate=mandate,
@@ -379,30 +383,30 @@ def _payment_means(element: etree._Element) -> PaymentMeans:
 def _allowance_charge(element: etree._Element) -> AllowanceCharge:
     """BG-20/BG-21 document level, BG-27/BG-28 line level allowance or charge."""
     k = _kids(element)
-    category = _kids(_first(k, TAX_CATEGORY))
+    category = _kids(_first(k, cac.TaxCategory))
     return AllowanceCharge(
-        is_charge=_boolean(k, _cbc("ChargeIndicator")),
-        amount=_amount(k, AMOUNT),
-        base_amount=_amount(k, BASE_AMOUNT),
-        percentage=_decimal(k, _cbc("MultiplierFactorNumeric")),
-        vat_category_code=_text(category, ID),
-        vat_rate=_decimal(category, PERCENT),
-        reason=_text(k, _cbc("AllowanceChargeReason")),
-        reason_code=_text(k, _cbc("AllowanceChargeReasonCode")),
+        is_charge=_boolean(k, cbc.ChargeIndicator),
+        amount=_amount(k, cbc.Amount),
+        base_amount=_amount(k, cbc.BaseAmount),
+        percentage=_decimal(k, cbc.MultiplierFactorNumeric),
+        vat_category_code=_text(category, cbc.ID),
+        vat_rate=_decimal(category, cbc.Percent),
+        reason=_text(k, cbc.AllowanceChargeReason),
+        reason_code=_text(k, cbc.AllowanceChargeReasonCode),
     )
 
 
 def _vat_breakdown(element: etree._Element) -> VatBreakdown:
     """BG-23 VAT breakdown, from cac:TaxSubtotal."""
     k = _kids(element)
-    category = _kids(_first(k, TAX_CATEGORY))
+    category = _kids(_first(k, cac.TaxCategory))
     return VatBreakdown(
-        taxable_amount=_amount(k, _cbc("TaxableAmount")),
-        tax_amount=_amount(k, TAX_AMOUNT),
-        category_code=_text(category, ID),
-        rate=_decimal(category, PERCENT),
-        exemption_reason=_text(category, _cbc("TaxExemptionReason")),
-        exemption_reason_code=_text(category, _cbc("TaxExemptionReasonCode")),
+        taxable_amount=_amount(k, cbc.TaxableAmount),
+        tax_amount=_amount(k, cbc.TaxAmount),
+        category_code=_text(category, cbc.ID),
+        rate=_decimal(category, cbc.Percent),
+        exemption_reason=_text(category, cbc.TaxExemptionReason),
+        exemption_reason_code=_text(category, cbc.TaxExemptionReasonCode),
     )
 
 
@@ -419,8 +423,8 @@ def _tax_totals(
     breakdown: list[VatBreakdown] = []
     for element in elements:
         k = _kids(element)
-        amount = _amount(k, TAX_AMOUNT)
-        breakdown.extend(_vat_breakdown(e) for e in _all(k, _cac("TaxSubtotal")))
+        amount = _amount(k, cbc.TaxAmount)
+        breakdown.extend(_vat_breakdown(e) for e in _all(k, cac.TaxSubtotal))
         if amount is None:
             continue
         in_tax_currency = tax_currency is not None and tax_currency != currency and amount.currency == tax_currency
@@ -435,16 +439,16 @@ def _totals(element: etree._Element | None, tax_amount: Amount | None, accountin
     """BG-22 document totals from cac:LegalMonetaryTotal (BT-110/111 come from cac:TaxTotal)."""
     k = _kids(element)
     return DocumentTotals(
-        line_extension_amount=_amount(k, _cbc("LineExtensionAmount")),
-        allowance_total_amount=_amount(k, _cbc("AllowanceTotalAmount")),
-        charge_total_amount=_amount(k, _cbc("ChargeTotalAmount")),
-        tax_exclusive_amount=_amount(k, _cbc("TaxExclusiveAmount")),
+        line_extension_amount=_amount(k, cbc.LineExtensionAmount),
+        allowance_total_amount=_amount(k, cbc.AllowanceTotalAmount),
+        charge_total_amount=_amount(k, cbc.ChargeTotalAmount),
+        tax_exclusive_amount=_amount(k, cbc.TaxExclusiveAmount),
         tax_amount=tax_amount,
         tax_amount_in_accounting_currency=accounting,
-        tax_inclusive_amount=_amount(k, _cbc("TaxInclusiveAmount")),
-        prepaid_amount=_amount(k, _cbc("PrepaidAmount")),
-        rounding_amount=_amount(k, _cbc("PayableRoundingAmount")),
-        payable_amount=_amount(k, _cbc("PayableAmount")),
+        tax_inclusive_amount=_amount(k, cbc.TaxInclusiveAmount),
+        prepaid_amount=_amount(k, cbc.PrepaidAmount),
+        rounding_amount=_amount(k, cbc.PayableRoundingAmount),
+        payable_amount=_amount(k, cbc.PayableAmount),
     )
 
 
@@ -453,12 +457,12 @@ def _price(element: etree._Element | None) -> Price | None:
     if element is None:
         return None
     k = _kids(element)
-    discount = _kids(_first(k, ALLOWANCE_CHARGE))
+    discount = _kids(_first(k, cac.AllowanceCharge))
     return Price(
-        net_price=_amount(k, _cbc("PriceAmount")),
-        discount=_amount(discount, AMOUNT),
-        gross_price=_amount(discount, BASE_AMOUNT),
-        base_quantity=_quantity_of(_first(k, _cbc("BaseQuantity"))),
+        net_price=_amount(k, cbc.PriceAmount),
+        discount=_amount(discount, cbc.Amount),
+        gross_price=_amount(discount, cbc.BaseAmount),
+        base_quantity=_quantity_of(_first(k, cbc.BaseQuantity)),
     )
 
 
@@ -468,54 +472,54 @@ def _item(element: etree._Element | None) -> tuple[Item | None, str | None, Deci
         return None, None, None
     k = _kids(element)
     classifications = []
-    for commodity in _all(k, _cac("CommodityClassification")):
-        code = _child(commodity, _cbc("ItemClassificationCode"))
+    for commodity in _all(k, cac.CommodityClassification):
+        code = _child(commodity, cbc.ItemClassificationCode)
         if code is not None:
             classifications.append(
                 ItemClassification(_text_of(code) or "", code.get("listID"), code.get("listVersionID"))
             )
     attributes = []
-    for prop in _all(k, _cac("AdditionalItemProperty")):
+    for prop in _all(k, cac.AdditionalItemProperty):
         p = _kids(prop)
-        attributes.append(ItemAttribute(_text(p, NAME), _text(p, _cbc("Value"))))
-    category = _kids(_first(k, _cac("ClassifiedTaxCategory")))
+        attributes.append(ItemAttribute(_text(p, cbc.Name), _text(p, cbc.Value)))
+    category = _kids(_first(k, cac.ClassifiedTaxCategory))
     item = Item(
-        name=_text(k, NAME),
-        description=_text(k, _cbc("Description")),
-        sellers_id=_text_of(_child(_first(k, _cac("SellersItemIdentification")), ID)),
-        buyers_id=_text_of(_child(_first(k, _cac("BuyersItemIdentification")), ID)),
-        standard_id=_identifier_of(_child(_first(k, _cac("StandardItemIdentification")), ID)),
+        name=_text(k, cbc.Name),
+        description=_text(k, cbc.Description),
+        sellers_id=_text_of(_child(_first(k, cac.SellersItemIdentification), cbc.ID)),
+        buyers_id=_text_of(_child(_first(k, cac.BuyersItemIdentification), cbc.ID)),
+        standard_id=_identifier_of(_child(_first(k, cac.StandardItemIdentification), cbc.ID)),
         classifications=tuple(classifications),
-        origin_country=_text_of(_child(_first(k, _cac("OriginCountry")), _cbc("IdentificationCode"))),
+        origin_country=_text_of(_child(_first(k, cac.OriginCountry), cbc.IdentificationCode)),
         attributes=tuple(attributes),
     )
-    return item, _text(category, ID), _decimal(category, PERCENT)
+    return item, _text(category, cbc.ID), _decimal(category, cbc.Percent)
 
 
 def _line_object_id(k: _Kids) -> Identifier | None:
     """BT-128: the line's document reference with type code 130 (invoiced object)."""
-    for reference in _all(k, _cac("DocumentReference")):
+    for reference in _all(k, cac.DocumentReference):
         r = _kids(reference)
-        if _text(r, DOCUMENT_TYPE_CODE) == _INVOICED_OBJECT_CODE:
-            return _identifier(r, ID)
+        if _text(r, cbc.DocumentTypeCode) == _INVOICED_OBJECT_CODE:
+            return _identifier(r, cbc.ID)
     return None
 
 
 def _line(element: etree._Element, quantity_tag: str) -> Line:
     """BG-25 invoice line (cac:InvoiceLine or cac:CreditNoteLine)."""
     k = _kids(element)
-    item, vat_category_code, vat_rate = _item(_first(k, ITEM))
+    item, vat_category_code, vat_rate = _item(_first(k, cac.Item))
     return Line(
-        id=_text(k, ID),
+        id=_text(k, cbc.ID),
         quantity=_quantity_of(_first(k, quantity_tag)),
-        net_amount=_amount(k, _cbc("LineExtensionAmount")),
-        note=_texts(k, NOTE),
+        net_amount=_amount(k, cbc.LineExtensionAmount),
+        note=_texts(k, cbc.Note),
         object_id=_line_object_id(k),
-        order_line_reference=_text_of(_child(_first(k, _cac("OrderLineReference")), _cbc("LineID"))),
-        accounting_reference=_text(k, _cbc("AccountingCost")),
-        period=_period(_first(k, INVOICE_PERIOD)),
-        allowances_charges=tuple(_allowance_charge(e) for e in _all(k, ALLOWANCE_CHARGE)),
-        price=_price(_first(k, PRICE)),
+        order_line_reference=_text_of(_child(_first(k, cac.OrderLineReference), cbc.LineID)),
+        accounting_reference=_text(k, cbc.AccountingCost),
+        period=_period(_first(k, cac.InvoicePeriod)),
+        allowances_charges=tuple(_allowance_charge(e) for e in _all(k, cac.AllowanceCharge)),
+        price=_price(_first(k, cac.Price)),
         vat_category_code=vat_category_code,
         vat_rate=vat_rate,
         item=item,
@@ -525,10 +529,10 @@ def _line(element: etree._Element, quantity_tag: str) -> Line:
 def _preceding_invoices(k: _Kids) -> tuple[PrecedingInvoice, ...]:
     """BG-3 preceding invoice references."""
     result = []
-    for billing in _all(k, _cac("BillingReference")):
-        reference = _kids(_child(billing, _cac("InvoiceDocumentReference")))
+    for billing in _all(k, cac.BillingReference):
+        reference = _kids(_child(billing, cac.InvoiceDocumentReference))
         if reference:
-            result.append(PrecedingInvoice(_text(reference, ID), _date(reference, _cbc("IssueDate"))))
+            result.append(PrecedingInvoice(_text(reference, cbc.ID), _date(reference, cbc.IssueDate)))
     return tuple(result)
 
 
@@ -536,22 +540,22 @@ def _additional_documents(k: _Kids) -> tuple[Identifier | None, str | None, tupl
     """(BT-18 invoiced object, BT-11 project in a credit note, BG-24 supporting documents)."""
     invoiced_object = project = None
     documents = []
-    for element in _all(k, _cac("AdditionalDocumentReference")):
+    for element in _all(k, cac.AdditionalDocumentReference):
         d = _kids(element)
-        type_code = _text(d, DOCUMENT_TYPE_CODE)
+        type_code = _text(d, cbc.DocumentTypeCode)
         if type_code == _INVOICED_OBJECT_CODE:
-            invoiced_object = invoiced_object or _identifier(d, ID)
+            invoiced_object = invoiced_object or _identifier(d, cbc.ID)
             continue
         if type_code == _PROJECT_CODE:
-            project = project if project is not None else _text(d, ID)
+            project = project if project is not None else _text(d, cbc.ID)
             continue
-        attachment = _kids(_first(d, _cac("Attachment")))
-        embedded = _first(attachment, _cbc("EmbeddedDocumentBinaryObject"))
+        attachment = _kids(_first(d, cac.Attachment))
+        embedded = _first(attachment, cbc.EmbeddedDocumentBinaryObject)
         documents.append(
             SupportingDocument(
-                id=_text(d, ID),
-                description=_text(d, _cbc("DocumentDescription")),
-                external_uri=_text_of(_child(_first(attachment, _cac("ExternalReference")), _cbc("URI"))),
+                id=_text(d, cbc.ID),
+                description=_text(d, cbc.DocumentDescription),
+                external_uri=_text_of(_child(_first(attachment, cac.ExternalReference), cbc.URI)),
                 attachment_mime_code=None if embedded is None else embedded.get("mimeCode"),
                 attachment_filename=None if embedded is None else embedded.get("filename"),
             )
@@ -561,7 +565,7 @@ def _additional_documents(k: _Kids) -> tuple[Identifier | None, str | None, tupl
 
 def _reference_id(k: _Kids, tag: str) -> str | None:
     """The cbc:ID of the first ``tag`` document reference (BT-12, BT-15, BT-16, BT-17, BT-11)."""
-    return _text_of(_child(_first(k, tag), ID))
+    return _text_of(_child(_first(k, tag), cbc.ID))
 
 
 # --- the document ----------------------------------------------------------------------------
@@ -575,62 +579,62 @@ def parse_invoice(root: etree._Element) -> Invoice:
     space (amounts, quantities, rates: ``xs:decimal``; dates: ``xs:date``; ``xs:boolean``).
     """
     if root.tag == INVOICE_TAG:
-        kind, type_tag = DocumentKind.INVOICE, _cbc("InvoiceTypeCode")
-        line_tag, quantity_tag = _cac("InvoiceLine"), _cbc("InvoicedQuantity")
+        kind, type_tag = DocumentKind.INVOICE, cbc.InvoiceTypeCode
+        line_tag, quantity_tag = cac.InvoiceLine, cbc.InvoicedQuantity
     elif root.tag == CREDIT_NOTE_TAG:
-        kind, type_tag = DocumentKind.CREDIT_NOTE, _cbc("CreditNoteTypeCode")
-        line_tag, quantity_tag = _cac("CreditNoteLine"), _cbc("CreditedQuantity")
+        kind, type_tag = DocumentKind.CREDIT_NOTE, cbc.CreditNoteTypeCode
+        line_tag, quantity_tag = cac.CreditNoteLine, cbc.CreditedQuantity
     else:
         raise UblParseError(f"not a UBL Invoice or CreditNote: {root.tag!r}", element=str(root.tag))
 
     k = _kids(root)
-    currency = _text(k, _cbc("DocumentCurrencyCode"))
-    tax_currency = _text(k, _cbc("TaxCurrencyCode"))
-    tax_amount, accounting, breakdown = _tax_totals(_all(k, _cac("TaxTotal")), currency, tax_currency)
+    currency = _text(k, cbc.DocumentCurrencyCode)
+    tax_currency = _text(k, cbc.TaxCurrencyCode)
+    tax_amount, accounting, breakdown = _tax_totals(_all(k, cac.TaxTotal), currency, tax_currency)
     invoiced_object, credit_note_project, documents = _additional_documents(k)
-    order = _kids(_first(k, _cac("OrderReference")))
-    means = tuple(_payment_means(e) for e in _all(k, _cac("PaymentMeans")))
-    due_date = _date(k, _cbc("DueDate"))
+    order = _kids(_first(k, cac.OrderReference))
+    means = tuple(_payment_means(e) for e in _all(k, cac.PaymentMeans))
+    due_date = _date(k, cbc.DueDate)
     if due_date is None and kind is DocumentKind.CREDIT_NOTE:
         # A UBL CreditNote has no cbc:DueDate; Peppol BIS puts BT-9 in the payment means.
         due_date = next(
-            (d for d in (_date(_kids(e), _cbc("PaymentDueDate")) for e in _all(k, _cac("PaymentMeans"))) if d),
+            (d for d in (_date(_kids(e), cbc.PaymentDueDate) for e in _all(k, cac.PaymentMeans)) if d),
             None,
         )
     return Invoice(
         kind=kind,
-        id=_text(k, ID),
-        issue_date=_date(k, _cbc("IssueDate")),
+        id=_text(k, cbc.ID),
+        issue_date=_date(k, cbc.IssueDate),
         type_code=_text(k, type_tag),
         currency=currency,
-        customization_id=_text(k, _cbc("CustomizationID")),
-        profile_id=_text(k, _cbc("ProfileID")),
+        customization_id=_text(k, cbc.CustomizationID),
+        profile_id=_text(k, cbc.ProfileID),
         due_date=due_date,
-        tax_point_date=_date(k, _cbc("TaxPointDate")),
+        tax_point_date=_date(k, cbc.TaxPointDate),
         tax_currency=tax_currency,
-        notes=tuple(t for t in (_text_of(e) for e in _all(k, NOTE)) if t is not None),
-        accounting_reference=_text(k, _cbc("AccountingCost")),
-        buyer_reference=_text(k, _cbc("BuyerReference")),
-        project_reference=_reference_id(k, _cac("ProjectReference")) or credit_note_project,
-        contract_reference=_reference_id(k, _cac("ContractDocumentReference")),
-        order_reference=_text(order, ID),
-        sales_order_reference=_text(order, _cbc("SalesOrderID")),
-        receiving_advice_reference=_reference_id(k, _cac("ReceiptDocumentReference")),
-        despatch_advice_reference=_reference_id(k, _cac("DespatchDocumentReference")),
-        tender_or_lot_reference=_reference_id(k, _cac("OriginatorDocumentReference")),
+        notes=tuple(t for t in (_text_of(e) for e in _all(k, cbc.Note)) if t is not None),
+        accounting_reference=_text(k, cbc.AccountingCost),
+        buyer_reference=_text(k, cbc.BuyerReference),
+        project_reference=_reference_id(k, cac.ProjectReference) or credit_note_project,
+        contract_reference=_reference_id(k, cac.ContractDocumentReference),
+        order_reference=_text(order, cbc.ID),
+        sales_order_reference=_text(order, cbc.SalesOrderID),
+        receiving_advice_reference=_reference_id(k, cac.ReceiptDocumentReference),
+        despatch_advice_reference=_reference_id(k, cac.DespatchDocumentReference),
+        tender_or_lot_reference=_reference_id(k, cac.OriginatorDocumentReference),
         invoiced_object_id=invoiced_object,
-        invoice_period=_period(_first(k, INVOICE_PERIOD)),
+        invoice_period=_period(_first(k, cac.InvoicePeriod)),
         preceding_invoices=_preceding_invoices(k),
         supporting_documents=documents,
-        seller=_party(_first(k, _cac("AccountingSupplierParty"))),
-        buyer=_party(_first(k, _cac("AccountingCustomerParty"))),
-        payee=_payee(_first(k, _cac("PayeeParty"))),
-        tax_representative=_tax_representative(_first(k, _cac("TaxRepresentativeParty"))),
-        delivery=_delivery(_first(k, _cac("Delivery"))),
+        seller=_party(_first(k, cac.AccountingSupplierParty)),
+        buyer=_party(_first(k, cac.AccountingCustomerParty)),
+        payee=_payee(_first(k, cac.PayeeParty)),
+        tax_representative=_tax_representative(_first(k, cac.TaxRepresentativeParty)),
+        delivery=_delivery(_first(k, cac.Delivery)),
         payment_means=means,
-        payment_terms=_texts(_kids(_first(k, _cac("PaymentTerms"))), NOTE),
-        allowances_charges=tuple(_allowance_charge(e) for e in _all(k, ALLOWANCE_CHARGE)),
-        totals=_totals(_first(k, _cac("LegalMonetaryTotal")), tax_amount, accounting),
+        payment_terms=_texts(_kids(_first(k, cac.PaymentTerms)), cbc.Note),
+        allowances_charges=tuple(_allowance_charge(e) for e in _all(k, cac.AllowanceCharge)),
+        totals=_totals(_first(k, cac.LegalMonetaryTotal), tax_amount, accounting),
         vat_breakdown=breakdown,
         lines=tuple(_line(e, quantity_tag) for e in _all(k, line_tag)),
     )

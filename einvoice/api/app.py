@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -18,11 +17,9 @@ from fastapi.responses import HTMLResponse
 
 from einvoice import __version__
 from einvoice.api import documents, health, problems, receipt_keys, validate
+from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.receipts import load_signer
-
-if TYPE_CHECKING:
-    from einvoice.bootstrap import Runtime
 
 DESCRIPTION = """
 Intake of Peppol BIS Billing 3.0 (EN 16931, UBL 2.1) invoices and credit notes for the

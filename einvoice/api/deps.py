@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from einvoice.errors import AuthenticationError, DocumentTooLargeError
 from einvoice.receipts import ReceiptSigner
+from einvoice.services import SupplierView
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
 
-if TYPE_CHECKING:
-    from einvoice.bootstrap import Runtime
-    from einvoice.services.accounts import SupplierView
+
+class Runtime(Protocol):
+    """What the API needs of ``einvoice.bootstrap.Runtime`` (tests pass in-memory twins)."""
+
+    settings: Settings
+    uow_factory: Callable[[], UnitOfWork]
+
+    def check_ready(self) -> dict[str, str]: ...
+
 
 XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})
 MULTIPART = "multipart/form-data"
@@ -36,7 +46,7 @@ def get_signer(request: Request) -> ReceiptSigner:
     return signer
 
 
-RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SignerDep = Annotated[ReceiptSigner, Depends(get_signer)]
 
 
@@ -56,7 +66,7 @@ def current_supplier(
     return supplier
 
 
-SupplierDep = Annotated["SupplierView", Depends(current_supplier)]
+SupplierDep = Annotated[SupplierView, Depends(current_supplier)]
 
 
 def _media_type(request: Request) -> str:

@@ -153,6 +153,13 @@ def snapshot_families(snapshot: Any) -> list[Family]:
                 float(pending)
             )
         )
+    outbox_lag = _get(snapshot, "outbox_lag_seconds")
+    if outbox_lag is not None:
+        families.append(
+            Family(
+                "einvoice_outbox_lag_seconds", "gauge", "Age of the oldest outbox message not yet handed to the broker"
+            ).sample(float(outbox_lag))
+        )
     stages = _get(snapshot, "stage_latency_seconds") or _get(snapshot, "stage_latencies") or {}
     if stages:
         family = Family(

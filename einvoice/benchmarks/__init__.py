@@ -1,0 +1,1 @@
+"""Benchmarks that exercise the engine the way production does (``einvoice bench …``)."""

@@ -1,0 +1,76 @@
+"""``einvoice serve`` (the HTTP API) and ``einvoice worker`` (the pipeline's worker process)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from einvoice.errors import ConfigurationError
+
+WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on [default: EINVOICE_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: EINVOICE_PORT or 8000]")] = None,
+    workers_in_process: Annotated[
+        int,
+        typer.Option(
+            "--workers-in-process",
+            min=0,
+            help="Embedded mode: worker threads inside the server (0: none, run 'einvoice worker' instead)",
+        ),
+    ] = 1,
+) -> None:
+    """Start the HTTP API. In embedded mode the pipeline's worker runs inside the server too."""
+    import uvicorn
+
+    from einvoice.settings import get_settings
+
+    settings = get_settings()
+    try:
+        settings.check_production()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    # The runtime is built in the server's lifespan (bootstrap reads the same environment).
+    os.environ[WORKERS_IN_PROCESS_ENV] = str(workers_in_process)
+
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - only for display
+    url = f"http://{shown_host}:{port}"
+    typer.echo(f"einvoice {settings.mode} mode: serving on {url}")
+    if settings.mode == "embedded":
+        typer.echo(f"  API documentation: {url}/docs")
+        typer.echo(f"  web pages:         {url}/")
+        typer.echo(f"  health:            {url}/healthz, {url}/readyz, {url}/metrics")
+        typer.echo(f"  data directory:    {settings.data_dir.resolve()}")
+        typer.echo(f"  worker threads:    {workers_in_process} in this process")
+
+    uvicorn.run(
+        "einvoice.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def worker() -> None:
+    """Run the pipeline worker (validation, matching, posting) until SIGTERM or Ctrl-C."""
+    from einvoice.worker import main as worker_main
+
+    worker_main()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("worker")(worker)

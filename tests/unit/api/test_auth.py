@@ -1,0 +1,126 @@
+"""Authentication and request shape, with an in-memory runtime: no database, no broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from einvoice.api import create_app
+from einvoice.settings import Settings
+
+KEY = "eik_test-key"
+
+
+@dataclass
+class FakeSupplier:
+    id: str = "s1"
+    name: str = "Supplier Oy"
+
+
+class FakeUow:
+    def __enter__(self) -> FakeUow:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+@dataclass
+class FakeRuntime:
+    settings: Settings
+    calls: list[str] = field(default_factory=list)
+
+    def uow_factory(self) -> FakeUow:
+        return FakeUow()
+
+    def check_ready(self) -> dict[str, str]:
+        return {"database": "ok", "broker": "ok", "artefacts": "ok"}
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    from einvoice.services import accounts, queries
+
+    def authenticate(uow: Any, api_key: str) -> FakeSupplier | None:
+        return FakeSupplier() if api_key == KEY else None
+
+    monkeypatch.setattr(accounts, "authenticate_supplier", authenticate)
+    monkeypatch.setattr(queries, "list_documents", lambda uow, **kw: [])
+    runtime = FakeRuntime(Settings(data_dir=tmp_path, max_document_bytes=1000))
+    return TestClient(create_app(runtime))  # type: ignore[arg-type]
+
+
+def test_missing_key_is_401_with_challenge(client: TestClient) -> None:
+    response = client.get("/v1/documents")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["type"] == "urn:einvoice:problem:unauthenticated"
+
+
+@pytest.mark.parametrize("header", ["Bearer wrong", "Basic dXNlcjpwYXNz", "Bearer", KEY])
+def test_wrong_or_malformed_credentials_are_401(client: TestClient, header: str) -> None:
+    assert client.get("/v1/documents", headers={"Authorization": header}).status_code == 401
+
+
+def test_right_key_passes(client: TestClient) -> None:
+    response = client.get("/v1/documents", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "count": 0}
+
+
+def test_wrong_content_type_is_415(client: TestClient) -> None:
+    response = client.post(
+        "/v1/documents", content=b"hello", headers={"Authorization": f"Bearer {KEY}", "Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert response.json()["type"] == "urn:einvoice:problem:unsupported-media-type"
+
+
+def test_declared_size_over_limit_is_413_before_reading(client: TestClient) -> None:
+    response = client.post(
+        "/v1/documents",
+        content=b"<a/>" * 300,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/xml"},
+    )
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:einvoice:problem:too-large"
+
+
+def test_authentication_comes_before_the_body(client: TestClient) -> None:
+    response = client.post("/v1/documents", content=b"<a/>" * 300, headers={"Content-Type": "application/xml"})
+    assert response.status_code == 401
+
+
+def test_public_routes(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    keys = client.get("/v1/receipt-keys").json()
+    assert keys["current"] == keys["keys"][0]["kid"]
+    assert keys["keys"][0]["crv"] == "Ed25519"
+
+
+def test_not_ready_is_503(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.check_ready = lambda: {"database": "ok", "broker": "connection refused"}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == "connection refused"
+
+
+def test_openapi_describes_auth_bodies_and_responses(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "einvoice"
+    assert "SupplierApiKey" in spec["components"]["securitySchemes"]
+    submit = spec["paths"]["/v1/documents"]["post"]
+    assert {"application/xml", "multipart/form-data"} <= set(submit["requestBody"]["content"])
+    assert {"200", "202", "400", "401", "403", "413", "415", "422"} <= set(submit["responses"])
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            assert "200" in operation["responses"] or "202" in operation["responses"], (path, method)
+    assert client.get("/docs").status_code == 200

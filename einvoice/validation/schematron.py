@@ -104,13 +104,62 @@ def findings_from_svrl(fired: tuple[FiredRule, ...], layer: Layer) -> list[Findi
     ]
 
 
+XSL_NS = "http://www.w3.org/1999/XSL/Transform"
+_XSL_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+
+def lean_stylesheet(text: str) -> str:
+    """The same rules without the output nobody reads: a cheaper stylesheet with identical asserts.
+
+    The ISO Schematron skeleton writes an ``svrl:fired-rule`` element for every rule context it
+    visits, and walks the whole document once per pattern in the default mode, where the only
+    template (text() -> nothing) produces no output. Both cost time on every document and neither
+    changes which asserts fail or what they report. This removes them, and leaves the stylesheet
+    unchanged if it has any other default-mode template (then the walks might matter).
+    Failed asserts and successful reports are untouched.
+    """
+    root = etree.fromstring(text.encode("utf-8"), _XSL_PARSER)
+    for template in root.iterchildren(f"{{{XSL_NS}}}template"):
+        if template.get("mode") is None and template.get("match") not in ("/", "text()"):
+            return text
+        if (
+            template.get("match") == "text()"
+            and template.get("mode") is None
+            and (len(template) or (template.text and template.text.strip()))
+        ):
+            return text
+    for fired in list(root.iter(f"{{{SVRL_NS}}}fired-rule")):
+        _remove(fired)
+    for walk in list(root.iter(f"{{{XSL_NS}}}apply-templates")):
+        parent = walk.getparent()
+        if not walk.attrib and len(walk) == 0 and parent is not None and parent.tag == f"{{{SVRL_NS}}}active-pattern":
+            _remove(walk)
+    return etree.tostring(root, encoding="unicode")
+
+
+def _remove(element: etree._Element) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    # keep the text that follows the element
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+
+
 class SchematronRunner:
     """One saxonche processor and the stylesheets compiled with it. Thread-safe through a lock.
 
     ``harden`` is called with the processor after every compile (``safe_xml.harden_saxon``).
+    ``lean=True`` compiles ``lean_stylesheet(official text)``; ``False`` the official text as is.
     """
 
-    def __init__(self, harden: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, harden: Callable[[Any], None] | None = None, *, lean: bool = True) -> None:
+        self.lean = lean
         self._lock = threading.RLock()
         self._processor: Any = None
         self._compiler: Any = None
@@ -145,6 +194,8 @@ class SchematronRunner:
                 raise ValidationEngineError(f"cannot read stylesheet {key}: {exc}") from None
             started = time.perf_counter()
             try:
+                if self.lean:
+                    text = lean_stylesheet(text)
                 executable = self._compiler.compile_stylesheet(stylesheet_text=text)
             except Exception as exc:  # saxonche raises its own PySaxonApiError
                 raise ValidationEngineError(f"cannot compile stylesheet {key.name}: {exc}") from None

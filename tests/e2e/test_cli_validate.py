@@ -1,0 +1,131 @@
+"""``einvoice validate`` and ``einvoice bench validate`` as a user runs them: a real process, real artefacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KEYS = {"file", "document_type", "customization_id", "rules", "valid", "findings"}
+FINDING_KEYS = {"rule", "severity", "layer", "location", "line", "message"}
+
+
+@pytest.fixture(scope="module")
+def env(shared_dir: Path) -> dict[str, str]:
+    return {**os.environ, "EINVOICE_RULES_DIR": str(shared_dir / "rules"), "EINVOICE_SHARED_DIR": str(shared_dir)}
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "einvoice", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def billing(corpus_dir: Path) -> Path:
+    return corpus_dir / "peppol-2026.5" / "billing"
+
+
+@pytest.fixture
+def invalid_file(tmp_path: Path, billing: Path) -> Path:
+    data = (billing / "base-example.xml").read_bytes()
+    path = tmp_path / "bad.xml"
+    path.write_bytes(data.replace(b"<cbc:DocumentCurrencyCode>EUR<", b"<cbc:DocumentCurrencyCode>QQQ<"))
+    return path
+
+
+def test_folder_of_valid_documents_json_exit_0(env: dict[str, str], billing: Path) -> None:
+    result = run(env, "validate", "--format", "json", "--jobs", "2", str(billing))
+    assert result.returncode == 0, result.stderr
+    reports = json.loads(result.stdout)
+    assert len(reports) == len(list(billing.glob("*.xml")))
+    assert [r["file"] for r in reports] == sorted(r["file"] for r in reports)
+    for report in reports:
+        assert set(report) >= KEYS
+        assert report["valid"] is True
+        assert report["rules"] == "peppol-bis3"
+
+
+def test_invalid_document_exit_1_with_findings(env: dict[str, str], invalid_file: Path, billing: Path) -> None:
+    result = run(env, "validate", "-f", "json", "--jobs", "1", str(invalid_file), str(billing / "base-example.xml"))
+    assert result.returncode == 1, result.stderr
+    bad, good = json.loads(result.stdout)
+    assert bad["valid"] is False
+    assert good["valid"] is True
+    rules = {f["rule"] for f in bad["findings"]}
+    assert "BR-CL-04" in rules
+    for finding in bad["findings"]:
+        assert set(finding) >= FINDING_KEYS
+        assert finding["severity"] in ("fatal", "warning", "information")
+        assert finding["layer"] in ("xsd", "en16931", "peppol")
+
+
+def test_text_and_html_formats(env: dict[str, str], invalid_file: Path, tmp_path: Path) -> None:
+    text = run(env, "validate", str(invalid_file))
+    assert text.returncode == 1
+    assert "INVALID" in text.stdout
+    assert "BR-CL-04" in text.stdout
+    out = tmp_path / "report.html"
+    html = run(env, "validate", "--format", "html", "--output", str(out), str(invalid_file))
+    assert html.returncode == 1
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "BR-CL-04" in page
+    assert "QQQ" in page
+
+
+def test_skip_xsd_rules_and_svrl(env: dict[str, str], billing: Path) -> None:
+    result = run(
+        env, "validate", "-f", "json", "--skip-xsd", "--rules", "en16931", "--svrl", str(billing / "base-example.xml")
+    )
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    assert report["rules"] == "en16931"
+    assert "schematron-output" in report["svrl"]["en16931"]
+
+
+def test_missing_path_exit_2_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(env, "validate", str(tmp_path / "nope.xml"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "nope.xml" in result.stderr
+
+
+def test_unknown_option_value_is_usage_error(env: dict[str, str], billing: Path) -> None:
+    assert run(env, "validate", "--rules", "xrechnung", str(billing)).returncode == 2
+
+
+def test_missing_artefacts_exit_2_with_error_verdict(env: dict[str, str], billing: Path, tmp_path: Path) -> None:
+    result = run(
+        {**env, "EINVOICE_RULES_DIR": str(tmp_path)}, "validate", "-f", "json", str(billing / "base-example.xml")
+    )
+    assert result.returncode == 2
+    (report,) = json.loads(result.stdout)
+    assert report["verdict"] == "error"
+    assert report["valid"] is False
+
+
+def test_not_well_formed_and_unsupported_exit_1(env: dict[str, str], tmp_path: Path, corpus_dir: Path) -> None:
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<Invoice><a></Invoice>")
+    order = corpus_dir / "peppol-2026.5" / "Order_Example.xml"
+    result = run(env, "validate", "-f", "json", "-j", "1", str(broken), str(order))
+    assert result.returncode == 1
+    verdicts = [r["verdict"] for r in json.loads(result.stdout)]
+    assert verdicts == ["invalid", "unsupported"]
+
+
+@pytest.mark.slow
+def test_bench_validate_json(env: dict[str, str], billing: Path) -> None:
+    result = run(env, "bench", "validate", "--repeat", "1", "--jobs", "2", "--json", str(billing))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["single"]["docs_per_s"] > 0
+    assert figures["parallel"]["jobs"] == 2
+    assert set(figures["single"]["ms_per_doc"]) >= {"parse", "xsd", "en16931", "peppol"}
+    assert figures["compile_seconds"]["total"] > 0
+    assert figures["peak_rss_mib"] > 0

@@ -1,0 +1,138 @@
+"""SVRL parsing, location resolution and the lean stylesheet transformation (no artefacts needed)."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from einvoice.domain.findings import Layer, Severity
+from einvoice.errors import ValidationEngineError
+from einvoice.validation.schematron import (
+    SVRL_NS,
+    XSL_NS,
+    findings_from_svrl,
+    lean_stylesheet,
+    locate,
+    parse_svrl,
+)
+
+INV = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+
+DOC = f"""<Invoice xmlns="{INV}" xmlns:cac="{CAC}" xmlns:cbc="{CBC}">
+  <cbc:ID>1</cbc:ID>
+  <cac:InvoiceLine><cbc:ID>A</cbc:ID></cac:InvoiceLine>
+  <cac:InvoiceLine>
+    <cbc:ID>B</cbc:ID>
+    <cbc:LineExtensionAmount currencyID="EUR">10.00</cbc:LineExtensionAmount>
+  </cac:InvoiceLine>
+  <plain xmlns=""><x>no namespace</x></plain>
+</Invoice>"""
+
+SVRL = f"""<svrl:schematron-output xmlns:svrl="{SVRL_NS}">
+  <svrl:active-pattern id="p"/>
+  <svrl:fired-rule context="cac:InvoiceLine"/>
+  <svrl:failed-assert test="exists(cbc:Note)" id="BR-99" flag="fatal" location="/*:Invoice[1]">
+    <svrl:text>[BR-99]-An invoice   shall have a note.</svrl:text>
+  </svrl:failed-assert>
+  <svrl:successful-report test="true()" id="X-1" flag="warning" location="/">
+    <svrl:text>reported</svrl:text>
+  </svrl:successful-report>
+  <svrl:failed-assert test="false()" id="X-2" location="/">
+    <svrl:text>no flag</svrl:text>
+  </svrl:failed-assert>
+</svrl:schematron-output>"""
+
+
+@pytest.fixture
+def tree() -> etree._ElementTree:
+    return etree.ElementTree(etree.fromstring(DOC.encode()))
+
+
+def test_parse_svrl_reads_asserts_and_reports_in_order() -> None:
+    fired = parse_svrl(SVRL)
+    assert [f.rule for f in fired] == ["BR-99", "X-1", "X-2"]
+    assert fired[0].message == "An invoice shall have a note."
+    assert fired[0].test == "exists(cbc:Note)"
+    assert fired[0].flag == "fatal"
+
+
+def test_findings_take_severity_from_flag_and_missing_flag_is_fatal() -> None:
+    findings = findings_from_svrl(parse_svrl(SVRL), Layer.PEPPOL)
+    assert [f.severity for f in findings] == [Severity.FATAL, Severity.WARNING, Severity.FATAL]
+    assert {f.layer for f in findings} == {Layer.PEPPOL}
+
+
+def test_parse_svrl_refuses_what_is_not_svrl() -> None:
+    with pytest.raises(ValidationEngineError):
+        parse_svrl("<html/>")
+    with pytest.raises(ValidationEngineError):
+        parse_svrl("not xml")
+
+
+def test_locate_namespaced_steps_positions_and_attributes(tree: etree._ElementTree) -> None:
+    base = f"/*:Invoice[namespace-uri()='{INV}'][1]/*:InvoiceLine[namespace-uri()='{CAC}'][2]"
+    element, attribute = locate(tree, base)  # type: ignore[misc]
+    assert element.sourceline == 4
+    assert attribute is None
+    amount = f"{base}/*:LineExtensionAmount[namespace-uri()='{CBC}'][1]"
+    element, attribute = locate(tree, amount + "/@currencyID")  # type: ignore[misc]
+    assert element.text == "10.00"
+    assert attribute == "EUR"
+    element, _ = locate(tree, f"/*:Invoice[namespace-uri()='{INV}'][1]/plain[1]/x[1]")  # type: ignore[misc]
+    assert element.text == "no namespace"
+    element, attribute = locate(  # type: ignore[misc]
+        tree, amount + "/@*[local-name()='currencyID' and namespace-uri()='']"
+    )
+    assert attribute == "EUR"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        None,
+        "",
+        "relative/path",
+        f"/*:Invoice[namespace-uri()='{INV}'][1]/*:Missing[namespace-uri()='x'][1]",
+        f"/*:Invoice[namespace-uri()='{INV}'][1]/*:InvoiceLine[namespace-uri()='{CAC}'][3]",
+        "/weird::axis",
+    ],
+)
+def test_locate_gives_none_when_it_cannot(tree: etree._ElementTree, location: str | None) -> None:
+    assert locate(tree, location) is None
+
+
+def test_locate_root(tree: etree._ElementTree) -> None:
+    element, _ = locate(tree, "/")  # type: ignore[misc]
+    assert element is tree.getroot()
+
+
+SKELETON = f"""<xsl:stylesheet xmlns:xsl="{XSL_NS}" xmlns:svrl="{SVRL_NS}" version="2.0">
+<xsl:template match="text()" priority="-1"/>
+<xsl:template match="/">
+  <svrl:schematron-output>
+    <svrl:active-pattern><xsl:apply-templates/></svrl:active-pattern>
+    <xsl:apply-templates mode="M1" select="/"/>
+  </svrl:schematron-output>
+</xsl:template>
+<xsl:template match="a" mode="M1" priority="1000">
+  <svrl:fired-rule context="a"/>
+  <xsl:choose><xsl:when test="b"/><xsl:otherwise><svrl:failed-assert id="R1"/></xsl:otherwise></xsl:choose>
+  <xsl:apply-templates mode="M1" select="@*|*"/>
+</xsl:template>
+</xsl:stylesheet>"""
+
+
+def test_lean_stylesheet_drops_fired_rules_and_idle_walks_only() -> None:
+    lean = etree.fromstring(lean_stylesheet(SKELETON).encode())
+    assert not list(lean.iter(f"{{{SVRL_NS}}}fired-rule"))
+    pattern = next(lean.iter(f"{{{SVRL_NS}}}active-pattern"))
+    assert len(pattern) == 0
+    assert len(list(lean.iter(f"{{{SVRL_NS}}}failed-assert"))) == 1
+    assert len(list(lean.iter(f"{{{XSL_NS}}}apply-templates"))) == 2  # the pattern walks stay
+
+
+def test_lean_stylesheet_leaves_stylesheets_with_other_default_templates_alone() -> None:
+    text = SKELETON.replace('<xsl:template match="text()" priority="-1"/>', '<xsl:template match="b">!</xsl:template>')
+    assert lean_stylesheet(text) == text

@@ -162,6 +162,10 @@ async def submit(
         api_metrics.observe_submission(type(exc).__name__, time.perf_counter() - started)
         raise
     view = outcome.document
+    if outcome.created:
+        wake = getattr(runtime, "wake_relay", None)
+        if wake is not None:  # hand the new document to the queue now rather than at the next poll
+            wake()
     document_id = str(view.id)
     receipt = signer.sign(document_id, view.sha256, str(view.supplier_id), view.received_at)
     response.status_code = 202 if outcome.created else 200

@@ -64,11 +64,15 @@ def serve(
     )
 
 
-def worker() -> None:
+def worker(
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Worker threads [default: EINVOICE_WORKER_THREADS or 2]")
+    ] = None,
+) -> None:
     """Run the pipeline worker (validation, matching, posting) until SIGTERM or Ctrl-C."""
     from einvoice.worker import main as worker_main
 
-    worker_main()
+    worker_main(threads)
 
 
 def register(app: typer.Typer) -> None:

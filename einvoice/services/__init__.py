@@ -41,9 +41,12 @@ S = DocumentStatus
 #: States a worker holds a document in while it does a stage (guarded by a lease).
 WORKING_STATES = frozenset({S.VALIDATING, S.MATCHING, S.POSTING})
 #: States that wait for the next stage's message; the sweeper re-sends when one waits too long.
-WAITING_STATES = frozenset({S.RECEIVED, S.VALIDATED, S.MATCHED, S.POSTING_FAILED})
+#: (``approved`` waits for posting only when an ERP connector is configured.)
+WAITING_STATES = frozenset({S.RECEIVED, S.VALIDATED, S.APPROVED, S.POSTING_FAILED})
 #: States nothing automatic moves on from (a person or a later issue's stage may).
-RESTING_STATES = frozenset({S.REJECTED, S.EXCEPTION, S.APPROVED, S.POSTED, S.DEAD, S.REFUSED})
+FINAL_STATES = frozenset({S.REJECTED, S.EXCEPTION, S.POSTED, S.DEAD, S.REFUSED})
+#: Where documents rest today: the final states, and ``approved`` until posting is built.
+RESTING_STATES = FINAL_STATES | {S.APPROVED}
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,18 +137,26 @@ class DocumentRepository:
         return self.session.scalars(query).all()
 
     def compare_and_set(
-        self, document_id: str, *, expected: Collection[str], values: dict[str, Any], lease_token: str | None = None
+        self,
+        document_id: str,
+        *,
+        expected: Collection[str],
+        values: dict[str, Any],
+        lease_token: str | None = None,
+        lease_free: bool = False,
     ) -> bool:
-        """Update the document only if its status is one of ``expected`` (and, when given, it
-        holds ``lease_token``). Returns whether it did: the guard that makes stages idempotent
-        and lets exactly one of several concurrent workers win."""
+        """Update the document only if its status is one of ``expected`` and, when given, it holds
+        ``lease_token`` (with ``lease_free``: no one holds it). Returns whether it did: the guard
+        that makes stages idempotent and lets exactly one of several concurrent workers win."""
         statement = (
             update(DocumentRow)
             .where(DocumentRow.id == document_id, DocumentRow.status.in_(list(expected)))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if lease_token is not None:
+        if lease_free:
+            statement = statement.where(DocumentRow.lease_token.is_(None))
+        elif lease_token is not None:
             statement = statement.where(DocumentRow.lease_token == lease_token)
         result = self.session.execute(statement)
         changed = bool(result.rowcount)  # type: ignore[attr-defined]
@@ -176,6 +184,12 @@ class DocumentRepository:
         return self.session.scalars(
             select(DocumentRow).where(idle | expired).order_by(DocumentRow.status_changed_at).limit(limit)
         ).all()
+
+    def oldest_status_change(self, statuses: Collection[str]) -> datetime | None:
+        """When the document longest in one of ``statuses`` entered it."""
+        return self.session.scalar(
+            select(func.min(DocumentRow.status_changed_at)).where(DocumentRow.status.in_(list(statuses)))
+        )
 
     def count_by_status(self) -> dict[str, int]:
         rows = self.session.execute(select(DocumentRow.status, func.count()).group_by(DocumentRow.status))
@@ -209,9 +223,9 @@ class DocumentRepository:
             select(TransitionRow).where(TransitionRow.document_id == document_id).order_by(TransitionRow.id)
         ).all()
 
-    def transitions_since(self, since: datetime) -> Sequence[TransitionRow]:
+    def transitions_since(self, since: datetime, *, limit: int = 20_000) -> Sequence[TransitionRow]:
         return self.session.scalars(
-            select(TransitionRow).where(TransitionRow.at >= since).order_by(TransitionRow.id)
+            select(TransitionRow).where(TransitionRow.at >= since).order_by(TransitionRow.id).limit(limit)
         ).all()
 
     def replace_findings(self, document_id: str, findings: Iterable[FindingRow]) -> None:
@@ -250,6 +264,10 @@ class OutboxRepository:
     def mark_sent(self, rows: Iterable[OutboxRow], *, now: datetime) -> None:
         for row in rows:
             row.sent_at = now
+
+    def last_written_at(self, document_id: str) -> datetime | None:
+        """When the newest message for the document was written (sent or not)."""
+        return self.session.scalar(select(func.max(OutboxRow.created_at)).where(OutboxRow.document_id == document_id))
 
     def pending_count(self) -> int:
         return int(self.session.scalar(select(func.count()).where(OutboxRow.sent_at.is_(None))) or 0)

@@ -137,6 +137,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_pending", ["sent_at", "id"], unique=False)
+        batch_op.create_index("ix_outbox_document", ["document_id", "created_at"], unique=False)
 
     op.create_table(
         "transitions",
@@ -162,6 +163,7 @@ def downgrade() -> None:
 
     op.drop_table("transitions")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_document")
         batch_op.drop_index("ix_outbox_pending")
 
     op.drop_table("outbox")

@@ -1,0 +1,194 @@
+"""The one place that builds the engine, the broker and the pipeline from ``Settings``.
+
+    runtime = build()              # settings from the environment
+    runtime.start_background()     # what this process runs besides serving requests
+    ...
+    runtime.stop()
+
+Embedded mode (no broker URL): SQLite under the data directory, migrated on start; the queue
+is in-process and ``start_background`` starts a worker thread (``EINVOICE_WORKERS_IN_PROCESS``,
+default 1; 0 for none), the outbox relay and the sweeper.
+
+Production (RabbitMQ or Redis): the database is migrated by ``einvoice db upgrade``, not on start.
+``start_background`` in the API runs the outbox relay and the sweeper only; the stages run in
+``einvoice worker`` processes (``start_worker``), which run a relay and a sweeper too. Any number
+of each may run: relays claim outbox rows with SKIP LOCKED, sweepers' changes are guarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import dramatiq
+from sqlalchemy import Engine, text
+
+from einvoice import messaging, store
+from einvoice.services import process, sweeper
+from einvoice.settings import Settings, get_settings
+from einvoice.store import UnitOfWork
+from einvoice.worker import Pipeline, declare_actors, default_validator
+
+log = logging.getLogger(__name__)
+
+WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
+RELAY_INTERVAL_SECONDS = 0.2
+SWEEP_INTERVAL_SECONDS = 15.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    uow_factory: Callable[[], UnitOfWork]
+    broker: dramatiq.Broker
+    engine: Engine
+    pipeline: Pipeline
+    actors: dict[str, dramatiq.Actor]
+    _pollers: list[messaging.Poller] = field(default_factory=list)
+    _worker: dramatiq.Worker | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- background work ---------------------------------------------------------------------
+
+    def start_background(self) -> None:
+        """Start what a serving process runs besides requests: the outbox relay and the sweeper,
+        and in embedded mode the in-process worker (``EINVOICE_WORKERS_IN_PROCESS`` threads)."""
+        if messaging.is_in_process(self.broker):
+            threads = _int_env(WORKERS_IN_PROCESS_ENV, 1)
+            if threads > 0:
+                self._start_dramatiq_worker(threads)
+        self._start_pollers()
+
+    def start_worker(self, threads: int) -> None:
+        """Start consuming the queue with ``threads`` threads, plus the relay and the sweeper."""
+        self.broker.emit_after("process_boot")
+        self._start_dramatiq_worker(threads)
+        self._start_pollers()
+
+    def _start_dramatiq_worker(self, threads: int) -> None:
+        with self._lock:
+            if self._worker is None:
+                self._worker = dramatiq.Worker(
+                    self.broker, queues={messaging.QUEUE}, worker_threads=threads, worker_timeout=100
+                )
+                self._worker.start()
+
+    def _start_pollers(self) -> None:
+        with self._lock:
+            if self._pollers:
+                return
+            self._pollers = [
+                messaging.Poller("outbox-relay", self.relay.relay_once, interval=RELAY_INTERVAL_SECONDS),
+                messaging.Poller("sweeper", self.sweep_once, interval=SWEEP_INTERVAL_SECONDS),
+            ]
+            for poller in self._pollers:
+                poller.start()
+
+    @property
+    def relay(self) -> messaging.OutboxRelay:
+        return messaging.OutboxRelay(self.uow_factory, lambda action, doc: messaging.send(self.broker, action, doc))
+
+    def sweep_once(self) -> int:
+        return sweeper.sweep(
+            self.uow_factory,
+            stuck_after=timedelta(seconds=self.settings.stuck_after_seconds),
+            posting_enabled=self.pipeline.posting_enabled,
+        ).total
+
+    def wake_relay(self) -> None:
+        """Ask the relay to look at the outbox now (optional: it polls anyway)."""
+        for poller in self._pollers:
+            if poller.name == "outbox-relay":
+                poller.wake()
+
+    def stop(self) -> None:
+        """Stop the worker (messages in hand are finished or go back to the broker), the relay and
+        the sweeper; close the broker and the database pool."""
+        with self._lock:
+            pollers, self._pollers = self._pollers, []
+            worker, self._worker = self._worker, None
+        for poller in pollers:
+            poller.stop()
+        if worker is not None:
+            worker.stop(timeout=30_000)
+        try:
+            self.broker.close()
+        except Exception:  # closing is best effort
+            log.debug("broker close failed", exc_info=True)
+        self.engine.dispose()
+
+    # --- readiness -----------------------------------------------------------------------------
+
+    def check_ready(self) -> dict[str, str]:
+        """{"database": …, "broker": …, "artefacts": …}, each "ok" or "error: …"."""
+        return {
+            "database": self._check_database(),
+            "broker": messaging.check_broker(self.broker),
+            "artefacts": _check_artefacts(self.settings),
+        }
+
+    def _check_database(self) -> str:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            current, head = store.current_revision(self.engine), store.head_revision()
+            if current != head:
+                return f"error: database at revision {current}, code expects {head} (run einvoice db upgrade)"
+            return "ok"
+        except Exception as exc:
+            return f"error: {type(exc).__name__}: {exc}"
+
+
+def _check_artefacts(settings: Settings) -> str:
+    """Whether the validation artefacts are installed, without loading saxonche."""
+    try:
+        from einvoice.validation import artefacts
+
+        status = getattr(artefacts, "check_installed", None)
+        if status is not None:
+            result = status(settings)
+            return "ok" if result in (None, True, "ok") else f"error: {result}"
+    except ImportError:
+        pass
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+    return "ok" if settings.rules_dir.is_dir() else f"error: no artefacts under {settings.rules_dir}"
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    validator: process.Validator | None = None,
+    poster: process.Poster | None = None,
+    migrate: bool | None = None,
+) -> Runtime:
+    """Build the runtime: engine, unit-of-work factory, broker with the actors declared.
+
+    Migrates the database in embedded mode (or when ``migrate`` says so). ``validator`` and
+    ``poster`` replace the real ones (tests); without a poster, documents rest at ``approved``.
+    Raises ConfigurationError when production settings are incomplete.
+    """
+    settings = settings or get_settings()
+    settings.check_production()
+    url = settings.effective_database_url
+    if store.is_sqlite(url) and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = store.make_engine(url)
+    if migrate if migrate is not None else settings.mode == "embedded":
+        store.migrate(engine)
+    uow_factory = store.uow_factory_for(engine)
+    broker = messaging.make_broker(settings)
+    pipeline = Pipeline(uow_factory, settings, validator or default_validator, poster)
+    actors = declare_actors(broker, pipeline)
+    return Runtime(settings, uow_factory, broker, engine, pipeline, actors)

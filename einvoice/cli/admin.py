@@ -1,0 +1,186 @@
+"""Administration: ``einvoice institutions add|list``, ``einvoice suppliers add|list``, ``einvoice db upgrade``.
+
+These need the database only (no broker). In embedded mode the database is created and migrated
+on first use; in production run ``einvoice db upgrade`` once per release.
+
+Exit codes: 0 done; 1 refused (invalid endpoint, endpoint already registered); 2 the database
+cannot be reached or is not migrated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from einvoice.settings import Settings
+    from einvoice.store import UnitOfWork
+
+EXIT_REFUSED = 1
+EXIT_DATABASE = 2
+
+institutions_app = typer.Typer(
+    help="Buyer institutions (documents are addressed to their Peppol endpoint)", no_args_is_help=True
+)
+suppliers_app = typer.Typer(help="Suppliers allowed to submit, and their API keys", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+
+EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654321")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
+def _engine(settings: Settings) -> Engine:
+    from einvoice import store
+
+    url = settings.effective_database_url
+    if store.is_sqlite(url) and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return store.make_engine(url)
+
+
+def _open(*, migrate_embedded: bool = True) -> tuple[Engine, Callable[[], UnitOfWork]]:
+    """Engine and unit-of-work factory; migrates in embedded mode, checks the revision otherwise."""
+    from einvoice import store
+    from einvoice.settings import get_settings
+
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        if settings.mode == "embedded" and migrate_embedded:
+            store.migrate(engine)
+        elif store.current_revision(engine) != store.head_revision():
+            typer.echo("error: the database is not at the current schema; run 'einvoice db upgrade'", err=True)
+            raise typer.Exit(EXIT_DATABASE)
+    except typer.Exit:
+        engine.dispose()
+        raise
+    except Exception as exc:
+        engine.dispose()
+        typer.echo(f"error: database unavailable: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(EXIT_DATABASE) from None
+    return engine, store.uow_factory_for(engine)
+
+
+def _refused(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(EXIT_REFUSED)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@institutions_app.command("add")
+def institutions_add(
+    name: Annotated[str, typer.Option("--name", help="The institution's name")],
+    endpoint: EndpointOption,
+) -> None:
+    """Register a buyer institution."""
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint)
+    except accounts.AccountError as exc:
+        raise _refused(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
+
+
+@institutions_app.command("list")
+def institutions_list(as_json: JsonOption = False) -> None:
+    """List the registered institutions."""
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        items = accounts.list_institutions(uow_factory())
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps([i.to_dict() for i in items], indent=2))
+        return
+    _table(["id", "name", "endpoint", "created"], [[i.id, i.name, i.endpoint, i.created_at.isoformat()] for i in items])
+
+
+@suppliers_app.command("add")
+def suppliers_add(
+    name: Annotated[str, typer.Option("--name", help="The supplier's name")],
+    endpoint: EndpointOption,
+    vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456789MVA")] = None,
+    legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30)")] = None,
+) -> None:
+    """Register a supplier and print its new API key, once, on the last line."""
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        supplier, api_key = accounts.add_supplier(
+            uow_factory(), name=name, endpoint=endpoint, vat=vat, legal_id=legal_id
+        )
+    except accounts.AccountError as exc:
+        raise _refused(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
+    typer.echo("API key (shown only now; only its hash is stored):")
+    typer.echo(api_key)
+
+
+@suppliers_app.command("list")
+def suppliers_list(as_json: JsonOption = False) -> None:
+    """List the registered suppliers (never their keys)."""
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        items = accounts.list_suppliers(uow_factory())
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in items], indent=2))
+        return
+    _table(
+        ["id", "name", "endpoint", "VAT id", "legal id", "active"],
+        [[s.id, s.name, s.endpoint, s.vat_id or "", s.legal_id or "", "yes" if s.active else "no"] for s in items],
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option("--revision", help="Target revision")] = "head",
+) -> None:
+    """Create or migrate the database schema (safe to run from several machines at once on PostgreSQL)."""
+    from einvoice import store
+    from einvoice.settings import get_settings
+
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        before = store.current_revision(engine)
+        store.migrate(engine, revision)
+        after = store.current_revision(engine)
+    except Exception as exc:
+        typer.echo(f"error: migration failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(EXIT_DATABASE) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(institutions_app, name="institutions")
+    app.add_typer(suppliers_app, name="suppliers")
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,184 @@
+"""The queue: broker construction and the outbox relay.
+
+- No ``broker_url``: dramatiq's ``StubBroker``, consumed by a worker thread in the same process
+  (embedded mode).
+- ``amqp://…``: ``RabbitmqBroker`` with publisher confirms (a message counts as sent only once
+  RabbitMQ has it), consumed by ``einvoice worker`` processes on any number of machines.
+- ``redis://…``: ``RedisBroker``, for sites that run Redis rather than RabbitMQ.
+
+Messages carry a document id and nothing else. The database is the source of truth: the
+``outbox`` table holds what must be sent; ``OutboxRelay`` moves it to the broker. A row is marked
+sent after the broker accepted the message, so a crash in between sends it twice, which the
+idempotent stages absorb.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Retries
+
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+QUEUE = "einvoice"
+#: Outbox action (stage name) -> actor name.
+ACTOR_OF_ACTION = {"validate": "validate_document", "match": "match_document", "post": "post_document"}
+GAVE_UP_ACTOR = "stage_gave_up"
+
+MIN_BACKOFF_MS = 1_000
+MAX_BACKOFF_MS = 5 * 60_000
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    """Return the broker the settings call for, with retries configured. Connects lazily."""
+    url = settings.broker_url
+    broker: dramatiq.Broker
+    if not url:
+        broker = StubBroker()
+    elif url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=url)
+    else:
+        from einvoice.errors import ConfigurationError
+
+        raise ConfigurationError(f"EINVOICE_BROKER_URL must be amqp://… or redis://…, not {url!r}")
+    for middleware in broker.middleware:
+        if isinstance(middleware, Retries):
+            middleware.max_retries = settings.max_retries
+            middleware.min_backoff = MIN_BACKOFF_MS
+            middleware.max_backoff = MAX_BACKOFF_MS
+    broker.add_middleware(CurrentMessage())
+    broker.declare_queue(QUEUE)
+    return broker
+
+
+def is_in_process(broker: dramatiq.Broker) -> bool:
+    """True for the in-process broker, whose messages only a worker in this process can consume."""
+    return isinstance(broker, StubBroker)
+
+
+def check_broker(broker: dramatiq.Broker) -> str:
+    """'ok', or 'error: …' when the broker cannot be reached."""
+    try:
+        if is_in_process(broker):
+            return "ok"
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        from dramatiq.brokers.redis import RedisBroker
+
+        if isinstance(broker, RabbitmqBroker):
+            import pika
+
+            parameters = broker.parameters[0] if isinstance(broker.parameters, list) else broker.parameters
+            probe = pika.BlockingConnection(parameters)
+            probe.close()
+        elif isinstance(broker, RedisBroker):
+            broker.client.ping()
+        return "ok"
+    except Exception as exc:  # readiness reports, it does not raise
+        return f"error: {type(exc).__name__}: {exc}"
+
+
+def send(broker: dramatiq.Broker, action: str, document_id: str) -> None:
+    """Enqueue the message for ``action`` on ``document_id``."""
+    message: dramatiq.Message[object] = dramatiq.Message(
+        queue_name=QUEUE,
+        actor_name=ACTOR_OF_ACTION[action],
+        args=(document_id,),
+        kwargs={},
+        options={},
+    )
+    broker.enqueue(message)
+
+
+class OutboxRelay:
+    """Moves outbox rows to the broker. Safe to run in several processes at once on PostgreSQL
+    (rows are claimed with ``FOR UPDATE SKIP LOCKED``); on SQLite the write lock serialises them."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        sender: Callable[[str, str], None],
+        *,
+        batch_size: int = 100,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.sender = sender
+        self.batch_size = batch_size
+
+    def relay_once(self) -> int:
+        """Send one batch; return how many rows were sent. A broker error ends the batch early
+        (the rows sent so far are marked) and propagates."""
+        with self.uow_factory() as uow:
+            rows = list(uow.outbox.claim_pending(self.batch_size))
+            if not rows:
+                return 0
+            sent = []
+            try:
+                for row in rows:
+                    self.sender(row.action, row.document_id)
+                    sent.append(row)
+            finally:
+                if sent:
+                    uow.outbox.mark_sent(sent, now=datetime.now(UTC))
+                    uow.commit()
+            return len(sent)
+
+    def drain(self) -> int:
+        """Relay until nothing is pending; return how many rows were sent."""
+        total = 0
+        while True:
+            count = self.relay_once()
+            total += count
+            if count < self.batch_size:
+                return total
+
+
+class Poller(threading.Thread):
+    """Calls ``step`` every ``interval`` seconds until stopped (sooner again when ``step`` says it
+    did work); logs and carries on after errors, so a database or broker restart is survived."""
+
+    def __init__(self, name: str, step: Callable[[], int], *, interval: float) -> None:
+        super().__init__(name=name, daemon=True)
+        self.step = step
+        self.interval = interval
+        self._stop_event = threading.Event()
+        self._wake = threading.Event()
+        self.failures = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop_event.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            busy = False
+            try:
+                busy = self.step() > 0
+                self.failures = 0
+            except Exception:
+                self.failures += 1
+                level = logging.WARNING if self.failures <= 3 else logging.DEBUG
+                log.log(level, "%s failed (attempt %d); retrying", self.name, self.failures, exc_info=True)
+            if busy:
+                continue
+            delay = self.interval * min(2 ** min(self.failures, 5), 30)
+            self._wake.wait(delay)
+            self._wake.clear()

@@ -1,0 +1,463 @@
+"""The processing stages a worker runs: validate, match, post.
+
+Every stage follows one protocol, so that a lost or repeated message changes nothing:
+
+1. **claim** (one transaction): if the document is in a state the stage starts from, move it to
+   the stage's working state with a guarded UPDATE (``WHERE status = <expected>``) and give it a
+   lease: a token (the message id; dramatiq keeps it across retries) and an expiry. If the
+   document is already in the working state, the same token, or an expired lease, may take it
+   again; anything else means the stage is not called for (or someone else is doing it), and
+   the call returns without effect.
+2. **work**, outside any transaction (validation may take seconds).
+3. **finish** (one transaction): guarded UPDATE from the working state *with our token* to the
+   outcome, plus the stage's effects (findings, match result, journal reference) and the
+   outbox row for the next stage. If the guard fails, another worker finished or took over,
+   and everything we computed is discarded: no effect is ever written twice.
+
+Database and broker errors propagate, so the actor retries with backoff; a stage that cannot
+succeed records ``dead`` with the cause (``mark_dead``), which a person can see.
+
+Matching and posting are later issues. Matching here passes documents through (a suspected
+duplicate goes to ``exception``, anything else to ``matched`` and on to ``approved``). Posting
+runs only when a ``Poster`` is wired in; without one, ``approved`` is where documents rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.errors import PermanentError, TransientError
+from einvoice.services import (
+    FINAL_STATES,
+    DocumentStatus,
+    DocumentView,
+    document_view,
+    finding_to_row,
+)
+from einvoice.store import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+S = DocumentStatus
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- ports -----------------------------------------------------------------------------------------
+
+
+class ValidationOutcome(Protocol):
+    """What the worker needs from a validation report (``einvoice.validation.ValidationReport``)."""
+
+    @property
+    def verdict(self) -> str: ...  # valid | invalid | unsupported | error
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+
+
+class Validator(Protocol):
+    def __call__(self, raw: bytes, /) -> ValidationOutcome: ...
+
+
+class Poster(Protocol):
+    """Posts an approved document to the ERP and returns the journal reference. Must be
+    idempotent on ``document.id`` (the ERP side keys on it): a retry after a crash may repeat
+    the call. Raises TransientError to retry later, PermanentError when it never can."""
+
+    def __call__(self, document: DocumentView, raw: bytes, /) -> str: ...
+
+
+# --- stages ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    name: str  # also the outbox action and the actor suffix
+    starts_from: frozenset[str]
+    working: str
+
+    @property
+    def actor(self) -> str:
+        return f"worker:{self.name}"
+
+
+VALIDATE = Stage("validate", frozenset({S.RECEIVED}), S.VALIDATING)
+MATCH = Stage("match", frozenset({S.VALIDATED}), S.MATCHING)
+POST = Stage("post", frozenset({S.APPROVED, S.POSTING_FAILED}), S.POSTING)
+STAGES = {stage.name: stage for stage in (VALIDATE, MATCH, POST)}
+#: The stage a document waiting in a state needs next (what the sweeper re-sends).
+NEXT_STAGE = {S.RECEIVED: VALIDATE, S.VALIDATED: MATCH, S.APPROVED: POST, S.POSTING_FAILED: POST}
+WORKING_STAGE = {stage.working: stage for stage in STAGES.values()}
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """What a stage call did. ``ran`` is False when the state did not call for the stage."""
+
+    document_id: str
+    stage: str
+    ran: bool
+    status: str | None = None  # the state the document was left in, when known
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    document: DocumentView
+    raw: bytes | None
+    token: str
+
+
+def _claim(
+    uow_factory: Callable[[], UnitOfWork],
+    stage: Stage,
+    document_id: str,
+    *,
+    token: str,
+    now: datetime,
+    lease: timedelta,
+    with_raw: bool,
+) -> _Claim | StageResult:
+    with uow_factory() as uow:
+        row = uow.documents.get(document_id)
+        if row is None:
+            return StageResult(document_id, stage.name, False, None, "no such document")
+        status = row.status
+        values: dict[str, Any] = {"lease_token": token, "lease_expires_at": now + lease}
+        detail = None
+        if status in stage.starts_from:
+            values |= {"status": stage.working, "status_changed_at": now}
+            claimed = uow.documents.compare_and_set(document_id, expected=[status], values=values)
+        elif status == stage.working:
+            held_by_us = row.lease_token == token
+            expired = row.lease_expires_at is None or row.lease_expires_at <= now
+            if not (held_by_us or expired):
+                return StageResult(document_id, stage.name, False, status, "another worker holds the document")
+            claimed = uow.documents.compare_and_set(
+                document_id,
+                expected=[status],
+                values=values,
+                lease_token=row.lease_token,
+                lease_free=row.lease_token is None,
+            )
+            if claimed and not held_by_us:
+                detail = "taken over: the previous worker's lease ran out"
+        else:
+            return StageResult(document_id, stage.name, False, status, f"state {status} does not call for it")
+        if not claimed:
+            return StageResult(document_id, stage.name, False, None, "another worker claimed it first")
+        if status != stage.working or detail:
+            uow.documents.add_transition(
+                document_id, from_status=status, to_status=stage.working, actor=stage.actor, at=now, detail=detail
+            )
+        uow.documents.refresh(row)
+        view = document_view(row)
+        raw = uow.documents.raw(document_id) if with_raw else None
+        uow.commit()
+    return _Claim(view, raw, token)
+
+
+def _finish(
+    uow: UnitOfWork,
+    stage: Stage,
+    claim: _Claim,
+    *,
+    now: datetime,
+    path: Sequence[tuple[str, str | None]],
+    values: dict[str, Any] | None = None,
+    next_action: str | None = None,
+) -> bool:
+    """Move the claimed document along ``path`` ((state, detail) pairs, recorded as transitions)
+    in the caller's transaction. Returns False when the claim was lost (nothing is written)."""
+    final = path[-1][0]
+    document_id = claim.document.id
+    changed = uow.documents.compare_and_set(
+        document_id,
+        expected=[stage.working],
+        lease_token=claim.token,
+        values={
+            "status": final,
+            "status_changed_at": now,
+            "lease_token": None,
+            "lease_expires_at": None,
+            **(values or {}),
+        },
+    )
+    if not changed:
+        log.info("%s of %s: claim lost, result discarded", stage.name, document_id)
+        return False
+    previous: str = stage.working
+    for status, detail in path:
+        uow.documents.add_transition(
+            document_id, from_status=previous, to_status=status, actor=stage.actor, at=now, detail=detail
+        )
+        previous = status
+    if next_action is not None:
+        uow.outbox.add(document_id, next_action, now=now)
+    return True
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def validate_document(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    validator: Validator,
+    token: str | None = None,
+    clock: Clock = utcnow,
+    lease_seconds: float = 300,
+    pause: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Validate a received document: ``validated`` (then matching) when no finding is fatal,
+    ``rejected`` when one is (or the rules do not cover the document); the findings are stored
+    either way. A validator that could not run (verdict ``error``) leaves the document ``dead``
+    with its findings; raise TransientError from the validator instead to have it retried."""
+    token = token or new_token()
+    claim = _claim(
+        uow_factory,
+        VALIDATE,
+        document_id,
+        token=token,
+        now=clock(),
+        lease=timedelta(seconds=lease_seconds),
+        with_raw=True,
+    )
+    if isinstance(claim, StageResult):
+        return claim
+    if pause is not None:
+        pause(VALIDATE.name)
+    if claim.raw is None:
+        raise PermanentError(f"document {document_id} has no stored bytes")
+    report = validator(claim.raw)
+    findings = tuple(report.findings)
+    fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
+    if report.verdict == "valid":
+        path: list[tuple[str, str | None]] = [(S.VALIDATED, f"{len(findings)} findings, none fatal")]
+        next_action: str | None = MATCH.name
+        values: dict[str, Any] = {}
+    elif report.verdict in ("invalid", "unsupported"):
+        path = [(S.REJECTED, f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document")]
+        next_action = None
+        values = {}
+    else:
+        cause = f"validation could not run (verdict {report.verdict})"
+        path = [(S.DEAD, cause)]
+        next_action = None
+        values = {"failure_reason": cause}
+    now = clock()
+    with uow_factory() as uow:
+        if not _finish(uow, VALIDATE, claim, now=now, path=path, values=values, next_action=next_action):
+            return StageResult(document_id, VALIDATE.name, False, None, "claim lost")
+        uow.documents.replace_findings(document_id, [finding_to_row(f) for f in findings])
+        uow.commit()
+    return StageResult(document_id, VALIDATE.name, True, path[-1][0])
+
+
+def pass_through_match(document: DocumentView) -> tuple[str, dict[str, Any], str]:
+    """The matching placeholder: (outcome state, match result, detail). Matching against purchase
+    commitments is a later issue; until then only suspected duplicates need a person."""
+    if document.suspected_duplicate_of:
+        reason = f"suspected duplicate of {document.suspected_duplicate_of} (same supplier, number and year)"
+        return (
+            S.EXCEPTION,
+            {
+                "method": "pass-through",
+                "outcome": "exception",
+                "reasons": [reason],
+                "suspected_duplicate_of": document.suspected_duplicate_of,
+            },
+            reason,
+        )
+    return (
+        S.MATCHED,
+        {
+            "method": "pass-through",
+            "outcome": "matched",
+            "reasons": ["no commitment matching yet: documents pass through"],
+        },
+        "pass-through: no commitment matching yet",
+    )
+
+
+def match_document(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    token: str | None = None,
+    clock: Clock = utcnow,
+    lease_seconds: float = 300,
+    posting_enabled: bool = False,
+    pause: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Match a validated document: ``exception`` for a person, or ``matched`` and at once
+    ``approved`` (then posting, when enabled), all recorded."""
+    token = token or new_token()
+    claim = _claim(
+        uow_factory,
+        MATCH,
+        document_id,
+        token=token,
+        now=clock(),
+        lease=timedelta(seconds=lease_seconds),
+        with_raw=False,
+    )
+    if isinstance(claim, StageResult):
+        return claim
+    if pause is not None:
+        pause(MATCH.name)
+    outcome, result, detail = pass_through_match(claim.document)
+    path: list[tuple[str, str | None]] = [(outcome, detail)]
+    next_action = None
+    if outcome == S.MATCHED:
+        path.append((S.APPROVED, "approved automatically: matched without exception"))
+        next_action = POST.name if posting_enabled else None
+    with uow_factory() as uow:
+        if not _finish(
+            uow,
+            MATCH,
+            claim,
+            now=clock(),
+            path=path,
+            values={"match_result": json.dumps(result, sort_keys=True)},
+            next_action=next_action,
+        ):
+            return StageResult(document_id, MATCH.name, False, None, "claim lost")
+        uow.commit()
+    return StageResult(document_id, MATCH.name, True, path[-1][0])
+
+
+def post_document(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    poster: Poster | None,
+    token: str | None = None,
+    clock: Clock = utcnow,
+    lease_seconds: float = 300,
+    pause: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Post an approved document through ``poster``: ``posted`` with the journal reference, or
+    ``posting_failed`` (and the TransientError re-raised, so the message is retried). Without a
+    poster nothing happens: posting arrives with its own issue."""
+    if poster is None:
+        return StageResult(document_id, POST.name, False, None, "no ERP connector configured")
+    token = token or new_token()
+    claim = _claim(
+        uow_factory, POST, document_id, token=token, now=clock(), lease=timedelta(seconds=lease_seconds), with_raw=True
+    )
+    if isinstance(claim, StageResult):
+        return claim
+    if pause is not None:
+        pause(POST.name)
+    try:
+        journal_ref = poster(claim.document, claim.raw or b"")
+    except TransientError as exc:
+        with uow_factory() as uow:
+            if _finish(
+                uow, POST, claim, now=clock(), path=[(S.POSTING_FAILED, str(exc))], values={"failure_reason": str(exc)}
+            ):
+                uow.commit()
+        raise
+    with uow_factory() as uow:
+        if not _finish(
+            uow,
+            POST,
+            claim,
+            now=clock(),
+            path=[(S.POSTED, f"journal {journal_ref}")],
+            values={"journal_ref": journal_ref, "failure_reason": None},
+        ):
+            return StageResult(document_id, POST.name, False, None, "claim lost")
+        uow.commit()
+    return StageResult(document_id, POST.name, True, S.POSTED)
+
+
+def run_stage(
+    stage_name: str,
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    **kwargs: Any,
+) -> StageResult:
+    """Dispatch by stage name (what the outbox and the sweeper record)."""
+    if stage_name == VALIDATE.name:
+        return validate_document(uow_factory, document_id, **kwargs)
+    if stage_name == MATCH.name:
+        return match_document(uow_factory, document_id, **kwargs)
+    if stage_name == POST.name:
+        return post_document(uow_factory, document_id, **kwargs)
+    raise ValueError(f"unknown stage {stage_name!r}")
+
+
+def mark_dead(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    stage: str,
+    cause: str,
+    actor: str | None = None,
+    clock: Clock = utcnow,
+) -> bool:
+    """Record that ``stage`` gave up on the document (a permanent error, or retries exhausted):
+    ``dead`` with the cause, unless the document has moved on meanwhile. Returns whether it did."""
+    spec = STAGES[stage]
+    now = clock()
+    cause = cause[:4000]
+    with uow_factory() as uow:
+        row = uow.documents.get(document_id)
+        if row is None or row.status in FINAL_STATES:
+            return False
+        if row.status not in spec.starts_from and row.status != spec.working:
+            return False
+        previous = row.status
+        changed = uow.documents.compare_and_set(
+            document_id,
+            expected=[previous],
+            values={
+                "status": S.DEAD,
+                "status_changed_at": now,
+                "failure_reason": cause,
+                "lease_token": None,
+                "lease_expires_at": None,
+            },
+        )
+        if not changed:
+            return False
+        uow.documents.add_transition(
+            document_id, from_status=previous, to_status=S.DEAD, actor=actor or spec.actor, at=now, detail=cause
+        )
+        uow.documents.replace_findings(
+            document_id,
+            [
+                *[finding_to_row(f) for f in _existing_findings(uow, document_id)],
+                finding_to_row(
+                    Finding(
+                        rule="ENGINE-STAGE-FAILED",
+                        severity=Severity.FATAL,
+                        layer=Layer.ENGINE,
+                        message=f"{stage} failed: {cause}",
+                    )
+                ),
+            ],
+        )
+        uow.commit()
+    return True
+
+
+def _existing_findings(uow: UnitOfWork, document_id: str) -> list[Finding]:
+    from einvoice.services import finding_from_row
+
+    return [finding_from_row(row) for row in uow.documents.findings(document_id)]

@@ -1,0 +1,112 @@
+"""The sweeper: finds documents the pipeline has left lying and sends them on again.
+
+Two cases:
+- waiting in a state that calls for a stage (``received``, ``validated``, ``posting_failed``, and
+  ``approved`` when posting is on) for longer than ``stuck_after`` with no message written for
+  them in that time: a new outbox row for the stage (the message was lost, or the broker
+  dropped it);
+- held in a working state (``validating``, ``matching``, ``posting``) by a lease that ran out
+  (the worker died mid-stage): moved back to the state the stage starts from, recorded with the
+  actor ``sweeper``, and sent again. Should the first worker still be alive, its result is
+  discarded by the guard in ``process._finish``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from einvoice.services import DocumentStatus
+from einvoice.services.process import MATCH, NEXT_STAGE, POST, VALIDATE, Stage
+from einvoice.store import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+ACTOR = "sweeper"
+S = DocumentStatus
+
+#: Where a document goes back to when the lease on its working state runs out.
+RESUME_STATE: dict[str, tuple[str, Stage]] = {
+    VALIDATE.working: (S.RECEIVED, VALIDATE),
+    MATCH.working: (S.VALIDATED, MATCH),
+    POST.working: (S.POSTING_FAILED, POST),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    resent: tuple[str, ...]  # ids sent again from a waiting state
+    released: tuple[str, ...]  # ids taken back from a working state with an expired lease
+
+    @property
+    def total(self) -> int:
+        return len(self.resent) + len(self.released)
+
+
+def sweep(
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    stuck_after: timedelta,
+    posting_enabled: bool = False,
+    now: datetime | None = None,
+    limit: int = 500,
+) -> SweepResult:
+    """Send stuck documents on again (through the outbox); return what was done."""
+    now = now or datetime.now(UTC)
+    waiting = {S.RECEIVED, S.VALIDATED, S.POSTING_FAILED} | ({S.APPROVED} if posting_enabled else set())
+    with uow_factory() as uow:
+        candidates = [
+            (row.id, row.status, row.lease_token)
+            for row in uow.documents.stuck(
+                idle_statuses=waiting,
+                idle_before=now - stuck_after,
+                working_statuses=RESUME_STATE.keys(),
+                now=now,
+                limit=limit,
+            )
+        ]
+    resent: list[str] = []
+    released: list[str] = []
+    for document_id, status, lease_token in candidates:
+        with uow_factory() as uow:
+            if status in RESUME_STATE:
+                back_to, stage = RESUME_STATE[status]
+                changed = uow.documents.compare_and_set(
+                    document_id,
+                    expected=[status],
+                    lease_token=lease_token,
+                    lease_free=lease_token is None,
+                    values={
+                        "status": back_to,
+                        "status_changed_at": now,
+                        "lease_token": None,
+                        "lease_expires_at": None,
+                    },
+                )
+                if not changed:
+                    continue
+                uow.documents.add_transition(
+                    document_id,
+                    from_status=status,
+                    to_status=back_to,
+                    actor=ACTOR,
+                    at=now,
+                    detail=f"{stage.name} did not finish before its lease ran out; sent again",
+                )
+                uow.outbox.add(document_id, stage.name, now=now)
+                released.append(document_id)
+            else:
+                last = uow.outbox.last_written_at(document_id)
+                if last is not None and last > now - stuck_after:
+                    continue  # sent recently: give the pipeline its time
+                row = uow.documents.get(document_id)
+                if row is None or row.status != status:
+                    continue
+                uow.outbox.add(document_id, NEXT_STAGE[S(status)].name, now=now)
+                resent.append(document_id)
+            uow.commit()
+    if resent or released:
+        log.warning("sweeper: sent %d waiting and %d abandoned documents again", len(resent), len(released))
+    return SweepResult(tuple(resent), tuple(released))

@@ -1,0 +1,184 @@
+"""The pipeline's dramatiq actors, and ``einvoice worker``.
+
+Actors are thin: a document id in, a ``services.process`` call, nothing else. They are declared
+on a broker at run time (``declare_actors``), never at import, so importing this module builds
+nothing. The message id is the stage's lease token: dramatiq keeps it across retries, so a retry
+resumes its own claim, while a message sent again by the sweeper is a new claimant.
+
+Errors: ``PermanentError`` records ``dead`` at once. Anything else (database or broker down, a
+validator that could not run, a bug) propagates and dramatiq retries with exponential backoff;
+when retries run out, ``stage_gave_up`` records ``dead`` with the last error.
+
+Test hook for fault drills: ``EINVOICE_FAULT_PAUSE=validate=30`` makes the validate stage sleep
+30 seconds after claiming its document (so a test can kill the process mid-stage).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from einvoice.errors import PermanentError, TransientError
+from einvoice.messaging import ACTOR_OF_ACTION, GAVE_UP_ACTOR, QUEUE
+from einvoice.services import process
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+FAULT_PAUSE_ENV = "EINVOICE_FAULT_PAUSE"
+WORKER_THREADS_ENV = "EINVOICE_WORKER_THREADS"
+DEFAULT_WORKER_THREADS = 2
+
+
+@dataclass
+class Pipeline:
+    """What the actors need: the store, the validator, the ERP poster (None: posting not built)."""
+
+    uow_factory: Callable[[], UnitOfWork]
+    settings: Settings
+    validator: process.Validator
+    poster: process.Poster | None = None
+
+    @property
+    def posting_enabled(self) -> bool:
+        return self.poster is not None
+
+    def stage_kwargs(self, stage: str) -> dict[str, Any]:
+        common: dict[str, Any] = {"lease_seconds": self.settings.stuck_after_seconds, "pause": _fault_pause()}
+        if stage == "validate":
+            return {**common, "validator": self.validator}
+        if stage == "match":
+            return {**common, "posting_enabled": self.posting_enabled}
+        return {**common, "poster": self.poster}
+
+
+def default_validator(raw: bytes) -> process.ValidationOutcome:
+    """Validate through ``einvoice.validation`` (imported on first use: saxonche loads only then).
+
+    A validator that could not run is a TransientError here: the message is retried (the
+    operator may be installing artefacts) and the document goes ``dead`` when retries run out.
+    """
+    from einvoice.validation import validate
+
+    report = validate(raw)
+    if report.verdict == "error":
+        causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
+        raise TransientError(f"validation could not run: {causes or 'engine error'}")
+    return report
+
+
+def _fault_pause() -> Callable[[str], None] | None:
+    spec = os.environ.get(FAULT_PAUSE_ENV)
+    if not spec or "=" not in spec:
+        return None
+    stage, _, seconds = spec.partition("=")
+
+    def pause(current: str) -> None:
+        if current == stage:
+            log.warning("fault drill: %s pausing %s s", current, seconds)
+            time.sleep(float(seconds))
+
+    return pause
+
+
+def _token() -> str | None:
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else None
+
+
+def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> process.StageResult | None:
+    """Run one stage for ``document_id`` as an actor does (used by the actors and by tests)."""
+    try:
+        result = process.run_stage(
+            stage, pipeline.uow_factory, document_id, token=_token(), **pipeline.stage_kwargs(stage)
+        )
+    except PermanentError as exc:
+        log.error("%s of %s failed permanently: %s", stage, document_id, exc)
+        process.mark_dead(pipeline.uow_factory, document_id, stage=stage, cause=str(exc))
+        return None
+    log.info("%s %s: %s", stage, document_id, result.status if result.ran else f"skipped ({result.note})")
+    return result
+
+
+def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare the pipeline's actors on ``broker``; return them by name."""
+    options: dict[str, Any] = {"queue_name": QUEUE, "broker": broker, "on_retry_exhausted": GAVE_UP_ACTOR}
+
+    def validate_document(document_id: str) -> None:
+        run_stage(pipeline, "validate", document_id)
+
+    def match_document(document_id: str) -> None:
+        run_stage(pipeline, "match", document_id)
+
+    def post_document(document_id: str) -> None:
+        run_stage(pipeline, "post", document_id)
+
+    def stage_gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        actor_name = message.get("actor_name", "")
+        stage = next((s for s, a in ACTOR_OF_ACTION.items() if a == actor_name), None)
+        args = message.get("args") or []
+        if stage is None or not args:
+            log.error("gave up on an unknown message: %r", message)
+            return
+        traceback = (message.get("options") or {}).get("traceback") or ""
+        last_line = traceback.strip().splitlines()[-1] if traceback.strip() else "unknown error"
+        cause = f"gave up after {retry_info.get('retries', '?')} retries: {last_line}"
+        process.mark_dead(pipeline.uow_factory, str(args[0]), stage=stage, cause=cause)
+
+    functions = {
+        "validate_document": validate_document,
+        "match_document": match_document,
+        "post_document": post_document,
+    }
+    actors: dict[str, dramatiq.Actor[Any, Any]] = {
+        name: dramatiq.actor(actor_name=name, **options)(fn) for name, fn in functions.items()
+    }
+    actors[GAVE_UP_ACTOR] = dramatiq.actor(actor_name=GAVE_UP_ACTOR, queue_name=QUEUE, broker=broker)(stage_gave_up)
+    return actors
+
+
+def worker_threads() -> int:
+    try:
+        return max(1, int(os.environ.get(WORKER_THREADS_ENV, DEFAULT_WORKER_THREADS)))
+    except ValueError:
+        return DEFAULT_WORKER_THREADS
+
+
+def main(threads: int | None = None) -> None:
+    """``einvoice worker``: consume the queue with ``threads`` threads (default
+    ``EINVOICE_WORKER_THREADS`` or 2), run the outbox relay and the sweeper, stop on SIGTERM/SIGINT
+    after the messages in hand are finished (unfinished ones go back to the broker)."""
+    from einvoice import logs
+    from einvoice.bootstrap import build
+    from einvoice.settings import get_settings
+
+    settings = get_settings()
+    logs.configure(settings.log_level, json_lines=settings.log_json)
+    runtime = build(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the messages in hand", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start_worker(threads or worker_threads())
+    log.info(
+        "einvoice worker %d: %d threads on %s", os.getpid(), threads or worker_threads(), type(runtime.broker).__name__
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        runtime.stop()

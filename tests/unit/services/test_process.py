@@ -1,0 +1,243 @@
+"""Stages on in-memory SQLite with a fake validator: outcomes, idempotence, leases, dead ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.errors import PermanentError, TransientError
+from einvoice.services import DocumentStatus as S
+from einvoice.services import DocumentView, SupplierView, process, queries
+from einvoice.services.intake import submit_document
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
+from tests.unit.services import documents
+
+WARNING = Finding("PEPPOL-EN16931-R003", Severity.WARNING, Layer.PEPPOL, "buyer reference advised")
+FATAL = Finding("BR-01", Severity.FATAL, Layer.EN16931, "specification identifier missing")
+
+
+@dataclass
+class Report:
+    verdict: str
+    findings: tuple[Finding, ...] = ()
+
+
+class FakeValidator:
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.calls = 0
+
+    def __call__(self, raw: bytes) -> Report:
+        self.calls += 1
+        return self.report
+
+
+@pytest.fixture(autouse=True)
+def _registered(institution: object) -> None:
+    pass
+
+
+def submitted(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, number: str = "INV-1", **kw: str) -> str:
+    return submit_document(
+        uow_factory, supplier=supplier, raw=documents.invoice(number, **kw), idempotency_key=None, settings=Settings()
+    ).document.id
+
+
+def view(uow_factory: Callable[[], UnitOfWork], document_id: str) -> DocumentView:
+    return queries.get_document(uow_factory(), document_id)
+
+
+def pending(uow_factory: Callable[[], UnitOfWork]) -> list[tuple[str, str]]:
+    with uow_factory() as uow:
+        return [(r.action, r.document_id) for r in uow.outbox.claim_pending()]
+
+
+def test_valid_document_goes_through_to_approved_with_every_transition_recorded(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    validator = FakeValidator(Report("valid", (WARNING,)))
+    result = process.validate_document(uow_factory, doc, validator=validator)
+    assert (result.ran, result.status) == (True, S.VALIDATED)
+    assert ("match", doc) in pending(uow_factory)
+    result = process.match_document(uow_factory, doc)
+    assert result.status == S.APPROVED
+    final = view(uow_factory, doc)
+    assert final.status == S.APPROVED
+    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == [
+        (None, "received", "api"),
+        ("received", "validating", "worker:validate"),
+        ("validating", "validated", "worker:validate"),
+        ("validated", "matching", "worker:match"),
+        ("matching", "matched", "worker:match"),
+        ("matched", "approved", "worker:match"),
+    ]
+    assert final.findings == (WARNING,)
+    assert final.match_result is not None
+    assert final.match_result["outcome"] == "matched"
+    assert all(a != "post" for a, _ in pending(uow_factory))  # no ERP connector: rests at approved
+
+
+def test_fatal_finding_rejects(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL, WARNING))))
+    final = view(uow_factory, doc)
+    assert final.status == S.REJECTED
+    assert final.findings == (FATAL, WARNING)
+    assert ("match", doc) not in pending(uow_factory)
+
+
+def test_a_repeated_message_changes_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    validator = FakeValidator(Report("valid", (WARNING,)))
+    first = process.validate_document(uow_factory, doc, validator=validator)
+    second = process.validate_document(uow_factory, doc, validator=validator)
+    assert first.ran
+    assert not second.ran
+    assert validator.calls == 1
+    process.match_document(uow_factory, doc)
+    before = view(uow_factory, doc)
+    assert not process.match_document(uow_factory, doc).ran
+    assert not process.validate_document(uow_factory, doc, validator=validator).ran
+    after = view(uow_factory, doc)
+    assert after == before
+    assert pending(uow_factory).count(("match", doc)) == 1
+
+
+def test_suspected_duplicate_goes_to_exception(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    first = submitted(uow_factory, supplier, "DUP-1", amount="1.00")
+    second = submitted(uow_factory, supplier, "DUP-1", amount="2.00")
+    for doc in (first, second):
+        process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+        process.match_document(uow_factory, doc)
+    assert view(uow_factory, first).status == S.APPROVED
+    dup = view(uow_factory, second)
+    assert dup.status == S.EXCEPTION
+    assert dup.match_result is not None
+    assert dup.match_result["suspected_duplicate_of"] == first
+
+
+def test_the_lease_holder_resumes_and_others_wait(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    t0 = datetime.now(UTC)
+
+    def boom(raw: bytes) -> Report:
+        raise TransientError("database went away")
+
+    with pytest.raises(TransientError):
+        process.validate_document(uow_factory, doc, validator=boom, token="msg-1", clock=lambda: t0)
+    assert view(uow_factory, doc).status == S.VALIDATING
+    # Another message (the sweeper's, say) while the lease runs: not its turn.
+    other = process.validate_document(
+        uow_factory,
+        doc,
+        validator=FakeValidator(Report("valid")),
+        token="msg-2",
+        clock=lambda: t0 + timedelta(seconds=5),
+    )
+    assert not other.ran
+    # The retry of the first message resumes its own claim.
+    again = process.validate_document(
+        uow_factory,
+        doc,
+        validator=FakeValidator(Report("valid")),
+        token="msg-1",
+        clock=lambda: t0 + timedelta(seconds=6),
+    )
+    assert again.status == S.VALIDATED
+    assert [t.to_status for t in view(uow_factory, doc).history].count("validating") == 1
+
+
+def test_an_expired_lease_is_taken_over_and_the_slow_worker_result_discarded(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    t0 = datetime.now(UTC)
+    late = t0 + timedelta(seconds=400)
+    slow_result: list[process.StageResult] = []
+
+    def slow_validator(raw: bytes) -> Report:
+        # While this worker is stuck, another takes over after the lease and finishes first.
+        taken = process.validate_document(
+            uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL,))), token="msg-2", clock=lambda: late
+        )
+        slow_result.append(taken)
+        return Report("valid", (WARNING,))
+
+    result = process.validate_document(
+        uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300
+    )
+    assert slow_result[0].status == S.REJECTED
+    assert not result.ran  # the slow worker's claim was lost: nothing it computed is written
+    final = view(uow_factory, doc)
+    assert final.status == S.REJECTED
+    assert final.findings == (FATAL,)
+    assert "taken over" in (final.history[-2].detail or "")
+
+
+def test_mark_dead_records_the_cause(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    assert process.mark_dead(uow_factory, doc, stage="validate", cause="no bytes")
+    final = view(uow_factory, doc)
+    assert final.status == S.DEAD
+    assert final.failure_reason == "no bytes"
+    assert final.findings[-1].rule == "ENGINE-STAGE-FAILED"
+    assert not process.mark_dead(uow_factory, doc, stage="validate", cause="again")
+
+
+def test_engine_error_verdict_is_dead(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
+    assert view(uow_factory, doc).status == S.DEAD
+
+
+class FakePoster:
+    def __init__(self, fail_first: int = 0, permanent: bool = False) -> None:
+        self.calls: list[str] = []
+        self.fail_first = fail_first
+        self.permanent = permanent
+
+    def __call__(self, document: DocumentView, raw: bytes) -> str:
+        self.calls.append(document.id)
+        if self.permanent:
+            raise PermanentError("ERP refuses the account")
+        if len(self.calls) <= self.fail_first:
+            raise TransientError("ERP timeout")
+        return f"JE-{document.id[:8]}"
+
+
+def test_posting_when_a_poster_is_wired(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    process.match_document(uow_factory, doc, posting_enabled=True)
+    assert ("post", doc) in pending(uow_factory)
+    poster = FakePoster(fail_first=1)
+    with pytest.raises(TransientError):
+        process.post_document(uow_factory, doc, poster=poster)
+    assert view(uow_factory, doc).status == S.POSTING_FAILED
+    assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
+    assert not process.post_document(uow_factory, doc, poster=poster).ran
+    final = view(uow_factory, doc)
+    assert final.journal_ref == f"JE-{doc[:8]}"
+    assert len(poster.calls) == 2
+    assert [t.to_status for t in final.history][-4:] == ["posting", "posting_failed", "posting", "posted"]
+
+
+def test_without_a_poster_posting_does_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    process.match_document(uow_factory, doc)
+    assert not process.post_document(uow_factory, doc, poster=None).ran
+    assert view(uow_factory, doc).status == S.APPROVED
+
+
+def test_unknown_document_is_not_an_error(uow_factory: Callable[[], UnitOfWork]) -> None:
+    assert not process.validate_document(uow_factory, "nope", validator=FakeValidator(Report("valid"))).ran

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from einvoice.errors import NotFoundError
+from einvoice.services import SupplierView, accounts, process, queries
+from einvoice.store import UnitOfWork
+from tests.unit.services import documents
+from tests.unit.services.test_process import FakeValidator, Report, submitted
+
+
+@pytest.fixture(autouse=True)
+def _registered(institution: object) -> None:
+    pass
+
+
+def test_get_document_is_limited_to_its_supplier(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    other, _ = accounts.add_supplier(uow_factory(), name="Other", endpoint="0192:1")
+    assert queries.get_document(uow_factory(), doc, supplier_id=supplier.id).id == doc
+    with pytest.raises(NotFoundError):
+        queries.get_document(uow_factory(), doc, supplier_id=other.id)
+    with pytest.raises(NotFoundError):
+        queries.get_raw(uow_factory(), doc, other.id)
+    assert queries.get_raw(uow_factory(), doc, supplier.id) == documents.invoice("INV-1")
+    assert queries.get_document(uow_factory(), doc).to_dict()["history"][0]["to"] == "received"
+
+
+def test_list_documents_filters_and_orders_newest_first(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    first = submitted(uow_factory, supplier, "A")
+    second = submitted(uow_factory, supplier, "B")
+    process.validate_document(uow_factory, first, validator=FakeValidator(Report("invalid")))
+    listed = queries.list_documents(uow_factory(), supplier_id=supplier.id)
+    assert {d.id for d in listed} == {first, second}
+    assert [d.id for d in queries.list_documents(uow_factory(), supplier_id=supplier.id, status="rejected")] == [first]
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert queries.list_documents(uow_factory(), supplier_id=supplier.id, since=future) == []
+    assert len(queries.list_documents(uow_factory(), supplier_id=supplier.id, limit=1)) == 1
+
+
+def test_metrics(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    first = submitted(uow_factory, supplier, "A")
+    submitted(uow_factory, supplier, "B")
+    process.validate_document(uow_factory, first, validator=FakeValidator(Report("valid")))
+    snapshot = queries.metrics(uow_factory(), now=datetime.now(UTC) + timedelta(seconds=10))
+    assert snapshot.documents_by_status == {"received": 1, "validated": 1}
+    assert snapshot.outbox_pending == 3
+    assert snapshot.outbox_lag_seconds >= 10
+    assert snapshot.queue_lag_seconds >= 10
+    assert set(snapshot.stage_latency_seconds) == {"validating"}
+    assert snapshot.to_dict()["stage_latency_seconds"]["validating"]["0.5"] >= 0

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from einvoice.services import DocumentStatus as S
+from einvoice.services import SupplierView, process, queries, sweeper
+from einvoice.store import UnitOfWork
+from tests.unit.services.test_process import FakeValidator, Report, submitted
+
+STUCK = timedelta(seconds=300)
+
+
+@pytest.fixture(autouse=True)
+def _registered(institution: object) -> None:
+    pass
+
+
+def outbox(uow_factory: Callable[[], UnitOfWork]) -> list[tuple[str, str]]:
+    with uow_factory() as uow:
+        rows = uow.outbox.claim_pending()
+        uow.outbox.mark_sent(rows, now=datetime.now(UTC))
+        uow.commit()
+        return [(r.action, r.document_id) for r in rows]
+
+
+def test_waiting_document_is_sent_again_once_per_period(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    assert outbox(uow_factory) == [("validate", doc)]
+    now = datetime.now(UTC)
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=now).total == 0
+    later = now + STUCK + timedelta(seconds=1)
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=later).resent == (doc,)
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=later + timedelta(seconds=10)).total == 0
+    assert outbox(uow_factory) == [("validate", doc)]
+
+
+def test_expired_lease_is_released_with_a_recorded_transition(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    outbox(uow_factory)
+    t0 = datetime.now(UTC)
+
+    def dies(raw: bytes) -> Report:
+        raise KeyboardInterrupt  # stands in for kill -9 mid-stage
+
+    with pytest.raises(KeyboardInterrupt):
+        process.validate_document(uow_factory, doc, validator=dies, token="m1", clock=lambda: t0)
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=t0 + timedelta(seconds=10)).total == 0
+    result = sweeper.sweep(uow_factory, stuck_after=STUCK, now=t0 + STUCK + timedelta(seconds=1))
+    assert result.released == (doc,)
+    assert outbox(uow_factory) == [("validate", doc)]
+    view = queries.get_document(uow_factory(), doc)
+    assert view.status == S.RECEIVED
+    assert (view.history[-1].from_status, view.history[-1].actor) == ("validating", "sweeper")
+    done = process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), token="m2")
+    assert done.status == S.VALIDATED
+
+
+def test_resting_documents_are_left_alone(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    doc = submitted(uow_factory, supplier)
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    process.match_document(uow_factory, doc)
+    outbox(uow_factory)
+    much_later = datetime.now(UTC) + timedelta(days=1)
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later).total == 0
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later, posting_enabled=True).resent == (doc,)

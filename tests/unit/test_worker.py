@@ -1,0 +1,132 @@
+"""Actors, relay and runtime on in-memory SQLite and dramatiq's StubBroker.
+
+The test thread and the worker thread never touch the database at the same time (the test
+relays, then waits in ``broker.join``), as in-memory SQLite has a single connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from einvoice import bootstrap, messaging
+from einvoice.domain.findings import Finding
+from einvoice.errors import TransientError
+from einvoice.services import DocumentStatus as S
+from einvoice.services import accounts, queries
+from einvoice.services.intake import submit_document
+from einvoice.settings import Settings
+from tests.unit.services import documents
+
+
+@dataclass
+class Report:
+    verdict: str
+    findings: tuple[Finding, ...] = ()
+
+
+def valid(raw: bytes) -> Report:
+    return Report("valid")
+
+
+def broken(raw: bytes) -> Report:
+    raise TransientError("validator unavailable")
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bootstrap.Runtime]:
+    validator = getattr(request, "param", valid)
+    monkeypatch.setenv(bootstrap.WORKERS_IN_PROCESS_ENV, "0")
+    settings = Settings(database_url="sqlite://", broker_url=None, max_retries=1)
+    runtime = bootstrap.build(settings, validator=validator, migrate=True)
+    yield runtime
+    runtime.stop()
+
+
+def run_pipeline(runtime: bootstrap.Runtime) -> None:
+    """Relay and let one worker thread consume until nothing is left to do."""
+    import dramatiq
+
+    worker = dramatiq.Worker(runtime.broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        while runtime.relay.drain():
+            runtime.broker.join(messaging.QUEUE, fail_fast=False, timeout=20_000)  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+
+
+def submit(runtime: bootstrap.Runtime, number: str = "INV-1") -> str:
+    accounts_added = accounts.list_institutions(runtime.uow_factory())
+    if not accounts_added:
+        accounts.add_institution(runtime.uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT)
+    supplier = next(iter(accounts.list_suppliers(runtime.uow_factory())), None)
+    if supplier is None:
+        supplier, _ = accounts.add_supplier(runtime.uow_factory(), name="Acme", endpoint=documents.SELLER_ENDPOINT)
+    return submit_document(
+        runtime.uow_factory,
+        supplier=supplier,
+        raw=documents.invoice(number),
+        idempotency_key=None,
+        settings=runtime.settings,
+    ).document.id
+
+
+def test_submitted_document_flows_through_broker_and_actors(runtime: bootstrap.Runtime) -> None:
+    doc = submit(runtime)
+    run_pipeline(runtime)
+    view = queries.get_document(runtime.uow_factory(), doc)
+    assert view.status == S.APPROVED
+    assert [t.actor for t in view.history] == ["api"] + ["worker:validate"] * 2 + ["worker:match"] * 3
+
+
+def test_calling_an_actor_twice_changes_nothing(runtime: bootstrap.Runtime) -> None:
+    doc = submit(runtime)
+    runtime.actors["validate_document"].fn(doc)
+    after_first = queries.get_document(runtime.uow_factory(), doc)
+    runtime.actors["validate_document"].fn(doc)
+    assert queries.get_document(runtime.uow_factory(), doc) == after_first
+    assert after_first.status == S.VALIDATED
+    runtime.actors["match_document"].fn(doc)
+    runtime.actors["match_document"].fn(doc)
+    runtime.actors["post_document"].fn(doc)
+    view = queries.get_document(runtime.uow_factory(), doc)
+    assert view.status == S.APPROVED
+    assert len(view.history) == 6
+
+
+@pytest.mark.parametrize("runtime", [broken], indirect=True)
+def test_retries_exhausted_leave_the_document_dead(runtime: bootstrap.Runtime) -> None:
+    doc = submit(runtime)
+    run_pipeline(runtime)
+    view = queries.get_document(runtime.uow_factory(), doc)
+    assert view.status == S.DEAD
+    assert "validator unavailable" in (view.failure_reason or "")
+    assert view.history[-1].from_status == S.VALIDATING
+
+
+def test_relay_marks_only_what_the_broker_accepted(runtime: bootstrap.Runtime) -> None:
+    first = submit(runtime, "A")
+    submit(runtime, "B")
+    sent: list[str] = []
+
+    def flaky(action: str, document_id: str) -> None:
+        if sent:
+            raise ConnectionError("broker down")
+        sent.append(document_id)
+
+    relay = messaging.OutboxRelay(runtime.uow_factory, flaky)
+    with pytest.raises(ConnectionError):
+        relay.relay_once()
+    assert sent == [first]
+    with runtime.uow_factory() as uow:
+        assert uow.outbox.pending_count() == 1
+
+
+def test_check_ready(runtime: bootstrap.Runtime) -> None:
+    checks = runtime.check_ready()
+    assert checks["database"] == "ok"
+    assert checks["broker"] == "ok"
+    assert set(checks) == {"database", "broker", "artefacts"}

@@ -1,0 +1,190 @@
+"""The store and intake against a real database file: migrations, UTC, concurrency.
+
+``test_store_postgres.py`` runs these same test functions against a fresh PostgreSQL database
+by overriding the ``database_url`` fixture.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from einvoice import messaging, store
+from einvoice.services import DocumentStatus as S
+from einvoice.services import SupplierView, accounts, process, queries
+from einvoice.services.intake import SubmitOutcome, submit_document
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
+from einvoice.store.tables import Base
+from tests.unit.services import documents
+
+THREADS = 20
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'einvoice.db'}"
+    store.migrate(url)
+    return url
+
+
+@pytest.fixture
+def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
+    engine = store.make_engine(database_url)
+    yield store.uow_factory_for(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def supplier(uow_factory: Callable[[], UnitOfWork]) -> SupplierView:
+    accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT)
+    supplier, _ = accounts.add_supplier(
+        uow_factory(), name="Acme", endpoint=documents.SELLER_ENDPOINT, vat=documents.SELLER_VAT
+    )
+    return supplier
+
+
+def in_threads(count: int, fn: Callable[[int], object]) -> list[object]:
+    """Run ``fn(i)`` in ``count`` threads released together; return results (or exceptions)."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_migrated_schema_matches_the_tables(database_url: str) -> None:
+    engine = store.make_engine(database_url)
+    try:
+        assert store.current_revision(engine) == store.head_revision()
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        store.migrate(engine)  # idempotent
+    finally:
+        engine.dispose()
+
+
+def test_timestamps_round_trip_as_utc(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    at = datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+    outcome = submit_document(
+        uow_factory, supplier=supplier, raw=documents.invoice(), idempotency_key=None, settings=Settings(), now=at
+    )
+    view = queries.get_document(uow_factory(), outcome.document.id)
+    assert view.received_at == at
+    assert view.received_at.utcoffset() == timedelta(0)
+    assert view.history[0].at == at
+    listed = queries.list_documents(uow_factory(), supplier_id=supplier.id, since=at - timedelta(seconds=1))
+    assert [d.id for d in listed] == [view.id]
+    assert queries.list_documents(uow_factory(), supplier_id=supplier.id, since=at + timedelta(seconds=1)) == []
+
+
+def test_twenty_concurrent_submissions_of_the_same_bytes_make_one_document(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    raw = documents.invoice("RACE-1")
+    results = in_threads(
+        THREADS,
+        lambda i: submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings()),
+    )
+    assert all(isinstance(r, SubmitOutcome) for r in results), results
+    outcomes = [r for r in results if isinstance(r, SubmitOutcome)]
+    assert len({o.document.id for o in outcomes}) == 1
+    assert sum(o.created for o in outcomes) == 1
+    with uow_factory() as uow:
+        assert len(uow.documents.list_for_supplier(supplier.id)) == 1
+        assert uow.outbox.pending_count() == 1
+
+
+def test_twenty_concurrent_submissions_with_one_idempotency_key_make_one_document(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    raw = documents.invoice("RACE-2")
+    results = in_threads(
+        THREADS,
+        lambda i: submit_document(
+            uow_factory, supplier=supplier, raw=raw, idempotency_key="key-1", settings=Settings()
+        ),
+    )
+    outcomes = [r for r in results if isinstance(r, SubmitOutcome)]
+    assert len(outcomes) == THREADS, results
+    assert len({o.document.id for o in outcomes}) == 1
+
+
+def test_concurrent_stage_calls_run_the_stage_once(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submit_document(
+        uow_factory, supplier=supplier, raw=documents.invoice(), idempotency_key=None, settings=Settings()
+    ).document.id
+    calls: list[int] = []
+
+    class Report:
+        verdict = "valid"
+        findings = ()
+
+    def validator(raw: bytes) -> Report:
+        calls.append(1)
+        return Report()
+
+    results = in_threads(10, lambda i: process.validate_document(uow_factory, doc, validator=validator))
+    ran = [r for r in results if isinstance(r, process.StageResult) and r.ran]
+    assert len(ran) == 1, results
+    assert len(calls) == 1
+    results = in_threads(10, lambda i: process.match_document(uow_factory, doc))
+    assert sum(1 for r in results if isinstance(r, process.StageResult) and r.ran) == 1, results
+    view = queries.get_document(uow_factory(), doc)
+    assert view.status == S.APPROVED
+    assert [t.to_status for t in view.history] == [
+        "received",
+        "validating",
+        "validated",
+        "matching",
+        "matched",
+        "approved",
+    ]
+
+
+def test_concurrent_relays_send_each_row_once(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    for n in range(30):
+        submit_document(
+            uow_factory, supplier=supplier, raw=documents.invoice(f"R-{n}"), idempotency_key=None, settings=Settings()
+        )
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def sender(action: str, document_id: str) -> None:
+        with lock:
+            sent.append(document_id)
+
+    relays = [messaging.OutboxRelay(uow_factory, sender, batch_size=5) for _ in range(4)]
+    in_threads(4, lambda i: relays[i].drain())
+    assert len(sent) == 30
+    assert len(set(sent)) == 30
+    with uow_factory() as uow:
+        assert uow.outbox.pending_count() == 0
+        assert uow.outbox.oldest_pending_created_at() is None
+
+
+def test_metrics_on_a_real_database(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    submit_document(uow_factory, supplier=supplier, raw=documents.invoice(), idempotency_key=None, settings=Settings())
+    snapshot = queries.metrics(uow_factory(), now=datetime.now(UTC) + timedelta(seconds=5))
+    assert snapshot.documents_by_status == {"received": 1}
+    assert snapshot.outbox_pending == 1
+    assert snapshot.outbox_lag_seconds >= 5

@@ -4,6 +4,10 @@ EN 16931 amounts carry at most two decimals (BR-DEC-*); computed amounts are rou
 two decimals. Quantities and prices (BT-129, BT-146, BT-148, BT-149) are not rounded: they may
 legitimately carry more decimals.
 
+Half-up means away from zero (``-1.005`` -> ``-1.01``), as EN 16931 says. The official Schematron
+uses XPath ``round()``, which rounds halves towards positive infinity; the two differ only for a
+negative amount with a third decimal of exactly 5, which BR-DEC-* already rejects.
+
 Parsing is strict on purpose: the XSD ``xs:decimal`` lexical space is all a document may use, so
 ``NaN``, ``Infinity``, ``1e5``, ``1,5`` or an empty string are refused rather than read the way
 Python's ``Decimal`` constructor would read them.

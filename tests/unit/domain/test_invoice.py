@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 
@@ -85,6 +87,15 @@ def rules(invoice: Invoice) -> list[str]:
 
 
 # --- the model -------------------------------------------------------------------------------
+
+
+def test_domain_imports_no_io_libraries() -> None:
+    code = (
+        "import sys, einvoice.domain.invoice, einvoice.domain.money; "
+        "print(sorted(m for m in ('lxml', 'sqlalchemy', 'fastapi', 'dramatiq', 'saxonche') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_invoice_is_frozen() -> None:

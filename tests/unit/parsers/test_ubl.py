@@ -18,7 +18,7 @@ from einvoice.domain.invoice import (
     check_totals,
 )
 from einvoice.domain.money import Amount, Quantity
-from einvoice.errors import EInvoiceError
+from einvoice.errors import EInvoiceError, PermanentError
 from einvoice.parsers.ubl import UblParseError, parse_invoice
 
 NS = (
@@ -688,6 +688,7 @@ def test_amounts_outside_xs_decimal_are_refused(text: str) -> None:
         parse(amount_doc(text))
     assert caught.value.element == "PayableAmount"
     assert caught.value.line == 1
+    assert isinstance(caught.value, PermanentError)  # the worker gives up at once: it will never parse
     assert isinstance(caught.value, EInvoiceError)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -52,6 +53,9 @@ def serve(
         typer.echo(f"  data directory:    {settings.data_dir.resolve()}")
         typer.echo(f"  worker threads:    {workers_in_process} in this process")
 
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
+    # that was there before it started: make that one a clean exit, so a stop is not a failure.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "einvoice.api:create_app",
         factory=True,
@@ -62,6 +66,10 @@ def serve(
         proxy_headers=True,
         server_header=False,
     )
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def worker(

@@ -243,4 +243,7 @@ def bench_validate(
 
 
 def register(app: typer.Typer) -> None:
+    from einvoice.benchmarks.pipeline import bench_pipeline
+
+    bench_app.command("pipeline")(bench_pipeline)
     app.add_typer(bench_app, name="bench")

@@ -116,6 +116,11 @@ def lean_stylesheet(text: str) -> str:
     template (text() -> nothing) produces no output. Both cost time on every document and neither
     changes which asserts fail or what they report. This removes them, and leaves the stylesheet
     unchanged if it has any other default-mode template (then the walks might matter).
+
+    Each pattern's walk visits ``@*|*`` of every element. In a pattern (mode) where no rule can
+    match an attribute, an attribute only reaches the catch-all template, which does nothing with
+    it; there the walk selects ``*`` only.
+
     Failed asserts and successful reports are untouched.
     """
     root = etree.fromstring(text.encode("utf-8"), _XSL_PARSER)
@@ -134,7 +139,51 @@ def lean_stylesheet(text: str) -> str:
         parent = walk.getparent()
         if not walk.attrib and len(walk) == 0 and parent is not None and parent.tag == f"{{{SVRL_NS}}}active-pattern":
             _remove(walk)
+    _skip_attributes_where_no_rule_matches_them(root)
     return etree.tostring(root, encoding="unicode")
+
+
+_CATCH_ALL = "@*|node()"
+_WALK = "@*|*"
+
+
+def _skip_attributes_where_no_rule_matches_them(root: etree._Element) -> None:
+    templates = list(root.iterchildren(f"{{{XSL_NS}}}template"))
+    attribute_modes = {
+        t.get("mode")
+        for t in templates
+        if t.get("mode")
+        and t.get("match")
+        and t.get("match") != _CATCH_ALL
+        and _may_match_attribute(t.get("match", ""))
+    }
+    for template in templates:
+        mode = template.get("mode")
+        if not mode or mode in attribute_modes:
+            continue
+        for walk in template.iter(f"{{{XSL_NS}}}apply-templates"):
+            if walk.get("mode") == mode and walk.get("select") == _WALK:
+                walk.set("select", "*")
+
+
+def _may_match_attribute(pattern: str) -> bool:
+    """True unless every alternative of the pattern ends in a step that cannot select an attribute."""
+    depth, top = 0, []
+    for char in pattern:  # drop predicates: they do not change what node kind a step selects
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0:
+            top.append(char)
+    for alternative in "".join(top).split("|"):
+        last = alternative.strip().rsplit("/", 1)[-1].strip()
+        if last.startswith(("@", "attribute::", "attribute(")) or (
+            "(" in last.split("::")[0]
+            and not last.startswith(("element(", "text(", "comment(", "processing-instruction("))
+        ):
+            return True
+    return False
 
 
 def _remove(element: etree._Element) -> None:

@@ -11,7 +11,6 @@ name, rather than running one XPath per business term.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable
 from datetime import date
@@ -47,6 +46,7 @@ from einvoice.domain.invoice import (
 )
 from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
 from einvoice.errors import PermanentError
+from einvoice.parsers import safe_xml
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -647,9 +647,8 @@ def parse_invoice(root: etree._Element) -> Invoice:
 def parse_invoice_bytes(data: bytes) -> Invoice:
     """Parse UBL bytes safely (no DTD, no entities, no network, bounded size and depth) into an ``Invoice``.
 
-    Raises what ``einvoice.parsers.safe_xml.parse`` raises (``NotWellFormedError``,
-    ``UnsafeXmlError``), and ``UblParseError`` as ``parse_invoice`` does.
+    Raises what ``safe_xml.parse_document`` raises (``NotWellFormedError``, ``UnsafeXmlError``,
+    ``DocumentTooLargeError``, ``UnsupportedDocumentError`` for a root other than Invoice or
+    CreditNote), and ``UblParseError`` as ``parse_invoice`` does.
     """
-    safe_xml = importlib.import_module("einvoice.parsers.safe_xml")
-    root: etree._Element = safe_xml.parse(data).getroot()
-    return parse_invoice(root)
+    return parse_invoice(safe_xml.parse_document(data).root)

@@ -22,7 +22,7 @@ from lxml import etree
 
 from einvoice.domain.invoice import DocumentKind, Invoice, check_totals
 from einvoice.domain.money import Amount
-from einvoice.parsers.ubl import CREDIT_NOTE_TAG, INVOICE_TAG, UblParseError, parse_invoice
+from einvoice.parsers.ubl import CREDIT_NOTE_TAG, INVOICE_TAG, UblParseError, parse_invoice, parse_invoice_bytes
 from tests.conftest import CORPUS_DIR
 
 SAMPLE_GLOBS = (
@@ -109,6 +109,7 @@ def test_sample_parses_and_totals_agree(corpus_dir: Path, sample: str) -> None:
         return
 
     invoice = parse_invoice(root)
+    assert parse_invoice_bytes((corpus_dir / sample).read_bytes()) == invoice  # through safe_xml intake
 
     _assert_complete(invoice, root)
     _assert_totals_as_written(invoice, root)

@@ -18,8 +18,14 @@ from einvoice.domain.invoice import (
     check_totals,
 )
 from einvoice.domain.money import Amount, Quantity
-from einvoice.errors import EInvoiceError, PermanentError
-from einvoice.parsers.ubl import UblParseError, parse_invoice
+from einvoice.errors import (
+    EInvoiceError,
+    NotWellFormedError,
+    PermanentError,
+    UnsafeXmlError,
+    UnsupportedDocumentError,
+)
+from einvoice.parsers.ubl import UblParseError, parse_invoice, parse_invoice_bytes
 
 NS = (
     'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2" '
@@ -820,8 +826,20 @@ def test_other_roots_are_refused(xml: str) -> None:
         parse(xml)
 
 
-def test_parse_invoice_bytes_goes_through_safe_xml() -> None:
-    pytest.importorskip("einvoice.parsers.safe_xml", reason="safe_xml lands separately")
-    from einvoice.parsers.ubl import parse_invoice_bytes
-
+def test_parse_invoice_bytes_reads_a_credit_note() -> None:
     assert parse_invoice_bytes(CREDIT_NOTE.encode("utf-8")) == parse(CREDIT_NOTE)
+
+
+def test_parse_invoice_bytes_keeps_the_intake_refusals() -> None:
+    with pytest.raises(NotWellFormedError):
+        parse_invoice_bytes(b"<Invoice")
+    doctype = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]>' + FULL_INVOICE.split("?>", 1)[1].encode()
+    with pytest.raises(UnsafeXmlError):
+        parse_invoice_bytes(doctype)
+    with pytest.raises(UnsupportedDocumentError):
+        parse_invoice_bytes(b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>')
+
+
+def test_parse_invoice_bytes_refuses_bad_values_like_parse_invoice() -> None:
+    with pytest.raises(UblParseError, match="PayableAmount"):
+        parse_invoice_bytes(amount_doc("1e5").encode())

@@ -240,7 +240,11 @@ class _Run:
 
         # --- overrides --------------------------------------------------------------------------
         try:
-            self.findings = list(rulesets.apply_overrides(self.findings, institution=self.institution, at=self.at))
+            self.findings = list(
+                rulesets.apply_overrides(
+                    self.findings, institution=self.institution, at=self.at, settings=self.v.settings
+                )
+            )
         except EInvoiceError as exc:
             self.engine_error("override", exc)
         return self.report()

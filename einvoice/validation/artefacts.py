@@ -161,7 +161,7 @@ _cache_lock = threading.Lock()
 
 def load_manifest(manifest_path: Path | None = None) -> Manifest:
     """Read (and cache, by modification time) the manifest; raise ``ArtefactError`` if unreadable."""
-    manifest_path = (manifest_path or MANIFEST_PATH).resolve()
+    manifest_path = manifest_path or MANIFEST_PATH  # not resolved: this runs per document
     try:
         mtime = manifest_path.stat().st_mtime
     except OSError:

@@ -263,3 +263,12 @@ def test_malformed_overrides_are_configuration_errors(items: Any, message: str) 
 def test_missing_overrides_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="rule overrides file not found"):
         overrides.apply_overrides([_finding()], settings=Settings(rule_overrides_file=tmp_path / "nope.json"))
+
+
+def test_overrides_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "env-overrides.json"
+    path.write_text(json.dumps([{"rule": "R9", "severity": "fatal", "reason": "env"}]), encoding="utf-8")
+    monkeypatch.setenv("EINVOICE_RULE_OVERRIDES_FILE", str(path))
+    assert overrides.apply_overrides([_finding("R9")])[0].is_fatal
+    monkeypatch.delenv("EINVOICE_RULE_OVERRIDES_FILE")
+    assert overrides.apply_overrides([_finding("R9")]) == [_finding("R9")]

@@ -94,6 +94,7 @@ class UblParseError(PermanentError):
 # --- reading elements ------------------------------------------------------------------------
 
 _Kids = dict[str, list[etree._Element]]
+_XML_SPACE = " \t\r\n"  # what XSD whitespace collapsing removes; other Unicode spaces are content
 _NO_KIDS: _Kids = {}
 
 
@@ -139,13 +140,13 @@ def _child(element: etree._Element | None, *tags: str) -> etree._Element | None:
 def _text_of(element: etree._Element | None) -> str | None:
     if element is None:
         return None
-    return (element.text or "").strip()
+    return (element.text or "").strip(_XML_SPACE)
 
 
 def _text(kids: _Kids, tag: str) -> str | None:
     """Stripped text of the first child with ``tag``; None when absent, "" when empty."""
     found = kids.get(tag)  # _text_of(_first(...)) inlined: the parser's most frequent call
-    return (found[0].text or "").strip() if found else None
+    return (found[0].text or "").strip(_XML_SPACE) if found else None
 
 
 def _texts(kids: _Kids, tag: str) -> str | None:
@@ -200,7 +201,7 @@ def _date(kids: _Kids, tag: str) -> date | None:
     element = _first(kids, tag)
     if element is None:
         return None
-    match = _XS_DATE.fullmatch((element.text or "").strip())
+    match = _XS_DATE.fullmatch((element.text or "").strip(_XML_SPACE))
     if match is None:
         raise _fail(element, f"not a date: {element.text!r}")
     try:
@@ -213,7 +214,7 @@ def _boolean(kids: _Kids, tag: str) -> bool | None:
     element = _first(kids, tag)
     if element is None:
         return None
-    text = (element.text or "").strip()
+    text = (element.text or "").strip(_XML_SPACE)
     if text in ("true", "1"):
         return True
     if text in ("false", "0"):

@@ -6,6 +6,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from einvoice.domain.invoice import (
@@ -843,3 +845,37 @@ def test_parse_invoice_bytes_keeps_the_intake_refusals() -> None:
 def test_parse_invoice_bytes_refuses_bad_values_like_parse_invoice() -> None:
     with pytest.raises(UblParseError, match="PayableAmount"):
         parse_invoice_bytes(amount_doc("1e5").encode())
+
+
+_XML_TEXT = st.text(
+    # Characters XML allows in text as they are ("]]>" is not allowed, so no ">").
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Cn"), blacklist_characters="<&>")
+    | st.sampled_from("\t\n \u3000"),
+    max_size=20,
+)
+
+
+@given(st.one_of(_XML_TEXT, st.from_regex(r"\A[+-]?[0-9]{0,6}(\.[0-9]{0,4})?\Z")))
+def test_any_amount_text_either_reads_exactly_or_is_refused(text: str) -> None:
+    try:
+        payable = parse(amount_doc(text)).totals.payable_amount
+    except UblParseError:
+        return
+    assert payable is not None
+    assert payable.value == Decimal(text.strip(" \t\n"))
+
+
+def test_only_xml_whitespace_is_trimmed() -> None:
+    with pytest.raises(UblParseError):
+        parse(f"{INVOICE_OPEN}<cbc:IssueDate>\u30002026-01-01</cbc:IssueDate></Invoice>")
+    assert parse(f"{INVOICE_OPEN}<cbc:ID>\u3000X\n</cbc:ID></Invoice>").id == "\u3000X"
+
+
+@given(st.one_of(_XML_TEXT, st.dates().map(date.isoformat)))
+def test_any_date_text_either_reads_or_is_refused(text: str) -> None:
+    try:
+        issue_date = parse(f"{INVOICE_OPEN}<cbc:IssueDate>{text}</cbc:IssueDate></Invoice>").issue_date
+    except UblParseError:
+        return
+    assert issue_date is not None
+    assert issue_date.isoformat() == text.strip(" \t\n")[:10]

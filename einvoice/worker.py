@@ -164,6 +164,7 @@ def main(threads: int | None = None) -> None:
 
     settings = get_settings()
     logs.configure(settings.log_level, json_lines=settings.log_json)
+    logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connection close at INFO
     runtime = build(settings)
     stop = threading.Event()
 

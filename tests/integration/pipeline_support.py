@@ -105,10 +105,19 @@ def fresh_rabbitmq_vhost(server_url: str) -> Iterator[str]:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
 
 
-def restart_rabbitmq() -> None:
+def stop_rabbitmq() -> None:
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+
+
+def start_rabbitmq() -> None:
+    """Start the RabbitMQ application and wait until it serves (also when it was not stopped)."""
     subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
     subprocess.run(["rabbitmqctl", "await_startup"], capture_output=True, timeout=120)
+
+
+def restart_rabbitmq() -> None:
+    stop_rabbitmq()
+    start_rabbitmq()
 
 
 def restart_postgresql() -> None:

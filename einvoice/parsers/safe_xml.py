@@ -93,27 +93,32 @@ _PROLOG_MISC = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _prolog_text(data: bytes) -> bytes | None:
-    """The document as ASCII-compatible bytes for the prolog scan, or None if not decodable here."""
+# (first bytes, codec) as in XML 1.0 Appendix F; UTF-32 before UTF-16, their BOMs share a prefix.
+_WIDE_ENCODINGS = (
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
+
+
+def _prolog_text(data: bytes) -> bytes:
+    """The document as ASCII-compatible bytes for the prolog scan."""
     if data.startswith(_UTF8_BOM):
         return data[len(_UTF8_BOM) :]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:2] in (b"<\x00", b"\x00<"):
-        # UTF-16 (with or without BOM): decode only the head; the prolog precedes the root anyway.
-        codec = (
-            "utf-16"
-            if data[:2] in (b"\xff\xfe", b"\xfe\xff")
-            else ("utf-16-le" if data[:2] == b"<\x00" else "utf-16-be")
-        )
-        return data.decode(codec, errors="replace").encode("ascii", errors="replace")
-    if data.startswith((b"\x00\x00", b"\x4c\x6f\xa7\x94")):  # UTF-32 or EBCDIC: not scanned
-        return None
+    for prefix, codec in _WIDE_ENCODINGS:
+        if data.startswith(prefix):
+            return data.decode(codec, errors="replace").encode("ascii", errors="replace")
+    # ASCII-compatible encodings as they are; EBCDIC is refused by libxml2 as unsupported.
     return data
 
 
 def _check_prolog(data: bytes) -> None:
     text = _prolog_text(data)
-    if text is None:
-        return
     end = _PROLOG_MISC.match(text)
     rest = text[end.end() if end else 0 :]
     if rest.startswith(b"<!DOCTYPE"):

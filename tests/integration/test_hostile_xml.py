@@ -128,6 +128,17 @@ def test_billion_laughs_is_refused_without_expanding() -> None:
     assert peak < 5 * 1024 * 1024  # 10^9 'lol's were never built
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_billion_laughs_in_wide_encodings_is_refused_by_the_prolog_scan(encoding: str) -> None:
+    entities = '<!ENTITY a0 "lol">' + "".join(
+        f'<!ENTITY a{i} "{("&a" + str(i - 1) + ";") * 10}">' for i in range(1, 10)
+    )
+    declared = encoding.upper().split("-")[0] + "-" + encoding.upper().split("-")[1]
+    text = f'<?xml version="1.0" encoding="{declared}"?><!DOCTYPE a [{entities}]><a>&a9;</a>'
+    with pytest.raises(UnsafeXmlError, match="DOCTYPE is not allowed"):
+        safe_xml.parse(text.encode(encoding))
+
+
 def test_quadratic_blowup_is_refused() -> None:
     big = "A" * 50_000
     data = _invoice("<Note>" + "&a;" * 1000 + "</Note>", f'<!DOCTYPE Invoice [<!ENTITY a "{big}">]>\n')

@@ -68,6 +68,8 @@ class _Tags:
         self._prefix = f"{{{namespace}}}"
 
     def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):  # not a UBL name: keep copy, pickle and friends from getting a tag
+            raise AttributeError(name)
         tag = self._prefix + name
         setattr(self, name, tag)  # later lookups are plain attribute reads
         return tag

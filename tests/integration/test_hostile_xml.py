@@ -8,6 +8,8 @@ stands in for a local secret: the marker must never show up in a parsed tree or 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -183,6 +185,32 @@ def test_100000_deep_nesting_is_refused_with_bounded_memory() -> None:
     assert "nesting deeper than 256 levels" in str(error)
     # the document is 700 kB; what the refusal itself allocates is small (libxml2 stops early)
     assert peak < 2 * 1024 * 1024
+
+
+_RSS_PROBE = """
+import resource, sys
+from einvoice.errors import UnsafeXmlError
+from einvoice.parsers import safe_xml
+depth = 1_000_000
+data = b"<a>" * depth + b"</a>" * depth  # 7 MB: under the size limit
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    safe_xml.parse(data)
+except UnsafeXmlError:
+    pass
+else:
+    sys.exit("not refused")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def test_million_deep_nesting_does_not_grow_the_process() -> None:
+    # tracemalloc does not see libxml2's C allocations, so measure the process's peak RSS instead.
+    # A tree of 1,000,000 elements would need well over 100 MB; the refusal needs next to nothing.
+    result = subprocess.run([sys.executable, "-c", _RSS_PROBE], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    grown_kib = int(result.stdout.strip())
+    assert grown_kib < 16 * 1024
 
 
 def test_wide_but_shallow_document_within_limits_is_accepted() -> None:

@@ -156,3 +156,14 @@ def test_overrides_are_applied_and_decide_the_verdict(
     assert seen["institution"] == "ministry-1"
     assert report.verdict == "valid"
     assert any(f.override == "accepted by institution" for f in report.findings)
+
+
+def test_one_validator_shared_by_threads_gives_the_same_reports(validator: Validator, corpus_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [p.read_bytes() for p in sorted((corpus_dir / "peppol-2026.5" / "billing").glob("*.xml"))]
+    docs.append(docs[0].replace(b"<cbc:DocumentCurrencyCode>EUR<", b"<cbc:DocumentCurrencyCode>QQQ<"))
+    expected = [validator.validate(d).to_dict() for d in docs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda d: validator.validate(d).to_dict(), docs * 3))
+    assert got == expected * 3

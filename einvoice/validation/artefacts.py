@@ -491,6 +491,11 @@ def _readers(
     source: str | Path | None, manifest: Manifest, work: Path, report: Reporter
 ) -> Iterator[tuple[_Reader, tuple[ArtefactSet, ...]]]:
     """Yield (reader, sets to read from it): one reader for a dir or zip, one per archive when downloading."""
+    if source is not None and str(source).startswith(("https://", "http://")):
+        archive = work / "source.zip"
+        _download(str(source), archive, report)
+        yield _ZipReader(archive, str(source)), manifest.sets
+        return
     if source is not None:
         source_path = Path(source).expanduser()
         if source_path.is_dir():
@@ -500,11 +505,12 @@ def _readers(
         else:
             raise ArtefactMissingError(f"artefact source not found: {source_path}")
         return
-    for artefact_set in manifest.sets:
-        url = artefact_set.source.url
-        if not url:
+    for artefact_set in manifest.sets:  # before downloading anything
+        if not artefact_set.source.url:
             hint = f" ({artefact_set.source.note})" if artefact_set.source.note else ""
             raise ArtefactError(f"no official download for '{artefact_set.id}': install with --from DIR_OR_ZIP{hint}")
+    for artefact_set in manifest.sets:
+        url = str(artefact_set.source.url)
         archive = work / f"{artefact_set.id}.zip"
         _download(url, archive, report)
         yield _ZipReader(archive, url), (artefact_set,)
@@ -521,7 +527,7 @@ def install(
 ) -> InstallResult:
     """Install every set of the manifest into ``rules_dir`` (default ``Settings.rules_dir``).
 
-    Source order: ``source`` (directory or zip), ``Settings.rules_source``, ``../shared/rules``
+    Source order: ``source`` (directory, zip, or https URL of a zip), ``Settings.rules_source``, ``../shared/rules``
     next to the repository, then each set's official download. Every file is checked against the
     manifest's sha256 while it is copied into a staging folder; only when all are right are the
     sets renamed into place, so a failure leaves the previous install as it was. Already installed

@@ -306,6 +306,32 @@ def test_download_failure_is_one_line_and_installs_nothing(tmp_path: Path, monke
     assert list((tmp_path / "rules").iterdir()) == []
 
 
+def test_source_can_be_an_https_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    content = b"<xsl:stylesheet/>"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("mirror/demo-1.0/rules.xslt", content)
+    monkeypatch.setattr(artefacts.urllib.request, "urlopen", lambda url, timeout: _Response(buffer.getvalue()))
+    settings = Settings(rules_dir=tmp_path / "rules", rules_source="https://mirror.example.org/rules.zip")
+    result = artefacts.install(None, settings, manifest=_small_manifest(content))
+    assert result.source == "https://mirror.example.org/rules.zip"
+    assert (tmp_path / "rules" / "demo-1.0" / "rules.xslt").read_bytes() == content
+
+
+def test_plain_http_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtefactError, match="non-https"):
+        artefacts.install("http://mirror.example.org/rules.zip", Settings(rules_dir=tmp_path / "rules"), force=True)
+
+
+def test_no_download_starts_when_one_set_has_no_official_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(artefacts, "DEFAULT_SHARED_RULES", tmp_path / "no-shared")
+    monkeypatch.setattr(artefacts.urllib.request, "urlopen", lambda url, timeout: calls.append(url))
+    with pytest.raises(ArtefactError, match=r"no official download for 'peppol-bis3-2026\.5'"):
+        artefacts.install(None, Settings(rules_dir=tmp_path / "rules"))
+    assert calls == []
+
+
 def test_set_without_official_download_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(artefacts, "DEFAULT_SHARED_RULES", tmp_path / "no-shared")
     peppol_only = artefacts.Manifest((artefacts.load_manifest().get("peppol-bis3-2026.5"),))

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import dramatiq
@@ -62,7 +63,9 @@ class Pipeline:
         return {**common, "poster": self.poster}
 
 
-def default_validator(raw: bytes) -> process.ValidationOutcome:
+def default_validator(
+    raw: bytes, /, *, institution: str | None = None, at: datetime | None = None
+) -> process.ValidationOutcome:
     """Validate through ``einvoice.validation`` (imported on first use: saxonche loads only then).
 
     A validator that could not run is a TransientError here: the message is retried (the
@@ -70,7 +73,7 @@ def default_validator(raw: bytes) -> process.ValidationOutcome:
     """
     from einvoice.validation import validate
 
-    report = validate(raw)
+    report = validate(raw, institution=institution, at=at)
     if report.verdict == "error":
         causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
         raise TransientError(f"validation could not run: {causes or 'engine error'}")

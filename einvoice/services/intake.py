@@ -18,7 +18,6 @@ concurrent submissions race on a unique constraint and the losers return the win
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,13 +37,11 @@ from einvoice.store.tables import DocumentRow
 log = logging.getLogger(__name__)
 
 ACTOR = "api"
-INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS = {
     "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
     "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
 }
-_ROOTS = {f"{{{INVOICE_NS}}}Invoice": "invoice", f"{{{CREDIT_NOTE_NS}}}CreditNote": "credit_note"}
+_KIND = {"Invoice": "invoice", "CreditNote": "credit_note"}  # safe_xml.DocumentType -> stored type
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -136,47 +133,19 @@ def _decimal(value: str | None) -> Decimal | None:
 def safe_parse(raw: bytes, *, max_bytes: int, max_depth: int) -> etree._Element:
     """Parse ``raw`` with no DTD, no entities, no network, bounded size and depth; return the root.
 
-    Raises DocumentTooLargeError, UnsafeXmlError, NotWellFormedError.
+    Raises DocumentTooLargeError, UnsafeXmlError, NotWellFormedError (``parsers.safe_xml``).
     """
-    if len(raw) > max_bytes:
-        raise errors.DocumentTooLargeError(f"document is {len(raw)} bytes; the limit is {max_bytes}")
-    if not raw.strip():
-        raise errors.NotWellFormedError("empty document")
-    depth = 0
-    root: etree._Element | None = None
-    try:
-        for event, element in etree.iterparse(
-            io.BytesIO(raw),
-            events=("start", "end"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-        ):
-            if event == "start":
-                depth += 1
-                if depth > max_depth:
-                    raise errors.UnsafeXmlError(f"elements nest deeper than {max_depth} levels")
-                if root is None:
-                    root = element
-            else:
-                depth -= 1
-    except etree.XMLSyntaxError as exc:
-        raise errors.NotWellFormedError(f"not well-formed XML: {exc}") from exc
-    if root is None:  # pragma: no cover - iterparse raises first
-        raise errors.NotWellFormedError("no root element")
-    docinfo = root.getroottree().docinfo
-    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
-        raise errors.UnsafeXmlError("DOCTYPE declarations are refused")
-    return root
+    from einvoice.parsers import safe_xml
+
+    return safe_xml.parse(raw, max_bytes=max_bytes, max_depth=max_depth).getroot()
 
 
 def extract_fields(root: etree._Element) -> IntakeFields:
     """Read the intake fields from a parsed document; raise UnsupportedDocumentError when the root
     is not a UBL 2.1 Invoice or CreditNote."""
-    document_type = _ROOTS.get(root.tag) if isinstance(root.tag, str) else None
-    if document_type is None:
-        raise errors.UnsupportedDocumentError(f"root element {root.tag!s} is not a UBL 2.1 Invoice or CreditNote")
+    from einvoice.parsers import safe_xml
+
+    document_type = _KIND[safe_xml.detect_type(root)]
     seller = root.find("cac:AccountingSupplierParty/cac:Party", NS)
     buyer = root.find("cac:AccountingCustomerParty/cac:Party", NS)
     vat_ids: list[str] = []

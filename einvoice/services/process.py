@@ -67,7 +67,10 @@ class ValidationOutcome(Protocol):
 
 
 class Validator(Protocol):
-    def __call__(self, raw: bytes, /) -> ValidationOutcome: ...
+    """Validates a document; ``institution`` (the buyer endpoint) and ``at`` (the receipt time)
+    select per-institution rule overrides."""
+
+    def __call__(self, raw: bytes, /, *, institution: str | None, at: datetime | None) -> ValidationOutcome: ...
 
 
 class Poster(Protocol):
@@ -242,7 +245,7 @@ def validate_document(
         pause(VALIDATE.name)
     if claim.raw is None:
         raise PermanentError(f"document {document_id} has no stored bytes")
-    report = validator(claim.raw)
+    report = validator(claim.raw, institution=claim.document.buyer_endpoint, at=claim.document.received_at)
     findings = tuple(report.findings)
     fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
     if report.verdict == "valid":

@@ -139,7 +139,7 @@ def test_concurrent_stage_calls_run_the_stage_once(
         verdict = "valid"
         findings = ()
 
-    def validator(raw: bytes) -> Report:
+    def validator(raw: bytes, **context: object) -> Report:
         calls.append(1)
         return Report()
 

@@ -27,11 +27,11 @@ class Report:
     findings: tuple[Finding, ...] = ()
 
 
-def valid(raw: bytes) -> Report:
+def valid(raw: bytes, **context: object) -> Report:
     return Report("valid")
 
 
-def broken(raw: bytes) -> Report:
+def broken(raw: bytes, **context: object) -> Report:
     raise TransientError("validator unavailable")
 
 

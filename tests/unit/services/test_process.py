@@ -32,7 +32,7 @@ class FakeValidator:
         self.report = report
         self.calls = 0
 
-    def __call__(self, raw: bytes) -> Report:
+    def __call__(self, raw: bytes, **context: object) -> Report:
         self.calls += 1
         return self.report
 
@@ -128,7 +128,7 @@ def test_the_lease_holder_resumes_and_others_wait(
     doc = submitted(uow_factory, supplier)
     t0 = datetime.now(UTC)
 
-    def boom(raw: bytes) -> Report:
+    def boom(raw: bytes, **context: object) -> Report:
         raise TransientError("database went away")
 
     with pytest.raises(TransientError):
@@ -163,7 +163,7 @@ def test_an_expired_lease_is_taken_over_and_the_slow_worker_result_discarded(
     late = t0 + timedelta(seconds=400)
     slow_result: list[process.StageResult] = []
 
-    def slow_validator(raw: bytes) -> Report:
+    def slow_validator(raw: bytes, **context: object) -> Report:
         # While this worker is stuck, another takes over after the lease and finishes first.
         taken = process.validate_document(
             uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL,))), token="msg-2", clock=lambda: late

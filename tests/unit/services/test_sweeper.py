@@ -46,7 +46,7 @@ def test_expired_lease_is_released_with_a_recorded_transition(
     outbox(uow_factory)
     t0 = datetime.now(UTC)
 
-    def dies(raw: bytes) -> Report:
+    def dies(raw: bytes, **context: object) -> Report:
         raise KeyboardInterrupt  # stands in for kill -9 mid-stage
 
     with pytest.raises(KeyboardInterrupt):

@@ -1,4 +1,4 @@
-"""Every complete sample in the corpus gets a verdict; Peppol samples agree with the official stylesheets.
+"""Every complete sample in the corpus gets a verdict; its fatal rules agree with the official stylesheets.
 
 The independent path: the official Peppol stylesheets run directly through plain saxonche here,
 with no engine code in between, and their fatal rule ids must equal the engine's.
@@ -50,15 +50,21 @@ class OfficialStylesheets:
 
         self.proc = PySaxonProcessor(license=False)
         compiler = self.proc.new_xslt30_processor()
-        self.executables: list[Any] = [
-            compiler.compile_stylesheet(stylesheet_text=(rules_dir / PEPPOL_SET / name).read_text("utf-8"))
-            for name in ("CEN-EN16931-UBL.xslt", "PEPPOL-EN16931-UBL.xslt")
-        ]
 
-    def fatal_rules(self, data: bytes) -> set[str]:
+        def compile_(relpath: str) -> Any:
+            return compiler.compile_stylesheet(stylesheet_text=(rules_dir / relpath).read_text("utf-8"))
+
+        self.executables: dict[str, list[Any]] = {
+            "peppol-bis3": [
+                compile_(f"{PEPPOL_SET}/{name}") for name in ("CEN-EN16931-UBL.xslt", "PEPPOL-EN16931-UBL.xslt")
+            ],
+            "en16931": [compile_("en16931-1.3.16/EN16931-UBL-validation.xslt")],
+        }
+
+    def fatal_rules(self, data: bytes, rules: str = "peppol-bis3") -> set[str]:
         node = self.proc.parse_xml(xml_text=data.decode("utf-8"))
         fatal: set[str] = set()
-        for executable in self.executables:
+        for executable in self.executables[rules]:
             executable.set_global_context_item(xdm_item=node)
             svrl = etree.fromstring(executable.apply_templates_returning_string(xdm_value=node).encode())
             for element in svrl.iter(f"{SVRL}failed-assert", f"{SVRL}successful-report"):
@@ -90,9 +96,11 @@ def test_sample_gets_a_verdict(path: Path, validator: Validator, official: Offic
         assert report.valid, [f for f in report.findings if f.is_fatal]
     if report.customization_id == PEPPOL_BILLING:
         assert report.rules == "peppol-bis3"
-        engine_fatal = {
-            f.rule
-            for f in report.findings
-            if f.severity is Severity.FATAL and f.layer in (Layer.EN16931, Layer.PEPPOL) and not f.override
-        }
-        assert engine_fatal == official.fatal_rules(path.read_bytes())
+    # The engine's fatal Schematron rule ids equal those of the official stylesheets run plainly.
+    assert report.rules is not None
+    engine_fatal = {
+        f.rule
+        for f in report.findings
+        if f.severity is Severity.FATAL and f.layer in (Layer.EN16931, Layer.PEPPOL) and not f.override
+    }
+    assert engine_fatal == official.fatal_rules(path.read_bytes(), report.rules)

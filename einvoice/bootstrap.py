@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
 RELAY_INTERVAL_SECONDS = 0.2
 SWEEP_INTERVAL_SECONDS = 15.0
+PURGE_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Runtime:
     _pollers: list[messaging.Poller] = field(default_factory=list)
     _worker: dramatiq.Worker | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last_purge: float = float("-inf")
 
     # --- background work ---------------------------------------------------------------------
 
@@ -93,6 +96,11 @@ class Runtime:
         return messaging.OutboxRelay(self.uow_factory, lambda action, doc: messaging.send(self.broker, action, doc))
 
     def sweep_once(self) -> int:
+        """One sweep; once an hour, also drop outbox rows sent more than a week ago."""
+        now = time.monotonic()
+        if now - self._last_purge > PURGE_INTERVAL_SECONDS:
+            self._last_purge = now
+            sweeper.purge_sent_messages(self.uow_factory)
         return sweeper.sweep(
             self.uow_factory,
             stuck_after=timedelta(seconds=self.settings.stuck_after_seconds),

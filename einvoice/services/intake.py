@@ -326,6 +326,7 @@ def _record(
             row.seller_legal_id = fields.seller_legal_id
             row.buyer_endpoint = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else None
         if refusal is None and row.number and row.issue_year:
+            uow.documents.lock_number(supplier.id, row.number, row.issue_year)
             earlier = uow.documents.first_with_number(
                 supplier.id, row.number, row.issue_year, exclude_status=(DocumentStatus.REFUSED,)
             )

@@ -45,6 +45,21 @@ class SweepResult:
         return len(self.resent) + len(self.released)
 
 
+SENT_MESSAGES_KEPT = timedelta(days=7)
+
+
+def purge_sent_messages(
+    uow_factory: Callable[[], UnitOfWork], *, keep: timedelta = SENT_MESSAGES_KEPT, now: datetime | None = None
+) -> int:
+    """Delete outbox rows sent longer than ``keep`` ago (the sweeper only looks back
+    ``stuck_after``); return how many."""
+    now = now or datetime.now(UTC)
+    with uow_factory() as uow:
+        count = uow.outbox.purge_sent(before=now - keep)
+        uow.commit()
+    return count
+
+
 def sweep(
     uow_factory: Callable[[], UnitOfWork],
     *,

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from einvoice.store.tables import (
@@ -119,6 +119,16 @@ class DocumentRepository:
         if exclude_status:
             query = query.where(DocumentRow.status.not_in(list(exclude_status)))
         return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).first()
+
+    def lock_number(self, supplier_id: str, number: str, issue_year: int) -> None:
+        """Serialise intake of documents with the same supplier, number (BT-1) and year until the
+        transaction ends, so that two of them arriving together still see each other. PostgreSQL:
+        a transaction-scoped advisory lock; SQLite: the write lock taken at BEGIN already does."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"einvoice-number:{supplier_id}:{issue_year}:{number}"},
+            )
 
     def raw(self, document_id: str) -> bytes | None:
         return self.session.scalars(
@@ -276,9 +286,10 @@ class OutboxRepository:
         return self.session.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.sent_at.is_(None)))
 
     def purge_sent(self, *, before: datetime) -> int:
-        rows = self.session.scalars(
-            select(OutboxRow).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before)
-        ).all()
-        for row in rows:
-            self.session.delete(row)
-        return len(rows)
+        """Delete rows sent before ``before``; return how many."""
+        result = self.session.execute(
+            delete(OutboxRow)
+            .where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -188,3 +188,24 @@ def test_metrics_on_a_real_database(uow_factory: Callable[[], UnitOfWork], suppl
     assert snapshot.documents_by_status == {"received": 1}
     assert snapshot.outbox_pending == 1
     assert snapshot.outbox_lag_seconds >= 5
+
+
+def test_concurrent_documents_with_one_number_are_all_but_one_suspected_duplicates(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    results = in_threads(
+        10,
+        lambda i: submit_document(
+            uow_factory,
+            supplier=supplier,
+            raw=documents.invoice("SAME-1", amount=f"{i}.00"),
+            idempotency_key=None,
+            settings=Settings(),
+        ),
+    )
+    outcomes = [r for r in results if isinstance(r, SubmitOutcome)]
+    assert len(outcomes) == 10, results
+    ids = {o.document.id for o in outcomes}
+    unflagged = [o for o in outcomes if o.document.suspected_duplicate_of is None]
+    assert len(unflagged) == 1
+    assert all(o.document.suspected_duplicate_of in ids for o in outcomes if o not in unflagged)

@@ -70,3 +70,11 @@ def test_resting_documents_are_left_alone(uow_factory: Callable[[], UnitOfWork],
     much_later = datetime.now(UTC) + timedelta(days=1)
     assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later).total == 0
     assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later, posting_enabled=True).resent == (doc,)
+
+
+def test_sent_messages_are_purged_after_a_week(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+    submitted(uow_factory, supplier)
+    submitted(uow_factory, supplier, "INV-2")
+    outbox(uow_factory)
+    assert sweeper.purge_sent_messages(uow_factory) == 0
+    assert sweeper.purge_sent_messages(uow_factory, now=datetime.now(UTC) + timedelta(days=8)) == 2

@@ -592,8 +592,11 @@ class LocalServer:
                 if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return
             time.sleep(0.3)
+        detail = ""
+        with contextlib.suppress(httpx.HTTPError):
+            detail = ": " + httpx.get(self.url + "/readyz", timeout=2).text
         self.stop()
-        raise RuntimeError(f"the server did not become ready within {timeout:.0f} s")
+        raise RuntimeError(f"the server did not become ready within {timeout:.0f} s{detail}")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -638,20 +641,20 @@ def bench_pipeline(
     server: LocalServer | None = None
     scratch: tempfile.TemporaryDirectory[str] | None = None
     try:
+        env = dict(os.environ)
+        if url is None and settings.mode == "embedded" and "EINVOICE_DATA_DIR" not in os.environ:
+            scratch = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
+            env["EINVOICE_DATA_DIR"] = scratch.name
+            settings = settings.model_copy(update={"data_dir": Path(scratch.name)})
+        if api_key is None:  # before a server starts: this also brings the database schema up to date
+            api_key, seller_endpoint, seller_vat, buyer_endpoint = provision(settings, buyer_endpoint=buyer_endpoint)
+        elif seller_endpoint is None:
+            raise typer.BadParameter("--seller-endpoint is needed with --api-key")
         if url is None:
-            env = dict(os.environ)
-            if settings.mode == "embedded" and "EINVOICE_DATA_DIR" not in os.environ:
-                scratch = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
-                env["EINVOICE_DATA_DIR"] = scratch.name
-                settings = settings.model_copy(update={"data_dir": Path(scratch.name)})
             server = LocalServer(env, workers=workers if settings.mode == "production" else 0)
             typer.echo(f"starting a {settings.mode} server on {server.url} …", err=True)
             server.start()
             url = server.url
-        if api_key is None:
-            api_key, seller_endpoint, seller_vat, buyer_endpoint = provision(settings, buyer_endpoint=buyer_endpoint)
-        elif seller_endpoint is None:
-            raise typer.BadParameter("--seller-endpoint is needed with --api-key")
         target = Target(url, api_key, seller_endpoint or "", seller_vat, buyer_endpoint)
         result = asyncio.run(
             run_pipeline(target, rate=rate, count=count, duration=duration, seed=seed, settle_timeout=settle_timeout)

@@ -65,6 +65,9 @@ def serve(
         access_log=False,
         proxy_headers=True,
         server_header=False,
+        # Longer than the idle timeout of the usual load balancers (60 s): the server must not
+        # close a kept-alive connection the balancer is about to reuse.
+        timeout_keep_alive=75,
     )
 
 

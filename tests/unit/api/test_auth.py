@@ -13,6 +13,7 @@ from einvoice.api import create_app
 from einvoice.settings import Settings
 
 KEY = "eik_test-key"
+LOOKUPS: list[str] = []
 
 
 @dataclass
@@ -46,6 +47,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     from einvoice.services import accounts, queries
 
     def authenticate(uow: Any, api_key: str) -> FakeSupplier | None:
+        LOOKUPS.append(api_key)
         return FakeSupplier() if api_key == KEY else None
 
     monkeypatch.setattr(accounts, "authenticate_supplier", authenticate)
@@ -124,3 +126,12 @@ def test_openapi_describes_auth_bodies_and_responses(client: TestClient) -> None
         for method, operation in methods.items():
             assert "200" in operation["responses"] or "202" in operation["responses"], (path, method)
     assert client.get("/docs").status_code == 200
+
+
+def test_known_keys_are_cached_unknown_ones_are_not(client: TestClient) -> None:
+    LOOKUPS.clear()
+    for _ in range(3):
+        assert client.get("/v1/documents", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert client.get("/v1/documents", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert LOOKUPS.count(KEY) == 1
+    assert LOOKUPS.count("nope") == 3

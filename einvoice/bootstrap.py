@@ -7,7 +7,9 @@
 
 Embedded mode (no broker URL): SQLite under the data directory, migrated on start; the queue
 is in-process and ``start_background`` starts a worker thread (``EINVOICE_WORKERS_IN_PROCESS``,
-default 1; 0 for none), the outbox relay and the sweeper.
+default 1), the outbox relay and the sweeper. With 0 worker threads the server runs no relay:
+an ``einvoice worker`` on the same database file relays to, and consumes, its own in-process
+queue.
 
 Production (RabbitMQ or Redis): the database is migrated by ``einvoice db upgrade``, not on start.
 ``start_background`` in the API runs the outbox relay and the sweeper only; the stages run in
@@ -60,11 +62,16 @@ class Runtime:
     def start_background(self) -> None:
         """Start what a serving process runs besides requests: the outbox relay and the sweeper,
         and in embedded mode the in-process worker (``EINVOICE_WORKERS_IN_PROCESS`` threads)."""
+        relay = True
         if messaging.is_in_process(self.broker):
             threads = _int_env(WORKERS_IN_PROCESS_ENV, 1)
             if threads > 0:
                 self._start_dramatiq_worker(threads)
-        self._start_pollers()
+            else:
+                # Nothing here consumes the in-process queue: leave the outbox to the relay of
+                # an `einvoice worker` on the same database, or messages would be stranded here.
+                relay = False
+        self._start_pollers(relay=relay)
 
     def start_worker(self, threads: int) -> None:
         """Start consuming the queue with ``threads`` threads, plus the relay and the sweeper."""
@@ -80,14 +87,15 @@ class Runtime:
                 )
                 self._worker.start()
 
-    def _start_pollers(self) -> None:
+    def _start_pollers(self, *, relay: bool = True) -> None:
         with self._lock:
             if self._pollers:
                 return
-            self._pollers = [
-                messaging.Poller("outbox-relay", self.relay.relay_once, interval=RELAY_INTERVAL_SECONDS),
-                messaging.Poller("sweeper", self.sweep_once, interval=SWEEP_INTERVAL_SECONDS),
-            ]
+            self._pollers = [messaging.Poller("sweeper", self.sweep_once, interval=SWEEP_INTERVAL_SECONDS)]
+            if relay:
+                self._pollers.append(
+                    messaging.Poller("outbox-relay", self.relay.relay_once, interval=RELAY_INTERVAL_SECONDS)
+                )
             for poller in self._pollers:
                 poller.start()
 

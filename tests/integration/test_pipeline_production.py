@@ -104,3 +104,21 @@ def test_worker_processes_take_documents_to_their_final_states(production: Produ
     assert queries.metrics(production.uow_factory()).documents_by_status == {"approved": 6, "rejected": 1}
     for worker in workers:
         assert worker.stop() == 0, production.logs()
+
+
+def test_production_runtime_reports_ready(production: Production, monkeypatch: pytest.MonkeyPatch) -> None:
+    from einvoice import bootstrap
+
+    for name, value in production.env.items():
+        monkeypatch.setenv(name, value)
+    runtime = bootstrap.build()
+    try:
+        assert runtime.check_ready() == {"database": "ok", "broker": "ok", "artefacts": "ok"}
+    finally:
+        runtime.stop()
+    monkeypatch.setenv("EINVOICE_BROKER_URL", "amqp://guest:guest@127.0.0.1:1/")
+    runtime = bootstrap.build()
+    try:
+        assert runtime.check_ready()["broker"].startswith("error:")
+    finally:
+        runtime.stop()

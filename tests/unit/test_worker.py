@@ -130,3 +130,8 @@ def test_check_ready(runtime: bootstrap.Runtime) -> None:
     assert checks["database"] == "ok"
     assert checks["broker"] == "ok"
     assert set(checks) == {"database", "broker", "artefacts"}
+
+
+def test_embedded_server_without_worker_threads_leaves_the_outbox_to_a_worker(runtime: bootstrap.Runtime) -> None:
+    runtime.start_background()  # EINVOICE_WORKERS_IN_PROCESS=0 in this fixture
+    assert [p.name for p in runtime._pollers] == ["sweeper"]

@@ -1,4 +1,5 @@
-"""Administration: ``einvoice institutions add|list``, ``einvoice suppliers add|list``, ``einvoice db upgrade``.
+"""Administration: ``einvoice institutions add|list``, ``einvoice suppliers add|list``,
+``einvoice documents show|retry``, ``einvoice db upgrade``.
 
 These need the database only (no broker). In embedded mode the database is created and migrated
 on first use; in production run ``einvoice db upgrade`` once per release.
@@ -29,6 +30,7 @@ institutions_app = typer.Typer(
 )
 suppliers_app = typer.Typer(help="Suppliers allowed to submit, and their API keys", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+documents_app = typer.Typer(help="Look at one document, send a dead one back to its stage", no_args_is_help=True)
 
 EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654321")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
@@ -158,6 +160,44 @@ def suppliers_list(as_json: JsonOption = False) -> None:
     )
 
 
+@documents_app.command("show")
+def documents_show(document_id: Annotated[str, typer.Argument(help="The document's id")]) -> None:
+    """Print a document with its history and findings as JSON."""
+    from einvoice.errors import NotFoundError
+    from einvoice.services import queries
+
+    engine, uow_factory = _open()
+    try:
+        view = queries.get_document(uow_factory(), document_id)
+    except NotFoundError as exc:
+        raise _refused(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
+
+
+@documents_app.command("retry")
+def documents_retry(
+    document_id: Annotated[str, typer.Argument(help="The id of a dead document")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history")] = None,
+) -> None:
+    """Send a dead document back to the stage it died in (once its cause is fixed). The running
+    relay picks it up."""
+    import getpass
+
+    from einvoice.errors import NotFoundError, PermanentError
+    from einvoice.services import process
+
+    engine, uow_factory = _open()
+    try:
+        state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
+    except (NotFoundError, PermanentError) as exc:
+        raise _refused(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"document {document_id}: {state}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Option("--revision", help="Target revision")] = "head",
@@ -183,4 +223,5 @@ def db_upgrade(
 def register(app: typer.Typer) -> None:
     app.add_typer(institutions_app, name="institutions")
     app.add_typer(suppliers_app, name="suppliers")
+    app.add_typer(documents_app, name="documents")
     app.add_typer(db_app, name="db")

@@ -464,3 +464,64 @@ def _existing_findings(uow: UnitOfWork, document_id: str) -> list[Finding]:
     from einvoice.services import finding_from_row
 
     return [finding_from_row(row) for row in uow.documents.findings(document_id)]
+
+
+#: Where a dead document resumes, by the state it died in.
+RESUME_FROM = {
+    S.RECEIVED: (S.RECEIVED, VALIDATE),
+    S.VALIDATING: (S.RECEIVED, VALIDATE),
+    S.VALIDATED: (S.VALIDATED, MATCH),
+    S.MATCHING: (S.VALIDATED, MATCH),
+    S.APPROVED: (S.APPROVED, POST),
+    S.POSTING: (S.POSTING_FAILED, POST),
+    S.POSTING_FAILED: (S.POSTING_FAILED, POST),
+}
+
+
+def retry_dead(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    clock: Clock = utcnow,
+) -> str:
+    """Send a ``dead`` document back to the stage it died in (after a person fixed the cause);
+    return the state it is now in. Raises NotFoundError, or PermanentError when it is not dead."""
+    from einvoice.errors import NotFoundError
+
+    now = clock()
+    with uow_factory() as uow:
+        row = uow.documents.get(document_id)
+        if row is None:
+            raise NotFoundError(f"no document {document_id}")
+        if row.status != S.DEAD:
+            raise PermanentError(f"document {document_id} is {row.status}, not dead")
+        died_in = next(
+            (t.from_status for t in reversed(uow.documents.transitions(document_id)) if t.to_status == S.DEAD),
+            None,
+        )
+        if died_in not in RESUME_FROM:
+            raise PermanentError(f"document {document_id} died in state {died_in}; nothing to resume")
+        back_to, stage = RESUME_FROM[S(died_in)]
+        if not uow.documents.compare_and_set(
+            document_id,
+            expected=[S.DEAD],
+            values={"status": back_to, "status_changed_at": now, "failure_reason": None},
+        ):
+            raise PermanentError(f"document {document_id} changed meanwhile")
+        uow.documents.replace_findings(
+            document_id,
+            [finding_to_row(f) for f in _existing_findings(uow, document_id) if f.rule != "ENGINE-STAGE-FAILED"],
+        )
+        uow.documents.add_transition(
+            document_id,
+            from_status=S.DEAD,
+            to_status=back_to,
+            actor=actor,
+            at=now,
+            detail=reason or f"sent back to {stage.name}",
+        )
+        uow.outbox.add(document_id, stage.name, now=now)
+        uow.commit()
+    return back_to

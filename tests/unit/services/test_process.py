@@ -241,3 +241,31 @@ def test_without_a_poster_posting_does_nothing(uow_factory: Callable[[], UnitOfW
 
 def test_unknown_document_is_not_an_error(uow_factory: Callable[[], UnitOfWork]) -> None:
     assert not process.validate_document(uow_factory, "nope", validator=FakeValidator(Report("valid"))).ran
+
+
+def test_a_dead_document_can_be_sent_back_to_its_stage(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+
+    def boom(raw: bytes, **context: object) -> Report:
+        raise TransientError("artefacts missing")
+
+    with pytest.raises(TransientError):
+        process.validate_document(uow_factory, doc, validator=boom, token="m1")
+    process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
+    assert process.retry_dead(uow_factory, doc, actor="admin:cli") == S.RECEIVED
+    assert ("validate", doc) in pending(uow_factory)
+    assert process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid"))).status == S.VALIDATED
+    view_ = view(uow_factory, doc)
+    assert [t.to_status for t in view_.history] == [
+        "received",
+        "validating",
+        "dead",
+        "received",
+        "validating",
+        "validated",
+    ]
+    assert all(f.rule != "ENGINE-STAGE-FAILED" for f in view_.findings)
+    with pytest.raises(PermanentError):
+        process.retry_dead(uow_factory, doc, actor="admin:cli")

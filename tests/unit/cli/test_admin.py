@@ -1,0 +1,84 @@
+"""The admin commands against a SQLite file in a temporary data directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from einvoice.cli import app
+from einvoice.services import accounts, queries
+from einvoice.services.intake import submit_document
+from einvoice.settings import Settings
+from einvoice.store import make_engine, uow_factory_for
+from tests.unit.services import documents
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("EINVOICE_DATABASE_URL", "EINVOICE_BROKER_URL", "EINVOICE_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EINVOICE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_suppliers_add_prints_the_key_on_the_last_line_and_it_authenticates(data_dir: Path) -> None:
+    result = runner.invoke(app, ["suppliers", "add", "--name", "Acme", "--endpoint", "0192:123", "--vat", "NO123MVA"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("eik_")
+    engine = make_engine(f"sqlite:///{data_dir / 'einvoice.db'}")
+    try:
+        supplier = accounts.authenticate_supplier(uow_factory_for(engine)(), key)
+    finally:
+        engine.dispose()
+    assert supplier is not None
+    assert (supplier.name, supplier.endpoint, supplier.vat_id) == ("Acme", "0192:123", "NO123MVA")
+    listed = runner.invoke(app, ["suppliers", "list", "--json"])
+    assert json.loads(listed.output)[0]["name"] == "Acme"
+    assert key not in listed.output
+
+
+def test_institutions_add_and_list(data_dir: Path) -> None:
+    assert runner.invoke(app, ["institutions", "add", "--name", "Ministry", "--endpoint", "0192:987"]).exit_code == 0
+    again = runner.invoke(app, ["institutions", "add", "--name", "Other", "--endpoint", "0192:987"])
+    assert again.exit_code == 1
+    bad = runner.invoke(app, ["institutions", "add", "--name", "X", "--endpoint", "987"])
+    assert bad.exit_code == 1
+    listed = json.loads(runner.invoke(app, ["institutions", "list", "--json"]).output)
+    assert [(i["name"], i["endpoint"]) for i in listed] == [("Ministry", "0192:987")]
+
+
+def test_db_upgrade_is_idempotent() -> None:
+    first = runner.invoke(app, ["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert "revision" in first.output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+
+
+def test_documents_show_and_retry(data_dir: Path) -> None:
+    from einvoice.services import process
+
+    runner.invoke(app, ["institutions", "add", "--name", "Ministry", "--endpoint", documents.BUYER_ENDPOINT])
+    runner.invoke(app, ["suppliers", "add", "--name", "Acme", "--endpoint", documents.SELLER_ENDPOINT])
+    engine = make_engine(f"sqlite:///{data_dir / 'einvoice.db'}")
+    factory = uow_factory_for(engine)
+    try:
+        supplier = accounts.list_suppliers(factory())[0]
+        doc = submit_document(
+            factory, supplier=supplier, raw=documents.invoice(), idempotency_key=None, settings=Settings()
+        ).document.id
+        process.mark_dead(factory, doc, stage="validate", cause="test")
+        shown = runner.invoke(app, ["documents", "show", doc])
+        assert json.loads(shown.output)["status"] == "dead"
+        retried = runner.invoke(app, ["documents", "retry", doc, "--reason", "artefacts installed"])
+        assert retried.exit_code == 0, retried.output
+        assert queries.get_document(factory(), doc).status == "received"
+        assert runner.invoke(app, ["documents", "retry", doc]).exit_code == 1
+        assert runner.invoke(app, ["documents", "show", "nope"]).exit_code == 1
+    finally:
+        engine.dispose()

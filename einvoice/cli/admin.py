@@ -141,6 +141,50 @@ def suppliers_add(
     typer.echo(api_key)
 
 
+@suppliers_app.command("new-key")
+def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+    """Replace a supplier's API key (the old one stops working) and print the new one on the last line."""
+    from einvoice.errors import NotFoundError
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        supplier, api_key = accounts.new_supplier_key(uow_factory(), supplier_id)
+    except NotFoundError as exc:
+        raise _refused(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
+    typer.echo("new API key (shown only now; the old key no longer works):")
+    typer.echo(api_key)
+
+
+def _set_active(supplier_id: str, *, active: bool) -> None:
+    from einvoice.errors import NotFoundError
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        supplier = accounts.set_supplier_active(uow_factory(), supplier_id, active=active)
+    except NotFoundError as exc:
+        raise _refused(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"supplier {supplier.id}: {supplier.name} {'active' if active else 'deactivated'}")
+
+
+@suppliers_app.command("deactivate")
+def suppliers_deactivate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+    """Stop a supplier's submissions: its API key is refused from now on."""
+    _set_active(supplier_id, active=False)
+
+
+@suppliers_app.command("activate")
+def suppliers_activate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+    """Allow a deactivated supplier to submit again (with its current key)."""
+    _set_active(supplier_id, active=True)
+
+
 @suppliers_app.command("list")
 def suppliers_list(as_json: JsonOption = False) -> None:
     """List the registered suppliers (never their keys)."""

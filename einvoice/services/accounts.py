@@ -112,6 +112,36 @@ def add_supplier(
     return view, api_key
 
 
+def new_supplier_key(uow: UnitOfWork, supplier_id: str) -> tuple[SupplierView, str]:
+    """Replace a supplier's API key (lost or leaked); return the supplier and the new key. The
+    old key stops working at once. Raises NotFoundError."""
+    from einvoice.errors import NotFoundError
+
+    api_key = new_api_key()
+    with uow:
+        row = uow.suppliers.get(supplier_id)
+        if row is None:
+            raise NotFoundError(f"no supplier {supplier_id}")
+        row.api_key_hash = hash_api_key(api_key)
+        view = supplier_view(row)
+        uow.commit()
+    return view, api_key
+
+
+def set_supplier_active(uow: UnitOfWork, supplier_id: str, *, active: bool) -> SupplierView:
+    """Allow or stop a supplier's submissions (its key stops or starts working). Raises NotFoundError."""
+    from einvoice.errors import NotFoundError
+
+    with uow:
+        row = uow.suppliers.get(supplier_id)
+        if row is None:
+            raise NotFoundError(f"no supplier {supplier_id}")
+        row.active = active
+        view = supplier_view(row)
+        uow.commit()
+    return view
+
+
 def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
     """Return the active supplier holding ``api_key``, or None."""
     if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:

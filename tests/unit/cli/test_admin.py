@@ -82,3 +82,18 @@ def test_documents_show_and_retry(data_dir: Path) -> None:
         assert runner.invoke(app, ["documents", "show", "nope"]).exit_code == 1
     finally:
         engine.dispose()
+
+
+def test_suppliers_new_key_and_deactivate(data_dir: Path) -> None:
+    added = runner.invoke(app, ["suppliers", "add", "--name", "Acme", "--endpoint", "0192:123"])
+    supplier_id = added.output.split()[1].rstrip(":")
+    renewed = runner.invoke(app, ["suppliers", "new-key", supplier_id])
+    assert renewed.exit_code == 0, renewed.output
+    new_key = renewed.output.strip().splitlines()[-1]
+    assert runner.invoke(app, ["suppliers", "deactivate", supplier_id]).exit_code == 0
+    engine = make_engine(f"sqlite:///{data_dir / 'einvoice.db'}")
+    try:
+        assert accounts.authenticate_supplier(uow_factory_for(engine)(), new_key) is None
+    finally:
+        engine.dispose()
+    assert runner.invoke(app, ["suppliers", "new-key", "nope"]).exit_code == 1

@@ -46,3 +46,22 @@ def test_list_suppliers(uow_factory: Callable[[], UnitOfWork], supplier: Supplie
     listed = accounts.list_suppliers(uow_factory())
     assert listed == [supplier]
     assert listed[0].to_dict()["endpoint"] == "0192:123456785"
+
+
+def test_new_key_replaces_the_old_one(
+    uow_factory: Callable[[], UnitOfWork], supplier_and_key: tuple[SupplierView, str]
+) -> None:
+    supplier, old_key = supplier_and_key
+    _, new_key = accounts.new_supplier_key(uow_factory(), supplier.id)
+    assert accounts.authenticate_supplier(uow_factory(), old_key) is None
+    assert accounts.authenticate_supplier(uow_factory(), new_key) == supplier
+
+
+def test_deactivated_supplier_does_not_authenticate(
+    uow_factory: Callable[[], UnitOfWork], supplier_and_key: tuple[SupplierView, str]
+) -> None:
+    supplier, key = supplier_and_key
+    accounts.set_supplier_active(uow_factory(), supplier.id, active=False)
+    assert accounts.authenticate_supplier(uow_factory(), key) is None
+    accounts.set_supplier_active(uow_factory(), supplier.id, active=True)
+    assert accounts.authenticate_supplier(uow_factory(), key) is not None

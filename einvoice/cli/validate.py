@@ -6,6 +6,7 @@ a validation layer could not run for some document (verdict ``error``).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Generator, Sequence
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_ERROR = 2
+MIN_DOCUMENTS_PER_WORKER = 50
 
 
 class OutputFormat(StrEnum):
@@ -89,13 +91,18 @@ def run_batch(
     jobs: int,
     on_done: Callable[[], None] | None = None,
 ) -> list[ValidationReport]:
-    """Validate ``files`` in order; with ``jobs > 1`` across that many worker processes.
+    """Validate ``files`` in order; with ``jobs > 1`` across up to that many worker processes.
+
+    At most one worker per ``MIN_DOCUMENTS_PER_WORKER`` documents: fewer run in this process.
 
     Raises ``OSError`` when a file cannot be read.
     """
     tasks = [(str(f), rules, skip_xsd, svrl) for f in files]
     results: list[ValidationReport] = []
-    if jobs <= 1 or len(tasks) <= 1:
+    # Every worker compiles the stylesheets (about a second) before its first document, so a
+    # worker only pays off with enough documents to share; small batches run in this process.
+    workers = min(jobs, math.ceil(len(tasks) / MIN_DOCUMENTS_PER_WORKER))
+    if workers <= 1:
         for task in tasks:
             results.append(_validate_file(task))
             if on_done:
@@ -105,7 +112,6 @@ def run_batch(
 
     # spawn: a forked child must never inherit a running saxonche (GraalVM) isolate.
     context = multiprocessing.get_context("spawn")
-    workers = min(jobs, len(tasks))
     chunksize = max(1, min(16, len(tasks) // (workers * 4)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for report in pool.map(_validate_file, tasks, chunksize=chunksize):

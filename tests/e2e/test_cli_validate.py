@@ -50,6 +50,20 @@ def test_folder_of_valid_documents_json_exit_0(env: dict[str, str], billing: Pat
         assert report["rules"] == "peppol-bis3"
 
 
+def test_jobs_spreads_a_large_batch_over_processes_keeping_order(
+    env: dict[str, str], billing: Path, tmp_path: Path
+) -> None:
+    base = (billing / "base-example.xml").read_bytes()
+    bad = base.replace(b"<cbc:DocumentCurrencyCode>EUR<", b"<cbc:DocumentCurrencyCode>QQQ<")
+    for i in range(110):
+        (tmp_path / f"doc-{i:03d}.xml").write_bytes(bad if i % 37 == 5 else base)
+    result = run(env, "validate", "-f", "json", "--jobs", "2", str(tmp_path))
+    assert result.returncode == 1, result.stderr
+    reports = json.loads(result.stdout)
+    assert [Path(r["file"]).name for r in reports] == [f"doc-{i:03d}.xml" for i in range(110)]
+    assert [i for i, r in enumerate(reports) if not r["valid"]] == [5, 42, 79]
+
+
 def test_invalid_document_exit_1_with_findings(env: dict[str, str], invalid_file: Path, billing: Path) -> None:
     result = run(env, "validate", "-f", "json", "--jobs", "1", str(invalid_file), str(billing / "base-example.xml"))
     assert result.returncode == 1, result.stderr

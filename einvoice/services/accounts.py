@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from einvoice.errors import EInvoiceError
-from einvoice.services import InstitutionView, SupplierView, institution_view, supplier_view
+from einvoice.services import (
+    InstitutionView,
+    SupplierView,
+    database_errors_as_transient,
+    institution_view,
+    supplier_view,
+)
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import InstitutionRow, SupplierRow
 
@@ -147,7 +153,7 @@ def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
     if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
         return None
     key_hash = hash_api_key(api_key)
-    with uow:
+    with database_errors_as_transient(), uow:
         row = uow.suppliers.by_key_hash(key_hash)
         if row is None or not row.active or not hmac.compare_digest(row.api_key_hash, key_hash):
             return None

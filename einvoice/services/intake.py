@@ -29,7 +29,14 @@ from sqlalchemy.exc import IntegrityError
 
 from einvoice import errors
 from einvoice.domain.findings import Finding, Layer, Severity
-from einvoice.services import DocumentStatus, DocumentView, SupplierView, document_view, finding_to_row
+from einvoice.services import (
+    DocumentStatus,
+    DocumentView,
+    SupplierView,
+    database_errors_as_transient,
+    document_view,
+    finding_to_row,
+)
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import DocumentRow
@@ -235,7 +242,8 @@ def submit_document(
 ) -> SubmitOutcome:
     """Accept, return the earlier copy of, or refuse a supplier's document.
 
-    Returns a SubmitOutcome. Raises DocumentTooLargeError, UnsafeXmlError, NotWellFormedError
+    Returns a SubmitOutcome. Raises TransientError when the database is unreachable;
+    DocumentTooLargeError, UnsafeXmlError, NotWellFormedError
     (nothing recorded); UnsupportedDocumentError, UnknownBuyerError (recorded as ``refused``, the
     error's ``document_id`` says where); SellerMismatchError (nothing recorded);
     IdempotencyConflictError when the key was used for other bytes.
@@ -260,7 +268,8 @@ def submit_document(
 
     for _attempt in range(3):
         try:
-            return _record(uow_factory, supplier, raw, sha256, idempotency_key, fields, refusal, now)
+            with database_errors_as_transient():
+                return _record(uow_factory, supplier, raw, sha256, idempotency_key, fields, refusal, now)
         except IntegrityError:
             # Another request stored the same bytes (or key) between our lookup and insert;
             # the next pass finds its row.

@@ -12,6 +12,7 @@ from einvoice.services import (
     WORKING_STATES,
     DocumentStatus,
     DocumentView,
+    database_errors_as_transient,
     document_view,
     finding_from_row,
     transition_view,
@@ -29,7 +30,7 @@ LATENCY_WINDOW = timedelta(hours=1)
 def get_document(uow: UnitOfWork, document_id: str, *, supplier_id: str | None = None) -> DocumentView:
     """The document with its history and findings. Raises NotFoundError when it does not exist
     or belongs to another supplier than ``supplier_id`` (the two are not told apart)."""
-    with uow:
+    with database_errors_as_transient(), uow:
         row = uow.documents.get(document_id)
         if row is None or (supplier_id is not None and row.supplier_id != supplier_id):
             raise NotFoundError(f"no document {document_id}")
@@ -50,14 +51,14 @@ def list_documents(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     limit = max(1, min(limit, 1000))
-    with uow:
+    with database_errors_as_transient(), uow:
         rows = uow.documents.list_for_supplier(supplier_id, status=status, since=since, limit=limit)
         return [document_view(row) for row in rows]
 
 
 def get_raw(uow: UnitOfWork, document_id: str, supplier_id: str | None = None) -> bytes:
     """The bytes exactly as received. Raises NotFoundError like ``get_document``."""
-    with uow:
+    with database_errors_as_transient(), uow:
         row = uow.documents.get(document_id)
         if row is None or (supplier_id is not None and row.supplier_id != supplier_id):
             raise NotFoundError(f"no document {document_id}")

@@ -54,3 +54,24 @@ def test_metrics(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) 
     assert snapshot.queue_lag_seconds >= 10
     assert set(snapshot.stage_latency_seconds) == {"validating"}
     assert snapshot.to_dict()["stage_latency_seconds"]["validating"]["0.5"] >= 0
+
+
+def test_an_unreachable_database_is_a_transient_error(supplier: SupplierView) -> None:
+    from einvoice.errors import TransientError
+    from einvoice.services.intake import submit_document
+    from einvoice.settings import Settings
+    from einvoice.store import make_engine, uow_factory_for
+
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    factory = uow_factory_for(engine)
+    try:
+        with pytest.raises(TransientError):
+            queries.get_document(factory(), "x")
+        with pytest.raises(TransientError):
+            accounts.authenticate_supplier(factory(), "eik_" + "x" * 43)
+        with pytest.raises(TransientError):
+            submit_document(
+                factory, supplier=supplier, raw=documents.invoice(), idempotency_key=None, settings=Settings()
+            )
+    finally:
+        engine.dispose()

@@ -207,6 +207,35 @@ def install(app: FastAPI) -> None:
         )
         return problem_response(body)
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A full connection pool or a database that does not answer: worth a retry later.
+        log.warning("database unavailable for %s: %s: %s", request.url.path, type(exc).__name__, exc)
+        body = problem_body(
+            503,
+            "temporarily-unavailable",
+            "Temporarily unavailable",
+            "the database is busy or unreachable; retry shortly",
+            instance=request.url.path,
+        )
+        return problem_response(body, {"Retry-After": "5"})
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s", request.url.path, exc_info=exc)
+        body = problem_body(
+            500,
+            "internal",
+            "Internal error",
+            "the server could not handle the request; the operators have been told",
+            instance=request.url.path,
+        )
+        return problem_response(body)
+
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
     app.add_exception_handler(errors.EInvoiceError, on_engine_error)
+    app.add_exception_handler(PoolTimeoutError, on_database_unavailable)
+    app.add_exception_handler(OperationalError, on_database_unavailable)
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)

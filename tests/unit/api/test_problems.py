@@ -69,6 +69,16 @@ def _app() -> FastAPI:
     def secret() -> None:
         raise errors.ConfigurationError("password=hunter2")
 
+    @app.get("/pool")
+    def pool() -> None:
+        from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+        raise PoolTimeoutError("QueuePool limit of size 10 overflow 20 reached")
+
+    @app.get("/bug")
+    def bug() -> None:
+        raise KeyError("oops")
+
     @app.get("/http")
     def http() -> None:
         raise HTTPException(415, "send XML")
@@ -82,7 +92,7 @@ def _app() -> FastAPI:
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(_app())
+    return TestClient(_app(), raise_server_exceptions=False)
 
 
 def test_problem_body_with_synthesised_finding(client: TestClient) -> None:
@@ -126,3 +136,14 @@ def test_http_exceptions_and_request_validation_are_problems(client: TestClient)
     response = client.get("/nowhere")
     assert response.status_code == 404
     assert response.json()["type"] == "urn:einvoice:problem:not-found"
+
+
+def test_database_pool_exhaustion_is_503_and_bugs_are_500_problems(client: TestClient) -> None:
+    response = client.get("/pool")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"] == "urn:einvoice:problem:temporarily-unavailable"
+    response = client.get("/bug")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "oops" not in response.text

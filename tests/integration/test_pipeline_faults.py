@@ -53,6 +53,25 @@ def test_worker_killed_mid_stage(production: Production) -> None:
     assert len(view.findings) == len({(f.rule, f.location) for f in view.findings})
 
 
+def test_lost_message_after_a_killed_worker_is_resent_by_the_sweeper(production: Production) -> None:
+    import subprocess
+    from urllib.parse import unquote, urlparse
+
+    doomed = production.start_worker("doomed", EINVOICE_FAULT_PAUSE="validate=600")
+    doc = production.submit(corpus_invoice("LOST-1"))
+    wait_for(production.uow_factory, [doc], states=frozenset({S.VALIDATING}), timeout=120)
+    doomed.kill()
+    # The unacknowledged message went back to the queue; lose it, as a broker failure might.
+    vhost = unquote(urlparse(production.broker_url).path.lstrip("/")) or "/"
+    subprocess.run(["rabbitmqctl", "-q", "purge_queue", "-p", vhost, "einvoice"], check=True, timeout=60)
+    started = time.monotonic()
+    production.start_worker("survivor")
+    _check_all(production, [doc], timeout=180)
+    assert time.monotonic() - started >= production.stuck_after_seconds / 2  # waited for the lease to run out
+    view = queries.get_document(production.uow_factory(), doc)
+    assert ("validating", "received", "sweeper") in [(t.from_status, t.to_status, t.actor) for t in view.history]
+
+
 def test_rabbitmq_restart(production: Production) -> None:
     production.start_worker("worker-1")
     production.start_worker("worker-2")

@@ -33,8 +33,6 @@ from einvoice.errors import EInvoiceError
 if TYPE_CHECKING:
     from einvoice.services.queries import DocumentView
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
-
 
 def _problem(description: str) -> dict[str, Any]:
     return {
@@ -42,6 +40,14 @@ def _problem(description: str) -> dict[str, Any]:
         "description": description,
         "content": {"application/problem+json": {}},
     }
+
+
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    422: _problem("Invalid request parameters, or a document that cannot be processed"),
+    503: _problem("Database or broker busy or unreachable; retry after the Retry-After seconds"),
+}
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=COMMON_PROBLEMS)
 
 
 AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {401: _problem("Missing or wrong API key")}

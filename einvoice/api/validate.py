@@ -9,10 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from einvoice.api.deps import XML_REQUEST_BODY, DocumentBytes, SupplierDep
-from einvoice.api.documents import AUTH_PROBLEMS, _problem
+from einvoice.api.documents import AUTH_PROBLEMS, COMMON_PROBLEMS, _problem
 from einvoice.api.models import ValidationResult
 
-router = APIRouter(tags=["validation"])
+router = APIRouter(tags=["validation"], responses=COMMON_PROBLEMS)
 
 
 @router.post(
@@ -20,19 +20,17 @@ router = APIRouter(tags=["validation"])
     summary="Validate without storing",
     description=(
         "Runs the same layers as the pipeline (UBL 2.1 XSD, EN 16931, Peppol BIS 3) and answers the "
-        "report at once; nothing is stored. `200` whatever the verdict: `valid` tells. Documents that "
-        "cannot be read at all answer the same problems as `POST /v1/documents`. Needs the API key, "
-        "so that validation capacity serves registered suppliers."
+        "report at once; nothing is stored. `200` whatever the verdict, `valid` tells: XML that is "
+        "not well-formed, refused (DOCTYPE) or not an invoice gets a report whose intake finding says "
+        "why. Needs the API key, so that validation capacity serves registered suppliers."
     ),
     openapi_extra=XML_REQUEST_BODY,
     response_model=ValidationResult,
     responses={
         200: {"content": {"text/html": {}}, "description": "The report (JSON, or HTML with format=html)"},
-        400: _problem("Not well-formed XML, or a refused construct"),
         **AUTH_PROBLEMS,
         413: _problem("Larger than the configured limit"),
         415: _problem("Content-Type is neither XML nor a multipart upload"),
-        422: _problem("Not a UBL Invoice or CreditNote"),
     },
 )
 async def validate_document(

@@ -329,6 +329,10 @@ def test_validate_without_storing(client: TestClient, keys: dict[str, str]) -> N
         "/v1/validate", params={"format": "html"}, content=invoice("E2E-CHECK"), headers=auth(keys["seller"], **XML)
     )
     assert html.headers["content-type"].startswith("text/html")
+    unreadable = client.post("/v1/validate", content=MALFORMED, headers=auth(keys["seller"], **XML))
+    assert unreadable.status_code == 200
+    assert unreadable.json()["valid"] is False
+    assert unreadable.json()["findings"][0]["layer"] == "intake"
     after = client.get("/v1/documents", params={"limit": 1000}, headers=auth(keys["seller"])).json()["count"]
     assert after == before
     assert client.post("/v1/validate", content=invoice(), headers=XML).status_code == 401

@@ -13,7 +13,10 @@ those in force at ``at`` (``in_force_from <= at <= in_force_until``, until open 
 those, the newest by ``in_force_from``. Peppol changeovers are expressed in the manifest: a new
 release gets its mandatory date as ``in_force_from``; the previous one keeps ``in_force_until``
 null (or a phase-out date), so from the mandatory date the newest wins and before it the previous
-one still applies. No set in force at ``at`` raises ``RuleSetError``.
+one still applies. A receipt time before the oldest release the manifest knows is validated with
+that oldest release, and the report says so in a note (the engine cannot hold every release ever
+published; refusing to validate older documents would help nobody). A gap between two releases or
+a time after the last one ends is a manifest error and raises ``RuleSetError``.
 
 Severity overrides live in ``einvoice.validation.overrides``; ``apply_overrides`` is re-exported.
 """
@@ -108,17 +111,30 @@ def _day(at: datetime | date | None) -> date:
     return at
 
 
-def in_force(manifest: Manifest, family: str, at: datetime | date | None = None) -> ArtefactSet:
-    """The newest set of ``family`` in force at ``at`` (default: today, UTC); raise ``RuleSetError``."""
+def in_force(manifest: Manifest, family: str, at: datetime | date | None = None) -> tuple[ArtefactSet, str | None]:
+    """The newest set of ``family`` in force at ``at`` (default: today, UTC), and a note when none was.
+
+    Before the oldest known set comes into force, that oldest set is returned with a note saying so.
+    Raises ``RuleSetError`` when the family has no set at all, or ``at`` falls in a gap or after the end.
+    """
     day = _day(at)
-    candidates = [s for s in manifest.family(family) if s.in_force(day)]
+    family_sets = manifest.family(family)
+    candidates = [s for s in family_sets if s.in_force(day)]
+    if not candidates and family_sets:
+        oldest = min(family_sets, key=lambda s: (s.in_force_from, s.id))
+        if day < oldest.in_force_from:
+            note = (
+                f"no {family} release known to this engine was in force on {day.isoformat()}; "
+                f"validated with the oldest known, {oldest.id} (in force from {oldest.in_force_from.isoformat()})"
+            )
+            return oldest, note
     if not candidates:
         known = (
             ", ".join(f"{s.id} ({s.in_force_from}..{s.in_force_until or ''})" for s in manifest.family(family))
             or "none in the manifest"
         )
         raise RuleSetError(f"no {family} artefact set is in force on {day.isoformat()} (known: {known})")
-    return max(candidates, key=lambda s: (s.in_force_from, s.id))
+    return max(candidates, key=lambda s: (s.in_force_from, s.id)), None
 
 
 def _is_peppol(customization_id: str) -> bool:
@@ -142,7 +158,7 @@ def select(
     """Return the rule set for a document with this CustomizationID (BT-24) received at ``at``.
 
     ``rules`` forces ``en16931`` or ``peppol-bis3`` instead of deciding by the CustomizationID.
-    Raises ``RuleSetError`` when no set of a needed family is in force at ``at``, ``ValueError``
+    Raises ``RuleSetError`` when the manifest has a gap at ``at`` (see the module docstring), ``ValueError``
     for an unknown ``rules`` value, ``ArtefactError`` when the manifest cannot be read.
     """
     if rules not in ("auto", "en16931", "peppol-bis3"):
@@ -167,8 +183,9 @@ def select(
         name = "peppol-bis3" if rules == "peppol-bis3" else "en16931"
         notes.append(f"rule set {name} chosen explicitly (CustomizationID '{cid}')")
 
-    xsd_set = in_force(manifest, "ubl", at)
-    rules_set = in_force(manifest, "peppol-bis3" if name == "peppol-bis3" else "en16931", at)
+    xsd_set, xsd_note = in_force(manifest, "ubl", at)
+    rules_set, rules_note = in_force(manifest, "peppol-bis3" if name == "peppol-bis3" else "en16931", at)
+    notes.extend(note for note in (xsd_note, rules_note) if note)
     layers = _PEPPOL_STYLESHEETS if name == "peppol-bis3" else _CEN_STYLESHEETS
     stylesheets = tuple(Stylesheet(layer, rules_set.id, relpath) for layer, relpath in layers)
     for stylesheet in stylesheets:

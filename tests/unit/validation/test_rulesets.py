@@ -92,10 +92,13 @@ def test_at_accepts_dates_and_aware_or_naive_datetimes() -> None:
         assert rulesets.select(PEPPOL_BIS3, at=at).name == "peppol-bis3"
 
 
-def test_before_the_peppol_release_is_in_force_there_is_a_clear_error() -> None:
-    with pytest.raises(RuleSetError, match=r"no peppol-bis3 artefact set is in force on 2026-08-23"):
-        rulesets.select(PEPPOL_BIS3, at=date(2026, 8, 23))
-    assert rulesets.select(PEPPOL_BIS3, at=date(2026, 8, 24)).set_ids[1] == "peppol-bis3-2026.5"
+def test_before_the_oldest_known_release_the_oldest_is_used_and_the_report_says_so() -> None:
+    early = rulesets.select(PEPPOL_BIS3, at=date(2026, 8, 23))
+    assert early.set_ids[1] == "peppol-bis3-2026.5"
+    assert any("no peppol-bis3 release known to this engine was in force on 2026-08-23" in n for n in early.notes)
+    on_time = rulesets.select(PEPPOL_BIS3, at=date(2026, 8, 24))
+    assert on_time.set_ids[1] == "peppol-bis3-2026.5"
+    assert on_time.notes == ()
 
 
 def test_xsd_relpath() -> None:

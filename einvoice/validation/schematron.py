@@ -121,6 +121,11 @@ def lean_stylesheet(text: str) -> str:
     match an attribute, an attribute only reaches the catch-all template, which does nothing with
     it; there the walk selects ``*`` only.
 
+    In a pattern whose every rule context ends in a named element (``cac:A/cbc:B[...]``, not
+    ``*`` or ``node()``), only elements of those names can fire a rule; there the recursive walk
+    over the whole document becomes one ``apply-templates`` over ``//(those names)``, in document
+    order, with the same template choice per element and no recursion from the rules.
+
     Failed asserts and successful reports are untouched.
     """
     root = etree.fromstring(text.encode("utf-8"), _XSL_PARSER)
@@ -140,6 +145,7 @@ def lean_stylesheet(text: str) -> str:
         if not walk.attrib and len(walk) == 0 and parent is not None and parent.tag == f"{{{SVRL_NS}}}active-pattern":
             _remove(walk)
     _skip_attributes_where_no_rule_matches_them(root)
+    _select_named_contexts_directly(root)
     return etree.tostring(root, encoding="unicode")
 
 
@@ -164,6 +170,59 @@ def _skip_attributes_where_no_rule_matches_them(root: etree._Element) -> None:
         for walk in template.iter(f"{{{XSL_NS}}}apply-templates"):
             if walk.get("mode") == mode and walk.get("select") == _WALK:
                 walk.set("select", "*")
+
+
+_NAMED_STEP = re.compile(r"^[A-Za-z_][\w.\-]*:[A-Za-z_][\w.\-]*$")
+
+
+def _last_steps(pattern: str) -> list[str]:
+    """The last step of each ``|`` alternative of a match pattern, predicates removed."""
+    depth, top = 0, []
+    for char in pattern:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0:
+            top.append(char)
+    return [alternative.strip().rsplit("/", 1)[-1].strip() for alternative in "".join(top).split("|")]
+
+
+def _select_named_contexts_directly(root: etree._Element) -> None:
+    templates = list(root.iterchildren(f"{{{XSL_NS}}}template"))
+    names_by_mode: dict[str, set[str] | None] = {}
+    for template in templates:
+        mode, match = template.get("mode"), template.get("match") or ""
+        if not mode or not mode.startswith("M") or match in (_CATCH_ALL, "text()"):
+            continue
+        steps = _last_steps(match)
+        known = names_by_mode.setdefault(mode, set())
+        if known is None:
+            continue
+        if all(_NAMED_STEP.match(step) and step.split(":")[0] in root.nsmap for step in steps):
+            known.update(steps)
+        else:
+            names_by_mode[mode] = None  # a rule may match any element: keep the walk
+    for mode, names in names_by_mode.items():
+        if not names:
+            continue
+        starts = [
+            a for a in root.iter(f"{{{XSL_NS}}}apply-templates") if a.get("mode") == mode and a.get("select") == "/"
+        ]
+        recursions = [
+            a
+            for t in templates
+            if t.get("mode") == mode
+            for a in t.iter(f"{{{XSL_NS}}}apply-templates")
+            if a.get("mode") == mode and a.get("select") in (_WALK, "*")
+        ]
+        mode_templates = [t for t in templates if t.get("mode") == mode]
+        recursing = {id(a.getparent()) for a in recursions}
+        if len(starts) != 1 or any(id(t) not in recursing for t in mode_templates if t.get("match") != "text()"):
+            continue  # a rule that stops the walk below it: the walk must stay as it is
+        starts[0].set("select", "//(" + " | ".join(sorted(names)) + ")")
+        for recursion in recursions:
+            _remove(recursion)
 
 
 def _may_match_attribute(pattern: str) -> bool:

@@ -85,3 +85,42 @@ def test_lean_equals_official_on_unit_test_documents(pair: Pair) -> None:
         fired += len(official)
     assert len(CASES) >= 1131
     assert fired > 1000
+
+
+def _mutations(base: bytes) -> list[bytes]:
+    """Variants of the Peppol base example that wake up national, code-list and syntax rules."""
+    supplier_country = b"<cbc:IdentificationCode>GB</cbc:IdentificationCode>"
+    buyer_country = b"<cbc:IdentificationCode>SE</cbc:IdentificationCode>"
+    variants = []
+    for country in (b"NO", b"DK", b"SE", b"NL", b"IT", b"DE", b"GR", b"AU", b"BE", b"IS", b"XX"):
+        variants.append(
+            base.replace(supplier_country, b"<cbc:IdentificationCode>" + country + b"</cbc:IdentificationCode>")
+        )
+        variants.append(
+            base.replace(buyer_country, b"<cbc:IdentificationCode>" + country + b"</cbc:IdentificationCode>", 1)
+        )
+    for scheme in (b"0007", b"0088", b"0096", b"0184", b"0192", b"0198", b"0201", b"0208", b"0210", b"9907", b"XXXX"):
+        variants.append(
+            base.replace(b'<cbc:EndpointID schemeID="0088">', b'<cbc:EndpointID schemeID="' + scheme + b'">')
+        )
+    variants.append(base.replace(b"<cbc:DocumentCurrencyCode>EUR<", b"<cbc:DocumentCurrencyCode>QQQ<"))
+    variants.append(base.replace(b"<cbc:CustomizationID>", b"<cbc:UUID>1</cbc:UUID><cbc:CustomizationID>", 1))
+    variants.append(
+        base.replace(b"</cac:InvoiceLine>", b"<cbc:Unknown schemeName='x'>1</cbc:Unknown></cac:InvoiceLine>", 1)
+    )
+    variants.append(base.replace(b'currencyID="EUR"', b'currencyID="SEK"', 3))
+    variants.append(base.replace(b"<cbc:Note>", b"<cbc:Note languageID='en'>", 1))
+    return [v for v in variants if v != base]
+
+
+def test_lean_equals_official_on_rule_waking_mutations(pair: Pair, corpus_dir: Path) -> None:
+    base = (corpus_dir / "peppol-2026.5" / "billing" / "base-example.xml").read_bytes()
+    fired: set[str] = set()
+    variants = _mutations(base)
+    assert len(variants) >= 30
+    for index, data in enumerate(variants):
+        for relpath in STYLESHEETS:
+            official, lean = pair.both(relpath, data)
+            assert lean == official, (index, relpath)
+            fired.update(f.rule for f in official)
+    assert len(fired) >= 15, sorted(fired)

@@ -121,10 +121,10 @@ def lean_stylesheet(text: str) -> str:
     match an attribute, an attribute only reaches the catch-all template, which does nothing with
     it; there the walk selects ``*`` only.
 
-    In a pattern whose every rule context ends in a named element (``cac:A/cbc:B[...]``, not
-    ``*`` or ``node()``), only elements of those names can fire a rule; there the recursive walk
-    over the whole document becomes one ``apply-templates`` over ``//(those names)``, in document
-    order, with the same template choice per element and no recursion from the rules.
+    In a pattern whose every rule context ends in an element step (``cac:A/cbc:B[...]`` or
+    ``*[...]``, not ``node()`` or an attribute) and whose every rule continues the walk below its
+    node, the recursive walk becomes one ``apply-templates`` over ``//(those names)`` (or ``//*``):
+    the same elements, in document order, the same template choice per element, no recursion.
 
     Failed asserts and successful reports are untouched.
     """
@@ -199,7 +199,7 @@ def _select_named_contexts_directly(root: etree._Element) -> None:
         known = names_by_mode.setdefault(mode, set())
         if known is None:
             continue
-        if all(_NAMED_STEP.match(step) and step.split(":")[0] in root.nsmap for step in steps):
+        if all(step == "*" or (_NAMED_STEP.match(step) and step.split(":")[0] in root.nsmap) for step in steps):
             known.update(steps)
         else:
             names_by_mode[mode] = None  # a rule may match any element: keep the walk
@@ -220,7 +220,7 @@ def _select_named_contexts_directly(root: etree._Element) -> None:
         recursing = {id(a.getparent()) for a in recursions}
         if len(starts) != 1 or any(id(t) not in recursing for t in mode_templates if t.get("match") != "text()"):
             continue  # a rule that stops the walk below it: the walk must stay as it is
-        starts[0].set("select", "//(" + " | ".join(sorted(names)) + ")")
+        starts[0].set("select", "//*" if "*" in names else "//(" + " | ".join(sorted(names)) + ")")
         for recursion in recursions:
             _remove(recursion)
 

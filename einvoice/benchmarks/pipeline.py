@@ -411,8 +411,8 @@ async def run_pipeline(
                         lag_samples.append(value)
                 except httpx.HTTPError:
                     pass
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+                with contextlib.suppress(TimeoutError):  # every 2 s: a scrape costs the server too
+                    await asyncio.wait_for(stop.wait(), 2.0)
 
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_lag(stop))

@@ -145,7 +145,8 @@ def test_documents_end_to_end_over_http(deployment: Deployment) -> None:
     headers = {"Authorization": f"Bearer {deployment.api_key}", "Content-Type": "application/xml"}
     with httpx.Client(base_url=deployment.url, headers=headers, timeout=30) as client:
         ready = client.get("/readyz").json()
-        assert ready["checks"] == {"database": "ok", "broker": "ok", "artefacts": "ok"}
+        assert {"database", "broker", "artefacts"} <= set(ready["checks"])
+        assert all(value == "ok" for value in ready["checks"].values()), ready
 
         documents = [invoice(f"PROD-{i}", issue_date=date(2026, 10, i + 1)) for i in range(5)]
         answers = [client.post("/v1/documents", content=doc) for doc in documents]

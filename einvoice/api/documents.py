@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from einvoice.services.queries import DocumentView
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_doc(description: str) -> dict[str, Any]:
+    """OpenAPI entry of a problem-details response."""
     return {
         "model": ProblemDetails,
         "description": description,
@@ -43,15 +44,15 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    422: _problem("Invalid request parameters, or a document that cannot be processed"),
-    503: _problem("Database or broker busy or unreachable; retry after the Retry-After seconds"),
+    422: problem_doc("Invalid request parameters, or a document that cannot be processed"),
+    503: problem_doc("Database or broker busy or unreachable; retry after the Retry-After seconds"),
 }
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=COMMON_PROBLEMS)
 
 
-AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {401: _problem("Missing or wrong API key")}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("No such document, or it belongs to another supplier")}
+AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {401: problem_doc("Missing or wrong API key")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("No such document, or it belongs to another supplier")}
 
 
 def status_url(document_id: str) -> str:
@@ -143,12 +144,12 @@ def _wake_relay(request: Request, runtime: Any) -> None:
     responses={
         200: {"model": SubmitResponse, "description": "These bytes were received before: the first document"},
         202: {"model": SubmitResponse, "description": "Stored; validation follows"},
-        400: _problem("Not well-formed XML, or a refused construct (DOCTYPE, entities)"),
+        400: problem_doc("Not well-formed XML, or a refused construct (DOCTYPE, entities)"),
         **AUTH_PROBLEMS,
-        403: _problem("The supplier is not the seller of this document"),
-        413: _problem("Larger than the configured limit"),
-        415: _problem("Content-Type is neither XML nor a multipart upload"),
-        422: _problem("Not a UBL Invoice or CreditNote, or the buyer is not a registered institution"),
+        403: problem_doc("The supplier is not the seller of this document"),
+        413: problem_doc("Larger than the configured limit"),
+        415: problem_doc("Content-Type is neither XML nor a multipart upload"),
+        422: problem_doc("Not a UBL Invoice or CreditNote, or the buyer is not a registered institution"),
     },
 )
 async def submit(
@@ -206,7 +207,7 @@ async def submit(
     "",
     summary="List the supplier's own documents",
     description="Newest first. Filter by `status` and by `since` (received at or after, ISO 8601).",
-    responses={**AUTH_PROBLEMS, 422: _problem("Invalid filter")},
+    responses={**AUTH_PROBLEMS, 422: problem_doc("Invalid filter")},
 )
 def list_documents(
     runtime: RuntimeDep,

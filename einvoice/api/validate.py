@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from einvoice.api.deps import XML_REQUEST_BODY, DocumentBytes, SupplierDep
-from einvoice.api.documents import AUTH_PROBLEMS, COMMON_PROBLEMS, _problem
+from einvoice.api.documents import AUTH_PROBLEMS, COMMON_PROBLEMS, problem_doc
 from einvoice.api.models import ValidationResult
 
 router = APIRouter(tags=["validation"], responses=COMMON_PROBLEMS)
@@ -29,8 +29,8 @@ router = APIRouter(tags=["validation"], responses=COMMON_PROBLEMS)
     responses={
         200: {"content": {"text/html": {}}, "description": "The report (JSON, or HTML with format=html)"},
         **AUTH_PROBLEMS,
-        413: _problem("Larger than the configured limit"),
-        415: _problem("Content-Type is neither XML nor a multipart upload"),
+        413: problem_doc("Larger than the configured limit"),
+        415: problem_doc("Content-Type is neither XML nor a multipart upload"),
     },
 )
 async def validate_document(

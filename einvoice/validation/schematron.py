@@ -344,8 +344,6 @@ class SchematronRunner:
                 svrl = executable.apply_templates_returning_string(xdm_value=document)
             except Exception as exc:
                 raise ValidationEngineError(f"stylesheet {stylesheet.name} failed: {exc}") from None
-            finally:
-                executable.clear_parameters()
             if not svrl:
                 raise ValidationEngineError(f"stylesheet {stylesheet.name} returned nothing")
             fired = parse_svrl(svrl)

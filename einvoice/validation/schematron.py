@@ -209,16 +209,15 @@ def _select_named_contexts_directly(root: etree._Element) -> None:
         starts = [
             a for a in root.iter(f"{{{XSL_NS}}}apply-templates") if a.get("mode") == mode and a.get("select") == "/"
         ]
+        mode_templates = [t for t in templates if t.get("mode") == mode]
         recursions = [
             a
-            for t in templates
-            if t.get("mode") == mode
+            for t in mode_templates
             for a in t.iter(f"{{{XSL_NS}}}apply-templates")
             if a.get("mode") == mode and a.get("select") in (_WALK, "*")
         ]
-        mode_templates = [t for t in templates if t.get("mode") == mode]
-        recursing = {id(a.getparent()) for a in recursions}
-        if len(starts) != 1 or any(id(t) not in recursing for t in mode_templates if t.get("match") != "text()"):
+        recursing = {a.getparent() for a in recursions}
+        if len(starts) != 1 or any(t not in recursing for t in mode_templates if t.get("match") != "text()"):
             continue  # a rule that stops the walk below it: the walk must stay as it is
         starts[0].set("select", "//*" if "*" in names else "//(" + " | ".join(sorted(names)) + ")")
         for recursion in recursions:
@@ -227,22 +226,14 @@ def _select_named_contexts_directly(root: etree._Element) -> None:
 
 def _may_match_attribute(pattern: str) -> bool:
     """True unless every alternative of the pattern ends in a step that cannot select an attribute."""
-    depth, top = 0, []
-    for char in pattern:  # drop predicates: they do not change what node kind a step selects
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-        elif depth == 0:
-            top.append(char)
-    for alternative in "".join(top).split("|"):
-        last = alternative.strip().rsplit("/", 1)[-1].strip()
-        if last.startswith(("@", "attribute::", "attribute(")) or (
+    return any(
+        last.startswith(("@", "attribute::", "attribute("))
+        or (
             "(" in last.split("::")[0]
             and not last.startswith(("element(", "text(", "comment(", "processing-instruction("))
-        ):
-            return True
-    return False
+        )
+        for last in _last_steps(pattern)
+    )
 
 
 def _remove(element: etree._Element) -> None:

@@ -29,6 +29,7 @@ from einvoice.api.models import (
 )
 from einvoice.api.reports import render_report_html, report_of
 from einvoice.errors import EInvoiceError
+from einvoice.services import DocumentStatus
 
 if TYPE_CHECKING:
     from einvoice.services.queries import DocumentView
@@ -162,6 +163,7 @@ async def submit(
     idempotency_key: Annotated[
         str | None,
         Header(
+            alias="Idempotency-Key",
             max_length=200,
             description="Any unique string; a retry with the same key returns the first answer",
         ),
@@ -212,14 +214,16 @@ async def submit(
 def list_documents(
     runtime: RuntimeDep,
     supplier: SupplierDep,
-    status: Annotated[str | None, Query(description="received, validating, rejected, validated, …")] = None,
+    status: Annotated[DocumentStatus | None, Query(description="Only documents in this state")] = None,
     since: Annotated[datetime | None, Query(description="Received at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DocumentList:
     from einvoice.services import queries
 
     with runtime.uow_factory() as uow:
-        views = queries.list_documents(uow, supplier_id=supplier.id, status=status, since=since, limit=limit)
+        views = queries.list_documents(
+            uow, supplier_id=supplier.id, status=None if status is None else status.value, since=since, limit=limit
+        )
     items = [DocumentSummary(**_summary_fields(v)) for v in views]
     return DocumentList(items=items, count=len(items))
 

@@ -267,6 +267,9 @@ def test_list_shows_only_own_documents_filtered_by_status_and_since(client: Test
     assert {d["status"] for d in refused["items"]} == {"refused"}
     assert created["id"] not in [d["id"] for d in refused["items"]]
 
+    assert_problem(
+        client.get("/v1/documents", params={"status": "lost"}, headers=auth(keys["seller"])), 422, "invalid-request"
+    )
     theirs = client.get("/v1/documents", headers=auth(keys["other"])).json()
     assert created["id"] not in [d["id"] for d in theirs["items"]]
     assert_problem(client.get(created["status_url"], headers=auth(keys["other"])), 404, "not-found")

@@ -23,6 +23,7 @@ from einvoice.errors import (
     ArtefactError,
     DocumentTooLargeError,
     EInvoiceError,
+    IntakeError,
     NotWellFormedError,
     UnsafeXmlError,
     UnsupportedDocumentError,
@@ -30,13 +31,12 @@ from einvoice.errors import (
 )
 from einvoice.settings import Settings
 from einvoice.validation.report import ValidationReport, Verdict
-from einvoice.validation.schematron import SchematronRunner, locate
+from einvoice.validation.schematron import SchematronRunner, findings_from_svrl
 from einvoice.validation.xsd import XsdValidator
 
 CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 _CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
 _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
-VALUE_MAX_CHARS = 200
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")
 
 # Rule ids of the findings the engine itself writes (the official rules have their own ids).
@@ -46,6 +46,15 @@ RULE_TOO_LARGE = "XML-SIZE"
 RULE_UNSUPPORTED = "DOCUMENT-TYPE"
 RULE_SELECTION = "RULE-SELECTION"
 RULE_ENGINE = "ENGINE"
+
+# How intake refusals are reported: the first matching kind wins (too large is also unsafe).
+_INTAKE_REFUSALS: tuple[tuple[type[IntakeError], str, Verdict], ...] = (
+    (UnsupportedDocumentError, RULE_UNSUPPORTED, "unsupported"),
+    (DocumentTooLargeError, RULE_TOO_LARGE, "invalid"),
+    (NotWellFormedError, RULE_NOT_WELL_FORMED, "invalid"),
+    (UnsafeXmlError, RULE_UNSAFE, "invalid"),
+    (IntakeError, RULE_UNSAFE, "invalid"),
+)
 
 
 class Validator:
@@ -191,18 +200,10 @@ class _Run:
             document_type = parsed.document_type
             if document_type is None:
                 raise UnsupportedDocumentError(f"unsupported document type: {parsed.root_name}")
-        except UnsupportedDocumentError as exc:
-            self.findings.append(_intake(RULE_UNSUPPORTED, exc))
-            return self.report("unsupported")
-        except DocumentTooLargeError as exc:
-            self.findings.append(_intake(RULE_TOO_LARGE, exc))
-            return self.report("invalid")
-        except NotWellFormedError as exc:
-            self.findings.append(_intake(RULE_NOT_WELL_FORMED, exc))
-            return self.report("invalid")
-        except UnsafeXmlError as exc:
-            self.findings.append(_intake(RULE_UNSAFE, exc))
-            return self.report("invalid")
+        except IntakeError as exc:
+            rule, verdict = next((r, v) for kind, r, v in _INTAKE_REFUSALS if isinstance(exc, kind))
+            self.findings.append(_intake(rule, exc))
+            return self.report(verdict)
         finally:
             self.timings["parse"] = time.perf_counter() - started
         tree: etree._ElementTree = parsed.tree
@@ -274,20 +275,7 @@ class _Run:
             if self.svrl is not None:
                 key = layer.value if layer.value not in self.svrl else f"{layer.value}:{stylesheet.relpath}"
                 self.svrl[key] = result.svrl
-            for fired in result.fired:
-                line, value = _line_and_value(tree, fired.location)
-                self.findings.append(
-                    Finding(
-                        rule=fired.rule or "UNNAMED",
-                        severity=Severity.from_flag(fired.flag),
-                        layer=layer,
-                        message=fired.message,
-                        location=fired.location,
-                        line=line,
-                        test=fired.test,
-                        value=value,
-                    )
-                )
+            self.findings.extend(findings_from_svrl(result.fired, layer, tree))
 
 
 def _intake(rule: str, exc: Exception) -> Finding:
@@ -300,24 +288,6 @@ def _intake(rule: str, exc: Exception) -> Finding:
         message=message,
         line=int(match.group(1)) if match else None,
     )
-
-
-def _line_and_value(tree: etree._ElementTree, location: str | None) -> tuple[int | None, str | None]:
-    """Best effort: the source line and the offending value at an SVRL location."""
-    found = locate(tree, location)
-    if found is None:
-        return None, None
-    element, attribute = found
-    line = element.sourceline if isinstance(element.sourceline, int) else None
-    if attribute is not None:
-        value: str | None = attribute
-    elif len(element) == 0 and element.text is not None:
-        value = element.text.strip() or None
-    else:
-        value = None
-    if value is not None and len(value) > VALUE_MAX_CHARS:
-        value = value[: VALUE_MAX_CHARS - 1] + "…"
-    return line, value
 
 
 def _harden_saxon(processor: Any) -> None:

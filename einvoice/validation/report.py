@@ -15,6 +15,7 @@ from einvoice.domain.findings import Finding, Severity
 Verdict = Literal["valid", "invalid", "unsupported", "error"]
 
 REPORT_FORMAT_VERSION = 1
+VALUE_MAX_CHARS = 200  # an offending value longer than this is cut, ending in "…"
 
 _SEVERITY_ORDER = {Severity.FATAL: 0, Severity.WARNING: 1, Severity.INFORMATION: 2}
 
@@ -76,6 +77,14 @@ class ValidationReport:
 
     def to_html(self) -> str:
         return reports_to_html([self])
+
+
+def offending_value(text: str | None) -> str | None:
+    """A finding's ``value``: the text stripped, None when empty, cut to ``VALUE_MAX_CHARS``."""
+    value = text.strip() if text is not None else None
+    if not value:
+        return None
+    return value if len(value) <= VALUE_MAX_CHARS else value[: VALUE_MAX_CHARS - 1] + "…"
 
 
 def sorted_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -25,6 +25,7 @@ from lxml import etree
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.errors import ValidationEngineError
+from einvoice.validation.report import offending_value
 
 SVRL_NS = "http://purl.oclc.org/dsdl/svrl"
 _FIRED = (f"{{{SVRL_NS}}}failed-assert", f"{{{SVRL_NS}}}successful-report")
@@ -89,19 +90,42 @@ def _strip_rule_prefix(message: str, rule: str) -> str:
     return message
 
 
-def findings_from_svrl(fired: tuple[FiredRule, ...], layer: Layer) -> list[Finding]:
-    """Map fired rules to findings of ``layer`` (severity from the flag; an unknown flag is fatal)."""
-    return [
-        Finding(
-            rule=f.rule or "UNNAMED",
-            severity=Severity.from_flag(f.flag),
-            layer=layer,
-            message=f.message,
-            location=f.location,
-            test=f.test,
+def findings_from_svrl(
+    fired: tuple[FiredRule, ...], layer: Layer, tree: etree._ElementTree | None = None
+) -> list[Finding]:
+    """Map fired rules to findings of ``layer`` (severity from the flag; an unknown flag is fatal).
+
+    With the document's ``tree``, each finding also gets the source line and the offending value
+    at its location (best effort: None where the location cannot be resolved).
+    """
+    findings = []
+    for f in fired:
+        line, value = line_and_value(tree, f.location) if tree is not None else (None, None)
+        findings.append(
+            Finding(
+                rule=f.rule or "UNNAMED",
+                severity=Severity.from_flag(f.flag),
+                layer=layer,
+                message=f.message,
+                location=f.location,
+                line=line,
+                test=f.test,
+                value=value,
+            )
         )
-        for f in fired
-    ]
+    return findings
+
+
+def line_and_value(tree: etree._ElementTree, location: str | None) -> tuple[int | None, str | None]:
+    """The source line and the offending value (attribute, or text of a leaf element) at a location."""
+    found = locate(tree, location)
+    if found is None:
+        return None, None
+    element, attribute = found
+    line = element.sourceline if isinstance(element.sourceline, int) else None
+    if attribute is not None:
+        return line, offending_value(attribute)
+    return line, offending_value(element.text) if len(element) == 0 else None
 
 
 XSL_NS = "http://www.w3.org/1999/XSL/Transform"

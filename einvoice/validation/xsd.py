@@ -16,6 +16,7 @@ from lxml import etree
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.errors import ValidationEngineError
+from einvoice.validation.report import offending_value
 
 XSD_RULE = "XSD"
 
@@ -64,8 +65,8 @@ def _finding(tree: etree._ElementTree, error: etree._LogEntry) -> Finding:
         except etree.XPathError:
             nodes = []
         node = nodes[0] if isinstance(nodes, list) and nodes else None
-        if isinstance(node, etree._Element) and len(node) == 0 and node.text:
-            value = node.text.strip()[:200] or None
+        if isinstance(node, etree._Element) and len(node) == 0:
+            value = offending_value(node.text)
     return Finding(
         rule=XSD_RULE,
         severity=Severity.FATAL,

@@ -16,6 +16,8 @@ from einvoice.validation import rulesets
 from einvoice.validation.engine import (
     RULE_ENGINE,
     RULE_NOT_WELL_FORMED,
+    RULE_TOO_LARGE,
+    RULE_UNSAFE,
     RULE_UNSUPPORTED,
     Validator,
 )
@@ -167,3 +169,14 @@ def test_one_validator_shared_by_threads_gives_the_same_reports(validator: Valid
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda d: validator.validate(d).to_dict(), docs * 3))
     assert got == expected * 3
+
+
+def test_unsafe_and_oversized_documents_are_invalid_at_intake(shared_dir: Path, base_example: bytes) -> None:
+    validator = Validator(Settings(rules_dir=shared_dir / "rules", max_document_bytes=len(base_example) - 1))
+    too_large = validator.validate(base_example)
+    assert too_large.verdict == "invalid"
+    assert [f.rule for f in too_large.findings] == [RULE_TOO_LARGE]
+    unsafe = validator.validate(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
+    assert unsafe.verdict == "invalid"
+    assert [f.rule for f in unsafe.findings] == [RULE_UNSAFE]
+    assert unsafe.findings[0].layer is Layer.INTAKE

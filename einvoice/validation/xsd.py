@@ -6,6 +6,7 @@ but sharing one schema object between threads is not documented as safe.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -53,25 +54,46 @@ class XsdValidator:
         with self._lock:
             ok = schema.validate(tree)
             errors = [] if ok else list(cast("Iterable[etree._LogEntry]", schema.error_log))
-        return [_finding(tree, error) for error in errors]
+        if not errors:
+            return []
+        # libxml2 writes paths with the document's prefixes and messages with {namespace}names.
+        namespaces = {**UBL_PREFIXES, **{p: uri for p, uri in tree.getroot().nsmap.items() if p}}
+        prefixes = {uri: p for p, uri in namespaces.items()}
+        return [_finding(tree, error, namespaces, prefixes) for error in errors]
 
 
-def _finding(tree: etree._ElementTree, error: etree._LogEntry) -> Finding:
+# Prefixes for messages when the document does not declare its own.
+UBL_PREFIXES = {
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "ext": "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2",
+    "ubl": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "cn": "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+}
+_CLARK = re.compile(r"\{([^}]*)\}([\w.\-]+)")
+
+
+def _finding(
+    tree: etree._ElementTree, error: etree._LogEntry, namespaces: dict[str, str], prefixes: dict[str, str]
+) -> Finding:
     location = error.path or None
     value = None
     if location:
         try:
-            nodes = tree.xpath(location)
+            nodes = tree.xpath(location, namespaces=namespaces)
         except etree.XPathError:
             nodes = []
         node = nodes[0] if isinstance(nodes, list) and nodes else None
         if isinstance(node, etree._Element) and len(node) == 0:
             value = offending_value(node.text)
+    message = _CLARK.sub(
+        lambda m: f"{prefixes[m.group(1)]}:{m.group(2)}" if m.group(1) in prefixes else m.group(0), error.message
+    )
     return Finding(
         rule=XSD_RULE,
         severity=Severity.FATAL,
         layer=Layer.XSD,
-        message=error.message,
+        message=message,
         location=location,
         line=error.line or None,
         test=error.type_name,

@@ -21,7 +21,7 @@ from tests.integration.pipeline_support import (
 )
 from tests.integration.test_pipeline_production import Production
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.disruptive]
 
 production = test_pipeline_production.production  # the same fixture
 

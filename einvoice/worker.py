@@ -100,17 +100,30 @@ def _token() -> str | None:
 
 
 def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> process.StageResult | None:
-    """Run one stage for ``document_id`` as an actor does (used by the actors and by tests)."""
+    """Run one stage for ``document_id`` as an actor does (used by the actors and by tests). The
+    validate actor goes on to match a document it leaves ``validated`` (``validate_and_match``)."""
     try:
-        result = process.run_stage(
-            stage, pipeline.uow_factory, document_id, token=_token(), **pipeline.stage_kwargs(stage)
-        )
+        if stage == "validate":
+            kwargs = pipeline.stage_kwargs("validate") | {"posting_enabled": pipeline.posting_enabled}
+            result = process.validate_and_match(pipeline.uow_factory, document_id, token=_token(), **kwargs)
+        else:
+            result = process.run_stage(
+                stage, pipeline.uow_factory, document_id, token=_token(), **pipeline.stage_kwargs(stage)
+            )
     except PermanentError as exc:
         log.error("%s of %s failed permanently: %s", stage, document_id, exc)
-        process.mark_dead(pipeline.uow_factory, document_id, stage=stage, cause=str(exc))
+        mark_dead(pipeline, document_id, stage=stage, cause=str(exc))
         return None
     log.info("%s %s: %s", stage, document_id, result.status if result.ran else f"skipped ({result.note})")
     return result
+
+
+def mark_dead(pipeline: Pipeline, document_id: str, *, stage: str, cause: str) -> bool:
+    """Record ``dead`` for the stage the message was for, or for matching when the validate
+    message had carried the document on to it."""
+    if process.mark_dead(pipeline.uow_factory, document_id, stage=stage, cause=cause):
+        return True
+    return stage == "validate" and process.mark_dead(pipeline.uow_factory, document_id, stage="match", cause=cause)
 
 
 def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dramatiq.Actor[Any, Any]]:
@@ -136,7 +149,7 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dra
         traceback = (message.get("options") or {}).get("traceback") or ""
         last_line = traceback.strip().splitlines()[-1] if traceback.strip() else "unknown error"
         cause = f"gave up after {retry_info.get('retries', '?')} retries: {last_line}"
-        process.mark_dead(pipeline.uow_factory, str(args[0]), stage=stage, cause=cause)
+        mark_dead(pipeline, str(args[0]), stage=stage, cause=cause)
 
     functions = {
         "validate_document": validate_document,

@@ -40,6 +40,7 @@ from einvoice.services import (
     DocumentView,
     document_view,
     finding_to_row,
+    finding_values,
 )
 from einvoice.store import UnitOfWork
 
@@ -133,6 +134,27 @@ def _claim(
     with_raw: bool,
 ) -> _Claim | StageResult:
     with uow_factory() as uow:
+        # The usual case in one round trip: the document waits in the one state the stage starts
+        # from (with several, the transition must name which, so the general path below reads it).
+        claimed_row = None
+        if len(stage.starts_from) == 1:
+            (waiting,) = stage.starts_from
+            claimed_row = uow.documents.claim(
+                document_id,
+                expected=[waiting],
+                values={
+                    "status": stage.working,
+                    "status_changed_at": now,
+                    "lease_token": token,
+                    "lease_expires_at": now + lease,
+                },
+            )
+        if claimed_row is not None:
+            uow.documents.add_transitions(document_id, [(waiting, stage.working, None)], actor=stage.actor, at=now)
+            view = document_view(claimed_row)
+            raw = uow.documents.raw(document_id) if with_raw else None
+            uow.commit()
+            return _Claim(view, raw, token)
         row = uow.documents.get(document_id)
         if row is None:
             return StageResult(document_id, stage.name, False, None, "no such document")
@@ -200,12 +222,12 @@ def _finish(
     if not changed:
         log.info("%s of %s: claim lost, result discarded", stage.name, document_id)
         return False
+    steps: list[tuple[str | None, str, str | None]] = []
     previous: str = stage.working
     for status, detail in path:
-        uow.documents.add_transition(
-            document_id, from_status=previous, to_status=status, actor=stage.actor, at=now, detail=detail
-        )
+        steps.append((previous, status, detail))
         previous = status
+    uow.documents.add_transitions(document_id, steps, actor=stage.actor, at=now)
     if next_action is not None:
         uow.outbox.add(document_id, next_action, now=now)
     return True
@@ -224,11 +246,14 @@ def validate_document(
     clock: Clock = utcnow,
     lease_seconds: float = 300,
     pause: Callable[[str], None] | None = None,
+    send_match: bool = True,
 ) -> StageResult:
     """Validate a received document: ``validated`` (then matching) when no finding is fatal,
     ``rejected`` when one is (or the rules do not cover the document); the findings are stored
     either way. A validator that could not run (verdict ``error``) leaves the document ``dead``
-    with its findings; raise TransientError from the validator instead to have it retried."""
+    with its findings; raise TransientError from the validator instead to have it retried.
+    ``send_match=False`` writes no message for matching: the caller matches at once
+    (``validate_and_match``)."""
     token = token or new_token()
     claim = _claim(
         uow_factory,
@@ -250,7 +275,7 @@ def validate_document(
     fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
     if report.verdict == "valid":
         path: list[tuple[str, str | None]] = [(S.VALIDATED, f"{len(findings)} findings, none fatal")]
-        next_action: str | None = MATCH.name
+        next_action: str | None = MATCH.name if send_match else None
         values: dict[str, Any] = {}
     elif report.verdict in ("invalid", "unsupported"):
         path = [(S.REJECTED, f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document")]
@@ -265,9 +290,52 @@ def validate_document(
     with uow_factory() as uow:
         if not _finish(uow, VALIDATE, claim, now=now, path=path, values=values, next_action=next_action):
             return StageResult(document_id, VALIDATE.name, False, None, "claim lost")
-        uow.documents.replace_findings(document_id, [finding_to_row(f) for f in findings])
+        uow.documents.set_findings(document_id, [finding_values(f) for f in findings])
         uow.commit()
     return StageResult(document_id, VALIDATE.name, True, path[-1][0])
+
+
+def validate_and_match(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    validator: Validator,
+    token: str | None = None,
+    clock: Clock = utcnow,
+    lease_seconds: float = 300,
+    posting_enabled: bool = False,
+    pause: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Validate, then match in the same call when that leaves the document ``validated``: one
+    message takes a valid document through both stages, each still its own guarded transaction
+    with its transitions, instead of a second trip through outbox, broker and claim.
+
+    A repeated message skips validation and resumes matching when the document waits for it (or
+    is held in ``matching`` under this token, a retry). Should the process die between the two,
+    the unacknowledged message is delivered again; were it lost too, the sweeper re-sends
+    ``validated`` documents."""
+    token = token or new_token()
+    result = validate_document(
+        uow_factory,
+        document_id,
+        validator=validator,
+        token=token,
+        clock=clock,
+        lease_seconds=lease_seconds,
+        pause=pause,
+        send_match=False,
+    )
+    if result.status not in (S.VALIDATED, S.MATCHING):
+        return result
+    return match_document(
+        uow_factory,
+        document_id,
+        token=token,
+        clock=clock,
+        lease_seconds=lease_seconds,
+        posting_enabled=posting_enabled,
+        pause=pause,
+    )
 
 
 def pass_through_match(document: DocumentView) -> tuple[str, dict[str, Any], str]:

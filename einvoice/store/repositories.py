@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from einvoice.store.tables import (
@@ -170,11 +170,24 @@ class DocumentRepository:
             statement = statement.where(DocumentRow.lease_token == lease_token)
         result = self.session.execute(statement)
         changed = bool(result.rowcount)  # type: ignore[attr-defined]
-        if changed:
-            existing = self.session.get(DocumentRow, document_id)
+        if changed:  # a copy already loaded in this session is stale now (looked up, not loaded)
+            existing = self.session.identity_map.get(self.session.identity_key(DocumentRow, document_id))
             if existing is not None:
                 self.session.expire(existing)
         return changed
+
+    def claim(self, document_id: str, *, expected: Collection[str], values: dict[str, Any]) -> DocumentRow | None:
+        """Update the document only if its status is one of ``expected``, and return it as it is
+        now (one ``UPDATE … RETURNING``: the guard and the read in one round trip); None when the
+        guard failed."""
+        statement = (
+            update(DocumentRow)
+            .where(DocumentRow.id == document_id, DocumentRow.status.in_(list(expected)))
+            .values(**values)
+            .returning(DocumentRow)
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(statement).first()
 
     def stuck(
         self,
@@ -217,15 +230,20 @@ class DocumentRepository:
         at: datetime,
         detail: str | None = None,
     ) -> None:
-        self.session.add(
-            TransitionRow(
-                document_id=document_id,
-                from_status=from_status,
-                to_status=to_status,
-                actor=actor,
-                at=at,
-                detail=detail,
-            )
+        self.add_transitions(document_id, [(from_status, to_status, detail)], actor=actor, at=at)
+
+    def add_transitions(
+        self, document_id: str, steps: Sequence[tuple[str | None, str, str | None]], *, actor: str, at: datetime
+    ) -> None:
+        """Record ``steps`` ((from, to, detail) triples) in one statement, without reading back ids."""
+        if not steps:
+            return
+        self.session.execute(
+            insert(TransitionRow),
+            [
+                {"document_id": document_id, "from_status": f, "to_status": t, "actor": actor, "at": at, "detail": d}
+                for f, t, d in steps
+            ],
         )
 
     def transitions(self, document_id: str) -> Sequence[TransitionRow]:
@@ -233,9 +251,14 @@ class DocumentRepository:
             select(TransitionRow).where(TransitionRow.document_id == document_id).order_by(TransitionRow.id)
         ).all()
 
-    def transitions_since(self, since: datetime, *, limit: int = 20_000) -> Sequence[TransitionRow]:
-        return self.session.scalars(
-            select(TransitionRow).where(TransitionRow.at >= since).order_by(TransitionRow.id).limit(limit)
+    def transitions_since(self, since: datetime, *, limit: int = 20_000) -> Sequence[Any]:
+        """(document_id, from_status, to_status, at) of the transitions since ``since``, oldest
+        first: plain rows, not ORM objects (metrics read thousands of them on every scrape)."""
+        return self.session.execute(
+            select(TransitionRow.document_id, TransitionRow.from_status, TransitionRow.to_status, TransitionRow.at)
+            .where(TransitionRow.at >= since)
+            .order_by(TransitionRow.id)
+            .limit(limit)
         ).all()
 
     def replace_findings(self, document_id: str, findings: Iterable[FindingRow]) -> None:
@@ -246,6 +269,18 @@ class DocumentRepository:
             row.document_id = document_id
             row.position = position
             self.session.add(row)
+
+    def set_findings(self, document_id: str, findings: Sequence[dict[str, Any]]) -> None:
+        """Replace the document's findings with ``findings`` (column values, in order) in at most
+        two statements; for stages that hold the document and loaded none of its findings."""
+        self.session.execute(
+            delete(FindingRow).where(FindingRow.document_id == document_id).execution_options(synchronize_session=False)
+        )
+        if findings:
+            self.session.execute(
+                insert(FindingRow),
+                [{**f, "document_id": document_id, "position": n} for n, f in enumerate(findings)],
+            )
 
     def findings(self, document_id: str) -> Sequence[FindingRow]:
         return self.session.scalars(
@@ -258,7 +293,7 @@ class OutboxRepository:
         self.session = session
 
     def add(self, document_id: str, action: str, *, now: datetime) -> None:
-        self.session.add(OutboxRow(document_id=document_id, action=action, created_at=now))
+        self.session.execute(insert(OutboxRow), [{"document_id": document_id, "action": action, "created_at": now}])
 
     def claim_pending(self, limit: int = 100) -> Sequence[OutboxRow]:
         """Unsent rows, oldest first, locked for this transaction (PostgreSQL: rows another relay
@@ -272,8 +307,14 @@ class OutboxRepository:
         ).all()
 
     def mark_sent(self, rows: Iterable[OutboxRow], *, now: datetime) -> None:
-        for row in rows:
-            row.sent_at = now
+        ids = [row.id for row in rows]
+        if ids:
+            self.session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(ids))
+                .values(sent_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
     def last_written_at(self, document_id: str) -> datetime | None:
         """When the newest message for the document was written (sent or not)."""

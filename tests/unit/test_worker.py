@@ -88,13 +88,24 @@ def test_calling_an_actor_twice_changes_nothing(runtime: bootstrap.Runtime) -> N
     after_first = queries.get_document(runtime.uow_factory(), doc)
     runtime.actors["validate_document"].fn(doc)
     assert queries.get_document(runtime.uow_factory(), doc) == after_first
-    assert after_first.status == S.VALIDATED
+    assert after_first.status == S.APPROVED  # the validate actor carries a valid document on through matching
     runtime.actors["match_document"].fn(doc)
     runtime.actors["match_document"].fn(doc)
     runtime.actors["post_document"].fn(doc)
     view = queries.get_document(runtime.uow_factory(), doc)
     assert view.status == S.APPROVED
     assert len(view.history) == 6
+
+
+def test_the_validate_message_resumes_matching_left_undone(runtime: bootstrap.Runtime) -> None:
+    from einvoice.services import process
+
+    doc = submit(runtime)
+    process.validate_document(runtime.uow_factory, doc, validator=valid, send_match=False)  # then the worker died
+    runtime.actors["validate_document"].fn(doc)  # the message, delivered again
+    view = queries.get_document(runtime.uow_factory(), doc)
+    assert view.status == S.APPROVED
+    assert [t.to_status for t in view.history].count("validated") == 1
 
 
 @pytest.mark.parametrize("runtime", [broken], indirect=True)

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -56,6 +56,7 @@ class Runtime:
     _worker: dramatiq.Worker | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_purge: float = float("-inf")
+    _batch_sender: Callable[[Sequence[tuple[str, str]]], None] | None = None
 
     # --- background work ---------------------------------------------------------------------
 
@@ -101,7 +102,13 @@ class Runtime:
 
     @property
     def relay(self) -> messaging.OutboxRelay:
-        return messaging.OutboxRelay(self.uow_factory, lambda action, doc: messaging.send(self.broker, action, doc))
+        if self._batch_sender is None:
+            self._batch_sender = messaging.batch_sender_for(self.broker)
+        return messaging.OutboxRelay(
+            self.uow_factory,
+            lambda action, doc: messaging.send(self.broker, action, doc),
+            batch_sender=self._batch_sender,
+        )
 
     def sweep_once(self) -> int:
         """One sweep; once an hour, also drop outbox rows sent more than a week ago."""
@@ -131,6 +138,9 @@ class Runtime:
             poller.stop()
         if worker is not None:
             worker.stop(timeout=30_000)
+        close = getattr(self._batch_sender, "close", None)
+        if close is not None:
+            close()
         try:
             self.broker.close()
         except Exception:  # closing is best effort

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -93,14 +94,80 @@ def check_broker(broker: dramatiq.Broker) -> str:
 
 def send(broker: dramatiq.Broker, action: str, document_id: str) -> None:
     """Enqueue the message for ``action`` on ``document_id``."""
-    message: dramatiq.Message[object] = dramatiq.Message(
-        queue_name=QUEUE,
-        actor_name=ACTOR_OF_ACTION[action],
-        args=(document_id,),
-        kwargs={},
-        options={},
+    broker.enqueue(message_for(action, document_id))
+
+
+def message_for(action: str, document_id: str) -> dramatiq.Message[object]:
+    return dramatiq.Message(
+        queue_name=QUEUE, actor_name=ACTOR_OF_ACTION[action], args=(document_id,), kwargs={}, options={}
     )
-    broker.enqueue(message)
+
+
+class RabbitmqBatchSender:
+    """Publishes a batch of messages in one AMQP transaction on a connection of its own: the
+    batch counts as sent once ``tx.commit`` returns (RabbitMQ has every message, persistent), one
+    round trip for the batch where publisher confirms on dramatiq's channel cost one per message.
+    A failed batch raises and counts as not sent at all (the relay sends it again)."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._channel: Any = None
+
+    def _open_channel(self) -> Any:
+        import pika
+
+        if self._channel is None or not self._channel.is_open:
+            self.close()
+            parameters = self.broker.parameters  # type: ignore[attr-defined]
+            self._connection = pika.BlockingConnection(parameters)
+            self._channel = self._connection.channel()
+            self._channel.tx_select()
+        return self._channel
+
+    def __call__(self, items: Sequence[tuple[str, str]]) -> None:
+        import pika
+
+        with self._lock:
+            # The queue is declared on the first batch (dramatiq remembers it; it is durable).
+            self.broker.declare_queue(QUEUE, ensure=True)  # type: ignore[call-arg]
+            bodies = [message_for(action, document_id).encode() for action, document_id in items]
+            properties = pika.BasicProperties(delivery_mode=2)
+            for attempt in (1, 2):  # a connection the server closed while idle is opened again once
+                try:
+                    channel = self._open_channel()
+                    for body in bodies:
+                        channel.basic_publish(exchange="", routing_key=QUEUE, body=body, properties=properties)
+                    channel.tx_commit()
+                    return
+                except pika.exceptions.AMQPError:
+                    self.close()
+                    if attempt == 2:
+                        raise
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except Exception:  # closing is best effort
+                log.debug("closing the relay's connection failed", exc_info=True)
+
+
+def batch_sender_for(broker: dramatiq.Broker) -> Callable[[Sequence[tuple[str, str]]], None]:
+    """A sender of many messages at once: one AMQP transaction per batch on RabbitMQ, else one
+    ``send`` after another."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    if isinstance(broker, RabbitmqBroker):
+        return RabbitmqBatchSender(broker)
+
+    def send_each(items: Sequence[tuple[str, str]]) -> None:
+        for action, document_id in items:
+            send(broker, action, document_id)
+
+    return send_each
 
 
 class OutboxRelay:
@@ -113,10 +180,12 @@ class OutboxRelay:
         sender: Callable[[str, str], None],
         *,
         batch_size: int = 100,
+        batch_sender: Callable[[Sequence[tuple[str, str]]], None] | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.sender = sender
         self.batch_size = batch_size
+        self.batch_sender = batch_sender
 
     def relay_once(self) -> int:
         """Send one batch; return how many rows were sent. A broker error ends the batch early
@@ -125,6 +194,11 @@ class OutboxRelay:
             rows = list(uow.outbox.claim_pending(self.batch_size))
             if not rows:
                 return 0
+            if self.batch_sender is not None:  # all or nothing
+                self.batch_sender([(row.action, row.document_id) for row in rows])
+                uow.outbox.mark_sent(rows, now=datetime.now(UTC))
+                uow.commit()
+                return len(rows)
             sent = []
             try:
                 for row in rows:

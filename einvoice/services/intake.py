@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
@@ -266,15 +269,40 @@ def submit_document(
         if reason is not None:
             raise SellerMismatchError(reason)
 
-    for _attempt in range(3):
+    for attempt in range(3):
         try:
             with database_errors_as_transient():
-                return _record(uow_factory, supplier, raw, sha256, idempotency_key, fields, refusal, now)
+                # First try as a new document: the unique constraints on (supplier, sha256) and
+                # (supplier, key) catch a repeat, and only then are earlier copies looked up.
+                return _record(
+                    uow_factory, supplier, raw, sha256, idempotency_key, fields, refusal, now, look_first=attempt > 0
+                )
         except IntegrityError:
             # Another request stored the same bytes (or key) between our lookup and insert;
             # the next pass finds its row.
             log.debug("intake race on supplier %s sha256 %s; looking up the winner", supplier.id, sha256)
     raise errors.TransientError("could not record the document after repeated conflicts")
+
+
+#: Institutions by endpoint, per engine, for ``INSTITUTION_TTL`` seconds: every submission names
+#: one, they are added rarely and never removed. Only found ones are kept (a newly registered
+#: institution is seen at once).
+_institutions: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tuple[float, str]]] = weakref.WeakKeyDictionary()
+INSTITUTION_TTL = 60.0
+
+
+def _institution_id(uow: UnitOfWork, endpoint: tuple[str, str]) -> str | None:
+    cache = _institutions.setdefault(uow.session.get_bind(), {})
+    hit = cache.get(endpoint)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    institution = uow.institutions.by_endpoint(*endpoint)
+    if institution is None:
+        return None
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[endpoint] = (time.monotonic() + INSTITUTION_TTL, institution.id)
+    return institution.id
 
 
 def _record(
@@ -286,10 +314,12 @@ def _record(
     fields: IntakeFields | None,
     refusal: _Refusal | None,
     now: datetime,
+    *,
+    look_first: bool = True,
 ) -> SubmitOutcome:
     with uow_factory() as uow:
-        existing = uow.documents.by_sha256(supplier.id, sha256)
-        if existing is None and idempotency_key is not None:
+        existing = uow.documents.by_sha256(supplier.id, sha256) if look_first else None
+        if look_first and existing is None and idempotency_key is not None:
             existing = uow.documents.by_idempotency_key(supplier.id, idempotency_key)
             if existing is not None and existing.sha256 != sha256:
                 exc = IdempotencyConflictError(
@@ -300,14 +330,12 @@ def _record(
 
         institution_id = None
         if fields is not None and refusal is None:
-            institution = uow.institutions.by_endpoint(*fields.buyer_endpoint) if fields.buyer_endpoint else None
-            if institution is None:
+            institution_id = _institution_id(uow, fields.buyer_endpoint) if fields.buyer_endpoint else None
+            if institution_id is None:
                 shown = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else "none"
                 refusal = _Refusal(
                     "unknown-buyer", f"the buyer endpoint (BT-49) {shown} is not a registered institution"
                 )
-            else:
-                institution_id = institution.id
 
         if existing is not None:
             return _repeat(uow, existing, institution_id, refusal, now)

@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "einvoice.cli.bench",
     "einvoice.cli.admin",
     "einvoice.cli.run",
+    "einvoice.cli.config",
 )
 
 
@@ -39,8 +40,6 @@ def _register() -> None:
         module.register(app)
 
 
-
-
 def _version(value: bool) -> None:
     if value:
         from einvoice import __version__
@@ -51,7 +50,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     """E-invoice processing engine: Peppol BIS Billing 3.0 / EN 16931 UBL validation, intake, matching, posting."""
 

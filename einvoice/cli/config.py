@@ -1,0 +1,90 @@
+"""``einvoice config``: the settings in effect, where each comes from, secrets masked.
+
+Operators use it to check what a process will do before starting it ("which database? which
+broker? where are the artefacts?") without reading environment variables by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+
+_SECRET_FIELDS = frozenset({"erp_token"})
+_URL_FIELDS = frozenset({"database_url", "broker_url", "erp_url"})
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host/...``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def effective_settings() -> list[dict[str, Any]]:
+    """One entry per setting: name, environment variable, value (masked), source, description."""
+    from einvoice.settings import Settings
+
+    settings = Settings()
+    derived = {
+        "database_url": settings.effective_database_url,
+        "signing_key_file": str(settings.effective_signing_key_file),
+        "erp_outbox_dir": str(settings.effective_erp_outbox_dir),
+    }
+    rows = []
+    for name, field in Settings.model_fields.items():
+        env = f"EINVOICE_{name.upper()}"
+        value: Any = getattr(settings, name)
+        source = "environment" if env in os.environ else "default"
+        if value is None and name in derived:
+            value, source = derived[name], "derived"
+        if name == "broker_url" and value is None:
+            value = "in-process queue"
+        if value is not None and name in _SECRET_FIELDS:
+            value = "***"
+        elif isinstance(value, str) and name in _URL_FIELDS:
+            value = _mask_url(value)
+        rows.append(
+            {
+                "name": name,
+                "env": env,
+                "value": str(value) if value is not None else None,
+                "source": source,
+                "description": field.description or "",
+            }
+        )
+    return rows
+
+
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Show the settings in effect (EINVOICE_* environment variables and .env), secrets masked."""
+    from einvoice.errors import ConfigurationError
+    from einvoice.settings import Settings
+
+    rows = effective_settings()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("setting", "value", "source", "meaning")
+        for row in rows:
+            table.add_row(row["env"], row["value"] or "-", row["source"], row["description"])
+        Console().print(table)
+    try:
+        Settings().check_production()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def register(app: typer.Typer) -> None:
+    app.command("config")(config)

@@ -12,8 +12,11 @@ import sys
 from datetime import UTC, datetime
 
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}  # color_message: uvicorn's ANSI copy of the message
 )
+# Libraries that log routine events at INFO (alembic's plugin set-up, pika's connection closes).
+_QUIET_LIBRARIES = ("alembic", "pika")
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:
@@ -53,3 +56,5 @@ def configure(level: str = "INFO", *, json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

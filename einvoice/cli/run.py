@@ -56,12 +56,17 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
     # that was there before it started: make that one a clean exit, so a stop is not a failure.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    from einvoice import logs
+
+    # One log format for the engine and uvicorn: uvicorn's loggers propagate to the root handler.
+    logs.configure(settings.log_level, json_lines=settings.log_json)
     uvicorn.run(
         "einvoice.api:create_app",
         factory=True,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,
         access_log=False,
         proxy_headers=True,
         server_header=False,

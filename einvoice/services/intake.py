@@ -372,18 +372,17 @@ def _record(
             row.refusal_code = refusal.code
             row.refusal_reason = refusal.reason
 
-        uow.documents.add(row, raw)
         if refusal is not None:
+            uow.documents.add(row, raw)
             uow.documents.replace_findings(row.id, [finding_to_row(refusal.finding())])
             uow.documents.add_transition(
                 row.id, from_status=None, to_status=DocumentStatus.REFUSED, actor=ACTOR, at=now, detail=refusal.reason
             )
         else:
             detail = f"suspected duplicate of {row.suspected_duplicate_of}" if row.suspected_duplicate_of else None
-            uow.documents.add_transition(
-                row.id, from_status=None, to_status=DocumentStatus.RECEIVED, actor=ACTOR, at=now, detail=detail
+            uow.documents.add_received(
+                row, raw, actor=ACTOR, detail=detail, next_action="validate", outbox=uow.outbox, at=now
             )
-            uow.outbox.add(row.id, "validate", now=now)
         view = document_view(row)
         uow.commit()
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -21,7 +24,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     SQLite: foreign keys on, WAL, a busy timeout, and every transaction begun with
     ``BEGIN IMMEDIATE`` so that two writers queue up instead of failing on lock upgrade.
     An in-memory URL (``sqlite://``) gets one shared connection, so all threads see one database.
-    PostgreSQL: pre-ping, so that connections broken by a server restart are replaced.
+    PostgreSQL: connections idle for a while are pinged before use, so that connections broken
+    by a server restart are replaced (``_ping_when_idle``).
     """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -32,10 +36,37 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
-    kwargs["pool_pre_ping"] = True
     kwargs["pool_size"] = 10
     kwargs["max_overflow"] = 20
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it has been idle for ``PING_AFTER_IDLE_SECONDS``.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip per transaction, a tenth of a
+    submission's. A connection used moments ago is alive unless the server just restarted, and
+    then the first statement to fail invalidates the whole pool (SQLAlchemy does so on any
+    disconnect error), so a restart costs each process one failed transaction, which callers
+    retry (the API answers 503, the worker retries the message)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:  # the pool replaces the connection and tries again
+            raise DisconnectionError(str(exc)) from exc
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:

@@ -20,6 +20,7 @@ from einvoice.store.tables import (
     OutboxRow,
     SupplierRow,
     TransitionRow,
+    new_id,
 )
 
 
@@ -82,6 +83,43 @@ class DocumentRepository:
         self.session.flush()
         self.session.add(DocumentContentRow(document_id=row.id, raw=raw))
         self.session.flush()
+        return row
+
+    def add_received(
+        self,
+        row: DocumentRow,
+        raw: bytes,
+        *,
+        actor: str,
+        detail: str | None,
+        next_action: str,
+        outbox: OutboxRepository,
+        at: datetime,
+    ) -> DocumentRow:
+        """Add an accepted document, its bytes, its first transition and its first message. On
+        PostgreSQL in one statement (data-modifying CTEs: one round trip instead of four); the
+        row itself is not loaded into the session. A unique-constraint race surfaces here."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            self.add(row, raw)
+            self.add_transition(row.id, from_status=None, to_status=row.status, actor=actor, at=at, detail=detail)
+            outbox.add(row.id, next_action, now=at)
+            return row
+        if row.id is None:
+            row.id = new_id()
+        values = {column.key: getattr(row, column.key) for column in DocumentRow.__table__.columns}
+        document = insert(DocumentRow.__table__).values(**values).cte("new_document")
+        content = insert(DocumentContentRow.__table__).values(document_id=row.id, raw=raw).cte("new_content")
+        transition = (
+            insert(TransitionRow.__table__)
+            .values(document_id=row.id, from_status=None, to_status=row.status, actor=actor, at=at, detail=detail)
+            .cte("new_transition")
+        )
+        message = (
+            insert(OutboxRow.__table__)
+            .values(document_id=row.id, action=next_action, created_at=at)
+            .add_cte(document, content, transition)
+        )
+        self.session.execute(message)
         return row
 
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:

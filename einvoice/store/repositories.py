@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from einvoice.store.tables import (
@@ -22,6 +22,11 @@ from einvoice.store.tables import (
     TransitionRow,
     new_id,
 )
+
+
+def _table(row_class: type[Any]) -> Table:
+    table: Table = row_class.__table__
+    return table
 
 
 class InstitutionRepository:
@@ -107,15 +112,15 @@ class DocumentRepository:
         if row.id is None:
             row.id = new_id()
         values = {column.key: getattr(row, column.key) for column in DocumentRow.__table__.columns}
-        document = insert(DocumentRow.__table__).values(**values).cte("new_document")
-        content = insert(DocumentContentRow.__table__).values(document_id=row.id, raw=raw).cte("new_content")
+        document = insert(_table(DocumentRow)).values(**values).cte("new_document")
+        content = insert(_table(DocumentContentRow)).values(document_id=row.id, raw=raw).cte("new_content")
         transition = (
-            insert(TransitionRow.__table__)
+            insert(_table(TransitionRow))
             .values(document_id=row.id, from_status=None, to_status=row.status, actor=actor, at=at, detail=detail)
             .cte("new_transition")
         )
         message = (
-            insert(OutboxRow.__table__)
+            insert(_table(OutboxRow))
             .values(document_id=row.id, action=next_action, created_at=at)
             .add_cte(document, content, transition)
         )

@@ -6,6 +6,7 @@ The JSON shape is documented in ``docs/validation.md`` and is stable: keys are o
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -124,6 +125,32 @@ def reports_to_text(reports: Sequence[ValidationReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Prefixes people read in UBL paths; a namespace not listed keeps its local name only.
+_UBL_PREFIXES = {
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2": "cbc:",
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2": "cac:",
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2": "ext:",
+}
+_SVRL_STEP = re.compile(r"\*:([\w.\-]+)\[namespace-uri\(\)='([^']*)'\](?:\[(\d+)\])?")
+
+
+def short_location(location: str | None) -> str | None:
+    """The SVRL location as people read it: ``/Invoice/cac:TaxTotal/cbc:TaxAmount[2]``.
+
+    ``/*:TaxTotal[namespace-uri()='…CommonAggregateComponents-2'][1]`` becomes ``cac:TaxTotal``
+    (a position is kept only when it is not 1). Locations in another form are returned unchanged.
+    """
+    if not location or "namespace-uri()" not in location:
+        return location
+
+    def step(match: re.Match[str]) -> str:
+        name, namespace, position = match.groups()
+        index = f"[{position}]" if position and position != "1" else ""
+        return f"{_UBL_PREFIXES.get(namespace, '')}{name}{index}"
+
+    return _SVRL_STEP.sub(step, location)
+
+
 def reports_to_html(reports: Sequence[ValidationReport]) -> str:
     """A standalone HTML page: per document, findings grouped by severity with rule text and location."""
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -134,6 +161,7 @@ def reports_to_html(reports: Sequence[ValidationReport]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["short_location"] = short_location
     template = env.get_template("report.html")
     documents = []
     for report in reports:

@@ -78,3 +78,17 @@ def test_html_groups_by_severity_and_escapes() -> None:
     assert "Sum mismatch &lt;b&gt;" in html
     assert "institution 42 says so" in html
     assert "1.00" in html
+
+
+def test_short_location_reads_like_a_ubl_path() -> None:
+    from einvoice.validation.report import short_location
+
+    svrl = (
+        "/*:Invoice[namespace-uri()='urn:oasis:names:specification:ubl:schema:xsd:Invoice-2'][1]"
+        "/*:TaxTotal[namespace-uri()='urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2'][1]"
+        "/*:TaxSubtotal[namespace-uri()='urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2'][2]"
+        "/*:TaxAmount[namespace-uri()='urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2'][1]"
+    )
+    assert short_location(svrl) == "/Invoice/cac:TaxTotal/cac:TaxSubtotal[2]/cbc:TaxAmount"
+    assert short_location("/Invoice/cbc:ID") == "/Invoice/cbc:ID"
+    assert short_location(None) is None

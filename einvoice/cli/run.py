@@ -84,11 +84,41 @@ def worker(
     threads: Annotated[
         int | None, typer.Option(min=1, help="Worker threads [default: EINVOICE_WORKER_THREADS or 2]")
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes, each with its own stylesheets: validation holds the GIL, so "
+            "threads overlap database waits but only processes use more cores",
+        ),
+    ] = 1,
 ) -> None:
     """Run the pipeline worker (validation, matching, posting) until SIGTERM or Ctrl-C."""
+    if processes > 1:
+        raise typer.Exit(_run_processes(processes, threads))
     from einvoice.worker import main as worker_main
 
     worker_main(threads)
+
+
+def _run_processes(count: int, threads: int | None) -> int:
+    """Start ``count`` single-process workers, pass SIGTERM/SIGINT on to them, wait for all;
+    return the first non-zero exit status (0 when all stopped cleanly)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "einvoice", "worker"] + (["--threads", str(threads)] if threads else [])
+    children = [subprocess.Popen(command) for _ in range(count)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    statuses = [child.wait() for child in children]
+    return next((status for status in statuses if status), 0)
 
 
 def register(app: typer.Typer) -> None:

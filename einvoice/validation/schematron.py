@@ -13,6 +13,7 @@ hardened (no protocols allowed), so a running stylesheet cannot reach files or t
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -59,6 +60,8 @@ def parse_svrl(svrl: str | bytes) -> tuple[FiredRule, ...]:
     Raises ``ValidationEngineError`` when the text is not SVRL.
     """
     data = svrl.encode("utf-8") if isinstance(svrl, str) else svrl
+    if _nothing_fired(data):
+        return ()  # nothing fired: no need to build the tree (most documents are valid)
     try:
         root = etree.fromstring(data, _SVRL_PARSER)
     except etree.XMLSyntaxError as exc:
@@ -80,6 +83,31 @@ def parse_svrl(svrl: str | bytes) -> tuple[FiredRule, ...]:
             )
         )
     return tuple(fired)
+
+
+_FIRED_NAMES = (b"failed-assert", b"successful-report")  # in the name of any such element, whatever its prefix
+_ROOT_NAME = re.compile(rb"<(?:([A-Za-z_][\w.\-]*):)?schematron-output[\s/>]")
+
+
+def _nothing_fired(data: bytes) -> bool:
+    """True when ``data`` is an SVRL document with no failed assert and no successful report.
+
+    A cheap look at the text instead of a parse, for the common case (a valid document). It only
+    answers True when the root element is ``schematron-output`` declaring the SVRL namespace for
+    its own prefix, as Saxon writes it; anything else is left to the XML parser.
+    """
+    if any(name in data for name in _FIRED_NAMES):
+        return False
+    head = data[:8192]
+    if head.startswith(b"<?xml"):
+        head = head[head.find(b"?>") + 2 :].lstrip()
+    match = _ROOT_NAME.match(head)
+    if match is None:
+        return False
+    tag = head[: head.find(b">") + 1]
+    prefix = match.group(1)
+    declaration = (b" xmlns:" + prefix if prefix else b" xmlns") + b'="' + SVRL_NS.encode() + b'"'
+    return declaration in tag.replace(b"\n", b" ").replace(b"\t", b" ").replace(b"\r", b" ")
 
 
 def _strip_rule_prefix(message: str, rule: str) -> str:
@@ -170,6 +198,7 @@ def lean_stylesheet(text: str) -> str:
             _remove(walk)
     _skip_attributes_where_no_rule_matches_them(root)
     _select_named_contexts_directly(root)
+    _code_lists_as_strings(root)
     return etree.tostring(root, encoding="unicode")
 
 
@@ -248,6 +277,76 @@ def _select_named_contexts_directly(root: etree._Element) -> None:
             _remove(recursion)
 
 
+_TOKENIZED_LIST = re.compile(r"^\s*tokenize\('([^']*)',\s*'\\s'\)\s*$")
+_SOME_CODE = re.compile(
+    r"some \$(?P<var>[\w\-]+) in \$(?P<list>[\w\-]+)\s+satisfies\s+"
+    r"(?P<value>@[\w\-]+|normalize-space\(text\(\)\)) = \$(?P=var)(?![\w\-])"
+)
+
+
+def _code_lists_as_strings(root: etree._Element) -> None:
+    """Code-list checks: one substring search instead of a loop over the list.
+
+    The Peppol rules test codes as ``some $code in $ISO4217 satisfies @currencyID = $code``, where
+    ``$ISO4217`` is a global ``tokenize('AED AFN ...', '\\s')``: a loop over ~180 codes for every
+    amount in the document. The test becomes
+    ``some $code in @currencyID satisfies (not(contains($code, ' ')) and contains(' AED AFN ... ',
+    concat(' ', $code, ' ')))``, with the list written once, its codes separated by single spaces.
+
+    Why the answer is the same: ``X = $code`` compares strings by code point (no default collation
+    is declared, which is checked). When ``X`` is empty (no attribute), both are false. Otherwise
+    let v be its string value. Codes contain no whitespace (the list is split on it), and the
+    rewrite is applied only when no code is empty or contains an apostrophe. If v is empty or
+    contains a space, it equals no code, and ``' ' || v || ' '`` occurs nowhere in a list of
+    non-empty codes joined by single spaces (v empty would need two adjacent spaces; a space in
+    v would straddle two codes). If v has neither, ``' ' || v || ' '`` occurs in ``' ' || list
+    || ' '`` exactly when v is one of the codes. A tab or line break in v occurs in no code and
+    nowhere in the joined list, so both are false. ``normalize-space(text())`` over several text
+    nodes is a type error in both forms.
+
+    Only ``xsl:when``/``xsl:if`` tests are changed (the ``test`` attribute written to the SVRL is
+    not), and only for lists declared once, as a global, and never rebound.
+    """
+    attributes = [
+        (str(name), str(value)) for e in root.iter() if isinstance(e.tag, str) for name, value in e.attrib.items()
+    ]
+    if any(name in ("default-collation", "xpath-default-namespace") for name, _ in attributes):
+        return
+    declared: dict[str, int] = {}
+    for element in root.iter(f"{{{XSL_NS}}}variable", f"{{{XSL_NS}}}param"):
+        name = element.get("name")
+        if name:
+            declared[name] = declared.get(name, 0) + 1
+    lists: dict[str, str] = {}
+    for variable in root.iterchildren(f"{{{XSL_NS}}}variable"):
+        name, select = variable.get("name"), variable.get("select")
+        match = _TOKENIZED_LIST.match(select or "")
+        if not name or match is None or declared.get(name) != 1:
+            continue
+        codes = re.split(r"[ \t\n\r]", match.group(1))
+        if all(codes) and not any("'" in code for code in codes):
+            lists[name] = " " + " ".join(codes) + " "
+    if not lists:
+        return
+    rebinding = re.compile(r"(?:for|some|every|let)\s+\$(" + "|".join(map(re.escape, lists)) + r")(?![\w\-])")
+    if any(rebinding.search(value) for _, value in attributes):
+        return
+
+    def replace(match: re.Match[str]) -> str:
+        joined = lists.get(match.group("list"))
+        if joined is None:
+            return match.group(0)
+        var, value = match.group("var"), match.group("value")
+        return (
+            f"some ${var} in {value} satisfies "
+            f"(not(contains(${var}, ' ')) and contains('{joined}', concat(' ', ${var}, ' ')))"
+        )
+
+    for test in root.iter(f"{{{XSL_NS}}}when", f"{{{XSL_NS}}}if"):
+        if test.get("test"):
+            test.set("test", _SOME_CODE.sub(replace, test.get("test", "")))
+
+
 def _may_match_attribute(pattern: str) -> bool:
     """True unless every alternative of the pattern ends in a step that cannot select an attribute."""
     return any(
@@ -287,6 +386,8 @@ class SchematronRunner:
         self._processor: Any = None
         self._compiler: Any = None
         self._executables: dict[Path, Any] = {}
+        self._by_path: dict[Path, Any] = {}  # as given by callers: no resolve() per run
+        self._by_text: dict[str, Any] = {}  # sha256 of the compiled text -> executable
         self._harden = harden
         self.compile_seconds: dict[Path, float] = {}
 
@@ -304,11 +405,20 @@ class SchematronRunner:
         """Return the executable for ``stylesheet``, compiling it on first use.
 
         Raises ``ValidationEngineError`` when the stylesheet cannot be read or compiled.
+
+        Two files whose (lean) text is the same share one executable: EN 16931's
+        ``EN16931-UBL-validation.xslt`` and a Peppol release's ``CEN-EN16931-UBL.xslt`` differ only
+        by a leading comment, so the second costs a read and a hash instead of a compile.
         """
+        executable = self._by_path.get(stylesheet)  # absolute paths only: cwd cannot change them
+        if executable is not None:
+            return executable
         key = stylesheet.resolve()
         with self._lock:
             executable = self._executables.get(key)
             if executable is not None:
+                if stylesheet.is_absolute():
+                    self._by_path[stylesheet] = executable
                 return executable
             self._ensure_processor()
             try:
@@ -319,7 +429,10 @@ class SchematronRunner:
             try:
                 if self.lean:
                     text = lean_stylesheet(text)
-                executable = self._compiler.compile_stylesheet(stylesheet_text=text)
+                digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                executable = self._by_text.get(digest)
+                if executable is None:
+                    executable = self._compiler.compile_stylesheet(stylesheet_text=text)
             except Exception as exc:  # saxonche raises its own PySaxonApiError
                 raise ValidationEngineError(f"cannot compile stylesheet {key.name}: {exc}") from None
             if executable is None:
@@ -327,7 +440,10 @@ class SchematronRunner:
             self.compile_seconds[key] = time.perf_counter() - started
             if self._harden is not None:
                 self._harden(self._processor)
+            self._by_text[digest] = executable
             self._executables[key] = executable
+            if stylesheet.is_absolute():
+                self._by_path[stylesheet] = executable
             return executable
 
     @property

@@ -110,6 +110,53 @@ def _mutations(base: bytes) -> list[bytes]:
     )
     variants.append(base.replace(b'currencyID="EUR"', b'currencyID="SEK"', 3))
     variants.append(base.replace(b"<cbc:Note>", b"<cbc:Note languageID='en'>", 1))
+    # Code lists (currency, endpoint scheme, reason codes, period description, MIME type): unknown,
+    # empty, two valid codes in one value, and whitespace around a code.
+    amount = b'<cbc:Amount currencyID="EUR">'
+    for code in (b"QQQ", b"", b"EUR USD", b" EUR", b"EUR&#9;", b"eur"):
+        variants.append(base.replace(amount, b'<cbc:Amount currencyID="' + code + b'">', 1))
+    for scheme in (b"", b"0088 0007", b"0088 ", b"0088&#10;"):
+        variants.append(
+            base.replace(b'<cbc:EndpointID schemeID="0088">', b'<cbc:EndpointID schemeID="' + scheme + b'">')
+        )
+    charge = b"<cbc:ChargeIndicator>true</cbc:ChargeIndicator>"
+    for indicator in (b"true", b"false"):
+        for reason in (b"ABK", b"95", b"ABK AAA", b"95 100", b"", b" 95 ", b"XX"):
+            variants.append(
+                base.replace(
+                    charge,
+                    b"<cbc:ChargeIndicator>"
+                    + indicator
+                    + b"</cbc:ChargeIndicator><cbc:AllowanceChargeReasonCode>"
+                    + reason
+                    + b"</cbc:AllowanceChargeReasonCode>",
+                    1,
+                )
+            )
+    terms = b"<cac:PaymentTerms>"
+    for description in (b"35", b"3 35", b"", b"  432 ", b"1"):
+        variants.append(
+            base.replace(
+                terms,
+                b"<cac:InvoicePeriod><cbc:DescriptionCode>"
+                + description
+                + b"</cbc:DescriptionCode></cac:InvoicePeriod>"
+                + terms,
+                1,
+            )
+        )
+    for mime in (b"application/pdf", b"application/pdf image/png", b"", b"text/plain", b"image/png "):
+        variants.append(
+            base.replace(
+                terms,
+                b"<cac:AdditionalDocumentReference><cbc:ID>1</cbc:ID><cac:Attachment>"
+                b'<cbc:EmbeddedDocumentBinaryObject mimeCode="'
+                + mime
+                + b'" filename="a.pdf">aGVsbG8=</cbc:EmbeddedDocumentBinaryObject>'
+                b"</cac:Attachment></cac:AdditionalDocumentReference>" + terms,
+                1,
+            )
+        )
     return [v for v in variants if v != base]
 
 
@@ -117,10 +164,13 @@ def test_lean_equals_official_on_rule_waking_mutations(pair: Pair, corpus_dir: P
     base = (corpus_dir / "peppol-2026.5" / "billing" / "base-example.xml").read_bytes()
     fired: set[str] = set()
     variants = _mutations(base)
-    assert len(variants) >= 30
+    assert len(variants) >= 70
     for index, data in enumerate(variants):
         for relpath in STYLESHEETS:
             official, lean = pair.both(relpath, data)
             assert lean == official, (index, relpath)
             fired.update(f.rule for f in official)
     assert len(fired) >= 15, sorted(fired)
+    # the code-list rules the lean rewrite touches are woken, not only passed
+    code_lists = {f"PEPPOL-EN16931-CL{n:03d}" for n in (1, 2, 3, 6, 7, 8)}
+    assert code_lists <= fired, sorted(code_lists - fired)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lxml import etree
 
@@ -10,6 +12,7 @@ from einvoice.errors import ValidationEngineError
 from einvoice.validation.schematron import (
     SVRL_NS,
     XSL_NS,
+    SchematronRunner,
     findings_from_svrl,
     lean_stylesheet,
     locate,
@@ -136,3 +139,73 @@ def test_lean_stylesheet_drops_fired_rules_and_idle_walks_only() -> None:
 def test_lean_stylesheet_leaves_stylesheets_with_other_default_templates_alone() -> None:
     text = SKELETON.replace('<xsl:template match="text()" priority="-1"/>', '<xsl:template match="b">!</xsl:template>')
     assert lean_stylesheet(text) == text
+
+
+CODE_LIST = SKELETON.replace(
+    '<xsl:template match="text()" priority="-1"/>',
+    """<xsl:template match="text()" priority="-1"/>
+<xsl:variable name="CODES" select="tokenize('AED EUR USD', '\\s')"/>
+<xsl:variable name="GAPS" select="tokenize('AED  EUR', '\\s')"/>""",
+).replace(
+    '<xsl:when test="b"/><xsl:otherwise><svrl:failed-assert id="R1"/>',
+    '<xsl:when test="some $code in $CODES satisfies @currencyID = $code"/>'
+    '<xsl:when test="some $code in $GAPS satisfies normalize-space(text()) = $code"/>'
+    '<xsl:otherwise><svrl:failed-assert id="R1" test="some $code in $CODES satisfies @currencyID = $code"/>',
+)
+
+
+def test_lean_stylesheet_checks_code_lists_by_substring_only_where_it_is_exact() -> None:
+    lean = etree.fromstring(lean_stylesheet(CODE_LIST).encode())
+    tests = [w.get("test") for w in lean.iter(f"{{{XSL_NS}}}when")]
+    assert tests[0] == (
+        "some $code in @currencyID satisfies "
+        "(not(contains($code, ' ')) and contains(' AED EUR USD ', concat(' ', $code, ' ')))"
+    )
+    assert tests[1] == "some $code in $GAPS satisfies normalize-space(text()) = $code"  # an empty code: kept
+    # what the SVRL reports as the test is the official text
+    assert (
+        next(lean.iter(f"{{{SVRL_NS}}}failed-assert")).get("test")
+        == "some $code in $CODES satisfies @currencyID = $code"
+    )
+
+
+def test_lean_stylesheet_keeps_code_lists_that_are_rebound_or_collated() -> None:
+    rebound = CODE_LIST.replace(
+        '<svrl:fired-rule context="a"/>',
+        '<svrl:fired-rule context="a"/><xsl:variable name="x" select="for $CODES in 1 return 1"/>',
+    )
+    local = CODE_LIST.replace(
+        '<svrl:fired-rule context="a"/>', '<svrl:fired-rule context="a"/><xsl:variable name="CODES" select="()"/>'
+    )
+    collated = CODE_LIST.replace('version="2.0"', 'version="2.0" default-collation="http://example.com/c"')
+    for text in (rebound, local, collated):
+        lean = etree.fromstring(lean_stylesheet(text).encode())
+        assert any("$CODES satisfies" in (w.get("test") or "") for w in lean.iter(f"{{{XSL_NS}}}when"))
+
+
+def test_parse_svrl_without_fired_rules_skips_the_parse_but_still_checks_the_root() -> None:
+    empty = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<svrl:schematron-output xmlns:x="y"\n  xmlns:svrl="{SVRL_NS}"'
+        ' title="t"><svrl:active-pattern/></svrl:schematron-output>'
+    )
+    assert parse_svrl(empty) == ()
+    assert parse_svrl(empty.encode()) == ()
+    for wrong in (
+        empty.replace(SVRL_NS, "urn:other"),
+        empty.replace("svrl:schematron-output", "svrl:other"),
+        "<html/>",
+        "",
+    ):
+        with pytest.raises(ValidationEngineError):
+            parse_svrl(wrong)
+
+
+def test_runner_compiles_the_same_text_once(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.xslt", tmp_path / "b.xslt"
+    first.write_text(SKELETON, encoding="utf-8")
+    second.write_text("<!-- licence header -->\n" + SKELETON, encoding="utf-8")
+    runner = SchematronRunner()
+    executable = runner.compile(first)
+    assert runner.compile(second) is executable
+    assert runner.compile(tmp_path / "." / "a.xslt") is executable
+    assert set(runner.compiled) == {first.resolve(), second.resolve()}

@@ -198,15 +198,17 @@ def build(
     validator: process.Validator | None = None,
     poster: process.Poster | None = None,
     migrate: bool | None = None,
+    signs_receipts: bool = True,
 ) -> Runtime:
     """Build the runtime: engine, unit-of-work factory, broker with the actors declared.
 
     Migrates the database in embedded mode (or when ``migrate`` says so). ``validator`` and
     ``poster`` replace the real ones (tests); without a poster, documents rest at ``approved``.
+    ``signs_receipts=False`` for worker processes, which need no signing key.
     Raises ConfigurationError when production settings are incomplete.
     """
     settings = settings or get_settings()
-    settings.check_production()
+    settings.check_production(signs_receipts=signs_receipts)
     url = settings.effective_database_url
     if store.is_sqlite(url) and settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

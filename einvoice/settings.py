@@ -79,8 +79,11 @@ class Settings(BaseSettings):
     def effective_erp_outbox_dir(self) -> Path:
         return self.erp_outbox_dir or self.data_dir / "erp-outbox"
 
-    def check_production(self) -> None:
-        """Raise ConfigurationError when production mode lacks what it must be given explicitly."""
+    def check_production(self, *, signs_receipts: bool = True) -> None:
+        """Raise ConfigurationError when production mode lacks what it must be given explicitly.
+
+        ``signs_receipts=False`` for processes that never sign (workers): they need no signing key.
+        """
         if self.mode != "production":
             return
         missing = []
@@ -88,7 +91,7 @@ class Settings(BaseSettings):
             missing.append("EINVOICE_DATABASE_URL")
         if not self.broker_url:
             missing.append("EINVOICE_BROKER_URL")
-        if not self.signing_key_file:
+        if signs_receipts and not self.signing_key_file:
             missing.append("EINVOICE_SIGNING_KEY_FILE")
         if self.erp_connector == "http" and not self.erp_token:
             missing.append("EINVOICE_ERP_TOKEN")

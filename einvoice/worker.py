@@ -181,7 +181,7 @@ def main(threads: int | None = None) -> None:
     settings = get_settings()
     logs.configure(settings.log_level, json_lines=settings.log_json)
     logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connection close at INFO
-    runtime = build(settings)
+    runtime = build(settings, signs_receipts=False)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -40,3 +40,13 @@ def test_production_with_everything_given_starts(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("EINVOICE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
     monkeypatch.setenv("EINVOICE_SIGNING_KEY_FILE", str(tmp_path / "key.pem"))
     Settings().check_production()
+
+
+def test_workers_need_no_signing_key_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EINVOICE_MODE", "production")
+    monkeypatch.setenv("EINVOICE_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("EINVOICE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    monkeypatch.delenv("EINVOICE_SIGNING_KEY_FILE", raising=False)
+    Settings().check_production(signs_receipts=False)
+    with pytest.raises(ConfigurationError, match="EINVOICE_SIGNING_KEY_FILE"):
+        Settings().check_production()

@@ -111,10 +111,19 @@ def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> process.Stage
                 stage, pipeline.uow_factory, document_id, token=_token(), **pipeline.stage_kwargs(stage)
             )
     except PermanentError as exc:
-        log.error("%s of %s failed permanently: %s", stage, document_id, exc)
+        log.error(
+            "%s of %s failed permanently: %s",
+            stage,
+            document_id,
+            exc,
+            extra={"document_id": document_id, "stage": stage, "outcome": "dead"},
+        )
         mark_dead(pipeline, document_id, stage=stage, cause=str(exc))
         return None
-    log.info("%s %s: %s", stage, document_id, result.status if result.ran else f"skipped ({result.note})")
+    outcome = result.status if result.ran else f"skipped ({result.note})"
+    log.info(
+        "%s %s: %s", stage, document_id, outcome, extra={"document_id": document_id, "stage": stage, "outcome": outcome}
+    )
     return result
 
 

@@ -28,7 +28,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -114,6 +114,8 @@ class StageResult:
     ran: bool
     status: str | None = None  # the state the document was left in, when known
     note: str | None = None
+    #: The document as the stage read it (validation hands it on to matching).
+    document: DocumentView | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +294,7 @@ def validate_document(
             return StageResult(document_id, VALIDATE.name, False, None, "claim lost")
         uow.documents.set_findings(document_id, [finding_values(f) for f in findings])
         uow.commit()
-    return StageResult(document_id, VALIDATE.name, True, path[-1][0])
+    return StageResult(document_id, VALIDATE.name, True, path[-1][0], document=claim.document)
 
 
 def validate_and_match(
@@ -335,6 +337,7 @@ def validate_and_match(
         lease_seconds=lease_seconds,
         posting_enabled=posting_enabled,
         pause=pause,
+        document=result.document if result.status == S.VALIDATED else None,
     )
 
 
@@ -373,9 +376,20 @@ def match_document(
     lease_seconds: float = 300,
     posting_enabled: bool = False,
     pause: Callable[[str], None] | None = None,
+    document: DocumentView | None = None,
 ) -> StageResult:
     """Match a validated document: ``exception`` for a person, or ``matched`` and at once
-    ``approved`` (then posting, when enabled), all recorded."""
+    ``approved`` (then posting, when enabled), all recorded. ``document``: the document as the
+    caller just read it (saves reading it again).
+
+    Matching does no slow work outside the database, so a document waiting in ``validated`` is
+    matched in one guarded transaction (``validated`` to the outcome, with the ``matching``
+    transitions recorded as ever); a document already held in ``matching`` (a retry, an expired
+    lease) goes through claim and finish like every stage."""
+    if pause is None:
+        done = _match_at_once(uow_factory, document_id, clock=clock, posting_enabled=posting_enabled, document=document)
+        if done is not None:
+            return done
     token = token or new_token()
     claim = _claim(
         uow_factory,
@@ -409,6 +423,62 @@ def match_document(
             return StageResult(document_id, MATCH.name, False, None, "claim lost")
         uow.commit()
     return StageResult(document_id, MATCH.name, True, path[-1][0])
+
+
+def _match_outcome(
+    document: DocumentView, posting_enabled: bool
+) -> tuple[list[tuple[str, str | None]], dict[str, Any], str | None]:
+    """(path of (state, detail), match result, next action) for a document being matched."""
+    outcome, result, detail = pass_through_match(document)
+    path: list[tuple[str, str | None]] = [(outcome, detail)]
+    next_action = None
+    if outcome == S.MATCHED:
+        path.append((S.APPROVED, "approved automatically: matched without exception"))
+        next_action = POST.name if posting_enabled else None
+    return path, result, next_action
+
+
+def _match_at_once(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    *,
+    clock: Clock,
+    posting_enabled: bool,
+    document: DocumentView | None,
+) -> StageResult | None:
+    """Match a document waiting in ``validated`` in one transaction; None when it is not waiting
+    there (the caller takes the general path, which says why or resumes a held claim)."""
+    now = clock()
+    with uow_factory() as uow:
+        if document is None:
+            row = uow.documents.get(document_id)
+            if row is None or row.status != S.VALIDATED:
+                return None
+            document = document_view(row)
+        path, result, next_action = _match_outcome(document, posting_enabled)
+        final = path[-1][0]
+        if not uow.documents.compare_and_set(
+            document_id,
+            expected=[S.VALIDATED],
+            values={
+                "status": final,
+                "status_changed_at": now,
+                "lease_token": None,
+                "lease_expires_at": None,
+                "match_result": json.dumps(result, sort_keys=True),
+            },
+        ):
+            return None
+        steps: list[tuple[str | None, str, str | None]] = [(S.VALIDATED, S.MATCHING, None)]
+        previous: str = S.MATCHING
+        for status, detail in path:
+            steps.append((previous, status, detail))
+            previous = status
+        uow.documents.add_transitions(document_id, steps, actor=MATCH.actor, at=now)
+        if next_action is not None:
+            uow.outbox.add(document_id, next_action, now=now)
+        uow.commit()
+    return StageResult(document_id, MATCH.name, True, final)
 
 
 def post_document(

@@ -199,6 +199,7 @@ def lean_stylesheet(text: str) -> str:
     _skip_attributes_where_no_rule_matches_them(root)
     _select_named_contexts_directly(root)
     _code_lists_as_strings(root)
+    _share_work_between_asserts(root)
     return etree.tostring(root, encoding="unicode")
 
 
@@ -345,6 +346,126 @@ def _code_lists_as_strings(root: etree._Element) -> None:
     for test in root.iter(f"{{{XSL_NS}}}when", f"{{{XSL_NS}}}if"):
         if test.get("test"):
             test.set("test", _SOME_CODE.sub(replace, test.get("test", "")))
+
+
+_QNAME = r"[A-Za-z_][\w.\-]*:[A-Za-z_][\w.\-]*"
+_ALL_ATTRIBUTES_NAMED = re.compile(r"(?<![\w.\-:/)\]])//@([A-Za-z_][\w.\-]*)(?![\w.\-:(\[/])")
+_UNION_STEP = re.compile(r"(?<![\w.\-:/)\]$])\((" + _QNAME + r"(?:\s*\|\s*" + _QNAME + r")+)\)(?=/)")
+_NOT_PATH = re.compile(r"^\s*not\(((?:\$[\w\-]+|" + _QNAME + r")(?:/" + _QNAME + r")*(?:/@[A-Za-z_][\w.\-]*)?)\)\s*$")
+_LEAN_VARIABLE = "lean-"
+
+
+def _assert_test(choose: etree._Element) -> etree._Element | None:
+    """The ``xsl:when`` of an assert as the skeleton writes it: an empty ``when``, an ``otherwise``."""
+    if choose.tag != f"{{{XSL_NS}}}choose" or len(choose) != 2:
+        return None
+    when, otherwise = choose[0], choose[1]
+    if (
+        when.tag != f"{{{XSL_NS}}}when"
+        or otherwise.tag != f"{{{XSL_NS}}}otherwise"
+        or len(when)
+        or not when.get("test")
+    ):
+        return None
+    if when.text and when.text.strip():
+        return None
+    return when
+
+
+def _share_work_between_asserts(root: etree._Element) -> None:
+    """Asserts of one rule that scan the same nodes share the scan; "shall not be used" runs are guarded.
+
+    The CEN rule on the document root holds ~700 asserts, most of them "shall not be used":
+    ``not(cac:AccountingSupplierParty/cac:Party/cac:PartyIdentification/cbc:ID/@schemeAgencyID)``,
+    ``not((cac:InvoiceLine|cac:CreditNoteLine)/cac:Item/cbc:PackQuantity)``, ``not(//@schemeName)``.
+    Evaluated one by one, each walks again what the previous one walked. Within one rule template
+    (one context node, the asserts its direct children):
+
+    - ``//@name`` (every attribute of that name in the document) becomes
+      ``$lean-attributes/self::attribute(name)``, with ``$lean-attributes`` = ``//@*`` bound once at
+      the top of the template: the same attributes (an unprefixed name in an attribute test means
+      no namespace, as in ``@name``), one walk instead of one per assert. Only where the step
+      stands alone (no predicate, nothing after it), so no positional predicate changes meaning.
+    - a parenthesised union of names at the start of a path, ``(cac:InvoiceLine|cac:CreditNoteLine)/``,
+      used by at least two asserts, becomes one variable bound to that union at the top of the
+      template: the same nodes, in document order, evaluated once.
+    - consecutive asserts ``not(P/...)`` whose paths (child steps only, perhaps ending in an
+      attribute) share the prefix ``P`` are wrapped in ``<xsl:if test="P">``, and so on for longer
+      shared prefixes: when ``P`` selects nothing, every ``not(P/...)`` holds and its assert writes
+      nothing, which is what the skipped ``xsl:if`` writes. Child steps raise no errors, and the
+      asserts keep their order, so the output is the same, in the same order.
+
+    Variable names starting with ``lean-`` must not be used by the stylesheet (checked).
+    """
+    for element in root.iter(f"{{{XSL_NS}}}variable", f"{{{XSL_NS}}}param"):
+        if (element.get("name") or "").startswith(_LEAN_VARIABLE):
+            return
+    for template in root.iterchildren(f"{{{XSL_NS}}}template"):
+        if not (template.get("mode") or "").startswith("M"):
+            continue
+        asserts = [when for child in template if (when := _assert_test(child)) is not None]
+        if len(asserts) < 2 or any(child.tag == f"{{{XSL_NS}}}param" for child in template):
+            continue
+        declarations: list[tuple[str, str]] = []
+        # every attribute of a name, anywhere in the document
+        if sum(bool(_ALL_ATTRIBUTES_NAMED.search(w.get("test", ""))) for w in asserts) >= 2:
+            declarations.append(("lean-attributes", "//@*"))
+            for when in asserts:
+                when.set(
+                    "test",
+                    _ALL_ATTRIBUTES_NAMED.sub(r"$lean-attributes/self::attribute(\1)", when.get("test", "")),
+                )
+        # the same union of children at the start of many paths
+        unions: dict[str, int] = {}
+        for when in asserts:
+            for union in set(_UNION_STEP.findall(when.get("test", ""))):
+                unions[union] = unions.get(union, 0) + 1
+        for number, union in enumerate(sorted(u for u, n in unions.items() if n >= 2), start=1):
+            name = f"lean-union-{number}"
+            declarations.append((name, f"({union})"))
+            pattern = re.compile(r"(?<![\w.\-:/)\]$])\(" + re.escape(union) + r"\)(?=/)")
+            for when in asserts:
+                when.set("test", pattern.sub(f"${name}", when.get("test", "")))
+        for name, select in reversed(declarations):
+            variable = etree.Element(f"{{{XSL_NS}}}variable", name=name, select=select)
+            variable.tail = template.text
+            template.insert(0, variable)
+        _guard_runs(template)
+
+
+def _guard_runs(template: etree._Element) -> None:
+    children = list(template)
+    run: list[tuple[etree._Element, list[str]]] = []
+    for child in [*children, None]:
+        if child is not None and not isinstance(child.tag, str):
+            continue  # a comment in the stylesheet writes nothing: it does not end a run
+        when = _assert_test(child) if child is not None else None
+        match = _NOT_PATH.match(when.get("test", "")) if when is not None else None
+        if child is not None and match is not None:
+            run.append((child, match.group(1).split("/")))
+            continue
+        _guard(template, run, 0)
+        run = []
+
+
+def _guard(parent: etree._Element, items: list[tuple[etree._Element, list[str]]], depth: int) -> None:
+    """Wrap each stretch of ``items`` sharing the step at ``depth`` in a guard on the shared prefix."""
+    start = 0
+    while start < len(items):
+        step = items[start][1][depth] if len(items[start][1]) > depth else None
+        end = start + 1
+        while end < len(items) and len(items[end][1]) > depth and items[end][1][depth] == step:
+            end += 1
+        group = items[start:end]
+        if step is not None and not step.startswith("@") and len(group) >= 2:
+            guard = etree.Element(f"{{{XSL_NS}}}if", test="/".join(group[0][1][: depth + 1]))
+            first = group[0][0]
+            first.addprevious(guard)
+            guard.tail = first.tail
+            for element, _ in group:
+                guard.append(element)  # moves it, keeping the order
+            _guard(guard, group, depth + 1)
+        start = end
 
 
 def _may_match_attribute(pattern: str) -> bool:

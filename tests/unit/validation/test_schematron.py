@@ -209,3 +209,45 @@ def test_runner_compiles_the_same_text_once(tmp_path: Path) -> None:
     assert runner.compile(second) is executable
     assert runner.compile(tmp_path / "." / "a.xslt") is executable
     assert set(runner.compiled) == {first.resolve(), second.resolve()}
+
+
+def _assert(test: str, rule: str) -> str:
+    return (
+        f'<xsl:choose><xsl:when test="{test}"/><xsl:otherwise><svrl:failed-assert test="{test}" id="{rule}"/>'
+        "</xsl:otherwise></xsl:choose><!--ASSERT -->"
+    )
+
+
+SHALL_NOT = SKELETON.replace('version="2.0"', 'version="2.0" xmlns:a="urn:a"').replace(
+    '<xsl:choose><xsl:when test="b"/><xsl:otherwise><svrl:failed-assert id="R1"/></xsl:otherwise></xsl:choose>',
+    _assert("not(a:x/a:y)", "R1")
+    + _assert("not(a:x/a:z/@k)", "R2")
+    + _assert("not(a:w)", "R3")
+    + _assert("not(//@foo)", "R4")
+    + _assert("count(//@bar) = 0", "R5")
+    + _assert("not((a:p|a:q)/a:r)", "R6")
+    + _assert("not((a:p|a:q)/a:s)", "R7")
+    + _assert("not(//@baz[1])", "R8"),
+)
+
+
+def test_lean_stylesheet_shares_scans_and_guards_shall_not_be_used_runs() -> None:
+    lean = etree.fromstring(lean_stylesheet(SHALL_NOT).encode())
+    rule = next(t for t in lean.iter(f"{{{XSL_NS}}}template") if t.get("match") == "a")
+    variables = {v.get("name"): v.get("select") for v in rule.iterchildren(f"{{{XSL_NS}}}variable")}
+    assert variables == {"lean-attributes": "//@*", "lean-union-1": "(a:p|a:q)"}
+    tests = [w.get("test") for w in rule.iter(f"{{{XSL_NS}}}when")]
+    assert tests == [
+        "not(a:x/a:y)",
+        "not(a:x/a:z/@k)",
+        "not(a:w)",
+        "not($lean-attributes/self::attribute(foo))",
+        "count($lean-attributes/self::attribute(bar)) = 0",
+        "not($lean-union-1/a:r)",
+        "not($lean-union-1/a:s)",
+        "not(//@baz[1])",  # a predicate on the step: left alone
+    ]
+    guards = {g.get("test"): [w.get("test") for w in g.iter(f"{{{XSL_NS}}}when")] for g in rule.iter(f"{{{XSL_NS}}}if")}
+    assert guards == {"a:x": ["not(a:x/a:y)", "not(a:x/a:z/@k)"], "$lean-union-1": tests[5:7]}
+    # the asserts, and what they write, keep their order
+    assert [f.get("id") for f in rule.iter(f"{{{SVRL_NS}}}failed-assert")] == [f"R{n}" for n in range(1, 9)]

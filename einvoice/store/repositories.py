@@ -124,7 +124,7 @@ class DocumentRepository:
             .values(document_id=row.id, action=next_action, created_at=at)
             .add_cte(document, content, transition)
         )
-        self.session.execute(message)
+        self.session.connection().execute(message)
         return row
 
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:
@@ -174,9 +174,13 @@ class DocumentRepository:
             )
 
     def raw(self, document_id: str) -> bytes | None:
-        return self.session.scalars(
-            select(DocumentContentRow.raw).where(DocumentContentRow.document_id == document_id)
-        ).first()
+        contents = _table(DocumentContentRow)
+        raw: bytes | None = (
+            self.session.connection()
+            .execute(select(contents.c.raw).where(contents.c.document_id == document_id))
+            .scalar()
+        )
+        return raw
 
     def list_for_supplier(
         self, supplier_id: str, *, status: str | None = None, since: datetime | None = None, limit: int = 100
@@ -201,36 +205,36 @@ class DocumentRepository:
         """Update the document only if its status is one of ``expected`` and, when given, it holds
         ``lease_token`` (with ``lease_free``: no one holds it). Returns whether it did: the guard
         that makes stages idempotent and lets exactly one of several concurrent workers win."""
+        documents = _table(DocumentRow)
         statement = (
-            update(DocumentRow)
-            .where(DocumentRow.id == document_id, DocumentRow.status.in_(list(expected)))
+            update(documents)
+            .where(documents.c.id == document_id, documents.c.status.in_(list(expected)))
             .values(**values)
-            .execution_options(synchronize_session=False)
         )
         if lease_free:
-            statement = statement.where(DocumentRow.lease_token.is_(None))
+            statement = statement.where(documents.c.lease_token.is_(None))
         elif lease_token is not None:
-            statement = statement.where(DocumentRow.lease_token == lease_token)
-        result = self.session.execute(statement)
-        changed = bool(result.rowcount)  # type: ignore[attr-defined]
+            statement = statement.where(documents.c.lease_token == lease_token)
+        result = self.session.connection().execute(statement)  # Core: no ORM bookkeeping
+        changed = bool(result.rowcount)
         if changed:  # a copy already loaded in this session is stale now (looked up, not loaded)
             existing = self.session.identity_map.get(self.session.identity_key(DocumentRow, document_id))
             if existing is not None:
                 self.session.expire(existing)
         return changed
 
-    def claim(self, document_id: str, *, expected: Collection[str], values: dict[str, Any]) -> DocumentRow | None:
-        """Update the document only if its status is one of ``expected``, and return it as it is
-        now (one ``UPDATE … RETURNING``: the guard and the read in one round trip); None when the
-        guard failed."""
+    def claim(self, document_id: str, *, expected: Collection[str], values: dict[str, Any]) -> Any:
+        """Update the document only if its status is one of ``expected``, and return its columns as
+        they are now (one ``UPDATE … RETURNING``: the guard and the read in one round trip; a row
+        with the attributes of a DocumentRow, not an ORM object); None when the guard failed."""
+        documents = _table(DocumentRow)
         statement = (
-            update(DocumentRow)
-            .where(DocumentRow.id == document_id, DocumentRow.status.in_(list(expected)))
+            update(documents)
+            .where(documents.c.id == document_id, documents.c.status.in_(list(expected)))
             .values(**values)
-            .returning(DocumentRow)
-            .execution_options(populate_existing=True)
+            .returning(*documents.c)
         )
-        return self.session.scalars(statement).first()
+        return self.session.connection().execute(statement).first()
 
     def stuck(
         self,
@@ -281,8 +285,8 @@ class DocumentRepository:
         """Record ``steps`` ((from, to, detail) triples) in one statement, without reading back ids."""
         if not steps:
             return
-        self.session.execute(
-            insert(TransitionRow),
+        self.session.connection().execute(
+            insert(_table(TransitionRow)),
             [
                 {"document_id": document_id, "from_status": f, "to_status": t, "actor": actor, "at": at, "detail": d}
                 for f, t, d in steps
@@ -316,12 +320,12 @@ class DocumentRepository:
     def set_findings(self, document_id: str, findings: Sequence[dict[str, Any]]) -> None:
         """Replace the document's findings with ``findings`` (column values, in order) in at most
         two statements; for stages that hold the document and loaded none of its findings."""
-        self.session.execute(
-            delete(FindingRow).where(FindingRow.document_id == document_id).execution_options(synchronize_session=False)
-        )
+        findings_table = _table(FindingRow)
+        connection = self.session.connection()
+        connection.execute(delete(findings_table).where(findings_table.c.document_id == document_id))
         if findings:
-            self.session.execute(
-                insert(FindingRow),
+            connection.execute(
+                insert(findings_table),
                 [{**f, "document_id": document_id, "position": n} for n, f in enumerate(findings)],
             )
 
@@ -336,7 +340,9 @@ class OutboxRepository:
         self.session = session
 
     def add(self, document_id: str, action: str, *, now: datetime) -> None:
-        self.session.execute(insert(OutboxRow), [{"document_id": document_id, "action": action, "created_at": now}])
+        self.session.connection().execute(
+            insert(_table(OutboxRow)), [{"document_id": document_id, "action": action, "created_at": now}]
+        )
 
     def claim_pending(self, limit: int = 100) -> Sequence[OutboxRow]:
         """Unsent rows, oldest first, locked for this transaction (PostgreSQL: rows another relay

@@ -200,6 +200,7 @@ def lean_stylesheet(text: str) -> str:
     _select_named_contexts_directly(root)
     _code_lists_as_strings(root)
     _share_work_between_asserts(root)
+    _skip_patterns_that_cannot_match(root)
     return etree.tostring(root, encoding="unicode")
 
 
@@ -466,6 +467,122 @@ def _guard(parent: etree._Element, items: list[tuple[etree._Element, list[str]]]
                 guard.append(element)  # moves it, keeping the order
             _guard(guard, group, depth + 1)
         start = end
+
+
+def _top_level(text: str, separator: str) -> list[str] | None:
+    """Split ``text`` on ``separator`` outside brackets, parentheses and string literals."""
+    parts, depth, quote, start, i = [], 0, "", 0, 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif depth == 0 and text.startswith(separator, i):
+            parts.append(text[start:i])
+            start = i = i + len(separator)
+            continue
+        i += 1
+    if depth or quote:
+        return None
+    return [*parts, text[start:]]
+
+
+def _predicates(alternative: str) -> list[str]:
+    """The predicates written at the top level of one pattern alternative (any step)."""
+    found, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(alternative):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "[":
+            if depth == 0:
+                start = i + 1
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                found.append(alternative[start:i])
+    return found
+
+
+_GLOBAL_CONDITION = re.compile(r"^\s*\$[A-Za-z_][\w.\-]*(?:\s*!?=\s*'[^']*')?\s*$")
+
+
+def _skip_patterns_that_cannot_match(root: etree._Element) -> None:
+    """Do not walk the document for a pattern none of whose rules can match it (national rules).
+
+    The Peppol national patterns guard every rule context with global variables:
+    ``ubl-invoice:Invoice[$DKSupplierCountry = 'DK']``, ``cbc:LineID[$supplierCountryIsNL]``,
+    ``(/ubl-invoice:Invoice | /ubl-creditnote:CreditNote)[$supplierCountryIsDE and ...]``. If, in
+    every ``|`` alternative of every rule of a pattern, some predicate has a conjunct (split on a
+    top-level ``and``) that is ``$variable`` or ``$variable = 'literal'`` (or ``!=``), then when all
+    those conjuncts are false no rule matches any node: every node goes to the pattern's
+    catch-all templates, which write nothing. (A predicate ``[$v]`` whose value is false as a
+    boolean is false for every node, also when ``$v`` is a number: 0 or NaN is no position.)
+    The pattern's walk then runs only when ``boolean(c1) or boolean(c2) or ...`` holds. The
+    condition is evaluated in ``xsl:try``: if evaluating it raises an error the walk runs as
+    before (and raises it where the official stylesheet would).
+    """
+    templates = list(root.iterchildren(f"{{{XSL_NS}}}template"))
+    conditions_by_mode: dict[str, list[str] | None] = {}
+    for template in templates:
+        mode, match = template.get("mode"), template.get("match") or ""
+        if not mode or not mode.startswith("M") or match in (_CATCH_ALL, "text()"):
+            continue
+        conditions = conditions_by_mode.setdefault(mode, [])
+        if conditions is None:
+            continue
+        alternatives = _top_level(match, "|")
+        found: list[str] = []
+        for alternative in alternatives or []:
+            conjuncts = [
+                c.strip()
+                for predicate in _predicates(alternative)
+                for c in (_top_level(predicate, " and ") or [])
+                if _GLOBAL_CONDITION.match(c)
+            ]
+            if not conjuncts:
+                break
+            found.append(conjuncts[0])
+        if alternatives is None or len(found) != len(alternatives):
+            conditions_by_mode[mode] = None  # a rule that may match whatever the globals say
+            continue
+        conditions.extend(found)
+    for mode, conditions in conditions_by_mode.items():
+        if not conditions:
+            continue
+        walks = [a for a in root.iter(f"{{{XSL_NS}}}apply-templates") if a.get("mode") == mode]
+        starts = [a for a in walks if (a.get("select") or "").startswith("/")]
+        if len(starts) != 1 or any(t.get("mode") == mode for t in starts[0].iterancestors()):
+            continue
+        start = starts[0]
+        name = f"lean-run-{mode}"
+        if any(v.get("name") == name for v in root.iter(f"{{{XSL_NS}}}variable")):
+            continue
+        test = " or ".join(f"boolean({c})" for c in dict.fromkeys(conditions))
+        variable = etree.Element(f"{{{XSL_NS}}}variable", name=name)
+        variable.set("as", "Q{http://www.w3.org/2001/XMLSchema}boolean")
+        attempt = etree.SubElement(variable, f"{{{XSL_NS}}}try", select=test)
+        etree.SubElement(attempt, f"{{{XSL_NS}}}catch", select="true()")
+        guard = etree.Element(f"{{{XSL_NS}}}if", test=f"${name}")
+        start.addprevious(variable)
+        variable.tail = start.tail
+        start.addprevious(guard)
+        guard.tail = start.tail
+        guard.append(start)
+        start.tail = None
 
 
 def _may_match_attribute(pattern: str) -> bool:

@@ -112,6 +112,8 @@ def _parallel(docs: Sequence[bytes], jobs: int, repeat: int, rules: str, skip_xs
                     "seconds": elapsed,
                     "docs_per_s": done / elapsed,
                     "cpu_ms_per_doc": 1000 * cpu / done,
+                    # share of the workers' cores they got: below 1 when other work took CPU time
+                    "cpu_utilisation": cpu / (jobs * elapsed),
                     "load_average_1m": round(load, 2),
                 }
             )
@@ -124,6 +126,7 @@ def _parallel(docs: Sequence[bytes], jobs: int, repeat: int, rules: str, skip_xs
         "docs_per_s": median["docs_per_s"],
         "docs_per_s_best": max(r["docs_per_s"] for r in rounds),
         "cpu_ms_per_doc": median["cpu_ms_per_doc"],
+        "cpu_utilisation": median["cpu_utilisation"],
         "rounds": rounds,
         "worker_peak_rss_mib": worker_rss,
     }
@@ -159,13 +162,15 @@ def run_bench(files: Sequence[Path], *, repeat: int, jobs: int, rules: str, skip
                 for layer in LAYERS:
                     per_layer[layer].append(report.timings.get(layer, 0.0))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         done = repeat * len(docs)
         rounds.append(
             {
                 "documents": done,
                 "seconds": elapsed,
                 "docs_per_s": done / elapsed,
-                "cpu_ms_per_doc": 1000 * (time.process_time() - cpu_started) / done,
+                "cpu_ms_per_doc": 1000 * cpu / done,
+                "cpu_utilisation": cpu / elapsed,
                 "load_average_1m": round(load, 2),
             }
         )
@@ -218,6 +223,10 @@ def _cpu_model() -> str | None:
     return None
 
 
+def median_of(rounds: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
 def _print_tables(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -258,6 +267,7 @@ def _print_tables(result: dict[str, Any]) -> None:
     throughput.add_column("best", justify="right")
     throughput.add_column("speedup (median / best)", justify="right")
     throughput.add_column("CPU ms / document", justify="right")
+    throughput.add_column("cores' time got", justify="right")
     throughput.add_column("load average (1 min) per round", justify="right")
     throughput.add_row(
         "1",
@@ -265,6 +275,7 @@ def _print_tables(result: dict[str, Any]) -> None:
         f"{single['docs_per_s_best']:.1f}",
         "1.00",
         f"{single['ms_per_doc']['total_cpu']:.2f}",
+        f"{median_of(single['rounds'], 'cpu_utilisation'):.0%}",
         " ".join(f"{r['load_average_1m']:.2f}" for r in single["rounds"]),
     )
     if "parallel" in result:
@@ -275,6 +286,7 @@ def _print_tables(result: dict[str, Any]) -> None:
             f"{par['docs_per_s_best']:.1f}",
             f"{par['speedup']:.2f} / {par['speedup_best']:.2f}",
             f"{par['cpu_ms_per_doc']:.2f}",
+            f"{par['cpu_utilisation']:.0%}",
             " ".join(f"{r['load_average_1m']:.2f}" for r in par["rounds"]),
         )
     console.print(throughput)

@@ -527,7 +527,8 @@ def _skip_patterns_that_cannot_match(root: etree._Element) -> None:
     ``ubl-invoice:Invoice[$DKSupplierCountry = 'DK']``, ``cbc:LineID[$supplierCountryIsNL]``,
     ``(/ubl-invoice:Invoice | /ubl-creditnote:CreditNote)[$supplierCountryIsDE and ...]``. If, in
     every ``|`` alternative of every rule of a pattern, some predicate has a conjunct (split on a
-    top-level ``and``) that is ``$variable`` or ``$variable = 'literal'`` (or ``!=``), then when all
+    top-level ``and``) that is ``$variable`` or ``$variable = 'literal'`` (or ``!=``), or an ``or``
+    of these, then when all
     those conjuncts are false no rule matches any node: every node goes to the pattern's
     catch-all templates, which write nothing. (A predicate ``[$v]`` whose value is false as a
     boolean is false for every node, also when ``$v`` is a number: 0 or NaN is no position.)
@@ -551,7 +552,7 @@ def _skip_patterns_that_cannot_match(root: etree._Element) -> None:
                 c.strip()
                 for predicate in _predicates(alternative)
                 for c in (_top_level(predicate, " and ") or [])
-                if _GLOBAL_CONDITION.match(c)
+                if all(_GLOBAL_CONDITION.match(d) for d in (_top_level(c, " or ") or ["("]))
             ]
             if not conjuncts:
                 break

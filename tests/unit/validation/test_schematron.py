@@ -254,7 +254,9 @@ def test_lean_stylesheet_shares_scans_and_guards_shall_not_be_used_runs() -> Non
 
 
 def test_lean_stylesheet_walks_a_pattern_only_when_its_global_conditions_can_hold() -> None:
-    national = SKELETON.replace('match="a" mode="M1"', 'match="x[$country = \'NO\'] | y/a[$flag and b]" mode="M1"')
+    national = SKELETON.replace(
+        'match="a" mode="M1"', "match=\"x[$country = 'NO'] | y/a[$flag and b] | z[$c = 'A' or $c='B']\" mode=\"M1\""
+    )
     lean = etree.fromstring(lean_stylesheet(national).encode())
     guard = next(i for i in lean.iter(f"{{{XSL_NS}}}if") if i.get("test") == "$lean-run-M1")
     assert [a.get("mode") for a in guard.iter(f"{{{XSL_NS}}}apply-templates")] == ["M1"]
@@ -262,8 +264,8 @@ def test_lean_stylesheet_walks_a_pattern_only_when_its_global_conditions_can_hol
     assert variable is not None
     assert variable.get("name") == "lean-run-M1"
     attempt = variable[0]
-    assert attempt.get("select") == "boolean($country = 'NO') or boolean($flag)"
+    assert attempt.get("select") == "boolean($country = 'NO') or boolean($flag) or boolean($c = 'A' or $c='B')"
     assert attempt[0].get("select") == "true()"  # an error in the condition: walk as before
     # one rule without such a condition: the walk stays unconditional
-    mixed = national.replace("| y/a[$flag and b]", "| y/a[b]")
-    assert "lean-run-M1" not in lean_stylesheet(mixed)
+    for mixed in (national.replace("| y/a[$flag and b]", "| y/a[b]"), national.replace("or $c='B'", "or b")):
+        assert "lean-run-M1" not in lean_stylesheet(mixed)

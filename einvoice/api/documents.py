@@ -28,8 +28,8 @@ from einvoice.api.models import (
     Transition,
 )
 from einvoice.api.reports import render_report_html, report_of
+from einvoice.domain.states import DocumentStatus
 from einvoice.errors import EInvoiceError
-from einvoice.services import DocumentStatus
 
 if TYPE_CHECKING:
     from einvoice.services.queries import DocumentView

@@ -1,8 +1,8 @@
 """Use cases: accounts, intake, processing stages, queries, the sweeper.
 
 Each takes a unit of work (or a factory of them) and the ports it needs as parameters; nothing
-here creates an engine or a broker. This module holds what they share: the document states
-and the read-only views services return.
+here creates an engine or a broker. This module holds what they share: the read-only views
+services return (the document states live in ``einvoice.domain.states`` and are re-exported here).
 """
 
 from __future__ import annotations
@@ -13,45 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.states import DocumentStatus
 from einvoice.errors import TransientError
 from einvoice.store.tables import DocumentRow, FindingRow, InstitutionRow, SupplierRow, TransitionRow
-
-
-class DocumentStatus(StrEnum):
-    """Where a document stands (DESIGN.md, "The flow of one document")."""
-
-    RECEIVED = "received"
-    VALIDATING = "validating"
-    REJECTED = "rejected"
-    VALIDATED = "validated"
-    MATCHING = "matching"
-    EXCEPTION = "exception"
-    MATCHED = "matched"
-    APPROVED = "approved"
-    POSTING = "posting"
-    POSTED = "posted"
-    POSTING_FAILED = "posting_failed"
-    DEAD = "dead"
-    REFUSED = "refused"  # refused at intake; recorded so the supplier can look it up
-
-
-S = DocumentStatus
-
-#: States a worker holds a document in while it does a stage (guarded by a lease).
-WORKING_STATES = frozenset({S.VALIDATING, S.MATCHING, S.POSTING})
-#: States that wait for the next stage's message; the sweeper re-sends when one waits too long.
-#: (``approved`` waits for posting only when an ERP connector is configured.)
-WAITING_STATES = frozenset({S.RECEIVED, S.VALIDATED, S.APPROVED, S.POSTING_FAILED})
-#: States nothing automatic moves on from (a person or a later issue's stage may).
-FINAL_STATES = frozenset({S.REJECTED, S.EXCEPTION, S.POSTED, S.DEAD, S.REFUSED})
-#: Where documents rest today: the final states, and ``approved`` until posting is built.
-RESTING_STATES = FINAL_STATES | {S.APPROVED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +104,7 @@ class DocumentView:
 
     @property
     def is_refused(self) -> bool:
-        return self.status == S.REFUSED
+        return self.status == DocumentStatus.REFUSED
 
     def to_dict(self) -> dict[str, Any]:
         return {

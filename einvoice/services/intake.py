@@ -32,14 +32,8 @@ from sqlalchemy.exc import IntegrityError
 
 from einvoice import errors
 from einvoice.domain.findings import Finding, Layer, Severity
-from einvoice.services import (
-    DocumentStatus,
-    DocumentView,
-    SupplierView,
-    database_errors_as_transient,
-    document_view,
-    finding_to_row,
-)
+from einvoice.domain.states import DocumentStatus
+from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import DocumentRow

@@ -33,15 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import PermanentError, TransientError
-from einvoice.services import (
-    FINAL_STATES,
-    DocumentStatus,
-    DocumentView,
-    document_view,
-    finding_to_row,
-    finding_values,
-)
+from einvoice.services import DocumentView, document_view, finding_to_row, finding_values
 from einvoice.store import UnitOfWork
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from einvoice.domain.states import WORKING_STATES, DocumentStatus
 from einvoice.errors import NotFoundError
 from einvoice.services import (
-    WORKING_STATES,
-    DocumentStatus,
     DocumentView,
     database_errors_as_transient,
     document_view,

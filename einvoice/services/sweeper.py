@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from einvoice.services import DocumentStatus
+from einvoice.domain.states import DocumentStatus
 from einvoice.services.process import MATCH, NEXT_STAGE, POST, VALIDATE, Stage
 from einvoice.store import UnitOfWork
 

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlparse, urlunparse
 
-from einvoice.services import FINAL_STATES, RESTING_STATES, DocumentView, queries
+from einvoice.domain.states import FINAL_STATES, RESTING_STATES
+from einvoice.services import DocumentView, queries
 from einvoice.store import UnitOfWork
 from tests.conftest import CORPUS_DIR, REPO_ROOT
 

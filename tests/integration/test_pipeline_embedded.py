@@ -10,7 +10,7 @@ import pytest
 
 from einvoice import bootstrap
 from einvoice.domain.findings import Severity
-from einvoice.services import DocumentStatus as S
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, accounts, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from einvoice.services import DocumentStatus as S
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import queries
 from tests.integration import test_pipeline_production
 from tests.integration.pipeline_support import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from einvoice import store
-from einvoice.services import DocumentStatus as S
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, accounts, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings

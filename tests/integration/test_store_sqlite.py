@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from einvoice import messaging, store
-from einvoice.services import DocumentStatus as S
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, accounts, process, queries
 from einvoice.services.intake import SubmitOutcome, submit_document
 from einvoice.settings import Settings

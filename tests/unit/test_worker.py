@@ -13,8 +13,8 @@ import pytest
 
 from einvoice import bootstrap, messaging
 from einvoice.domain.findings import Finding
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import TransientError
-from einvoice.services import DocumentStatus as S
 from einvoice.services import accounts, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 
 from einvoice import errors
-from einvoice.services import DocumentStatus, InstitutionView, SupplierView, accounts
+from einvoice.domain.states import DocumentStatus
+from einvoice.services import InstitutionView, SupplierView, accounts
 from einvoice.services.intake import (
     IdempotencyConflictError,
     SellerMismatchError,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import PermanentError, TransientError
-from einvoice.services import DocumentStatus as S
 from einvoice.services import DocumentView, SupplierView, process, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings

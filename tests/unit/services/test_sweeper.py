@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from einvoice.services import DocumentStatus as S
+from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, process, queries, sweeper
 from einvoice.store import UnitOfWork
 from tests.unit.services.test_process import FakeValidator, Report, submitted

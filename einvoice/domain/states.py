@@ -1,0 +1,40 @@
+"""Document states and what each kind of state means to the pipeline (DESIGN.md, "The flow of one document").
+
+``received → validating → rejected | validated → matching → exception | matched → approved → posting →
+posted``, with ``posting_failed`` (retrying), ``dead`` (needs a person) and ``refused`` (at intake).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DocumentStatus(StrEnum):
+    """Where a document stands (DESIGN.md, "The flow of one document")."""
+
+    RECEIVED = "received"
+    VALIDATING = "validating"
+    REJECTED = "rejected"
+    VALIDATED = "validated"
+    MATCHING = "matching"
+    EXCEPTION = "exception"
+    MATCHED = "matched"
+    APPROVED = "approved"
+    POSTING = "posting"
+    POSTED = "posted"
+    POSTING_FAILED = "posting_failed"
+    DEAD = "dead"
+    REFUSED = "refused"  # refused at intake; recorded so the supplier can look it up
+
+
+S = DocumentStatus
+
+#: States a worker holds a document in while it does a stage (guarded by a lease).
+WORKING_STATES = frozenset({S.VALIDATING, S.MATCHING, S.POSTING})
+#: States that wait for the next stage's message; the sweeper re-sends when one waits too long.
+#: (``approved`` waits for posting only when an ERP connector is configured.)
+WAITING_STATES = frozenset({S.RECEIVED, S.VALIDATED, S.APPROVED, S.POSTING_FAILED})
+#: States nothing automatic moves on from (a person or a later issue's stage may).
+FINAL_STATES = frozenset({S.REJECTED, S.EXCEPTION, S.POSTED, S.DEAD, S.REFUSED})
+#: Where documents rest today: the final states, and ``approved`` until posting is built.
+RESTING_STATES = FINAL_STATES | {S.APPROVED}

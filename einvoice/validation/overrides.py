@@ -152,7 +152,8 @@ def load_overrides(source: Path | None = None, settings: Settings | None = None)
     return overrides
 
 
-def _day(at: datetime | date | None) -> date:
+def utc_day(at: datetime | date | None) -> date:
+    """The calendar day (UTC) of a receipt time; today when ``at`` is None, naive datetimes taken as UTC."""
     if at is None:
         return datetime.now(UTC).date()
     if isinstance(at, datetime):
@@ -189,7 +190,7 @@ def apply_overrides(
     findings = list(findings)
     if not overrides:
         return findings
-    day = _day(at)
+    day = utc_day(at)
     result = []
     for finding in findings:
         override = None if finding.layer in _NOT_OVERRIDABLE else _best(overrides, finding.rule, institution, day)

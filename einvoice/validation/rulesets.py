@@ -24,7 +24,7 @@ Severity overrides live in ``einvoice.validation.overrides``; ``apply_overrides`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +34,7 @@ from einvoice.parsers.safe_xml import DocumentType
 from einvoice.settings import Settings
 from einvoice.validation import artefacts
 from einvoice.validation.artefacts import ArtefactSet, Manifest
-from einvoice.validation.overrides import Override, apply_overrides, load_overrides
+from einvoice.validation.overrides import Override, apply_overrides, load_overrides, utc_day
 
 __all__ = [
     "EN16931",
@@ -103,21 +103,13 @@ def xsd_relpath(document_type: DocumentType | str) -> str:
     raise ValueError(f"no UBL 2.1 schema for document type {value!r}")
 
 
-def _day(at: datetime | date | None) -> date:
-    if at is None:
-        return datetime.now(UTC).date()
-    if isinstance(at, datetime):
-        return (at.astimezone(UTC) if at.tzinfo else at).date()
-    return at
-
-
 def in_force(manifest: Manifest, family: str, at: datetime | date | None = None) -> tuple[ArtefactSet, str | None]:
     """The newest set of ``family`` in force at ``at`` (default: today, UTC), and a note when none was.
 
     Before the oldest known set comes into force, that oldest set is returned with a note saying so.
     Raises ``RuleSetError`` when the family has no set at all, or ``at`` falls in a gap or after the end.
     """
-    day = _day(at)
+    day = utc_day(at)
     family_sets = manifest.family(family)
     candidates = [s for s in family_sets if s.in_force(day)]
     if not candidates and family_sets:

@@ -532,9 +532,16 @@ def _skip_patterns_that_cannot_match(root: etree._Element) -> None:
     those conjuncts are false no rule matches any node: every node goes to the pattern's
     catch-all templates, which write nothing. (A predicate ``[$v]`` whose value is false as a
     boolean is false for every node, also when ``$v`` is a number: 0 or NaN is no position.)
-    The pattern's walk then runs only when ``boolean(c1) or boolean(c2) or ...`` holds. The
-    condition is evaluated in ``xsl:try``: if evaluating it raises an error the walk runs as
-    before (and raises it where the official stylesheet would).
+    The pattern's walk then runs only when one of ``boolean(c1)``, ``boolean(c2)``, ... holds.
+
+    A condition that raises an error (a global built from two supplier VAT numbers, say: the
+    effective boolean value of two strings) must count as false, as it does in the rules: an error
+    while matching a pattern makes Saxon treat the pattern as not matching (with a warning), so no
+    rule whose predicate holds the failing conjunct can match. ``xsl:try`` cannot be used for this:
+    Saxon does not let it catch an error raised while evaluating a global variable or parameter,
+    which then fails the whole transformation where the official stylesheet reports its findings.
+    So each condition is itself tested as a pattern, ``document-node()[boolean(c)]``, one template
+    per condition in a mode of its own, with the same error handling as the rules it stands for.
     """
     templates = list(root.iterchildren(f"{{{XSL_NS}}}template"))
     conditions_by_mode: dict[str, list[str] | None] = {}
@@ -572,11 +579,18 @@ def _skip_patterns_that_cannot_match(root: etree._Element) -> None:
         name = f"lean-run-{mode}"
         if any(v.get("name") == name for v in root.iter(f"{{{XSL_NS}}}variable")):
             continue
-        test = " or ".join(f"boolean({c})" for c in dict.fromkeys(conditions))
+        unique = list(dict.fromkeys(conditions))
+        for priority, condition in enumerate(unique, start=1):
+            holds = etree.SubElement(
+                root, f"{{{XSL_NS}}}template", match=f"document-node()[boolean({condition})]", mode=name
+            )
+            holds.set("priority", str(priority))
+            etree.SubElement(holds, f"{{{XSL_NS}}}sequence", select="true()")
+        otherwise = etree.SubElement(root, f"{{{XSL_NS}}}template", match="document-node()", mode=name, priority="0")
+        etree.SubElement(otherwise, f"{{{XSL_NS}}}sequence", select="false()")
         variable = etree.Element(f"{{{XSL_NS}}}variable", name=name)
         variable.set("as", "Q{http://www.w3.org/2001/XMLSchema}boolean")
-        attempt = etree.SubElement(variable, f"{{{XSL_NS}}}try", select=test)
-        etree.SubElement(attempt, f"{{{XSL_NS}}}catch", select="true()")
+        etree.SubElement(variable, f"{{{XSL_NS}}}apply-templates", select="/", mode=name)
         guard = etree.Element(f"{{{XSL_NS}}}if", test=f"${name}")
         start.addprevious(variable)
         variable.tail = start.tail

@@ -5,6 +5,11 @@ its folder under ``corpus/`` (``en16931-*/test/*-unit-UBL/*.xml``). Each test's 
 or CreditNote becomes a document of its own, validated with ``--skip-xsd`` and the EN 16931 rules
 (configuration ``tc434-ubl``). For every rule in the testSet's scope: a ``success`` rule must not
 fire, an ``error`` rule must fire as fatal, a ``warning`` rule must fire as a warning.
+
+OpenPeppol's own unit tests (``rules/unit-UBL-*`` of peppol-bis-invoice-3, configurations
+``peppolbis-…``) are picked up the same way from ``peppol-*/**/unit-UBL*/*.xml`` and run with the
+Peppol rule set (``peppol-bis3``: the CEN and the Peppol stylesheets). The corpus holds none today;
+the tests of a release must match the rules of that release.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from tests.conftest import CORPUS_DIR
 
 VEFA = "{http://difi.no/xsd/vefa/validator/1.0}"
 TEST_GLOB = "en16931-*/test/*-unit-UBL/*.xml"
+PEPPOL_TEST_GLOB = "peppol-*/**/unit-UBL*/*.xml"
 EXPECTED_CASES = 1131  # EN 16931 1.3.16; a newer release may only add cases
 
 
@@ -32,18 +38,30 @@ class Case:
     success: frozenset[str]
     error: frozenset[str]
     warning: frozenset[str]
+    rules: str = "en16931"
 
 
 def _texts(element: etree._Element, name: str) -> frozenset[str]:
     return frozenset((e.text or "").strip() for e in element.iterfind(f"{VEFA}assert/{VEFA}{name}"))
 
 
-def load_cases(corpus: Path) -> list[Case]:
+def _rules(configuration: str | None, peppol: bool) -> str | None:
+    """The rule set a testSet's configuration names, or None for one we do not run."""
+    if not peppol:
+        return "en16931" if configuration in (None, "tc434-ubl") else None
+    return "peppol-bis3" if (configuration or "").startswith("peppolbis") else None
+
+
+def load_cases(corpus: Path, *, peppol: bool = False) -> list[Case]:
+    """EN 16931 cases, or with ``peppol=True`` the OpenPeppol cases, found under ``corpus``."""
     cases = []
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    for path in sorted(corpus.glob(TEST_GLOB)):
+    for path in sorted(corpus.glob(PEPPOL_TEST_GLOB if peppol else TEST_GLOB)):
         root = etree.parse(str(path), parser).getroot()
-        if root.get("configuration") not in (None, "tc434-ubl"):
+        if root.tag != f"{VEFA}testSet":
+            continue
+        rules = _rules(root.get("configuration"), peppol)
+        if rules is None:
             continue
         scope = _texts(root, "scope")
         for index, test in enumerate(root.iterfind(f"{VEFA}test"), start=1):
@@ -56,26 +74,28 @@ def load_cases(corpus: Path) -> list[Case]:
                     success=_texts(test, "success"),
                     error=_texts(test, "error"),
                     warning=_texts(test, "warning"),
+                    rules=rules,
                 )
             )
     return cases
 
 
 CASES = load_cases(CORPUS_DIR) if CORPUS_DIR.is_dir() else []
+PEPPOL_CASES = load_cases(CORPUS_DIR, peppol=True) if CORPUS_DIR.is_dir() else []
 
 
 def test_all_cases_found(corpus_dir: Path) -> None:
     assert len(load_cases(corpus_dir)) >= EXPECTED_CASES
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", CASES + PEPPOL_CASES, ids=[c.id for c in CASES + PEPPOL_CASES])
 def test_unit_case(case: Case, validator: Validator) -> None:
-    report = validator.validate(case.document, rules="en16931", skip_xsd=True)
+    report = validator.validate(case.document, rules=case.rules, skip_xsd=True)
     assert report.verdict != "error", report.findings
-    assert report.rules == "en16931"
+    assert report.rules == case.rules
     fired: dict[str, set[Severity]] = {}
     for finding in report.findings:
-        if finding.layer is Layer.EN16931:
+        if finding.layer in (Layer.EN16931, Layer.PEPPOL):
             fired.setdefault(finding.rule, set()).add(finding.severity)
     problems = []
     for rule in sorted(case.scope):

@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# module name -> function that registers its commands on the app
+# modules whose register(app) adds their commands
 _COMMAND_MODULES = (
     "einvoice.cli.rules",
     "einvoice.cli.validate",
@@ -31,13 +31,7 @@ _COMMAND_MODULES = (
 
 def _register() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # command group not built yet
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 def _version(value: bool) -> None:

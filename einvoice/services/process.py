@@ -132,25 +132,22 @@ def _claim(
     with uow_factory() as uow:
         # The usual case in one round trip: the document waits in the one state the stage starts
         # from (with several, the transition must name which, so the general path below reads it).
-        claimed_row = None
         if len(stage.starts_from) == 1:
             (waiting,) = stage.starts_from
-            claimed_row = uow.documents.claim(
+            taken = uow.documents.claim_for_stage(
                 document_id,
-                expected=[waiting],
-                values={
-                    "status": stage.working,
-                    "status_changed_at": now,
-                    "lease_token": token,
-                    "lease_expires_at": now + lease,
-                },
+                waiting=waiting,
+                working=stage.working,
+                token=token,
+                expires=now + lease,
+                actor=stage.actor,
+                at=now,
+                with_raw=with_raw,
             )
-        if claimed_row is not None:
-            uow.documents.add_transitions(document_id, [(waiting, stage.working, None)], actor=stage.actor, at=now)
-            view = document_view(claimed_row)
-            raw = uow.documents.raw(document_id) if with_raw else None
-            uow.commit()
-            return _Claim(view, raw, token)
+            if taken is not None:
+                view = document_view(taken[0])
+                uow.commit()
+                return _Claim(view, taken[1], token)
         row = uow.documents.get(document_id)
         if row is None:
             return StageResult(document_id, stage.name, False, None, "no such document")
@@ -196,37 +193,45 @@ def _finish(
     *,
     now: datetime,
     path: Sequence[tuple[str, str | None]],
+    then: tuple[Stage, Sequence[tuple[str, str | None]]] | None = None,
     values: dict[str, Any] | None = None,
     next_action: str | None = None,
+    findings: Sequence[dict[str, Any]] | None = None,
 ) -> bool:
     """Move the claimed document along ``path`` ((state, detail) pairs, recorded as transitions)
-    in the caller's transaction. Returns False when the claim was lost (nothing is written)."""
-    final = path[-1][0]
-    document_id = claim.document.id
-    changed = uow.documents.compare_and_set(
-        document_id,
-        expected=[stage.working],
-        lease_token=claim.token,
-        values={
-            "status": final,
-            "status_changed_at": now,
-            "lease_token": None,
-            "lease_expires_at": None,
-            **(values or {}),
-        },
+    and, with ``then``, on through the next stage (its working state, then its own path, recorded
+    with its actor), setting ``values``, replacing its findings with ``findings`` (None: left as
+    they are) and writing the outbox row for ``next_action``, in the caller's transaction.
+    Returns False when the claim was lost (nothing is written)."""
+    steps = _steps(stage.working, stage.actor, path)
+    if then is not None:
+        next_stage, next_path = then
+        steps += _steps(path[-1][0], next_stage.actor, [(next_stage.working, None), *next_path])
+    changed = uow.documents.finish_stage(
+        claim.document.id,
+        working=stage.working,
+        token=claim.token,
+        values=values or {},
+        steps=steps,
+        at=now,
+        findings=findings,
+        next_action=next_action,
     )
     if not changed:
-        log.info("%s of %s: claim lost, result discarded", stage.name, document_id)
-        return False
-    steps: list[tuple[str | None, str, str | None]] = []
-    previous: str = stage.working
+        log.info("%s of %s: claim lost, result discarded", stage.name, claim.document.id)
+    return changed
+
+
+def _steps(
+    start: str, actor: str, path: Sequence[tuple[str, str | None]]
+) -> list[tuple[str | None, str, str, str | None]]:
+    """(from, to, actor, detail) transitions along ``path`` from ``start``."""
+    steps: list[tuple[str | None, str, str, str | None]] = []
+    previous: str = start
     for status, detail in path:
-        steps.append((previous, status, detail))
+        steps.append((previous, status, actor, detail))
         previous = status
-    uow.documents.add_transitions(document_id, steps, actor=stage.actor, at=now)
-    if next_action is not None:
-        uow.outbox.add(document_id, next_action, now=now)
-    return True
+    return steps
 
 
 def new_token() -> str:
@@ -243,13 +248,17 @@ def validate_document(
     lease_seconds: float = 300,
     pause: Callable[[str], None] | None = None,
     send_match: bool = True,
+    then_match: bool = False,
+    posting_enabled: bool = False,
 ) -> StageResult:
     """Validate a received document: ``validated`` (then matching) when no finding is fatal,
     ``rejected`` when one is (or the rules do not cover the document); the findings are stored
     either way. A validator that could not run (verdict ``error``) leaves the document ``dead``
     with its findings; raise TransientError from the validator instead to have it retried.
-    ``send_match=False`` writes no message for matching: the caller matches at once
-    (``validate_and_match``)."""
+    ``send_match=False`` writes no message for matching: the caller matches itself.
+    ``then_match=True`` matches a valid document at once, in the transaction that records its
+    validation (validated, matching and the match outcome recorded as ever, each by its stage's
+    actor): the result is then matching's."""
     token = token or new_token()
     claim = _claim(
         uow_factory,
@@ -269,25 +278,39 @@ def validate_document(
     report = validator(claim.raw, institution=claim.document.buyer_endpoint, at=claim.document.received_at)
     findings = tuple(report.findings)
     fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
+    then: tuple[Stage, Sequence[tuple[str, str | None]]] | None = None
+    values: dict[str, Any] = {}
     if report.verdict == "valid":
         path: list[tuple[str, str | None]] = [(S.VALIDATED, f"{len(findings)} findings, none fatal")]
         next_action: str | None = MATCH.name if send_match else None
-        values: dict[str, Any] = {}
+        if then_match:
+            match_path, result, next_action = _match_outcome(claim.document, posting_enabled)
+            then = (MATCH, match_path)
+            values = {"match_result": json.dumps(result, sort_keys=True)}
     elif report.verdict in ("invalid", "unsupported"):
         path = [(S.REJECTED, f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document")]
         next_action = None
-        values = {}
     else:
         cause = f"validation could not run (verdict {report.verdict})"
         path = [(S.DEAD, cause)]
         next_action = None
         values = {"failure_reason": cause}
-    now = clock()
     with uow_factory() as uow:
-        if not _finish(uow, VALIDATE, claim, now=now, path=path, values=values, next_action=next_action):
+        if not _finish(
+            uow,
+            VALIDATE,
+            claim,
+            now=clock(),
+            path=path,
+            then=then,
+            values=values,
+            next_action=next_action,
+            findings=[finding_values(f) for f in findings],
+        ):
             return StageResult(document_id, VALIDATE.name, False, None, "claim lost")
-        uow.documents.set_findings(document_id, [finding_values(f) for f in findings])
         uow.commit()
+    if then is not None:
+        return StageResult(document_id, MATCH.name, True, then[1][-1][0], document=claim.document)
     return StageResult(document_id, VALIDATE.name, True, path[-1][0], document=claim.document)
 
 
@@ -302,14 +325,15 @@ def validate_and_match(
     posting_enabled: bool = False,
     pause: Callable[[str], None] | None = None,
 ) -> StageResult:
-    """Validate, then match in the same call when that leaves the document ``validated``: one
-    message takes a valid document through both stages, each still its own guarded transaction
-    with its transitions, instead of a second trip through outbox, broker and claim.
+    """Validate, then match in the same call: one message takes a valid document through both
+    stages, its validation and its match outcome written in one guarded transaction, instead of
+    a second trip through outbox, broker and claim. (With a fault-drill ``pause`` the two stages
+    keep their own transactions, so a drill can stop a worker between them.)
 
     A repeated message skips validation and resumes matching when the document waits for it (or
-    is held in ``matching`` under this token, a retry). Should the process die between the two,
-    the unacknowledged message is delivered again; were it lost too, the sweeper re-sends
-    ``validated`` documents."""
+    is held in ``matching`` under this token, a retry). Should the process die after validation
+    without matching (only possible with a pause), the unacknowledged message is delivered
+    again; were it lost too, the sweeper re-sends ``validated`` documents."""
     token = token or new_token()
     result = validate_document(
         uow_factory,
@@ -320,6 +344,8 @@ def validate_and_match(
         lease_seconds=lease_seconds,
         pause=pause,
         send_match=False,
+        then_match=pause is None,
+        posting_enabled=posting_enabled,
     )
     if result.status not in (S.VALIDATED, S.MATCHING):
         return result
@@ -398,12 +424,7 @@ def match_document(
         return claim
     if pause is not None:
         pause(MATCH.name)
-    outcome, result, detail = pass_through_match(claim.document)
-    path: list[tuple[str, str | None]] = [(outcome, detail)]
-    next_action = None
-    if outcome == S.MATCHED:
-        path.append((S.APPROVED, "approved automatically: matched without exception"))
-        next_action = POST.name if posting_enabled else None
+    path, result, next_action = _match_outcome(claim.document, posting_enabled)
     with uow_factory() as uow:
         if not _finish(
             uow,
@@ -450,29 +471,18 @@ def _match_at_once(
                 return None
             document = document_view(row)
         path, result, next_action = _match_outcome(document, posting_enabled)
-        final = path[-1][0]
-        if not uow.documents.compare_and_set(
+        if not uow.documents.finish_stage(
             document_id,
-            expected=[S.VALIDATED],
-            values={
-                "status": final,
-                "status_changed_at": now,
-                "lease_token": None,
-                "lease_expires_at": None,
-                "match_result": json.dumps(result, sort_keys=True),
-            },
+            working=S.VALIDATED,
+            token=None,
+            values={"match_result": json.dumps(result, sort_keys=True)},
+            steps=_steps(S.VALIDATED, MATCH.actor, [(S.MATCHING, None), *path]),
+            at=now,
+            next_action=next_action,
         ):
             return None
-        steps: list[tuple[str | None, str, str | None]] = [(S.VALIDATED, S.MATCHING, None)]
-        previous: str = S.MATCHING
-        for status, detail in path:
-            steps.append((previous, status, detail))
-            previous = status
-        uow.documents.add_transitions(document_id, steps, actor=MATCH.actor, at=now)
-        if next_action is not None:
-            uow.outbox.add(document_id, next_action, now=now)
         uow.commit()
-    return StageResult(document_id, MATCH.name, True, final)
+    return StageResult(document_id, MATCH.name, True, path[-1][0])
 
 
 def post_document(

@@ -5,12 +5,15 @@ They return ORM rows; services turn rows into views. Nothing here commits: the u
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Table, TextClause, bindparam, column, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TextualSelect
 
 from einvoice.store.tables import (
     DocumentContentRow,
@@ -22,6 +25,7 @@ from einvoice.store.tables import (
     TransitionRow,
     new_id,
 )
+from einvoice.store.types import UTCDateTime
 
 
 def _table(row_class: type[Any]) -> Table:
@@ -217,11 +221,16 @@ class DocumentRepository:
             statement = statement.where(documents.c.lease_token == lease_token)
         result = self.session.connection().execute(statement)  # Core: no ORM bookkeeping
         changed = bool(result.rowcount)
-        if changed:  # a copy already loaded in this session is stale now (looked up, not loaded)
-            existing = self.session.identity_map.get(self.session.identity_key(DocumentRow, document_id))
-            if existing is not None:
-                self.session.expire(existing)
+        if changed:
+            self._expire(document_id)
         return changed
+
+    def _expire(self, document_id: str) -> None:
+        """A copy of the document already loaded in this session is stale after a Core update
+        (looked up, not loaded)."""
+        existing = self.session.identity_map.get(self.session.identity_key(DocumentRow, document_id))
+        if existing is not None:
+            self.session.expire(existing)
 
     def claim(self, document_id: str, *, expected: Collection[str], values: dict[str, Any]) -> Any:
         """Update the document only if its status is one of ``expected``, and return its columns as
@@ -235,6 +244,102 @@ class DocumentRepository:
             .returning(*documents.c)
         )
         return self.session.connection().execute(statement).first()
+
+    def claim_for_stage(
+        self,
+        document_id: str,
+        *,
+        waiting: str,
+        working: str,
+        token: str,
+        expires: datetime,
+        actor: str,
+        at: datetime,
+        with_raw: bool,
+    ) -> tuple[Any, bytes | None] | None:
+        """Move the document from ``waiting`` to ``working`` under the lease ``token`` (until
+        ``expires``), record that transition, and return its columns as they are now (a row with
+        the attributes of a DocumentRow) with its bytes when ``with_raw``; None when it was not
+        waiting there. PostgreSQL: one statement (data-modifying CTE); elsewhere three."""
+        values = {"status": working, "status_changed_at": at, "lease_token": token, "lease_expires_at": expires}
+        if self.session.get_bind().dialect.name != "postgresql":
+            row = self.claim(document_id, expected=[waiting], values=values)
+            if row is None:
+                return None
+            self.add_steps(document_id, [(waiting, working, actor, None)], at=at)
+            return row, self.raw(document_id) if with_raw else None
+        row = (
+            self.session.connection()
+            .execute(
+                _pg_claim_statement(with_raw),
+                {"document_id": document_id, "waiting": waiting, "actor": actor, **_prefixed(values)},
+            )
+            .first()
+        )
+        if row is None:
+            return None
+        return row, row.raw
+
+    def finish_stage(
+        self,
+        document_id: str,
+        *,
+        working: str,
+        token: str | None,
+        values: dict[str, Any],
+        steps: Sequence[tuple[str | None, str, str, str | None]],
+        at: datetime,
+        findings: Sequence[dict[str, Any]] | None = None,
+        next_action: str | None = None,
+    ) -> bool:
+        """Move the document from ``working`` (held under ``token``; None: whoever holds it) to the
+        last state of ``steps`` ((from, to, actor, detail), recorded as transitions in order),
+        free its lease, set ``values``, replace its findings with ``findings`` (None: leave them)
+        and write an outbox row for ``next_action``. Returns False, writing nothing, when the
+        guard fails (the claim was lost). PostgreSQL: one statement; elsewhere one per part."""
+        values = {
+            "status": steps[-1][1],
+            "status_changed_at": at,
+            "lease_token": None,
+            "lease_expires_at": None,
+            **values,
+        }
+        if self.session.get_bind().dialect.name != "postgresql":
+            if not self.compare_and_set(document_id, expected=[working], values=values, lease_token=token):
+                return False
+            self.add_steps(document_id, steps, at=at)
+            if findings is not None:
+                self.set_findings(document_id, findings)
+            if next_action is not None:
+                self.session.connection().execute(
+                    insert(_table(OutboxRow)), [{"document_id": document_id, "action": next_action, "created_at": at}]
+                )
+            return True
+        statement = _pg_finish_statement(
+            tuple(sorted(values)), token is not None, findings is not None, next_action is not None
+        )
+        parameters: dict[str, Any] = {
+            "document_id": document_id,
+            "working": working,
+            "at_": at,
+            "steps": json.dumps(
+                [
+                    {"n": n, "from_status": f, "to_status": t, "actor": a, "detail": d}
+                    for n, (f, t, a, d) in enumerate(steps)
+                ]
+            ),
+            **_prefixed(values),
+        }
+        if token is not None:
+            parameters["token"] = token
+        if findings is not None:
+            parameters["findings"] = json.dumps([{**f, "position": n} for n, f in enumerate(findings)], default=str)
+        if next_action is not None:
+            parameters["action"] = next_action
+        changed = bool(self.session.connection().execute(statement, parameters).scalar())
+        if changed:
+            self._expire(document_id)
+        return changed
 
     def stuck(
         self,
@@ -292,6 +397,19 @@ class DocumentRepository:
                 for f, t, d in steps
             ],
         )
+
+    def add_steps(
+        self, document_id: str, steps: Sequence[tuple[str | None, str, str, str | None]], *, at: datetime
+    ) -> None:
+        """Record ``steps`` ((from, to, actor, detail)), each with its own actor, in one statement."""
+        if steps:
+            self.session.connection().execute(
+                insert(_table(TransitionRow)),
+                [
+                    {"document_id": document_id, "from_status": f, "to_status": t, "actor": a, "at": at, "detail": d}
+                    for f, t, a, d in steps
+                ],
+            )
 
     def transitions(self, document_id: str) -> Sequence[TransitionRow]:
         return self.session.scalars(
@@ -383,3 +501,97 @@ class OutboxRepository:
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- PostgreSQL: a stage's claim and finish in one statement each --------------------------------
+#
+# Data-modifying CTEs: the guarded UPDATE of the document and the rows that go with it
+# (transitions, findings, outbox) in one round trip. The inserts select from the UPDATE's
+# RETURNING, so when the guard fails they insert nothing. Statements are built once per shape and
+# reused: no statement construction or cache-key work per call.
+
+
+def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values as the bind parameters the statements below name them (``v_<column>``)."""
+    return {f"v_{name}": value for name, value in values.items()}
+
+
+def _value_binds(names: Sequence[str]) -> list[Any]:
+    documents = _table(DocumentRow)
+    return [bindparam(f"v_{name}", type_=documents.c[name].type) for name in names]
+
+
+_CLAIM_VALUES = ("lease_expires_at", "lease_token", "status", "status_changed_at")
+
+
+@functools.cache
+def _pg_claim_statement(with_raw: bool) -> TextualSelect:
+    documents = _table(DocumentRow)
+    transitions = _table(TransitionRow)
+    contents = _table(DocumentContentRow)
+    columns = ", ".join(c.name for c in documents.c)
+    raw = f"(SELECT raw FROM {contents.name} WHERE document_id = claimed.id)" if with_raw else "NULL"
+    sql = f"""
+        WITH claimed AS (
+            UPDATE {documents.name}
+               SET status = :v_status, status_changed_at = :v_status_changed_at,
+                   lease_token = :v_lease_token, lease_expires_at = :v_lease_expires_at
+             WHERE id = :document_id AND status = :waiting
+         RETURNING {columns}
+        ), transition AS (
+            INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at)
+            SELECT id, :waiting, status, :actor, status_changed_at FROM claimed
+        )
+        SELECT {", ".join(f"claimed.{c.name}" for c in documents.c)}, {raw} AS raw FROM claimed
+    """
+    return text(sql).bindparams(*_value_binds(_CLAIM_VALUES)).columns(*documents.c, column("raw", contents.c.raw.type))
+
+
+@functools.cache
+def _pg_finish_statement(
+    value_names: tuple[str, ...], guard_token: bool, with_findings: bool, with_message: bool
+) -> TextClause:
+    documents = _table(DocumentRow)
+    transitions = _table(TransitionRow)
+    findings = _table(FindingRow)
+    outbox = _table(OutboxRow)
+    assignments = ", ".join(f"{name} = :v_{name}" for name in value_names)
+    guard = " AND lease_token = :token" if guard_token else ""
+    parts = [
+        f"""finished AS (
+            UPDATE {documents.name} SET {assignments}
+             WHERE id = :document_id AND status = :working{guard}
+         RETURNING id
+        )""",
+        f"""steps AS (
+            INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at, detail)
+            SELECT finished.id, s.from_status, s.to_status, s.actor, :at_, s.detail
+              FROM finished,
+                   jsonb_to_recordset(CAST(:steps AS jsonb))
+                   AS s(n integer, from_status text, to_status text, actor text, detail text)
+             ORDER BY s.n
+        )""",
+    ]
+    if with_findings:
+        names = [c.name for c in findings.c if c.name not in ("id", "document_id")]
+        types = {c.name: ("integer" if c.name in ("position", "line") else "text") for c in findings.c}
+        parts.append(f"old_findings AS (DELETE FROM {findings.name} WHERE document_id IN (SELECT id FROM finished))")
+        parts.append(
+            f"""new_findings AS (
+            INSERT INTO {findings.name} (document_id, {", ".join(names)})
+            SELECT finished.id, {", ".join(f"f.{n}" for n in names)}
+              FROM finished,
+                   jsonb_to_recordset(CAST(:findings AS jsonb))
+                   AS f({", ".join(f"{n} {types[n]}" for n in names)})
+             ORDER BY f.position
+        )"""
+        )
+    if with_message:
+        parts.append(
+            f"""message AS (
+            INSERT INTO {outbox.name} (document_id, action, created_at)
+            SELECT id, :action, :at_ FROM finished
+        )"""
+        )
+    sql = "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM finished"
+    return text(sql).bindparams(*_value_binds(value_names), bindparam("at_", type_=UTCDateTime()))

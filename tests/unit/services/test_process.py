@@ -269,3 +269,84 @@ def test_a_dead_document_can_be_sent_back_to_its_stage(
     assert all(f.rule != "ENGINE-STAGE-FAILED" for f in view_.findings)
     with pytest.raises(PermanentError):
         process.retry_dead(uow_factory, doc, actor="admin:cli")
+
+
+def test_validate_and_match_writes_validation_and_match_in_one_call(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    validator = FakeValidator(Report("valid", (WARNING,)))
+    result = process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1")
+    assert (result.stage, result.status) == ("match", S.APPROVED)
+    final = view(uow_factory, doc)
+    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == [
+        (None, "received", "api"),
+        ("received", "validating", "worker:validate"),
+        ("validating", "validated", "worker:validate"),
+        ("validated", "matching", "worker:match"),
+        ("matching", "matched", "worker:match"),
+        ("matched", "approved", "worker:match"),
+    ]
+    assert final.history[2].detail == "1 findings, none fatal"
+    assert final.findings == (WARNING,)
+    assert final.match_result is not None
+    assert final.match_result["outcome"] == "matched"
+    assert pending(uow_factory) == [("validate", doc)]  # no message for matching: it is done
+    # The same message again (a redelivery) changes nothing.
+    assert not process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1").ran
+    assert validator.calls == 1
+    assert view(uow_factory, doc) == final
+
+
+def test_validate_and_match_sends_a_duplicate_to_exception_and_a_posting_message_when_enabled(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    first = submitted(uow_factory, supplier, "DUP-2", amount="1.00")
+    second = submitted(uow_factory, supplier, "DUP-2", amount="2.00")
+    for doc in (first, second):
+        process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("valid")), posting_enabled=True)
+    assert view(uow_factory, first).status == S.APPROVED
+    assert view(uow_factory, second).status == S.EXCEPTION
+    assert ("post", first) in pending(uow_factory)
+    assert ("post", second) not in pending(uow_factory)
+
+
+def test_validate_and_match_replaces_findings_of_an_earlier_run(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
+    process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
+    process.retry_dead(uow_factory, doc, actor="admin:cli")
+    assert view(uow_factory, doc).findings == (engine,)
+    process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))))
+    final = view(uow_factory, doc)
+    assert final.status == S.APPROVED
+    assert final.findings == (WARNING, WARNING)
+
+
+def test_validate_and_match_discards_its_result_when_the_lease_was_taken_over(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    t0 = datetime.now(UTC)
+
+    def slow_validator(raw: bytes, **context: object) -> Report:
+        process.validate_and_match(
+            uow_factory,
+            doc,
+            validator=FakeValidator(Report("invalid", (FATAL,))),
+            token="msg-2",
+            clock=lambda: t0 + timedelta(seconds=400),
+        )
+        return Report("valid", (WARNING,))
+
+    result = process.validate_and_match(
+        uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300
+    )
+    assert not result.ran
+    final = view(uow_factory, doc)
+    assert final.status == S.REJECTED
+    assert final.findings == (FATAL,)
+    assert final.match_result is None
+    assert [t.to_status for t in final.history].count("matching") == 0

@@ -38,6 +38,8 @@ CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 _CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
 _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")
+#: How long an artefact found installed and intact is trusted before it is checked again.
+ARTEFACT_RECHECK_SECONDS = 10.0
 
 # Rule ids of the findings the engine itself writes (the official rules have their own ids).
 RULE_NOT_WELL_FORMED = "XML-WELL-FORMED"
@@ -71,6 +73,7 @@ class Validator:
         self._settings_lock = threading.Lock()
         self.xsd = XsdValidator()
         self.schematron = SchematronRunner(harden=_harden_saxon)
+        self._artefacts: dict[tuple[str, str], tuple[float, Path]] = {}
 
     @property
     def settings(self) -> Settings:
@@ -96,9 +99,19 @@ class Validator:
         return times
 
     def _artefact(self, set_id: str, relpath: str) -> Path:
+        """The installed artefact's path, checked against the manifest (``artefacts.path``) on
+        first use and again once ``ARTEFACT_RECHECK_SECONDS`` have passed: not on every document,
+        where the checks (manifest and file status) cost more than the XSD layer."""
         from einvoice.validation import artefacts
 
-        return artefacts.path(set_id, relpath, self.settings)
+        key = (set_id, relpath)
+        checked = self._artefacts.get(key)
+        now = time.monotonic()
+        if checked is not None and now - checked[0] < ARTEFACT_RECHECK_SECONDS:
+            return checked[1]
+        found = artefacts.path(set_id, relpath, self.settings)
+        self._artefacts[key] = (now, found)
+        return found
 
     def validate(
         self,

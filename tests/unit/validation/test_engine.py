@@ -12,7 +12,7 @@ import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.settings import Settings
-from einvoice.validation import rulesets
+from einvoice.validation import artefacts, engine, rulesets
 from einvoice.validation.engine import (
     RULE_ENGINE,
     RULE_NOT_WELL_FORMED,
@@ -119,6 +119,39 @@ def test_broken_stylesheet_is_an_error(tmp_path: Path, shared_dir: Path, base_ex
     report = Validator(Settings(rules_dir=tmp_path)).validate(base_example)
     assert report.verdict == "error"
     assert any(f.rule == RULE_ENGINE and "PEPPOL-EN16931-UBL.xslt" in f.message for f in report.findings)
+
+
+def test_an_artefact_removed_while_running_is_an_error_once_rechecked(
+    tmp_path: Path, shared_dir: Path, base_example: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for item in (shared_dir / "rules").iterdir():
+        (tmp_path / item.name).symlink_to(item)
+    validator = Validator(Settings(rules_dir=tmp_path))
+    assert validator.validate(base_example).verdict == "valid"
+    (tmp_path / "peppol-bis3-2026.5").unlink()
+    # Within the recheck interval the compiled stylesheets in memory keep validating.
+    assert validator.validate(base_example).verdict == "valid"
+    monkeypatch.setattr(engine, "ARTEFACT_RECHECK_SECONDS", 0.0)
+    report = validator.validate(base_example)
+    assert report.verdict == "error"
+    assert any(f.rule == RULE_ENGINE and "not installed" in f.message for f in report.findings)
+
+
+def test_artefacts_are_not_checked_on_every_document(
+    validator: Validator, base_example: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validator.validate(base_example)
+    calls: list[str] = []
+    original = artefacts.path
+
+    def counting(set_id: str, relpath: str, *args: object, **kwargs: object) -> Path:
+        calls.append(relpath)
+        return original(set_id, relpath, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(artefacts, "path", counting)
+    for _ in range(5):
+        assert validator.validate(base_example).verdict == "valid"
+    assert calls == []
 
 
 def test_forced_rules_and_raw_svrl(validator: Validator, base_example: bytes) -> None:

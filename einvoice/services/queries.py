@@ -24,6 +24,8 @@ S = DocumentStatus
 #: States in which a document waits for the pipeline (queue lag is the age of the oldest).
 PIPELINE_WAITING = frozenset({S.RECEIVED, S.VALIDATED, S.POSTING_FAILED}) | WORKING_STATES
 LATENCY_WINDOW = timedelta(hours=1)
+#: Stage latencies are read from at most this many recent transitions: a scrape's cost is bounded.
+LATENCY_TRANSITIONS = 5_000
 
 
 def get_document(uow: UnitOfWork, document_id: str, *, supplier_id: str | None = None) -> DocumentView:
@@ -99,14 +101,15 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 
 def metrics(uow: UnitOfWork, *, now: datetime | None = None) -> MetricsSnapshot:
-    """Documents by state, outbox and queue lag, and stage latencies."""
+    """Documents by state, outbox and queue lag, and stage latencies (over the newest
+    ``LATENCY_TRANSITIONS`` transitions of the last ``LATENCY_WINDOW``)."""
     now = now or datetime.now(UTC)
     with uow:
         by_status = uow.documents.count_by_status()
         pending = uow.outbox.pending_count()
         oldest_outbox = uow.outbox.oldest_pending_created_at()
         oldest_waiting = uow.documents.oldest_status_change(PIPELINE_WAITING)
-        transitions = uow.documents.transitions_since(now - LATENCY_WINDOW)
+        transitions = uow.documents.transitions_since(now - LATENCY_WINDOW, limit=LATENCY_TRANSITIONS)
         entered: dict[tuple[str, str], datetime] = {}
         durations: dict[str, list[float]] = defaultdict(list)
         for t in transitions:

@@ -56,6 +56,27 @@ def test_metrics(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) 
     assert snapshot.to_dict()["stage_latency_seconds"]["validating"]["0.5"] >= 0
 
 
+def test_stage_latencies_come_from_the_newest_transitions(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = [submitted(uow_factory, supplier, f"L-{n}") for n in range(3)]
+    t0 = datetime.now(UTC)
+    for n, doc in enumerate(docs):  # the n-th document spends n+1 seconds in validating
+        process.validate_document(
+            uow_factory,
+            doc,
+            validator=FakeValidator(Report("valid")),
+            clock=iter([t0, t0 + timedelta(seconds=n + 1)]).__next__,
+        )
+    # The newest 2 transitions are the last document's entry into validating and its exit.
+    monkeypatch.setattr(queries, "LATENCY_TRANSITIONS", 2)
+    snapshot = queries.metrics(uow_factory(), now=t0 + timedelta(seconds=10))
+    assert snapshot.stage_latency_seconds["validating"]["0.5"] == 3.0
+    monkeypatch.setattr(queries, "LATENCY_TRANSITIONS", 5_000)
+    snapshot = queries.metrics(uow_factory(), now=t0 + timedelta(seconds=10))
+    assert snapshot.stage_latency_seconds["validating"]["0.5"] == 2.0
+
+
 def test_an_unreachable_database_is_a_transient_error(supplier: SupplierView) -> None:
     from einvoice.errors import TransientError
     from einvoice.services.intake import submit_document

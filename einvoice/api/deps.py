@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from einvoice.errors import AuthenticationError, DocumentTooLargeError
@@ -27,6 +29,8 @@ class Runtime(Protocol):
     def check_ready(self) -> dict[str, str]: ...
 
 
+T = TypeVar("T")
+
 XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})
 MULTIPART = "multipart/form-data"
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file in an upload
@@ -38,15 +42,48 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are ``async def`` where they do no I/O: FastAPI runs a plain ``def`` dependency in
+# the thread pool, a hop to another thread and back for each one on every request. The busiest
+# routes take the runtime and the signer from ``request.app.state`` rather than as dependencies:
+# FastAPI's resolving costs tens of microseconds per dependency and request.
+
+
+async def get_runtime(request: Request) -> Runtime:
     """Return the runtime the app was started with (set by the lifespan or by ``create_app``)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_signer(request: Request) -> ReceiptSigner:
+async def get_signer(request: Request) -> ReceiptSigner:
     signer: ReceiptSigner = request.app.state.signer
     return signer
+
+
+#: Requests that work in the database at once, in threads. Fewer than the engine's pool
+#: (``store.engine.POOL_SIZE``), which also serves the outbox relay, the sweeper, metrics and
+#: readiness: a request waits here, in the event loop, rather than making the pool open (and
+#: later close) connections beyond it. Two cores run no more than a few transactions' CPU at a
+#: time; the rest of the tokens cover waits (a commit's flush, a lock on a document number).
+DATABASE_CONCURRENCY = 10
+
+
+_database_limiter: RunVar[anyio.CapacityLimiter] = RunVar("einvoice_database_limiter")
+
+
+def database_limiter() -> anyio.CapacityLimiter:
+    """The limiter of this event loop (one per loop, as anyio keeps its default thread limiter)."""
+    try:
+        return _database_limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(DATABASE_CONCURRENCY)
+        _database_limiter.set(limiter)
+        return limiter
+
+
+async def in_database_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` (which uses the database) in a worker thread, at most
+    ``DATABASE_CONCURRENCY`` of them at once; return its result."""
+    return await anyio.to_thread.run_sync(fn, *args, limiter=database_limiter())
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -94,7 +131,6 @@ def _lookup_supplier(runtime: Runtime, api_key: str) -> SupplierView | None:
 
 async def current_supplier(
     request: Request,
-    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> SupplierView:
     """Return the supplier whose API key the request carries; raise AuthenticationError (401) otherwise."""
@@ -104,7 +140,7 @@ async def current_supplier(
     digest = SupplierCache.digest(credentials.credentials)
     supplier = cache.get(digest) if cache is not None else None
     if supplier is None:
-        supplier = await run_in_threadpool(_lookup_supplier, runtime, credentials.credentials)
+        supplier = await in_database_thread(_lookup_supplier, request.app.state.runtime, credentials.credentials)
         if supplier is None:
             raise AuthenticationError("unknown or revoked API key")
         if cache is not None:
@@ -127,14 +163,14 @@ def _too_large(limit: int) -> DocumentTooLargeError:
     return DocumentTooLargeError(f"the document exceeds the limit of {limit} bytes")
 
 
-async def document_bytes(request: Request, runtime: RuntimeDep) -> bytes:
+async def document_bytes(request: Request) -> bytes:
     """Return the document the request carries, read with the size limit enforced while reading.
 
     The body is the XML itself (``application/xml``, ``text/xml`` or ``application/*+xml``) or a
     ``multipart/form-data`` upload (the part named ``file``, else the first file). Raises
     DocumentTooLargeError (413) past ``max_document_bytes`` and answers 415 for other media types.
     """
-    limit = runtime.settings.max_document_bytes
+    limit = request.app.state.runtime.settings.max_document_bytes
     media = _media_type(request)
     declared = request.headers.get("content-length", "")
     allowance = MULTIPART_OVERHEAD if media == MULTIPART else 0

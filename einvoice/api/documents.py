@@ -12,10 +12,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from einvoice.api.deps import XML_REQUEST_BODY, DocumentBytes, RuntimeDep, SignerDep, SupplierDep
+from einvoice.api.deps import (
+    XML_REQUEST_BODY,
+    DocumentBytes,
+    RuntimeDep,
+    SupplierDep,
+    in_database_thread,
+)
 from einvoice.api.models import (
     DocumentDetail,
     DocumentList,
@@ -107,7 +112,7 @@ def to_detail(view: DocumentView) -> DocumentDetail:
     )
 
 
-RELAY_WAKE_INTERVAL = 0.05
+RELAY_WAKE_INTERVAL = 0.1
 
 
 def _wake_relay(request: Request, runtime: Any) -> None:
@@ -156,9 +161,7 @@ def _wake_relay(request: Request, runtime: Any) -> None:
 async def submit(
     request: Request,
     response: Response,
-    runtime: RuntimeDep,
     supplier: SupplierDep,
-    signer: SignerDep,
     raw: DocumentBytes,
     idempotency_key: Annotated[
         str | None,
@@ -172,9 +175,10 @@ async def submit(
     from einvoice.services.intake import submit_document
 
     started = time.perf_counter()
-    api_metrics = request.app.state.api_metrics
+    state = request.app.state
+    runtime, signer, api_metrics = state.runtime, state.signer, state.api_metrics
     try:
-        outcome = await run_in_threadpool(
+        outcome = await in_database_thread(
             lambda: submit_document(
                 runtime.uow_factory,
                 supplier=supplier,
@@ -211,7 +215,7 @@ async def submit(
     description="Newest first. Filter by `status` and by `since` (received at or after, ISO 8601).",
     responses={**AUTH_PROBLEMS, 422: problem_doc("Invalid filter")},
 )
-def list_documents(
+async def list_documents(
     runtime: RuntimeDep,
     supplier: SupplierDep,
     status: Annotated[DocumentStatus | None, Query(description="Only documents in this state")] = None,
@@ -220,19 +224,26 @@ def list_documents(
 ) -> DocumentList:
     from einvoice.services import queries
 
-    with runtime.uow_factory() as uow:
-        views = queries.list_documents(
-            uow, supplier_id=supplier.id, status=None if status is None else status.value, since=since, limit=limit
-        )
+    def read() -> list[DocumentView]:
+        with runtime.uow_factory() as uow:
+            return queries.list_documents(
+                uow, supplier_id=supplier.id, status=None if status is None else status.value, since=since, limit=limit
+            )
+
+    views = await in_database_thread(read)
     items = [DocumentSummary(**_summary_fields(v)) for v in views]
     return DocumentList(items=items, count=len(items))
 
 
-def _own_document(runtime: Any, supplier: Any, document_id: str) -> DocumentView:
+def _read_own_document(runtime: Any, supplier: Any, document_id: str) -> DocumentView:
     from einvoice.services import queries
 
     with runtime.uow_factory() as uow:
         return queries.get_document(uow, document_id, supplier_id=supplier.id)
+
+
+async def _own_document(runtime: Any, supplier: Any, document_id: str) -> DocumentView:
+    return await in_database_thread(_read_own_document, runtime, supplier, document_id)
 
 
 @router.get(
@@ -240,8 +251,8 @@ def _own_document(runtime: Any, supplier: Any, document_id: str) -> DocumentView
     summary="Status, history, findings, match result and journal reference of one document",
     responses={**AUTH_PROBLEMS, **NOT_FOUND},
 )
-def get_document(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentDetail:
-    return to_detail(_own_document(runtime, supplier, document_id))
+async def get_document(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentDetail:
+    return to_detail(await _own_document(runtime, supplier, document_id))
 
 
 @router.get(
@@ -249,8 +260,8 @@ def get_document(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -
     summary="Validation report of one document (JSON)",
     responses={**AUTH_PROBLEMS, **NOT_FOUND},
 )
-def report_json(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentReport:
-    return DocumentReport.model_validate(report_of(_own_document(runtime, supplier, document_id)))
+async def report_json(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentReport:
+    return DocumentReport.model_validate(report_of(await _own_document(runtime, supplier, document_id)))
 
 
 @router.get(
@@ -259,5 +270,8 @@ def report_json(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) ->
     response_class=HTMLResponse,
     responses={**AUTH_PROBLEMS, **NOT_FOUND},
 )
-def report_html(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> HTMLResponse:
-    return HTMLResponse(render_report_html(_own_document(runtime, supplier, document_id)))
+async def report_html(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> HTMLResponse:
+    def render() -> str:  # in the thread too: a long report takes a while to render
+        return render_report_html(_read_own_document(runtime, supplier, document_id))
+
+    return HTMLResponse(await in_database_thread(render))

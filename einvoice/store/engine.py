@@ -12,6 +12,13 @@ from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE_SECONDS = 5.0
+#: PostgreSQL connections a process keeps once it has opened them (lazily: no more than it has used
+#: at once). Opening one costs the server a backend fork and several ms of CPU, so the pool keeps
+#: what a burst opened instead of closing it again; the API bounds its own concurrent database
+#: work below this (``api.deps.DATABASE_CONCURRENCY``).
+POOL_SIZE = 16
+#: Beyond the pool, for callers that do not bound themselves; closed again when returned.
+MAX_OVERFLOW = 16
 
 
 def is_sqlite(url: str) -> bool:
@@ -24,8 +31,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     SQLite: foreign keys on, WAL, a busy timeout, and every transaction begun with
     ``BEGIN IMMEDIATE`` so that two writers queue up instead of failing on lock upgrade.
     An in-memory URL (``sqlite://``) gets one shared connection, so all threads see one database.
-    PostgreSQL: connections idle for a while are pinged before use, so that connections broken
-    by a server restart are replaced (``_ping_when_idle``).
+    PostgreSQL: a pool that keeps up to ``POOL_SIZE`` connections; connections idle for a while
+    are pinged before use, so that connections broken by a server restart are replaced
+    (``_ping_when_idle``).
     """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -36,8 +44,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
-    kwargs["pool_size"] = 10
-    kwargs["max_overflow"] = 20
+    kwargs["pool_size"] = POOL_SIZE
+    kwargs["max_overflow"] = MAX_OVERFLOW
+    kwargs["pool_use_lifo"] = True  # the connections in use stay few and warm; the rest idle
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)
     return engine

@@ -191,14 +191,16 @@ class OutboxRelay:
         """Send one batch; return how many rows were sent. A broker error ends the batch early
         (the rows sent so far are marked) and propagates."""
         with self.uow_factory() as uow:
+            if self.batch_sender is not None:  # all or nothing: marked sent, rolled back if not
+                taken = uow.outbox.take_pending(self.batch_size, now=datetime.now(UTC))
+                if not taken:
+                    return 0
+                self.batch_sender([(action, document_id) for _, action, document_id in taken])
+                uow.commit()
+                return len(taken)
             rows = list(uow.outbox.claim_pending(self.batch_size))
             if not rows:
                 return 0
-            if self.batch_sender is not None:  # all or nothing
-                self.batch_sender([(row.action, row.document_id) for row in rows])
-                uow.outbox.mark_sent(rows, now=datetime.now(UTC))
-                uow.commit()
-                return len(rows)
             sent = []
             try:
                 for row in rows:

@@ -36,7 +36,7 @@ from einvoice.domain.states import DocumentStatus
 from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import DocumentRow
+from einvoice.store.tables import DocumentRow, new_id
 
 log = logging.getLogger(__name__)
 
@@ -334,55 +334,100 @@ def _record(
         if existing is not None:
             return _repeat(uow, existing, institution_id, refusal, now)
 
-        row = DocumentRow(
-            supplier_id=supplier.id,
-            institution_id=institution_id,
-            status=DocumentStatus.REFUSED if refusal else DocumentStatus.RECEIVED,
-            sha256=sha256,
-            size=len(raw),
-            idempotency_key=idempotency_key,
-            received_at=now,
-            status_changed_at=now,
-        )
-        if fields is not None:
-            row.document_type = fields.document_type
-            row.customization_id = fields.customization_id
-            row.number = fields.number
-            row.issue_date = fields.issue_date
-            row.issue_year = fields.issue_date.year if fields.issue_date else None
-            row.currency = fields.currency
-            row.payable_amount = fields.payable_amount
-            row.seller_endpoint = ":".join(fields.seller_endpoint) if fields.seller_endpoint else None
-            row.seller_vat_id = fields.seller_vat_ids[0] if fields.seller_vat_ids else None
-            row.seller_legal_id = fields.seller_legal_id
-            row.buyer_endpoint = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else None
-        if refusal is None and row.number and row.issue_year:
-            uow.documents.lock_number(supplier.id, row.number, row.issue_year)
-            earlier = uow.documents.first_with_number(
-                supplier.id, row.number, row.issue_year, exclude_status=(DocumentStatus.REFUSED,)
-            )
-            row.suspected_duplicate_of = earlier.id if earlier is not None else None
+        values = _document_values(supplier, raw, sha256, idempotency_key, fields, institution_id, refusal, now)
         if refusal is not None:
-            row.refusal_code = refusal.code
-            row.refusal_reason = refusal.reason
-
-        if refusal is not None:
+            row = DocumentRow(**values)
             uow.documents.add(row, raw)
             uow.documents.replace_findings(row.id, [finding_to_row(refusal.finding())])
             uow.documents.add_transition(
                 row.id, from_status=None, to_status=DocumentStatus.REFUSED, actor=ACTOR, at=now, detail=refusal.reason
             )
-        else:
-            detail = f"suspected duplicate of {row.suspected_duplicate_of}" if row.suspected_duplicate_of else None
-            uow.documents.add_received(
-                row, raw, actor=ACTOR, detail=detail, next_action="validate", outbox=uow.outbox, at=now
-            )
-        view = document_view(row)
+            uow.commit()
+            raise refusal.error(row.id)
+        values["suspected_duplicate_of"] = uow.documents.add_received(
+            values,
+            raw,
+            actor=ACTOR,
+            next_action="validate",
+            not_duplicate_of=(DocumentStatus.REFUSED,),
+            commit=True,
+        )
         uow.commit()
+    return SubmitOutcome(document=_new_view(values), created=True)
 
-    if refusal is not None:
-        raise refusal.error(view.id)
-    return SubmitOutcome(document=view, created=True)
+
+def _document_values(
+    supplier: SupplierView,
+    raw: bytes,
+    sha256: str,
+    idempotency_key: str | None,
+    fields: IntakeFields | None,
+    institution_id: str | None,
+    refusal: _Refusal | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The new document's columns (the ones intake sets; the rest start empty)."""
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "supplier_id": supplier.id,
+        "institution_id": institution_id,
+        "status": DocumentStatus.REFUSED if refusal else DocumentStatus.RECEIVED,
+        "sha256": sha256,
+        "size": len(raw),
+        "idempotency_key": idempotency_key,
+        "received_at": now,
+        "status_changed_at": now,
+        "refusal_code": refusal.code if refusal else None,
+        "refusal_reason": refusal.reason if refusal else None,
+        "document_type": None,
+        "customization_id": None,
+        "number": None,
+        "issue_date": None,
+        "issue_year": None,
+        "currency": None,
+        "payable_amount": None,
+        "seller_endpoint": None,
+        "seller_vat_id": None,
+        "seller_legal_id": None,
+        "buyer_endpoint": None,
+    }
+    if fields is not None:
+        values["document_type"] = fields.document_type
+        values["customization_id"] = fields.customization_id
+        values["number"] = fields.number
+        values["issue_date"] = fields.issue_date
+        values["issue_year"] = fields.issue_date.year if fields.issue_date else None
+        values["currency"] = fields.currency
+        values["payable_amount"] = fields.payable_amount
+        values["seller_endpoint"] = ":".join(fields.seller_endpoint) if fields.seller_endpoint else None
+        values["seller_vat_id"] = fields.seller_vat_ids[0] if fields.seller_vat_ids else None
+        values["seller_legal_id"] = fields.seller_legal_id
+        values["buyer_endpoint"] = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else None
+    return values
+
+
+def _new_view(values: dict[str, Any]) -> DocumentView:
+    """The view of a document just stored from ``values``, without reading it back."""
+    return DocumentView(
+        id=values["id"],
+        supplier_id=values["supplier_id"],
+        institution_id=values["institution_id"],
+        status=values["status"],
+        sha256=values["sha256"],
+        size=values["size"],
+        document_type=values["document_type"],
+        number=values["number"],
+        issue_date=values["issue_date"],
+        currency=values["currency"],
+        payable_amount=values["payable_amount"],
+        seller_endpoint=values["seller_endpoint"],
+        buyer_endpoint=values["buyer_endpoint"],
+        received_at=values["received_at"],
+        status_changed_at=values["status_changed_at"],
+        suspected_duplicate_of=values["suspected_duplicate_of"],
+        refusal_code=values["refusal_code"],
+        refusal_reason=values["refusal_reason"],
+    )
 
 
 def _repeat(

@@ -7,7 +7,8 @@ by overriding the ``database_url`` fixture.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from einvoice import messaging, store
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, accounts, process, queries
-from einvoice.services.intake import SubmitOutcome, submit_document
+from einvoice.services.intake import SubmitOutcome, UnknownBuyerError, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import Base
@@ -209,3 +210,116 @@ def test_concurrent_documents_with_one_number_are_all_but_one_suspected_duplicat
     unflagged = [o for o in outcomes if o.document.suspected_duplicate_of is None]
     assert len(unflagged) == 1
     assert all(o.document.suspected_duplicate_of in ids for o in outcomes if o not in unflagged)
+
+
+def test_the_answer_to_a_submission_is_the_stored_document(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    answered = submit_document(
+        uow_factory,
+        supplier=supplier,
+        raw=documents.invoice("STORED-1", amount="1656.25"),
+        idempotency_key="k-stored",
+        settings=Settings(),
+    ).document
+    stored = queries.get_document(uow_factory(), answered.id)
+    assert replace(stored, history=(), findings=()) == answered
+    assert [(t.from_status, t.to_status, t.actor, t.detail) for t in stored.history] == [
+        (None, "received", "api", None)
+    ]
+
+
+def test_a_later_document_with_the_number_names_the_earliest_not_refused_one(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    def submit(raw: bytes) -> SubmitOutcome:
+        return submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings())
+
+    with pytest.raises(UnknownBuyerError):  # refused, recorded: not an earlier copy
+        submit(documents.invoice("DUP-1", buyer_endpoint="0192:000000000", amount="1.00"))
+    first = submit(documents.invoice("DUP-1", amount="2.00")).document
+    second = submit(documents.invoice("DUP-1", amount="3.00")).document
+    third = submit(documents.invoice("DUP-1", amount="4.00")).document
+    other_year = submit(documents.invoice("DUP-1", issue_date="2025-11-01")).document
+    assert first.suspected_duplicate_of is None
+    assert second.suspected_duplicate_of == first.id
+    assert third.suspected_duplicate_of == first.id
+    assert other_year.suspected_duplicate_of is None
+    history = queries.get_document(uow_factory(), third.id).history
+    assert [t.detail for t in history] == [f"suspected duplicate of {first.id}"]
+    assert queries.get_document(uow_factory(), first.id).history[0].detail is None
+
+
+def test_a_document_added_in_a_transaction_that_is_not_committed_is_not_stored(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    now = datetime.now(UTC)
+    values = {
+        "id": "0" * 32,
+        "supplier_id": supplier.id,
+        "status": S.RECEIVED,
+        "sha256": "a" * 64,
+        "size": 3,
+        "number": "TX-1",
+        "issue_year": 2026,
+        "received_at": now,
+        "status_changed_at": now,
+    }
+    with uow_factory() as uow:
+        assert uow.outbox.pending_count() == 0  # the unit of work has begun its transaction
+        uow.documents.add_received(values, b"abc", actor="api", next_action="validate", commit=True)
+    with uow_factory() as uow:
+        assert uow.documents.get("0" * 32) is None
+        assert uow.outbox.pending_count() == 0
+
+
+def test_concurrent_batch_relays_send_each_row_once_and_oldest_first(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    ids = [
+        submit_document(
+            uow_factory, supplier=supplier, raw=documents.invoice(f"B-{n}"), idempotency_key=None, settings=Settings()
+        ).document.id
+        for n in range(30)
+    ]
+    batches: list[list[str]] = []
+    lock = threading.Lock()
+
+    def batch_sender(items: Sequence[tuple[str, str]]) -> None:
+        assert {action for action, _ in items} == {"validate"}
+        with lock:
+            batches.append([document_id for _, document_id in items])
+
+    relays = [
+        messaging.OutboxRelay(uow_factory, lambda a, d: None, batch_size=5, batch_sender=batch_sender) for _ in range(4)
+    ]
+    in_threads(4, lambda i: relays[i].drain())
+    sent = [document_id for batch in batches for document_id in batch]
+    assert sorted(sent) == sorted(ids)
+    assert all(batch == sorted(batch, key=ids.index) for batch in batches)
+    with uow_factory() as uow:
+        assert uow.outbox.pending_count() == 0
+
+
+def test_a_batch_the_broker_did_not_take_stays_pending(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    ids = [
+        submit_document(
+            uow_factory, supplier=supplier, raw=documents.invoice(f"F-{n}"), idempotency_key=None, settings=Settings()
+        ).document.id
+        for n in range(3)
+    ]
+
+    def refuse(items: Sequence[tuple[str, str]]) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        messaging.OutboxRelay(uow_factory, lambda a, d: None, batch_sender=refuse).relay_once()
+    with uow_factory() as uow:
+        assert uow.outbox.pending_count() == 3
+    taken: list[tuple[str, str]] = []
+    assert messaging.OutboxRelay(uow_factory, lambda a, d: None, batch_sender=taken.extend).relay_once() == 3
+    assert taken == [("validate", i) for i in ids]
+    with uow_factory() as uow:
+        assert uow.outbox.pending_count() == 0

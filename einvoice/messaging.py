@@ -155,6 +155,24 @@ class RabbitmqBatchSender:
                 log.debug("closing the relay's connection failed", exc_info=True)
 
 
+class SendEach:
+    """Sends a batch one ``send`` after another (brokers without a batch operation).
+
+    ``after_commit``: hand the batch over only once the relay has committed the rows as sent.
+    For the in-process queue: its consumers run in this process, maybe on the very database
+    connection the relay holds (in-memory SQLite), so they must not start inside the relay's
+    transaction; and what it holds is lost in a crash whether the rows are marked or not (the
+    sweeper sends again what makes no progress)."""
+
+    def __init__(self, broker: dramatiq.Broker, *, after_commit: bool = False) -> None:
+        self.broker = broker
+        self.after_commit = after_commit
+
+    def __call__(self, items: Sequence[tuple[str, str]]) -> None:
+        for action, document_id in items:
+            send(self.broker, action, document_id)
+
+
 def batch_sender_for(broker: dramatiq.Broker) -> Callable[[Sequence[tuple[str, str]]], None]:
     """A sender of many messages at once: one AMQP transaction per batch on RabbitMQ, else one
     ``send`` after another."""
@@ -162,12 +180,7 @@ def batch_sender_for(broker: dramatiq.Broker) -> Callable[[Sequence[tuple[str, s
 
     if isinstance(broker, RabbitmqBroker):
         return RabbitmqBatchSender(broker)
-
-    def send_each(items: Sequence[tuple[str, str]]) -> None:
-        for action, document_id in items:
-            send(broker, action, document_id)
-
-    return send_each
+    return SendEach(broker, after_commit=is_in_process(broker))
 
 
 class OutboxRelay:
@@ -189,14 +202,21 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         """Send one batch; return how many rows were sent. A broker error ends the batch early
-        (the rows sent so far are marked) and propagates."""
+        (the rows sent so far are marked) and propagates; with a batch sender, the whole batch
+        counts as not sent (its rows stay pending), unless the sender hands over ``after_commit``
+        (see ``SendEach``)."""
         with self.uow_factory() as uow:
             if self.batch_sender is not None:  # all or nothing: marked sent, rolled back if not
                 taken = uow.outbox.take_pending(self.batch_size, now=datetime.now(UTC))
                 if not taken:
                     return 0
-                self.batch_sender([(action, document_id) for _, action, document_id in taken])
-                uow.commit()
+                items = [(action, document_id) for _, action, document_id in taken]
+                if getattr(self.batch_sender, "after_commit", False):
+                    uow.commit()
+                    self.batch_sender(items)
+                else:
+                    self.batch_sender(items)
+                    uow.commit()
                 return len(taken)
             rows = list(uow.outbox.claim_pending(self.batch_size))
             if not rows:

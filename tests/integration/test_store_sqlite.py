@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from dramatiq.brokers.stub import StubBroker
 
 from einvoice import messaging, store
 from einvoice.domain.states import DocumentStatus as S
@@ -323,3 +324,24 @@ def test_a_batch_the_broker_did_not_take_stays_pending(
     assert taken == [("validate", i) for i in ids]
     with uow_factory() as uow:
         assert uow.outbox.pending_count() == 0
+
+
+def test_an_in_process_queue_gets_a_batch_once_its_rows_are_committed_as_sent(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    for n in range(2):
+        submit_document(
+            uow_factory, supplier=supplier, raw=documents.invoice(f"IP-{n}"), idempotency_key=None, settings=Settings()
+        )
+    pending_when_handed_over: list[int] = []
+
+    class InProcessQueue:
+        after_commit = True
+
+        def __call__(self, items: Sequence[tuple[str, str]]) -> None:
+            with uow_factory() as uow:  # another connection: sees only what is committed
+                pending_when_handed_over.append(uow.outbox.pending_count())
+
+    assert messaging.OutboxRelay(uow_factory, lambda a, d: None, batch_sender=InProcessQueue()).relay_once() == 2
+    assert pending_when_handed_over == [0]
+    assert getattr(messaging.batch_sender_for(StubBroker()), "after_commit", False)

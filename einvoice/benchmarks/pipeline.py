@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import typer
+
+from einvoice.benchmarks.cpu import per_document
 
 if TYPE_CHECKING:
     from einvoice.settings import Settings
@@ -530,6 +532,9 @@ class PipelineResult:
     connections: int = 0  # the submissions' keep-alive connections: the pool's size ...
     connections_opened: int = 0  # ... and how many were opened (more: the server closed some)
     client_cpu_per_submission: float | None = None  # this process's CPU in the submit window, per submission
+    #: CPU seconds per accepted document by process group, from the clock's start until every
+    #: document has left validation (``benchmarks.cpu``; empty when not measured)
+    cpu_per_document: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -561,6 +566,10 @@ class PipelineResult:
                 f"load generator: {self.connections} connections ({self.connections_opened} opened), "
                 f"{ms(self.client_cpu_per_submission)} of CPU per submission"
             )
+        if self.cpu_per_document:
+            parts = [f"{name} {ms(seconds)}" for name, seconds in self.cpu_per_document.items()]
+            total = sum(self.cpu_per_document.values())
+            rows.append(f"CPU per document: {', '.join(parts)}; total {ms(total)}")
         if self.errors:
             rows.append("errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.errors.items())))
         return "\n".join(rows)
@@ -600,6 +609,7 @@ async def run_pipeline(
     max_in_flight: int = 256,
     connections: int = 16,
     warmup: int = 0,
+    cpu_probe: Callable[[], dict[str, float]] | None = None,
 ) -> PipelineResult:
     """Submit up to ``count`` generated invoices at ``rate`` per second (stopping after ``duration``
     seconds), wait up to ``settle_timeout`` for them to leave validation, and return the figures.
@@ -612,7 +622,10 @@ async def run_pipeline(
     from there to the last byte of the response, so it includes the wait for a free one of the
     ``connections`` keep-alive connections, a reconnect if the server had closed one, writing
     the request and the server's answer. The requests are encoded to bytes before the clock
-    starts, and the connections are opened just before it."""
+    starts, and the connections are opened just before it.
+
+    ``cpu_probe`` (``benchmarks.cpu.CpuProbe``), read when the clock starts and when every
+    document has left validation, gives the CPU per document of each process group."""
     import httpx
 
     rng = random.Random(seed)
@@ -678,6 +691,7 @@ async def run_pipeline(
             started = time.perf_counter()
             started_wall = datetime.now(UTC)
             cpu_started = time.process_time()
+            probe_started = cpu_probe() if cpu_probe is not None else None
             tasks = []
             for sub in submissions:
                 sub.scheduled = started + sub.index / rate
@@ -722,6 +736,7 @@ async def run_pipeline(
             if waiting == 0:
                 break
             await asyncio.sleep(0.5)
+        probe_ended = cpu_probe() if cpu_probe is not None else None
         await asyncio.gather(*(fetch(i) for i in ids))
         stop.set()
         await sampler
@@ -736,6 +751,7 @@ async def run_pipeline(
         connections=pool.size,
         connections_opened=pool.opened,
         client_cpu=client_cpu,
+        cpu=(probe_started, probe_ended) if probe_started is not None and probe_ended is not None else None,
     )
 
 
@@ -782,6 +798,7 @@ def _summarise(
     connections: int = 0,
     connections_opened: int = 0,
     client_cpu: float | None = None,
+    cpu: tuple[dict[str, float], dict[str, float]] | None = None,
 ) -> PipelineResult:
     latencies = [s.latency for s in sent if s.latency is not None and s.document_id]
     errors: dict[str, int] = {}
@@ -837,6 +854,7 @@ def _summarise(
         connections=connections,
         connections_opened=connections_opened,
         client_cpu_per_submission=client_cpu / len(sent) if client_cpu is not None and sent else None,
+        cpu_per_document=per_document(cpu[0], cpu[1], len(latencies)) if cpu is not None else {},
     )
 
 
@@ -871,6 +889,21 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _cpu_probe(server: LocalServer | None) -> Callable[[], dict[str, float]] | None:
+    """CPU by process group on this machine (Linux): the API and workers the bench started (none
+    with ``--url``), the bench itself, the local PostgreSQL and RabbitMQ servers."""
+    from einvoice.benchmarks import cpu
+
+    if not cpu.available():
+        return None
+    groups: dict[str, list[int]] = {}
+    if server is not None and server.processes:
+        groups["api"] = [server.processes[0].pid]
+        if len(server.processes) > 1:
+            groups["workers"] = [p.pid for p in server.processes[1:]]
+    return cpu.CpuProbe(groups)
 
 
 class LocalServer:
@@ -1003,6 +1036,7 @@ def bench_pipeline(
                 settle_timeout=settle_timeout,
                 connections=connections,
                 warmup=warmup,
+                cpu_probe=_cpu_probe(server),
             )
         )
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -404,3 +405,25 @@ def test_run_against_a_tiny_engine() -> None:
     assert result.client_cpu_per_submission is not None
     assert result.latency_p50 is not None
     assert "2 connections" in result.to_text()
+
+
+def test_cpu_probe_counts_this_process_and_per_document_divides() -> None:
+    import os
+
+    from einvoice.benchmarks import cpu
+
+    if not cpu.available():
+        pytest.skip("no /proc on this system")
+    probe = cpu.CpuProbe({"api": [os.getpid()], "gone": [2**22 + 7]})
+    before = probe()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn some CPU
+        pass
+    after = probe()
+    assert after["bench"] - before["bench"] >= 0.04
+    assert after["api"] == after["bench"]  # the same process, named twice
+    assert after["gone"] == 0.0  # a process that does not exist counts nothing
+    assert {"postgres", "rabbitmq"} <= set(after)
+    shares = cpu.per_document({"api": 1.0, "bench": 2.0}, {"api": 3.0, "bench": 2.5}, 4)
+    assert shares == {"api": 0.5, "bench": 0.125}
+    assert cpu.per_document(before, after, 0) == {}

@@ -5,13 +5,15 @@ They return ORM rows; services turn rows into views. Nothing here commits: the u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, column, delete, func, insert, select, text, update
+from sqlalchemy import Integer, Table, TextClause, Update, bindparam, column, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -23,7 +25,6 @@ from einvoice.store.tables import (
     OutboxRow,
     SupplierRow,
     TransitionRow,
-    new_id,
 )
 from einvoice.store.types import UTCDateTime
 
@@ -96,40 +97,54 @@ class DocumentRepository:
 
     def add_received(
         self,
-        row: DocumentRow,
+        values: dict[str, Any],
         raw: bytes,
         *,
         actor: str,
-        detail: str | None,
         next_action: str,
-        outbox: OutboxRepository,
-        at: datetime,
-    ) -> DocumentRow:
-        """Add an accepted document, its bytes, its first transition and its first message. On
-        PostgreSQL in one statement (data-modifying CTEs: one round trip instead of four); the
-        row itself is not loaded into the session. A unique-constraint race surfaces here."""
+        not_duplicate_of: Collection[str] = (),
+        commit: bool = False,
+    ) -> str | None:
+        """Add an accepted document (``values``: its columns, ``id`` and ``status`` among them), its
+        bytes, its first transition and its first message (``next_action``). A document with a
+        number (BT-1) and an issue year is first serialised with the others of its supplier, number
+        and year (``lock_number``), then marked a suspected duplicate of the earliest of them whose
+        status is not in ``not_duplicate_of`` (``first_with_number``); its transition says so.
+        Returns that earlier document's id, or None. A unique-constraint race surfaces here as
+        IntegrityError.
+
+        ``commit``: the caller's unit of work holds nothing else, so the document may be committed
+        here (the caller still commits the unit of work). On PostgreSQL the lock and one statement
+        (the lookup and the four inserts as data-modifying CTEs) then go in one round trip, in
+        the pipeline's implicit transaction; without ``commit``, or when the unit of work has
+        begun a transaction already, they join that transaction."""
+        supplier_id: str = values["supplier_id"]
+        number: Any = values.get("number")
+        year: Any = values.get("issue_year")
+        lock_key = _number_lock_key(supplier_id, number, year) if number and year else None
+        at = values["received_at"]
         if self.session.get_bind().dialect.name != "postgresql":
-            self.add(row, raw)
-            self.add_transition(row.id, from_status=None, to_status=row.status, actor=actor, at=at, detail=detail)
-            outbox.add(row.id, next_action, now=at)
-            return row
-        if row.id is None:
-            row.id = new_id()
-        values = {column.key: getattr(row, column.key) for column in DocumentRow.__table__.columns}
-        document = insert(_table(DocumentRow)).values(**values).cte("new_document")
-        content = insert(_table(DocumentContentRow)).values(document_id=row.id, raw=raw).cte("new_content")
-        transition = (
-            insert(_table(TransitionRow))
-            .values(document_id=row.id, from_status=None, to_status=row.status, actor=actor, at=at, detail=detail)
-            .cte("new_transition")
-        )
-        message = (
-            insert(_table(OutboxRow))
-            .values(document_id=row.id, action=next_action, created_at=at)
-            .add_cte(document, content, transition)
-        )
-        self.session.connection().execute(message)
-        return row
+            earlier = None
+            if lock_key is not None:
+                self.lock_number(supplier_id, number, year)
+                first = self.first_with_number(supplier_id, number, year, exclude_status=not_duplicate_of)
+                earlier = first.id if first is not None else None
+            connection = self.session.connection()
+            connection.execute(insert(_table(DocumentRow)), [{**values, "suspected_duplicate_of": earlier}])
+            connection.execute(insert(_table(DocumentContentRow)), [{"document_id": values["id"], "raw": raw}])
+            detail = f"suspected duplicate of {earlier}" if earlier else None
+            self.add_transition(
+                values["id"], from_status=None, to_status=values["status"], actor=actor, at=at, detail=detail
+            )
+            connection.execute(
+                insert(_table(OutboxRow)), [{"document_id": values["id"], "action": next_action, "created_at": at}]
+            )
+            return earlier
+        names = tuple(sorted(values))
+        statement = _pg_received_statement(names)
+        parameters = {f"v_{name}": _pg_value(values[name]) for name in names}
+        parameters.update(raw=raw, actor=actor, action=next_action, skip=list(not_duplicate_of))
+        return _pg_pipeline(self.session, [(_PG_LOCK, (lock_key,))] if lock_key else [], statement, parameters, commit)
 
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:
         if for_update:
@@ -172,10 +187,7 @@ class DocumentRepository:
         transaction ends, so that two of them arriving together still see each other. PostgreSQL:
         a transaction-scoped advisory lock; SQLite: the write lock taken at BEGIN already does."""
         if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"einvoice-number:{supplier_id}:{issue_year}:{number}"},
-            )
+            self.session.connection().exec_driver_sql(_PG_LOCK, (_number_lock_key(supplier_id, number, issue_year),))
 
     def raw(self, document_id: str) -> bytes | None:
         contents = _table(DocumentContentRow)
@@ -420,12 +432,14 @@ class DocumentRepository:
         """(document_id, from_status, to_status, at) of the newest ``limit`` transitions since
         ``since``, oldest first: plain rows, not ORM objects. Read backwards along the primary key
         and stopping at ``limit``, so a scrape costs the same however busy the last hour was."""
-        rows = self.session.execute(
-            select(TransitionRow.document_id, TransitionRow.from_status, TransitionRow.to_status, TransitionRow.at)
-            .where(TransitionRow.at >= since)
-            .order_by(TransitionRow.id.desc())
-            .limit(limit)
-        ).all()
+        rows = list(
+            self.session.execute(
+                select(TransitionRow.document_id, TransitionRow.from_status, TransitionRow.to_status, TransitionRow.at)
+                .where(TransitionRow.at >= since)
+                .order_by(TransitionRow.id.desc())
+                .limit(limit)
+            )
+        )
         rows.reverse()
         return rows
 
@@ -475,6 +489,14 @@ class OutboxRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
+
+    def take_pending(self, limit: int = 100, *, now: datetime) -> list[tuple[int, str, str]]:
+        """Mark up to ``limit`` unsent rows sent at ``now`` and return their (id, action,
+        document_id), oldest first: ``claim_pending`` and ``mark_sent`` in one statement, for a
+        relay that hands the whole batch over or nothing (it rolls back when the broker did not
+        take it). Locked as ``claim_pending`` locks."""
+        rows = self.session.connection().execute(_take_pending_statement(), {"limit": limit, "now": now})
+        return sorted((row[0], row[1], row[2]) for row in rows)
 
     def mark_sent(self, rows: Iterable[OutboxRow], *, now: datetime) -> None:
         ids = [row.id for row in rows]
@@ -598,3 +620,116 @@ def _pg_finish_statement(
         )
     sql = "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM finished"
     return text(sql).bindparams(*_value_binds(value_names), bindparam("at_", type_=UTCDateTime()))
+
+
+@functools.cache
+def _take_pending_statement() -> Update:
+    outbox = _table(OutboxRow)
+    unsent = outbox.alias("unsent")
+    pending = (
+        select(unsent.c.id)
+        .where(unsent.c.sent_at.is_(None))
+        .order_by(unsent.c.id)
+        .limit(bindparam("limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(outbox)
+        .where(outbox.c.id.in_(pending.scalar_subquery()))
+        .values(sent_at=bindparam("now", type_=outbox.c.sent_at.type))
+        .returning(outbox.c.id, outbox.c.action, outbox.c.document_id)
+    )
+
+
+# --- PostgreSQL: an accepted document in one round trip ------------------------------------------
+#
+# Intake's hot path goes to the driver: the advisory lock and one statement (lookup of an earlier
+# document with the number, the document, its bytes, its transition and its message as
+# data-modifying CTEs) are sent together in a psycopg pipeline. The lock must be a statement of
+# its own: a statement's snapshot is taken when it starts, so only a lookup in a later statement
+# sees a document committed by the transaction it waited for.
+
+_PG_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+
+def _number_lock_key(supplier_id: str, number: str, issue_year: int) -> str:
+    return f"einvoice-number:{supplier_id}:{issue_year}:{number}"
+
+
+def _pg_value(value: Any) -> Any:
+    """A column value as the driver takes it (what ``DecimalText`` and ``UTCDateTime`` do)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value
+
+
+@functools.cache
+def _pg_received_statement(names: tuple[str, ...]) -> str:
+    documents = _table(DocumentRow)
+    unknown = set(names) - set(documents.c.keys())
+    if unknown:
+        raise KeyError(f"not columns of {documents.name}: {sorted(unknown)}")
+    earlier = f"""SELECT id FROM {documents.name}
+             WHERE supplier_id = %(v_supplier_id)s AND number = %(v_number)s
+               AND issue_year = %(v_issue_year)s AND status <> ALL(%(skip)s)
+             ORDER BY received_at, id LIMIT 1"""
+    return f"""
+        WITH earlier AS ({earlier}
+        ), new_document AS (
+            INSERT INTO {documents.name} ({", ".join(names)}, suspected_duplicate_of)
+            VALUES ({", ".join(f"%(v_{name})s" for name in names)}, (SELECT id FROM earlier))
+        ), new_content AS (
+            INSERT INTO {_table(DocumentContentRow).name} (document_id, raw) VALUES (%(v_id)s, %(raw)b)
+        ), new_transition AS (
+            INSERT INTO {_table(TransitionRow).name} (document_id, from_status, to_status, actor, at, detail)
+            VALUES (%(v_id)s, NULL, %(v_status)s, %(actor)s, %(v_received_at)s,
+                    'suspected duplicate of ' || (SELECT id FROM earlier))
+        )
+        INSERT INTO {_table(OutboxRow).name} (document_id, action, created_at)
+        VALUES (%(v_id)s, %(action)s, %(v_received_at)s)
+        RETURNING (SELECT id FROM earlier)
+    """
+
+
+def _pg_pipeline(
+    session: Session,
+    before: Sequence[tuple[str, Sequence[Any]]],
+    statement: str,
+    parameters: dict[str, Any],
+    commit: bool,
+) -> Any:
+    """Run ``before`` (statements whose results are not needed) and ``statement`` in one round
+    trip on the session's connection; return the first column of ``statement``'s first row.
+
+    With ``commit`` and no transaction begun on the connection yet, they run in the pipeline's
+    implicit transaction (autocommit: committed at its sync, rolled back on any error); else in
+    the current transaction. Errors are raised as SQLAlchemy raises them, with its handling of
+    lost connections (the connection, and the pool's older ones, invalidated)."""
+    import psycopg
+
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    pipelined = psycopg.Pipeline.is_supported()  # libpq 14 or later (the binary package bundles one)
+    own = pipelined and commit and driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    cursor = driver.cursor()
+    try:
+        if own:
+            driver.autocommit = True
+        try:
+            with driver.pipeline() if pipelined else contextlib.nullcontext():
+                for sql, args in before:
+                    cursor.execute(sql, args)
+                cursor.execute(statement, parameters)
+            row = cursor.fetchone()
+        finally:
+            if own and not (driver.closed or driver.broken):
+                driver.autocommit = False
+    except psycopg.Error as exc:
+        # The same wrapping, events and invalidation as for a statement SQLAlchemy ran itself.
+        connection._handle_dbapi_exception(exc, statement, None, None, None)
+    finally:
+        cursor.close()
+    return row[0] if row is not None else None

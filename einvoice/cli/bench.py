@@ -213,6 +213,50 @@ def run_bench(files: Sequence[Path], *, repeat: int, jobs: int, rules: str, skip
     return result
 
 
+def reference_loop(docs: Sequence[bytes], *, repeat: int, rules: str) -> dict[str, Any]:
+    """The reference the validation target names: a plain saxonche loop over the *official*
+    stylesheets of the rule set (compiled once; per document a parse, then each stylesheet with
+    the global context item set; no XSD, no findings read), CPU ms per document in ``ROUNDS``
+    rounds after the same warm-up as the engine's."""
+    from saxonche import PySaxonProcessor
+
+    from einvoice.parsers import safe_xml
+    from einvoice.validation import artefacts, rulesets
+
+    ruleset = rulesets.select(None, rules="peppol-bis3" if rules == "auto" else rules)
+    processor = PySaxonProcessor(license=False)
+    compiler = processor.new_xslt30_processor()
+    executables = [
+        compiler.compile_stylesheet(stylesheet_file=str(artefacts.path(s.set_id, s.relpath)))
+        for s in ruleset.stylesheets
+    ]
+    safe_xml.harden_saxon(processor)
+    texts = [d.decode("utf-8") for d in docs]
+
+    def one(text: str) -> None:
+        node = processor.parse_xml(xml_text=text)
+        for executable in executables:
+            executable.set_global_context_item(xdm_item=node)
+            executable.apply_templates_returning_string(xdm_value=node)
+
+    for i in range(max(WARM_UP_DOCUMENTS, len(texts))):
+        one(texts[i % len(texts)])
+    rounds = []
+    for _ in range(ROUNDS):
+        started = time.process_time()
+        for _ in range(repeat):
+            for text in texts:
+                one(text)
+        rounds.append(1000 * (time.process_time() - started) / (repeat * len(texts)))
+    return {
+        "rules": ruleset.name,
+        "stylesheets": [f"{s.set_id}/{s.relpath}" for s in ruleset.stylesheets],
+        "cpu_ms_per_doc": statistics.median(rounds),
+        "cpu_ms_per_doc_best": min(rounds),
+        "rounds": rounds,
+    }
+
+
 def _cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -294,6 +338,13 @@ def _print_tables(result: dict[str, Any]) -> None:
     if "parallel" in result:
         memory += f", {result['parallel']['worker_peak_rss_mib']:.0f} MiB (largest worker)"
     console.print(memory)
+    if "reference" in result:
+        ref = result["reference"]
+        console.print(
+            f"reference, a plain saxonche loop over the official {' + '.join(ref['stylesheets'])}: "
+            f"{ref['cpu_ms_per_doc']:.2f} ms CPU per document (median round; best {ref['cpu_ms_per_doc_best']:.2f}); "
+            f"the engine: {result['single']['ms_per_doc']['total_cpu']:.2f}"
+        )
     console.print(
         f"verdicts: {result['verdicts']}; machine: {result['machine']}; load average: {result['load_average']}"
     )
@@ -311,6 +362,14 @@ def bench_validate(
     ] = None,
     rules: Annotated[RulesChoice, typer.Option("--rules")] = RulesChoice.auto,
     skip_xsd: Annotated[bool, typer.Option("--skip-xsd")] = False,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference",
+            help="Also time a plain saxonche loop over the official stylesheets (the targets' reference), "
+            "in the same run",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
 ) -> None:
     """Time validation: compile, ms per document per layer, documents/s on one core and in parallel, peak memory."""
@@ -329,6 +388,8 @@ def bench_validate(
         typer.echo("einvoice bench validate: no XML files found", err=True)
         raise typer.Exit(EXIT_ERROR)
     result = run_bench(files, repeat=repeat, jobs=jobs or default_jobs(), rules=rules.value, skip_xsd=skip_xsd)
+    if reference:
+        result["reference"] = reference_loop([f.read_bytes() for f in files], repeat=repeat, rules=rules.value)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -143,3 +143,16 @@ def test_bench_validate_json(env: dict[str, str], billing: Path) -> None:
     assert set(figures["single"]["ms_per_doc"]) >= {"parse", "xsd", "en16931", "peppol"}
     assert figures["compile_seconds"]["total"] > 0
     assert figures["peak_rss_mib"] > 0
+
+
+def test_bench_validate_reference_loop_runs_the_official_stylesheets(env: dict[str, str], billing: Path) -> None:
+    result = run(env, "bench", "validate", "--repeat", "1", "--jobs", "1", "--reference", "--json", str(billing))
+    assert result.returncode == 0, result.stderr
+    reference = json.loads(result.stdout)["reference"]
+    assert reference["rules"] == "peppol-bis3"
+    assert reference["stylesheets"] == [
+        "peppol-bis3-2026.5/CEN-EN16931-UBL.xslt",
+        "peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt",
+    ]
+    assert 0 < reference["cpu_ms_per_doc_best"] <= reference["cpu_ms_per_doc"]
+    assert len(reference["rounds"]) == 3

@@ -274,15 +274,24 @@ def test_a_document_added_in_a_transaction_that_is_not_committed_is_not_stored(
         assert uow.outbox.pending_count() == 0
 
 
+def submit_many(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, prefix: str, count: int) -> list[str]:
+    """Submit ``count`` invoices numbered ``<prefix>-<n>``; return their ids in order."""
+    return [
+        submit_document(
+            uow_factory,
+            supplier=supplier,
+            raw=documents.invoice(f"{prefix}-{n}"),
+            idempotency_key=None,
+            settings=Settings(),
+        ).document.id
+        for n in range(count)
+    ]
+
+
 def test_concurrent_batch_relays_send_each_row_once_and_oldest_first(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
-    ids = [
-        submit_document(
-            uow_factory, supplier=supplier, raw=documents.invoice(f"B-{n}"), idempotency_key=None, settings=Settings()
-        ).document.id
-        for n in range(30)
-    ]
+    ids = submit_many(uow_factory, supplier, "B", 30)
     batches: list[list[str]] = []
     lock = threading.Lock()
 
@@ -305,12 +314,7 @@ def test_concurrent_batch_relays_send_each_row_once_and_oldest_first(
 def test_a_batch_the_broker_did_not_take_stays_pending(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
-    ids = [
-        submit_document(
-            uow_factory, supplier=supplier, raw=documents.invoice(f"F-{n}"), idempotency_key=None, settings=Settings()
-        ).document.id
-        for n in range(3)
-    ]
+    ids = submit_many(uow_factory, supplier, "F", 3)
 
     def refuse(items: Sequence[tuple[str, str]]) -> None:
         raise ConnectionError("broker down")

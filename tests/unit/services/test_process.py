@@ -19,6 +19,15 @@ from tests.unit.services import documents
 
 WARNING = Finding("PEPPOL-EN16931-R003", Severity.WARNING, Layer.PEPPOL, "buyer reference advised")
 FATAL = Finding("BR-01", Severity.FATAL, Layer.EN16931, "specification identifier missing")
+#: (from, to, actor) of a valid document's history, intake to approval.
+THROUGH_TO_APPROVED = [
+    (None, "received", "api"),
+    ("received", "validating", "worker:validate"),
+    ("validating", "validated", "worker:validate"),
+    ("validated", "matching", "worker:match"),
+    ("matching", "matched", "worker:match"),
+    ("matched", "approved", "worker:match"),
+]
 
 
 @dataclass
@@ -69,14 +78,7 @@ def test_valid_document_goes_through_to_approved_with_every_transition_recorded(
     assert result.status == S.APPROVED
     final = view(uow_factory, doc)
     assert final.status == S.APPROVED
-    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == [
-        (None, "received", "api"),
-        ("received", "validating", "worker:validate"),
-        ("validating", "validated", "worker:validate"),
-        ("validated", "matching", "worker:match"),
-        ("matching", "matched", "worker:match"),
-        ("matched", "approved", "worker:match"),
-    ]
+    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
     assert final.findings == (WARNING,)
     assert final.match_result is not None
     assert final.match_result["outcome"] == "matched"
@@ -279,14 +281,7 @@ def test_validate_and_match_writes_validation_and_match_in_one_call(
     result = process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1")
     assert (result.stage, result.status) == ("match", S.APPROVED)
     final = view(uow_factory, doc)
-    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == [
-        (None, "received", "api"),
-        ("received", "validating", "worker:validate"),
-        ("validating", "validated", "worker:validate"),
-        ("validated", "matching", "worker:match"),
-        ("matching", "matched", "worker:match"),
-        ("matched", "approved", "worker:match"),
-    ]
+    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
     assert final.history[2].detail == "1 findings, none fatal"
     assert final.findings == (WARNING,)
     assert final.match_result is not None

@@ -82,7 +82,7 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 def worker(
     threads: Annotated[
-        int | None, typer.Option(min=1, help="Worker threads per process [default: EINVOICE_WORKER_THREADS or 1]")
+        int | None, typer.Option(min=1, help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1)")
     ] = None,
     processes: Annotated[
         int,

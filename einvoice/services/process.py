@@ -284,9 +284,8 @@ def validate_document(
         path: list[tuple[str, str | None]] = [(S.VALIDATED, f"{len(findings)} findings, none fatal")]
         next_action: str | None = MATCH.name if send_match else None
         if then_match:
-            match_path, result, next_action = _match_outcome(claim.document, posting_enabled)
+            match_path, values, next_action = _match_outcome(claim.document, posting_enabled)
             then = (MATCH, match_path)
-            values = {"match_result": json.dumps(result, sort_keys=True)}
     elif report.verdict in ("invalid", "unsupported"):
         path = [(S.REJECTED, f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document")]
         next_action = None
@@ -424,7 +423,7 @@ def match_document(
         return claim
     if pause is not None:
         pause(MATCH.name)
-    path, result, next_action = _match_outcome(claim.document, posting_enabled)
+    path, values, next_action = _match_outcome(claim.document, posting_enabled)
     with uow_factory() as uow:
         if not _finish(
             uow,
@@ -432,7 +431,7 @@ def match_document(
             claim,
             now=clock(),
             path=path,
-            values={"match_result": json.dumps(result, sort_keys=True)},
+            values=values,
             next_action=next_action,
         ):
             return StageResult(document_id, MATCH.name, False, None, "claim lost")
@@ -443,14 +442,15 @@ def match_document(
 def _match_outcome(
     document: DocumentView, posting_enabled: bool
 ) -> tuple[list[tuple[str, str | None]], dict[str, Any], str | None]:
-    """(path of (state, detail), match result, next action) for a document being matched."""
+    """(path of (state, detail), the column values recording the match result, next action) for
+    a document being matched."""
     outcome, result, detail = pass_through_match(document)
     path: list[tuple[str, str | None]] = [(outcome, detail)]
     next_action = None
     if outcome == S.MATCHED:
         path.append((S.APPROVED, "approved automatically: matched without exception"))
         next_action = POST.name if posting_enabled else None
-    return path, result, next_action
+    return path, {"match_result": json.dumps(result, sort_keys=True)}, next_action
 
 
 def _match_at_once(
@@ -470,12 +470,12 @@ def _match_at_once(
             if row is None or row.status != S.VALIDATED:
                 return None
             document = document_view(row)
-        path, result, next_action = _match_outcome(document, posting_enabled)
+        path, values, next_action = _match_outcome(document, posting_enabled)
         if not uow.documents.finish_stage(
             document_id,
             working=S.VALIDATED,
             token=None,
-            values={"match_result": json.dumps(result, sort_keys=True)},
+            values=values,
             steps=_steps(S.VALIDATED, MATCH.actor, [(S.MATCHING, None), *path]),
             at=now,
             next_action=next_action,

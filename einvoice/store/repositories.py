@@ -136,9 +136,7 @@ class DocumentRepository:
             self.add_transition(
                 values["id"], from_status=None, to_status=values["status"], actor=actor, at=at, detail=detail
             )
-            connection.execute(
-                insert(_table(OutboxRow)), [{"document_id": values["id"], "action": next_action, "created_at": at}]
-            )
+            OutboxRepository(self.session).add(values["id"], next_action, now=at)
             return earlier
         names = tuple(sorted(values))
         statement = _pg_received_statement(names)
@@ -323,9 +321,7 @@ class DocumentRepository:
             if findings is not None:
                 self.set_findings(document_id, findings)
             if next_action is not None:
-                self.session.connection().execute(
-                    insert(_table(OutboxRow)), [{"document_id": document_id, "action": next_action, "created_at": at}]
-                )
+                OutboxRepository(self.session).add(document_id, next_action, now=at)
             return True
         statement = _pg_finish_statement(
             tuple(sorted(values)), token is not None, findings is not None, next_action is not None
@@ -394,21 +390,7 @@ class DocumentRepository:
         at: datetime,
         detail: str | None = None,
     ) -> None:
-        self.add_transitions(document_id, [(from_status, to_status, detail)], actor=actor, at=at)
-
-    def add_transitions(
-        self, document_id: str, steps: Sequence[tuple[str | None, str, str | None]], *, actor: str, at: datetime
-    ) -> None:
-        """Record ``steps`` ((from, to, detail) triples) in one statement, without reading back ids."""
-        if not steps:
-            return
-        self.session.connection().execute(
-            insert(_table(TransitionRow)),
-            [
-                {"document_id": document_id, "from_status": f, "to_status": t, "actor": actor, "at": at, "detail": d}
-                for f, t, d in steps
-            ],
-        )
+        self.add_steps(document_id, [(from_status, to_status, actor, detail)], at=at)
 
     def add_steps(
         self, document_id: str, steps: Sequence[tuple[str | None, str, str, str | None]], *, at: datetime

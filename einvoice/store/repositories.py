@@ -13,7 +13,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Table, TextClause, Update, bindparam, column, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    TextClause,
+    Update,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -25,6 +39,7 @@ from einvoice.store.tables import (
     OutboxRow,
     SupplierRow,
     TransitionRow,
+    number_key,
 )
 from einvoice.store.types import UTCDateTime
 
@@ -32,6 +47,28 @@ from einvoice.store.types import UTCDateTime
 def _table(row_class: type[Any]) -> Table:
     table: Table = row_class.__table__
     return table
+
+
+# The PostgreSQL planner picks among the indexes that match a statement's conditions by their
+# estimated cost; with no or few statistics (a new database, or autovacuum off) those estimates
+# are all alike, and with statistics a waiting state looks rare (most documents are final). A
+# wrong pick reads every document of a supplier, or the whole backlog of a state, to find one.
+# So each lookup is written so that only one index matches it: a document by its primary key
+# with its state checked on the row found (``(status IN (…)) IS TRUE``, the same truth in a WHERE
+# clause as ``status IN (…)``, but no index condition), a repeat by its sha256 or idempotency
+# key with the supplier checked on the row, a number by its ``number_key``.
+
+
+def _on_the_row(condition: Any) -> Any:
+    """``condition`` checked on the rows an index found, never used to choose the index."""
+    return condition.is_(true())
+
+
+def _status_guard(expected: Collection[str]) -> Any:
+    return _on_the_row(_table(DocumentRow).c.status.in_(list(expected)))
+
+
+_STATUS_GUARD_SQL = "(status = {}) IS TRUE"
 
 
 class InstitutionRepository:
@@ -89,6 +126,7 @@ class DocumentRepository:
 
     def add(self, row: DocumentRow, raw: bytes) -> DocumentRow:
         """Add a document and its bytes; flushes, so a unique-constraint race surfaces here."""
+        row.number_key = number_key(row.supplier_id, row.number, row.issue_year)
         self.session.add(row)
         self.session.flush()
         self.session.add(DocumentContentRow(document_id=row.id, raw=raw))
@@ -118,16 +156,15 @@ class DocumentRepository:
         (the lookup and the four inserts as data-modifying CTEs) then go in one round trip, in
         the pipeline's implicit transaction; without ``commit``, or when the unit of work has
         begun a transaction already, they join that transaction."""
-        supplier_id: str = values["supplier_id"]
-        number: Any = values.get("number")
-        year: Any = values.get("issue_year")
-        lock_key = _number_lock_key(supplier_id, number, year) if number and year else None
+        key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
+        values = {**values, "number_key": key}
+        lock_key = _number_lock_key(key) if key else None
         at = values["received_at"]
         if self.session.get_bind().dialect.name != "postgresql":
             earlier = None
-            if lock_key is not None:
-                self.lock_number(supplier_id, number, year)
-                first = self.first_with_number(supplier_id, number, year, exclude_status=not_duplicate_of)
+            if key is not None:
+                self.lock_number(key)
+                first = self.first_with_number(key, exclude_status=not_duplicate_of)
                 earlier = first.id if first is not None else None
             connection = self.session.connection()
             connection.execute(insert(_table(DocumentRow)), [{**values, "suspected_duplicate_of": earlier}])
@@ -159,33 +196,29 @@ class DocumentRepository:
 
     def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRow | None:
         return self.session.scalars(
-            select(DocumentRow).where(DocumentRow.supplier_id == supplier_id, DocumentRow.sha256 == sha256)
+            select(DocumentRow).where(DocumentRow.sha256 == sha256, _on_the_row(DocumentRow.supplier_id == supplier_id))
         ).first()
 
     def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRow | None:
         return self.session.scalars(
-            select(DocumentRow).where(DocumentRow.supplier_id == supplier_id, DocumentRow.idempotency_key == key)
+            select(DocumentRow).where(
+                DocumentRow.idempotency_key == key, _on_the_row(DocumentRow.supplier_id == supplier_id)
+            )
         ).first()
 
-    def first_with_number(
-        self, supplier_id: str, number: str, issue_year: int, *, exclude_status: Collection[str] = ()
-    ) -> DocumentRow | None:
-        """The earliest document of the supplier with this BT-1 number in this issue year."""
-        query = select(DocumentRow).where(
-            DocumentRow.supplier_id == supplier_id,
-            DocumentRow.number == number,
-            DocumentRow.issue_year == issue_year,
-        )
+    def first_with_number(self, key: str, *, exclude_status: Collection[str] = ()) -> DocumentRow | None:
+        """The earliest document with this ``number_key`` (the supplier's BT-1 number in an issue year)."""
+        query = select(DocumentRow).where(DocumentRow.number_key == key)
         if exclude_status:
             query = query.where(DocumentRow.status.not_in(list(exclude_status)))
         return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).first()
 
-    def lock_number(self, supplier_id: str, number: str, issue_year: int) -> None:
-        """Serialise intake of documents with the same supplier, number (BT-1) and year until the
+    def lock_number(self, key: str) -> None:
+        """Serialise intake of documents with the same ``number_key`` (supplier, BT-1, year) until the
         transaction ends, so that two of them arriving together still see each other. PostgreSQL:
         a transaction-scoped advisory lock; SQLite: the write lock taken at BEGIN already does."""
         if self.session.get_bind().dialect.name == "postgresql":
-            self.session.connection().exec_driver_sql(_PG_LOCK, (_number_lock_key(supplier_id, number, issue_year),))
+            self.session.connection().exec_driver_sql(_PG_LOCK, (_number_lock_key(key),))
 
     def raw(self, document_id: str) -> bytes | None:
         contents = _table(DocumentContentRow)
@@ -220,11 +253,7 @@ class DocumentRepository:
         ``lease_token`` (with ``lease_free``: no one holds it). Returns whether it did: the guard
         that makes stages idempotent and lets exactly one of several concurrent workers win."""
         documents = _table(DocumentRow)
-        statement = (
-            update(documents)
-            .where(documents.c.id == document_id, documents.c.status.in_(list(expected)))
-            .values(**values)
-        )
+        statement = update(documents).where(documents.c.id == document_id, _status_guard(expected)).values(**values)
         if lease_free:
             statement = statement.where(documents.c.lease_token.is_(None))
         elif lease_token is not None:
@@ -249,7 +278,7 @@ class DocumentRepository:
         documents = _table(DocumentRow)
         statement = (
             update(documents)
-            .where(documents.c.id == document_id, documents.c.status.in_(list(expected)))
+            .where(documents.c.id == document_id, _status_guard(expected))
             .values(**values)
             .returning(*documents.c)
         )
@@ -543,7 +572,7 @@ def _pg_claim_statement(with_raw: bool) -> TextualSelect:
             UPDATE {documents.name}
                SET status = :v_status, status_changed_at = :v_status_changed_at,
                    lease_token = :v_lease_token, lease_expires_at = :v_lease_expires_at
-             WHERE id = :document_id AND status = :waiting
+             WHERE id = :document_id AND {_STATUS_GUARD_SQL.format(":waiting")}
          RETURNING {columns}
         ), transition AS (
             INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at)
@@ -567,7 +596,7 @@ def _pg_finish_statement(
     parts = [
         f"""finished AS (
             UPDATE {documents.name} SET {assignments}
-             WHERE id = :document_id AND status = :working{guard}
+             WHERE id = :document_id AND {_STATUS_GUARD_SQL.format(":working")}{guard}
          RETURNING id
         )""",
         f"""steps AS (
@@ -634,8 +663,8 @@ def _take_pending_statement() -> Update:
 _PG_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
-def _number_lock_key(supplier_id: str, number: str, issue_year: int) -> str:
-    return f"einvoice-number:{supplier_id}:{issue_year}:{number}"
+def _number_lock_key(key: str) -> str:
+    return f"einvoice-number:{key}"
 
 
 def _pg_value(value: Any) -> Any:
@@ -654,8 +683,7 @@ def _pg_received_statement(names: tuple[str, ...]) -> str:
     if unknown:
         raise KeyError(f"not columns of {documents.name}: {sorted(unknown)}")
     earlier = f"""SELECT id FROM {documents.name}
-             WHERE supplier_id = %(v_supplier_id)s AND number = %(v_number)s
-               AND issue_year = %(v_issue_year)s AND status <> ALL(%(skip)s)
+             WHERE number_key = %(v_number_key)s AND status <> ALL(%(skip)s)
              ORDER BY received_at, id LIMIT 1"""
     return f"""
         WITH earlier AS ({earlier}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,10 +15,11 @@ from sqlalchemy.engine import make_url
 from einvoice import store
 from einvoice.errors import TransientError
 from einvoice.services import SupplierView
-from einvoice.services.intake import SubmitOutcome, submit_document
+from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from tests.integration.test_store_sqlite import *  # noqa: F403 - the same test functions
+from tests.integration.test_store_sqlite import submit_many
 from tests.unit.services import documents
 
 pytestmark = pytest.mark.postgres
@@ -103,3 +105,93 @@ def test_intake_of_a_new_document_is_one_round_trip(
     # COMMIT of their own, nothing else.
     assert sent == [("SELECT", True), ("WITH", True)]
     assert len(pipelines) == 1
+
+
+def _document_indexes(plan: dict[str, Any]) -> list[str]:
+    """How a plan reads the documents table: the index of each scan of it ('Seq Scan' for none)."""
+    found = []
+    if plan.get("Relation Name") == "documents" and plan["Node Type"] == "Seq Scan":
+        found.append("Seq Scan")
+    name = plan.get("Index Name", "")
+    if "documents" in name and "document_contents" not in name:
+        found.append(name)
+    for child in plan.get("Plans", []):
+        found += _document_indexes(child)
+    return found
+
+
+@pytest.mark.parametrize("statistics", [False, True], ids=["no statistics", "analyzed"])
+def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
+    database_url: str,
+    uow_factory: Callable[[], UnitOfWork],
+    supplier: SupplierView,
+    monkeypatch: pytest.MonkeyPatch,
+    statistics: bool,
+) -> None:
+    # A backlog of one supplier's documents waiting for validation, some already through.
+    ids = submit_many(uow_factory, supplier, "BACKLOG", 120)
+    now = datetime.now(UTC)
+    for document_id in ids[:40]:
+        with uow_factory() as uow:
+            assert uow.documents.compare_and_set(document_id, expected=["received"], values={"status": "approved"})
+            uow.commit()
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    if statistics:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("ANALYZE")
+    sent: list[tuple[str, Any]] = []
+    execute = psycopg.Cursor.execute
+
+    def recording_execute(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append((str(query), params))
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording_execute)
+
+    def submit(raw: bytes, key: str | None = None) -> SubmitOutcome:
+        return submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=key, settings=Settings())
+
+    assert submit(documents.invoice("BACKLOG-7", note="again"), "k").document.suspected_duplicate_of == ids[7]
+    assert not submit(documents.invoice("BACKLOG-8")).created  # a repeat: looked up by its sha256
+    with pytest.raises(IdempotencyConflictError):  # other bytes under a key used: looked up by the key
+        submit(documents.invoice("BACKLOG-9", note="other"), "k")
+    target = ids[-1]
+    with uow_factory() as uow:
+        taken = uow.documents.claim_for_stage(
+            target,
+            waiting="received",
+            working="validating",
+            token="t",
+            expires=now + timedelta(minutes=5),
+            actor="worker:validate",
+            at=now,
+            with_raw=True,
+        )
+        assert taken is not None
+        assert uow.documents.finish_stage(
+            target,
+            working="validating",
+            token="t",
+            values={},
+            steps=[("validating", "validated", "worker:validate", None)],
+            at=now,
+            findings=[],
+            next_action="match",
+        )
+        assert uow.documents.compare_and_set(target, expected=["validated"], values={"status": "matching"})
+        uow.commit()
+    monkeypatch.undo()
+
+    plans = {}
+    with psycopg.connect(admin) as connection:
+        for query, params in sent:
+            if "documents" in query and query.split()[0] in ("SELECT", "WITH", "UPDATE"):
+                row = connection.execute(f"EXPLAIN (FORMAT JSON) {query}", params).fetchone()
+                assert row is not None
+                plans[query] = _document_indexes(row[0][0]["Plan"])
+    # intake, the repeats' lookups, claim, finish, compare-and-set
+    assert len(plans) >= 6, list(plans)
+    by_key = {"pk_documents", "ix_documents_number_key", "uq_documents_sha256_supplier_id"}
+    for statement, indexes in plans.items():
+        assert indexes, statement
+        assert set(indexes) <= by_key | {"uq_documents_idempotency_key_supplier_id"}, (statement, indexes)

@@ -16,6 +16,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import inspect as sa_inspect
 
 from einvoice import messaging, store
 from einvoice.domain.states import DocumentStatus as S
@@ -349,3 +350,31 @@ def test_an_in_process_queue_gets_a_batch_once_its_rows_are_committed_as_sent(
     assert messaging.OutboxRelay(uow_factory, lambda a, d: None, batch_sender=InProcessQueue()).relay_once() == 2
     assert pending_when_handed_over == [0]
     assert getattr(messaging.batch_sender_for(StubBroker()), "after_commit", False)
+
+
+def test_upgrading_a_database_that_holds_documents_keys_their_numbers(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    from alembic import command
+
+    first, _ = submit_many(uow_factory, supplier, "MIG", 2)
+    engine = store.make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(store._alembic_config(connection), "0001")  # type: ignore[arg-type]
+            assert "number_key" not in {c["name"] for c in sa_inspect(connection).get_columns("documents")}
+        store.migrate(engine)
+    finally:
+        engine.dispose()
+    with uow_factory() as uow:
+        row = uow.documents.get(first)
+        assert row is not None
+        assert row.number_key == f"{supplier.id}:2026:MIG-0"
+    again = submit_document(
+        uow_factory,
+        supplier=supplier,
+        raw=documents.invoice("MIG-0", note="x"),
+        idempotency_key=None,
+        settings=Settings(),
+    )
+    assert again.document.suspected_duplicate_of == first

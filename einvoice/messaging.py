@@ -209,6 +209,9 @@ class OutboxRelay:
             if self.batch_sender is not None:  # all or nothing: marked sent, rolled back if not
                 taken = uow.outbox.take_pending(self.batch_size, now=datetime.now(UTC))
                 if not taken:
+                    # Ended by COMMIT (nothing was written): at a ROLLBACK, psycopg forgets every
+                    # statement it prepared on the connection, and polls come often.
+                    uow.commit()
                     return 0
                 items = [(action, document_id) for _, action, document_id in taken]
                 if getattr(self.batch_sender, "after_commit", False):

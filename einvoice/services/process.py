@@ -143,6 +143,7 @@ def _claim(
                 actor=stage.actor,
                 at=now,
                 with_raw=with_raw,
+                commit=True,  # nothing else in this unit of work
             )
             if taken is not None:
                 view = document_view(taken[0])
@@ -201,8 +202,9 @@ def _finish(
     """Move the claimed document along ``path`` ((state, detail) pairs, recorded as transitions)
     and, with ``then``, on through the next stage (its working state, then its own path, recorded
     with its actor), setting ``values``, replacing its findings with ``findings`` (None: left as
-    they are) and writing the outbox row for ``next_action``, in the caller's transaction.
-    Returns False when the claim was lost (nothing is written)."""
+    they are) and writing the outbox row for ``next_action``, all in one transaction. Returns
+    False when the claim was lost (nothing is written). ``uow`` must hold nothing else: the store
+    may commit the finish as it writes it (the caller still commits ``uow``)."""
     steps = _steps(stage.working, stage.actor, path)
     if then is not None:
         next_stage, next_path = then
@@ -216,6 +218,7 @@ def _finish(
         at=now,
         findings=findings,
         next_action=next_action,
+        commit=True,
     )
     if not changed:
         log.info("%s of %s: claim lost, result discarded", stage.name, claim.document.id)

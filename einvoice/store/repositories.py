@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import types
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -16,20 +17,17 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     Table,
-    TextClause,
     Update,
     bindparam,
-    column,
     delete,
     func,
     insert,
     select,
-    text,
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import TextualSelect
 
 from einvoice.store.tables import (
     DocumentContentRow,
@@ -41,7 +39,7 @@ from einvoice.store.tables import (
     TransitionRow,
     number_key,
 )
-from einvoice.store.types import UTCDateTime
+from einvoice.store.types import DecimalText, UTCDateTime
 
 
 def _table(row_class: type[Any]) -> Table:
@@ -179,7 +177,8 @@ class DocumentRepository:
         statement = _pg_received_statement(names)
         parameters = {f"v_{name}": _pg_value(values[name]) for name in names}
         parameters.update(raw=raw, actor=actor, action=next_action, skip=list(not_duplicate_of))
-        return _pg_pipeline(self.session, [(_PG_LOCK, (lock_key,))] if lock_key else [], statement, parameters, commit)
+        rows = _pg_pipeline(self.session, [(_PG_LOCK, (lock_key,))] if lock_key else [], statement, parameters, commit)
+        return rows[0][0] if rows else None
 
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:
         if for_update:
@@ -295,11 +294,14 @@ class DocumentRepository:
         actor: str,
         at: datetime,
         with_raw: bool,
+        commit: bool = False,
     ) -> tuple[Any, bytes | None] | None:
         """Move the document from ``waiting`` to ``working`` under the lease ``token`` (until
         ``expires``), record that transition, and return its columns as they are now (a row with
         the attributes of a DocumentRow) with its bytes when ``with_raw``; None when it was not
-        waiting there. PostgreSQL: one statement (data-modifying CTE); elsewhere three."""
+        waiting there. PostgreSQL: one statement (data-modifying CTE); elsewhere three.
+        ``commit``: as for ``add_received`` (PostgreSQL: committed as it runs, when the unit of
+        work has begun no transaction yet)."""
         values = {"status": working, "status_changed_at": at, "lease_token": token, "lease_expires_at": expires}
         if self.session.get_bind().dialect.name != "postgresql":
             row = self.claim(document_id, expected=[waiting], values=values)
@@ -307,17 +309,17 @@ class DocumentRepository:
                 return None
             self.add_steps(document_id, [(waiting, working, actor, None)], at=at)
             return row, self.raw(document_id) if with_raw else None
-        row = (
-            self.session.connection()
-            .execute(
-                _pg_claim_statement(with_raw),
-                {"document_id": document_id, "waiting": waiting, "actor": actor, **_prefixed(values)},
-            )
-            .first()
+        rows = _pg_pipeline(
+            self.session,
+            [],
+            _pg_claim_statement(with_raw),
+            {"document_id": document_id, "waiting": waiting, "actor": actor, **_prefixed(values)},
+            commit,
         )
-        if row is None:
+        if not rows:
             return None
-        return row, row.raw
+        row = _document_columns(rows[0])
+        return row, rows[0][-1]
 
     def finish_stage(
         self,
@@ -330,12 +332,14 @@ class DocumentRepository:
         at: datetime,
         findings: Sequence[dict[str, Any]] | None = None,
         next_action: str | None = None,
+        commit: bool = False,
     ) -> bool:
         """Move the document from ``working`` (held under ``token``; None: whoever holds it) to the
         last state of ``steps`` ((from, to, actor, detail), recorded as transitions in order),
         free its lease, set ``values``, replace its findings with ``findings`` (None: leave them)
         and write an outbox row for ``next_action``. Returns False, writing nothing, when the
-        guard fails (the claim was lost). PostgreSQL: one statement; elsewhere one per part."""
+        guard fails (the claim was lost). PostgreSQL: one statement; elsewhere one per part.
+        ``commit``: as for ``claim_for_stage``."""
         values = {
             "status": steps[-1][1],
             "status_changed_at": at,
@@ -358,14 +362,14 @@ class DocumentRepository:
         parameters: dict[str, Any] = {
             "document_id": document_id,
             "working": working,
-            "at_": at,
+            "at_": _pg_value(at),
             "steps": json.dumps(
                 [
                     {"n": n, "from_status": f, "to_status": t, "actor": a, "detail": d}
                     for n, (f, t, a, d) in enumerate(steps)
                 ]
             ),
-            **_prefixed(values),
+            **_prefixed({name: _pg_value(value) for name, value in values.items()}),
         }
         if token is not None:
             parameters["token"] = token
@@ -373,7 +377,7 @@ class DocumentRepository:
             parameters["findings"] = json.dumps([{**f, "position": n} for n, f in enumerate(findings)], default=str)
         if next_action is not None:
             parameters["action"] = next_action
-        changed = bool(self.session.connection().execute(statement, parameters).scalar())
+        changed = bool(_pg_pipeline(self.session, [], statement, parameters, commit)[0][0])
         if changed:
             self._expire(document_id)
         return changed
@@ -505,9 +509,19 @@ class OutboxRepository:
         """Mark up to ``limit`` unsent rows sent at ``now`` and return their (id, action,
         document_id), oldest first: ``claim_pending`` and ``mark_sent`` in one statement, for a
         relay that hands the whole batch over or nothing (it rolls back when the broker did not
-        take it). Locked as ``claim_pending`` locks."""
-        rows = self.session.connection().execute(_take_pending_statement(), {"limit": limit, "now": now})
-        return sorted((row[0], row[1], row[2]) for row in rows)
+        take it). Locked as ``claim_pending`` locks.
+
+        On PostgreSQL the unsent rows are found by a plain index scan, never a bitmap or
+        sequential scan (planner settings for this transaction only, sent with the statement):
+        a row marked sent leaves its unsent index entry behind until vacuum, and only a plain
+        index scan marks such entries dead as it passes them. Otherwise, wherever autovacuum is
+        off or behind, every poll of every relay would read all of them again."""
+        parameters = {"limit": limit, "now": now}
+        if self.session.get_bind().dialect.name == "postgresql":
+            rows = _pg_pipeline(self.session, _PG_PLAIN_INDEX_SCANS, _PG_TAKE_PENDING, parameters)
+            return sorted((row[0], row[1], row[2]) for row in rows)
+        taken = self.session.connection().execute(_take_pending_statement(), parameters)
+        return sorted((row[0], row[1], row[2]) for row in taken)
 
     def mark_sent(self, rows: Iterable[OutboxRow], *, now: datetime) -> None:
         ids = [row.id for row in rows]
@@ -552,73 +566,81 @@ def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
     return {f"v_{name}": value for name, value in values.items()}
 
 
-def _value_binds(names: Sequence[str]) -> list[Any]:
-    documents = _table(DocumentRow)
-    return [bindparam(f"v_{name}", type_=documents.c[name].type) for name in names]
+_PG_DIALECT = postgresql.dialect()
+
+
+def _document_columns(row: Sequence[Any]) -> Any:
+    """The leading columns of a driver row, in the order of the documents table, as an object
+    with a DocumentRow's attributes and values (what the column types give back)."""
+    values = {}
+    for value, column_ in zip(row, _table(DocumentRow).c, strict=False):
+        if value is not None and isinstance(column_.type, UTCDateTime | DecimalText):
+            value = column_.type.process_result_value(value, _PG_DIALECT)
+        values[column_.name] = value
+    return types.SimpleNamespace(**values)
 
 
 _CLAIM_VALUES = ("lease_expires_at", "lease_token", "status", "status_changed_at")
 
 
 @functools.cache
-def _pg_claim_statement(with_raw: bool) -> TextualSelect:
+def _pg_claim_statement(with_raw: bool) -> str:
     documents = _table(DocumentRow)
     transitions = _table(TransitionRow)
     contents = _table(DocumentContentRow)
     columns = ", ".join(c.name for c in documents.c)
     raw = f"(SELECT raw FROM {contents.name} WHERE document_id = claimed.id)" if with_raw else "NULL"
-    sql = f"""
+    return f"""
         WITH claimed AS (
             UPDATE {documents.name}
-               SET status = :v_status, status_changed_at = :v_status_changed_at,
-                   lease_token = :v_lease_token, lease_expires_at = :v_lease_expires_at
-             WHERE id = :document_id AND {_STATUS_GUARD_SQL.format(":waiting")}
+               SET status = %(v_status)s, status_changed_at = %(v_status_changed_at)s,
+                   lease_token = %(v_lease_token)s, lease_expires_at = %(v_lease_expires_at)s
+             WHERE id = %(document_id)s AND {_STATUS_GUARD_SQL.format("%(waiting)s")}
          RETURNING {columns}
         ), transition AS (
             INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at)
-            SELECT id, :waiting, status, :actor, status_changed_at FROM claimed
+            SELECT id, %(waiting)s, status, %(actor)s, status_changed_at FROM claimed
         )
         SELECT {", ".join(f"claimed.{c.name}" for c in documents.c)}, {raw} AS raw FROM claimed
     """
-    return text(sql).bindparams(*_value_binds(_CLAIM_VALUES)).columns(*documents.c, column("raw", contents.c.raw.type))
 
 
 @functools.cache
 def _pg_finish_statement(
     value_names: tuple[str, ...], guard_token: bool, with_findings: bool, with_message: bool
-) -> TextClause:
+) -> str:
     documents = _table(DocumentRow)
     transitions = _table(TransitionRow)
     findings = _table(FindingRow)
     outbox = _table(OutboxRow)
-    assignments = ", ".join(f"{name} = :v_{name}" for name in value_names)
-    guard = " AND lease_token = :token" if guard_token else ""
+    assignments = ", ".join(f"{name} = %(v_{name})s" for name in value_names)
+    guard = " AND lease_token = %(token)s" if guard_token else ""
     parts = [
         f"""finished AS (
             UPDATE {documents.name} SET {assignments}
-             WHERE id = :document_id AND {_STATUS_GUARD_SQL.format(":working")}{guard}
+             WHERE id = %(document_id)s AND {_STATUS_GUARD_SQL.format("%(working)s")}{guard}
          RETURNING id
         )""",
         f"""steps AS (
             INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at, detail)
-            SELECT finished.id, s.from_status, s.to_status, s.actor, :at_, s.detail
+            SELECT finished.id, s.from_status, s.to_status, s.actor, %(at_)s, s.detail
               FROM finished,
-                   jsonb_to_recordset(CAST(:steps AS jsonb))
+                   jsonb_to_recordset(CAST(%(steps)s AS jsonb))
                    AS s(n integer, from_status text, to_status text, actor text, detail text)
              ORDER BY s.n
         )""",
     ]
     if with_findings:
         names = [c.name for c in findings.c if c.name not in ("id", "document_id")]
-        types = {c.name: ("integer" if c.name in ("position", "line") else "text") for c in findings.c}
+        types_ = {c.name: ("integer" if c.name in ("position", "line") else "text") for c in findings.c}
         parts.append(f"old_findings AS (DELETE FROM {findings.name} WHERE document_id IN (SELECT id FROM finished))")
         parts.append(
             f"""new_findings AS (
             INSERT INTO {findings.name} (document_id, {", ".join(names)})
             SELECT finished.id, {", ".join(f"f.{n}" for n in names)}
               FROM finished,
-                   jsonb_to_recordset(CAST(:findings AS jsonb))
-                   AS f({", ".join(f"{n} {types[n]}" for n in names)})
+                   jsonb_to_recordset(CAST(%(findings)s AS jsonb))
+                   AS f({", ".join(f"{n} {types_[n]}" for n in names)})
              ORDER BY f.position
         )"""
         )
@@ -626,11 +648,10 @@ def _pg_finish_statement(
         parts.append(
             f"""message AS (
             INSERT INTO {outbox.name} (document_id, action, created_at)
-            SELECT id, :action, :at_ FROM finished
+            SELECT id, %(action)s, %(at_)s FROM finished
         )"""
         )
-    sql = "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM finished"
-    return text(sql).bindparams(*_value_binds(value_names), bindparam("at_", type_=UTCDateTime()))
+    return "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM finished"
 
 
 @functools.cache
@@ -650,6 +671,15 @@ def _take_pending_statement() -> Update:
         .values(sent_at=bindparam("now", type_=outbox.c.sent_at.type))
         .returning(outbox.c.id, outbox.c.action, outbox.c.document_id)
     )
+
+
+_PG_PLAIN_INDEX_SCANS = [("SET LOCAL enable_seqscan = off", ()), ("SET LOCAL enable_bitmapscan = off", ())]
+_PG_TAKE_PENDING = f"""
+    UPDATE {_table(OutboxRow).name} SET sent_at = %(now)s
+     WHERE id = ANY(ARRAY(SELECT id FROM {_table(OutboxRow).name} WHERE sent_at IS NULL
+                           ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
+    RETURNING id, action, document_id
+"""
 
 
 # --- PostgreSQL: an accepted document in one round trip ------------------------------------------
@@ -708,10 +738,10 @@ def _pg_pipeline(
     before: Sequence[tuple[str, Sequence[Any]]],
     statement: str,
     parameters: dict[str, Any],
-    commit: bool,
-) -> Any:
+    commit: bool = False,
+) -> list[tuple[Any, ...]]:
     """Run ``before`` (statements whose results are not needed) and ``statement`` in one round
-    trip on the session's connection; return the first column of ``statement``'s first row.
+    trip on the session's connection; return ``statement``'s rows.
 
     With ``commit`` and no transaction begun on the connection yet, they run in the pipeline's
     implicit transaction (autocommit: committed at its sync, rolled back on any error); else in
@@ -733,7 +763,7 @@ def _pg_pipeline(
                 for sql, args in before:
                     cursor.execute(sql, args)
                 cursor.execute(statement, parameters)
-            row = cursor.fetchone()
+            rows = cursor.fetchall()
         finally:
             if own and not (driver.closed or driver.broken):
                 driver.autocommit = False
@@ -742,4 +772,4 @@ def _pg_pipeline(
         connection._handle_dbapi_exception(exc, statement, None, None, None)
     finally:
         cursor.close()
-    return row[0] if row is not None else None
+    return rows

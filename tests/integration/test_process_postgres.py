@@ -5,14 +5,28 @@ the guards, leases, transitions and findings are proven on that path too."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
+import psycopg
 import pytest
 
+from einvoice.domain.states import DocumentStatus as S
+from einvoice.services import DocumentView, SupplierView, process
 from einvoice.store import UnitOfWork, make_engine, uow_factory_for
 from tests.integration.test_store_postgres import fresh_postgres_database
 from tests.unit.services.conftest import institution, supplier, supplier_and_key  # noqa: F401 - fixtures
 from tests.unit.services.test_process import *  # noqa: F403 - the same test functions
-from tests.unit.services.test_process import _registered  # noqa: F401 - autouse, not exported by *
+from tests.unit.services.test_process import (
+    THROUGH_TO_APPROVED,
+    WARNING,
+    Report,
+    _registered,  # noqa: F401 - autouse, not exported by *
+    submitted,
+    view,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -23,3 +37,48 @@ def uow_factory(postgres_url: str) -> Iterator[Callable[[], UnitOfWork]]:  # typ
         engine = make_engine(url)
         yield uow_factory_for(engine)
         engine.dispose()
+
+
+def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
+    uow_factory: Callable[[], UnitOfWork],
+    supplier: SupplierView,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    seen: list[dict[str, object]] = []
+
+    def validator(raw: bytes, **context: object) -> Report:
+        seen.append(context)
+        return Report("valid", (WARNING,))
+
+    sent: list[tuple[str, bool]] = []  # (statement or command, inside a pipeline)
+    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
+
+    def counting_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append((str(query).split()[0], self.connection._pipeline is not None))
+        return execute(self, query, *args, **kwargs)
+
+    def counting_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append((str(command_), self._pipeline is not None))
+        return command(self, command_, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
+    result = process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1")
+    monkeypatch.undo()
+    assert (result.stage, result.status) == ("match", S.APPROVED)
+    # The claim, then validation and matching's outcome: each one statement, committed as it
+    # runs; no BEGIN or COMMIT of their own.
+    assert sent == [("WITH", True), ("WITH", True)]
+    final = view(uow_factory, doc)
+    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
+    # The document as the claim read it back: what the column types give (UTC, Decimal).
+    assert seen == [{"institution": final.buyer_endpoint, "at": final.received_at}]
+    received_at = seen[0]["at"]
+    assert isinstance(received_at, datetime)
+    assert received_at.utcoffset() == timedelta(0)
+    assert isinstance(result.document, DocumentView)
+    assert isinstance(result.document.payable_amount, Decimal)
+    assert replace(result.document, history=(), findings=()) == replace(
+        final, status=S.VALIDATING, status_changed_at=final.history[1].at, match_result=None, history=(), findings=()
+    )

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from einvoice import store
+from einvoice import messaging, store
 from einvoice.errors import TransientError
 from einvoice.services import SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
@@ -195,3 +195,52 @@ def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
     for statement, indexes in plans.items():
         assert indexes, statement
         assert set(indexes) <= by_key | {"uq_documents_idempotency_key_supplier_id"}, (statement, indexes)
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(node type, relation, index) of every node of a plan."""
+    nodes = [(plan["Node Type"], plan.get("Relation Name", ""), plan.get("Index Name", ""))]
+    for child in plan.get("Plans", []):
+        nodes += _plan_nodes(child)
+    return nodes
+
+
+def test_the_relay_polls_by_a_plain_index_scan_however_many_were_sent_and_keeps_prepared_statements(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sent rows leave dead entries in the index of unsent ones until vacuum; only a plain index
+    # scan marks them dead as it passes, a bitmap or sequential scan reads them on every poll.
+    submit_many(uow_factory, supplier, "SENT", 150)
+    relay = messaging.OutboxRelay(uow_factory, lambda a, d: None, batch_size=50, batch_sender=lambda items: None)
+    assert relay.drain() == 150
+    sent: list[tuple[str, Any]] = []
+    execute = psycopg.Cursor.execute
+
+    def recording_execute(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append((str(query), params))
+        return execute(self, query, params, **kwargs)
+
+    commands: list[bytes] = []
+    command = psycopg.Connection._exec_command
+
+    def recording_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
+        commands.append(bytes(command_))
+        return command(self, command_, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording_execute)
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", recording_command)
+    assert relay.relay_once() == 0
+    monkeypatch.undo()
+    # An empty poll ends with COMMIT: at a ROLLBACK psycopg drops the connection's prepared statements.
+    assert commands == [b"BEGIN", b"COMMIT"]
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin) as connection:
+        (take,) = [(query, params) for query, params in sent if "outbox" in query]
+        for query, params in sent[: sent.index(take)]:
+            connection.execute(query, params)  # what the relay sets for its transaction
+        row = connection.execute(f"EXPLAIN (FORMAT JSON) {take[0]}", take[1]).fetchone()
+        assert row is not None
+    scans = [node for node in _plan_nodes(row[0][0]["Plan"]) if node[1] == "outbox" or "Scan" in node[0]]
+    assert scans
+    assert {node_type for node_type, _, _ in scans} <= {"Index Scan", "ModifyTable"}, scans
+    assert ("Index Scan", "outbox", "ix_outbox_pending") in scans

@@ -246,13 +246,19 @@ class OutboxRelay:
 
 
 class Poller(threading.Thread):
-    """Calls ``step`` every ``interval`` seconds until stopped (sooner again when ``step`` says it
-    did work); logs and carries on after errors, so a database or broker restart is survived."""
+    """Calls ``step`` every ``interval`` seconds, or sooner when woken, until stopped; at once
+    again when ``step`` did at least ``again_at`` things (a full batch: more may be waiting).
+    Logs and carries on after errors, so a database or broker restart is survived.
 
-    def __init__(self, name: str, step: Callable[[], int], *, interval: float) -> None:
+    A relay steps again only after a full batch: after a partial one the outbox is empty or
+    nearly, and polling it at once costs a transaction for nothing, several per batch when
+    relays in several processes share the outbox."""
+
+    def __init__(self, name: str, step: Callable[[], int], *, interval: float, again_at: int = 1) -> None:
         super().__init__(name=name, daemon=True)
         self.step = step
         self.interval = interval
+        self.again_at = max(1, again_at)
         self._stop_event = threading.Event()
         self._wake = threading.Event()
         self.failures = 0
@@ -270,7 +276,7 @@ class Poller(threading.Thread):
         while not self._stop_event.is_set():
             busy = False
             try:
-                busy = self.step() > 0
+                busy = self.step() >= self.again_at
                 self.failures = 0
             except Exception:
                 self.failures += 1

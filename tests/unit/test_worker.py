@@ -6,6 +6,8 @@ relays, then waits in ``broker.join``), as in-memory SQLite has a single connect
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -146,3 +148,24 @@ def test_check_ready(runtime: bootstrap.Runtime) -> None:
 def test_embedded_server_without_worker_threads_leaves_the_outbox_to_a_worker(runtime: bootstrap.Runtime) -> None:
     runtime.start_background()  # EINVOICE_WORKERS_IN_PROCESS=0 in this fixture
     assert [p.name for p in runtime._pollers] == ["sweeper"]
+
+
+@pytest.mark.parametrize(("did", "again"), [([100, 0], True), ([37, 0], False), ([0, 0], False)])
+def test_a_poller_steps_again_at_once_only_after_a_full_batch(did: list[int], again: bool) -> None:
+    steps: list[float] = []
+    done = threading.Event()
+
+    def step() -> int:
+        steps.append(time.monotonic())
+        if len(steps) == 2:
+            done.set()
+        return did[min(len(steps), len(did)) - 1]
+
+    poller = messaging.Poller("relay", step, interval=30.0, again_at=100)
+    poller.start()
+    try:
+        assert done.wait(0.5) is again  # the second step came at once, or waits for the interval
+        poller.wake()  # a wake always brings the next step
+        assert done.wait(5.0)
+    finally:
+        poller.stop()

@@ -17,6 +17,7 @@ repeated submission gets back exactly the receipt of the first one.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -86,8 +87,8 @@ class ReceiptSigner:
     private_key: Ed25519PrivateKey
     retired: tuple[Ed25519PublicKey, ...] = field(default=())
 
-    @property
-    def kid(self) -> str:
+    @functools.cached_property
+    def kid(self) -> str:  # worked out once: every receipt names it
         return key_id(self.private_key.public_key())
 
     def public_keys(self) -> list[dict[str, str]]:

@@ -94,10 +94,10 @@ class Runtime:
                 return
             self._pollers = [messaging.Poller("sweeper", self.sweep_once, interval=SWEEP_INTERVAL_SECONDS)]
             if relay:
-                relay = self.relay
+                outbox = self.relay
                 self._pollers.append(
                     messaging.Poller(
-                        "outbox-relay", relay.relay_once, interval=RELAY_INTERVAL_SECONDS, again_at=relay.batch_size
+                        "outbox-relay", outbox.relay_once, interval=RELAY_INTERVAL_SECONDS, again_at=outbox.batch_size
                     )
                 )
             for poller in self._pollers:

@@ -982,14 +982,18 @@ def bench_pipeline(
     count: Annotated[int, typer.Option(min=1, help="At most this many documents")] = 1000,
     duration: Annotated[float, typer.Option(min=0.1, help="Stop submitting after this many seconds")] = 20.0,
     workers: Annotated[
-        int, typer.Option(min=0, help="Production mode, server started here: 'einvoice worker' processes")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Production mode, server started here: 'einvoice worker' processes (default: one per CPU core)",
+        ),
+    ] = None,
     worker_nice: Annotated[
         int,
         typer.Option(
             min=0, max=19, help="Nice value of those worker processes: the API answers first when cores are short"
         ),
-    ] = 0,
+    ] = 10,
     settle_timeout: Annotated[float, typer.Option(help="Wait this long for validation to finish")] = 120.0,
     seed: Annotated[int, typer.Option(help="Seed of the generated invoices")] = 1,
     connections: Annotated[
@@ -1021,8 +1025,11 @@ def bench_pipeline(
         elif seller_endpoint is None:
             raise typer.BadParameter("--seller-endpoint is needed with --api-key")
         if url is None:
+            if workers is None:
+                workers = os.cpu_count() or 1
             server = LocalServer(env, workers=workers if settings.mode == "production" else 0, worker_nice=worker_nice)
-            typer.echo(f"starting a {settings.mode} server on {server.url} …", err=True)
+            engine = f" and {workers} 'einvoice worker' processes at nice {worker_nice}" if server.workers else ""
+            typer.echo(f"starting a {settings.mode} server on {server.url}{engine} …", err=True)
             server.start()
             url = server.url
         target = Target(url, api_key, seller_endpoint or "", seller_vat, buyer_endpoint)

@@ -393,17 +393,33 @@ def _document_values(
     }
     if fields is not None:
         values["document_type"] = fields.document_type
-        values["customization_id"] = fields.customization_id
-        values["number"] = fields.number
+        values["customization_id"] = _fitted("customization_id", fields.customization_id)
+        values["number"] = _fitted("number", fields.number)
         values["issue_date"] = fields.issue_date
         values["issue_year"] = fields.issue_date.year if fields.issue_date else None
-        values["currency"] = fields.currency
-        values["payable_amount"] = fields.payable_amount
-        values["seller_endpoint"] = ":".join(fields.seller_endpoint) if fields.seller_endpoint else None
-        values["seller_vat_id"] = fields.seller_vat_ids[0] if fields.seller_vat_ids else None
-        values["seller_legal_id"] = fields.seller_legal_id
-        values["buyer_endpoint"] = ":".join(fields.buyer_endpoint) if fields.buyer_endpoint else None
+        values["currency"] = fields.currency if fields.currency and len(fields.currency) <= 3 else None
+        amount = fields.payable_amount  # kept as text: an absurdly long number does not fit
+        values["payable_amount"] = None if amount is None or len(str(amount)) > _length("payable_amount") else amount
+        values["seller_endpoint"] = _fitted("seller_endpoint", ":".join(fields.seller_endpoint or ()) or None)
+        values["seller_vat_id"] = _fitted("seller_vat_id", fields.seller_vat_ids[0] if fields.seller_vat_ids else None)
+        values["seller_legal_id"] = _fitted("seller_legal_id", fields.seller_legal_id)
+        values["buyer_endpoint"] = _fitted("buyer_endpoint", ":".join(fields.buyer_endpoint or ()) or None)
     return values
+
+
+def _length(column: str) -> int:
+    length: int = DocumentRow.__table__.c[column].type.length  # type: ignore[attr-defined]
+    return length
+
+
+def _fitted(column: str, value: str | None) -> str | None:
+    """A value read from the document, cut to the length of its column. These columns serve
+    lists and lookups; the stored bytes keep every value whole, and validation reads those. (A
+    document is never refused, or lost, because a supplier wrote a 300-character number.)"""
+    if value is None:
+        return None
+    length = _length(column)
+    return value if len(value) <= length else value[:length]
 
 
 def _new_view(values: dict[str, Any]) -> DocumentView:

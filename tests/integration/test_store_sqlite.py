@@ -378,3 +378,34 @@ def test_upgrading_a_database_that_holds_documents_keys_their_numbers(
         settings=Settings(),
     )
     assert again.document.suspected_duplicate_of == first
+
+
+def test_values_longer_than_their_columns_are_stored_cut_and_the_document_whole(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    # The same answer on both databases (PostgreSQL refused such rows: a 500 and nothing stored).
+    number = "N" * 300
+    raw = (
+        documents.invoice(number, seller_legal_id="L" * 200, amount="1" * 60)
+        .replace(b">EUR</cbc:DocumentCurrencyCode>", b">EURO</cbc:DocumentCurrencyCode>")
+        .replace(b"poacc:billing:3.0<", b"poacc:billing:3.0" + b"#x" * 200 + b"<")
+    )
+    first = submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings())
+    assert first.created
+    with uow_factory() as uow:
+        row = uow.documents.get(first.document.id)
+        assert row is not None
+        assert row.number == number[:200]
+        assert row.seller_legal_id == "L" * 128
+        assert row.customization_id is not None
+        assert len(row.customization_id) == 300
+        assert (row.currency, row.payable_amount) == (None, None)  # no code, no amount: not cut into another
+        assert uow.documents.raw(first.document.id) == raw
+    again = submit_document(
+        uow_factory,
+        supplier=supplier,
+        raw=documents.invoice(number, note="other bytes"),
+        idempotency_key=None,
+        settings=Settings(),
+    )
+    assert again.document.suspected_duplicate_of == first.document.id

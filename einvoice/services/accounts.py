@@ -49,6 +49,15 @@ def parse_endpoint(endpoint: str) -> tuple[str, str]:
     return match["scheme"], match["id"]
 
 
+def _fitting(value: str | None, what: str, row: type[InstitutionRow | SupplierRow], column: str) -> str | None:
+    """``value`` stripped (None when empty); AccountError when longer than its column holds."""
+    value = (value or "").strip() or None
+    length: int = row.__table__.c[column].type.length  # type: ignore[attr-defined]
+    if value is not None and len(value) > length:
+        raise AccountError(f"{what} is at most {length} characters, not {len(value)}")
+    return value
+
+
 def hash_api_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
@@ -62,9 +71,10 @@ def _now() -> datetime:
 
 
 def add_institution(uow: UnitOfWork, *, name: str, endpoint: str) -> InstitutionView:
-    """Register a buyer institution. Raises InvalidEndpointError, DuplicateAccountError."""
+    """Register a buyer institution. Raises InvalidEndpointError, DuplicateAccountError, AccountError
+    (no name, or one longer than 200 characters)."""
     scheme, endpoint_id = parse_endpoint(endpoint)
-    name = name.strip()
+    name = _fitting(name, "an institution's name", InstitutionRow, "name") or ""
     if not name:
         raise AccountError("an institution needs a name")
     with uow:
@@ -88,12 +98,15 @@ def add_supplier(
 
     ``endpoint`` is the supplier's Peppol endpoint (BT-34), ``vat`` its VAT identifier (BT-31),
     ``legal_id`` its legal registration identifier (BT-30). Raises InvalidEndpointError,
-    DuplicateAccountError.
+    DuplicateAccountError, AccountError (no name, or a value longer than its column: name 200,
+    VAT identifier 64, legal identifier 128 characters).
     """
     scheme, endpoint_id = parse_endpoint(endpoint)
-    name = name.strip()
+    name = _fitting(name, "a supplier's name", SupplierRow, "name") or ""
     if not name:
         raise AccountError("a supplier needs a name")
+    vat = _fitting(vat, "a VAT identifier", SupplierRow, "vat_id")
+    legal_id = _fitting(legal_id, "a legal identifier", SupplierRow, "legal_id")
     api_key = new_api_key()
     with uow:
         if uow.suppliers.by_endpoint(scheme, endpoint_id) is not None:
@@ -104,8 +117,8 @@ def add_supplier(
                     name=name,
                     endpoint_scheme=scheme,
                     endpoint_id=endpoint_id,
-                    vat_id=(vat or "").strip() or None,
-                    legal_id=(legal_id or "").strip() or None,
+                    vat_id=vat,
+                    legal_id=legal_id,
                     api_key_hash=hash_api_key(api_key),
                     active=True,
                     created_at=_now(),

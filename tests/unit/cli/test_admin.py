@@ -97,3 +97,14 @@ def test_suppliers_new_key_and_deactivate(data_dir: Path) -> None:
     finally:
         engine.dispose()
     assert runner.invoke(app, ["suppliers", "new-key", "nope"]).exit_code == 1
+
+
+def test_a_name_or_identifier_too_long_for_the_register_is_refused_with_the_limit(data_dir: Path) -> None:
+    name = runner.invoke(app, ["institutions", "add", "--name", "X" * 201, "--endpoint", "0192:1"])
+    assert name.exit_code == 1
+    assert "at most 200 characters, not 201" in name.output
+    vat = runner.invoke(app, ["suppliers", "add", "--name", "S", "--endpoint", "0192:2", "--vat", "V" * 65])
+    assert vat.exit_code == 1
+    assert "VAT identifier is at most 64 characters" in vat.output
+    assert "Traceback" not in name.output + vat.output
+    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).output) == []

@@ -23,7 +23,7 @@ from einvoice.services import (
     supplier_view,
 )
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import InstitutionRow, SupplierRow
+from einvoice.store.tables import InstitutionRow, SupplierRow, column_length
 
 API_KEY_PREFIX = "eik_"
 _ENDPOINT = re.compile(r"^(?P<scheme>[0-9A-Za-z]{1,16}):(?P<id>\S{1,128})$")
@@ -52,7 +52,7 @@ def parse_endpoint(endpoint: str) -> tuple[str, str]:
 def _fitting(value: str | None, what: str, row: type[InstitutionRow | SupplierRow], column: str) -> str | None:
     """``value`` stripped (None when empty); AccountError when longer than its column holds."""
     value = (value or "").strip() or None
-    length: int = row.__table__.c[column].type.length  # type: ignore[attr-defined]
+    length = column_length(row, column)
     if value is not None and len(value) > length:
         raise AccountError(f"{what} is at most {length} characters, not {len(value)}")
     return value

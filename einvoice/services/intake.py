@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
@@ -36,9 +36,10 @@ from einvoice.domain.states import DocumentStatus
 from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import DocumentRow, new_id
+from einvoice.store.tables import DocumentRow, column_length, new_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTOR = "api"
 NS = {
@@ -397,9 +398,8 @@ def _document_values(
         values["number"] = _fitted("number", fields.number)
         values["issue_date"] = fields.issue_date
         values["issue_year"] = fields.issue_date.year if fields.issue_date else None
-        values["currency"] = fields.currency if fields.currency and len(fields.currency) <= 3 else None
-        amount = fields.payable_amount  # kept as text: an absurdly long number does not fit
-        values["payable_amount"] = None if amount is None or len(str(amount)) > _length("payable_amount") else amount
+        values["currency"] = _whole_or_none("currency", fields.currency)
+        values["payable_amount"] = _whole_or_none("payable_amount", fields.payable_amount)
         values["seller_endpoint"] = _fitted("seller_endpoint", ":".join(fields.seller_endpoint or ()) or None)
         values["seller_vat_id"] = _fitted("seller_vat_id", fields.seller_vat_ids[0] if fields.seller_vat_ids else None)
         values["seller_legal_id"] = _fitted("seller_legal_id", fields.seller_legal_id)
@@ -407,9 +407,10 @@ def _document_values(
     return values
 
 
-def _length(column: str) -> int:
-    length: int = DocumentRow.__table__.c[column].type.length  # type: ignore[attr-defined]
-    return length
+def _whole_or_none(column: str, value: T | None) -> T | None:
+    """A value read from the document when its text fits its column whole, else None: a code or
+    an amount cut short would be another one (validation reports the value in the document)."""
+    return value if value is not None and len(str(value)) <= column_length(DocumentRow, column) else None
 
 
 def _fitted(column: str, value: str | None) -> str | None:
@@ -418,7 +419,7 @@ def _fitted(column: str, value: str | None) -> str | None:
     document is never refused, or lost, because a supplier wrote a 300-character number.)"""
     if value is None:
         return None
-    length = _length(column)
+    length = column_length(DocumentRow, column)
     return value if len(value) <= length else value[:length]
 
 

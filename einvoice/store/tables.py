@@ -77,6 +77,12 @@ class SupplierRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+def column_length(row_class: type[Base], column: str) -> int:
+    """How many characters a string column of ``row_class`` holds."""
+    length: int = row_class.__table__.c[column].type.length  # type: ignore[attr-defined]
+    return length
+
+
 def number_key(supplier_id: str, number: str | None, issue_year: int | None) -> str | None:
     """The key of the supplier's invoice number (BT-1) in its issue year; None without either.
     Supplier ids hold no colon and years are digits, so the key tells its parts apart."""

@@ -8,15 +8,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-import psycopg
 import pytest
 
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import DocumentView, SupplierView, process
 from einvoice.store import UnitOfWork, make_engine, uow_factory_for
-from tests.integration.test_store_postgres import fresh_postgres_database
+from tests.integration.test_store_postgres import fresh_postgres_database, record_round_trips
 from tests.unit.services.conftest import institution, supplier, supplier_and_key  # noqa: F401 - fixtures
 from tests.unit.services.test_process import *  # noqa: F403 - the same test functions
 from tests.unit.services.test_process import (
@@ -51,19 +49,7 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
         seen.append(context)
         return Report("valid", (WARNING,))
 
-    sent: list[tuple[str, bool]] = []  # (statement or command, inside a pipeline)
-    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
-
-    def counting_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(query).split()[0], self.connection._pipeline is not None))
-        return execute(self, query, *args, **kwargs)
-
-    def counting_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(command_), self._pipeline is not None))
-        return command(self, command_, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
-    monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
+    sent = record_round_trips(monkeypatch)
     result = process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1")
     monkeypatch.undo()
     assert (result.stage, result.status) == ("match", S.APPROVED)

@@ -58,6 +58,25 @@ def _terminate_other_backends(database_url: str) -> None:
         )
 
 
+def record_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """From now on, what psycopg sends: (first word of each statement, or command such as BEGIN;
+    whether it went inside a pipeline), in order."""
+    sent: list[tuple[str, bool]] = []
+    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
+
+    def counting_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append((str(query).split()[0], self.connection._pipeline is not None))
+        return execute(self, query, *args, **kwargs)
+
+    def counting_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append((str(command_), self._pipeline is not None))
+        return command(self, command_, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
+    return sent
+
+
 def test_a_lost_connection_during_intake_answers_transient_and_the_next_submission_succeeds(
     database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
@@ -84,19 +103,7 @@ def test_intake_of_a_new_document_is_one_round_trip(
         )
 
     submit("RT-0")  # institutions cached
-    sent: list[tuple[str, bool]] = []  # (statement or command, inside a pipeline)
-    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
-
-    def counting_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(query).split()[0], self.connection._pipeline is not None))
-        return execute(self, query, *args, **kwargs)
-
-    def counting_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(command_), self._pipeline is not None))
-        return command(self, command_, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
-    monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
+    sent = record_round_trips(monkeypatch)
     pipelines = []
     pipeline = psycopg.Connection.pipeline
     monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: pipelines.append(1) or pipeline(self))

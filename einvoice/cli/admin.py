@@ -123,14 +123,21 @@ def suppliers_add(
     endpoint: EndpointOption,
     vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456789MVA")] = None,
     legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30)")] = None,
+    tax_id: Annotated[
+        str | None, typer.Option("--tax-id", help="Tax registration identifier (BT-32, a tax scheme other than VAT)")
+    ] = None,
 ) -> None:
-    """Register a supplier and print its new API key, once, on the last line."""
+    """Register a supplier and print its new API key, once, on the last line.
+
+    Every identifier an invoice states for its seller must then be the supplier's: the endpoint
+    always; the VAT, tax and legal registration identifiers when registered here (and, when not,
+    registered to no other supplier)."""
     from einvoice.services import accounts
 
     engine, uow_factory = _open()
     try:
         supplier, api_key = accounts.add_supplier(
-            uow_factory(), name=name, endpoint=endpoint, vat=vat, legal_id=legal_id
+            uow_factory(), name=name, endpoint=endpoint, vat=vat, legal_id=legal_id, tax_id=tax_id
         )
     except accounts.AccountError as exc:
         raise _refused(exc) from None

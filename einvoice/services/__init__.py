@@ -43,6 +43,7 @@ class SupplierView:
     legal_id: str | None  # BT-30
     active: bool
     created_at: datetime
+    tax_id: str | None = None  # BT-32
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class SupplierView:
             "endpoint": self.endpoint,
             "vat_id": self.vat_id,
             "legal_id": self.legal_id,
+            "tax_id": self.tax_id,
             "active": self.active,
             "created_at": _iso(self.created_at),
         }
@@ -167,6 +169,7 @@ def supplier_view(row: SupplierRow) -> SupplierView:
         endpoint=f"{row.endpoint_scheme}:{row.endpoint_id}",
         vat_id=row.vat_id,
         legal_id=row.legal_id,
+        tax_id=row.tax_id,
         active=row.active,
         created_at=row.created_at,
     )

@@ -58,6 +58,12 @@ def _fitting(value: str | None, what: str, row: type[InstitutionRow | SupplierRo
     return value
 
 
+def compact_identifier(value: str | None) -> str | None:
+    """A party identifier in the one written form the register keeps and compares: no white
+    space, upper case; None when empty. (``"lv 4000 3000 000"`` and ``"LV40003000000"`` are one.)"""
+    return "".join((value or "").split()).upper() or None
+
+
 def hash_api_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
@@ -92,21 +98,30 @@ def add_institution(uow: UnitOfWork, *, name: str, endpoint: str) -> Institution
 
 
 def add_supplier(
-    uow: UnitOfWork, *, name: str, endpoint: str, vat: str | None = None, legal_id: str | None = None
+    uow: UnitOfWork,
+    *,
+    name: str,
+    endpoint: str,
+    vat: str | None = None,
+    legal_id: str | None = None,
+    tax_id: str | None = None,
 ) -> tuple[SupplierView, str]:
     """Register a supplier; return it and its new API key (the only time the key is available).
 
     ``endpoint`` is the supplier's Peppol endpoint (BT-34), ``vat`` its VAT identifier (BT-31),
-    ``legal_id`` its legal registration identifier (BT-30). Raises InvalidEndpointError,
-    DuplicateAccountError, AccountError (no name, or a value longer than its column: name 200,
-    VAT identifier 64, legal identifier 128 characters).
+    ``legal_id`` its legal registration identifier (BT-30), ``tax_id`` its tax registration
+    identifier (BT-32); identifiers are kept in the form ``compact_identifier`` gives. Every
+    identifier a document states for its seller is checked against these (``services.intake``).
+    Raises InvalidEndpointError, DuplicateAccountError, AccountError (no name, or a value longer
+    than its column: name 200, VAT and tax identifiers 64, legal identifier 128 characters).
     """
     scheme, endpoint_id = parse_endpoint(endpoint)
     name = _fitting(name, "a supplier's name", SupplierRow, "name") or ""
     if not name:
         raise AccountError("a supplier needs a name")
-    vat = _fitting(vat, "a VAT identifier", SupplierRow, "vat_id")
-    legal_id = _fitting(legal_id, "a legal identifier", SupplierRow, "legal_id")
+    vat = _fitting(compact_identifier(vat), "a VAT identifier", SupplierRow, "vat_id")
+    legal_id = _fitting(compact_identifier(legal_id), "a legal identifier", SupplierRow, "legal_id")
+    tax_id = _fitting(compact_identifier(tax_id), "a tax registration identifier", SupplierRow, "tax_id")
     api_key = new_api_key()
     with uow:
         if uow.suppliers.by_endpoint(scheme, endpoint_id) is not None:
@@ -119,6 +134,7 @@ def add_supplier(
                     endpoint_id=endpoint_id,
                     vat_id=vat,
                     legal_id=legal_id,
+                    tax_id=tax_id,
                     api_key_hash=hash_api_key(api_key),
                     active=True,
                     created_at=_now(),

@@ -34,6 +34,7 @@ from einvoice import errors
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
 from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
+from einvoice.services.accounts import compact_identifier
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import DocumentRow, column_length, new_id
@@ -96,8 +97,9 @@ class IntakeFields:
     currency: str | None  # BT-5
     payable_amount: Decimal | None  # BT-115
     seller_endpoint: tuple[str, str] | None  # BT-34 (scheme, id)
-    seller_vat_ids: tuple[str, ...]  # BT-31 (and any other PartyTaxScheme company ids)
-    seller_legal_id: str | None  # BT-30
+    seller_vat_ids: tuple[str, ...]  # BT-31: PartyTaxScheme company ids under tax scheme VAT
+    seller_tax_ids: tuple[str, ...]  # BT-32: PartyTaxScheme company ids under any other tax scheme
+    seller_legal_ids: tuple[str, ...]  # BT-30
     buyer_endpoint: tuple[str, str] | None  # BT-49 (scheme, id)
 
 
@@ -154,15 +156,20 @@ def extract_fields(root: etree._Element) -> IntakeFields:
     seller = root.find("cac:AccountingSupplierParty/cac:Party", NS)
     buyer = root.find("cac:AccountingCustomerParty/cac:Party", NS)
     vat_ids: list[str] = []
-    legal_id = None
+    tax_ids: list[str] = []
+    legal_ids: list[str] = []
     seller_endpoint = None
     if seller is not None:
         seller_endpoint = _endpoint(seller, "cbc:EndpointID")
         for scheme in seller.findall("cac:PartyTaxScheme", NS):
             company_id = _text(scheme, "cbc:CompanyID")
             if company_id:
-                vat_ids.append(company_id)
-        legal_id = _text(seller, "cac:PartyLegalEntity/cbc:CompanyID")
+                is_vat = (_text(scheme, "cac:TaxScheme/cbc:ID") or "").upper() == "VAT"
+                (vat_ids if is_vat else tax_ids).append(company_id)
+        for entity in seller.findall("cac:PartyLegalEntity", NS):
+            company_id = _text(entity, "cbc:CompanyID")
+            if company_id:
+                legal_ids.append(company_id)
     return IntakeFields(
         document_type=document_type,
         customization_id=_text(root, "cbc:CustomizationID"),
@@ -172,7 +179,8 @@ def extract_fields(root: etree._Element) -> IntakeFields:
         payable_amount=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount")),
         seller_endpoint=seller_endpoint,
         seller_vat_ids=tuple(vat_ids),
-        seller_legal_id=legal_id,
+        seller_tax_ids=tuple(tax_ids),
+        seller_legal_ids=tuple(legal_ids),
         buyer_endpoint=_endpoint(buyer, "cbc:EndpointID") if buyer is not None else None,
     )
 
@@ -180,26 +188,79 @@ def extract_fields(root: etree._Element) -> IntakeFields:
 # --- checks --------------------------------------------------------------------------------------
 
 
-def _norm(value: str | None) -> str:
-    return "".join((value or "").split()).upper()
+@dataclass(frozen=True, slots=True)
+class SellerIdentifier:
+    """One identifier a document states for its seller, and the supplier's own of its kind."""
+
+    term: str  # what it is, in the standard's words: "VAT identifier (BT-31)"
+    value: str  # as the document writes it
+    registered: str | None  # the supplier's registered identifier of this kind, compact
+
+    @property
+    def compact(self) -> str:
+        return compact_identifier(self.value) or ""
 
 
-def seller_mismatch_reason(supplier: SupplierView, fields: IntakeFields) -> str | None:
-    """None when the supplier is the document's seller: its endpoint (BT-34), a VAT id (BT-31) or
-    its legal id (BT-30) is the one registered for the supplier. Otherwise the reason it is not."""
-    if fields.seller_endpoint is not None and _norm(":".join(fields.seller_endpoint)) == _norm(supplier.endpoint):
-        return None
-    if supplier.vat_id and any(_norm(v) == _norm(supplier.vat_id) for v in fields.seller_vat_ids):
-        return None
-    if supplier.legal_id and _norm(fields.seller_legal_id) == _norm(supplier.legal_id):
-        return None
-    seen = ":".join(fields.seller_endpoint) if fields.seller_endpoint else "none"
-    return (
-        f"the document's seller (endpoint {seen}, VAT id {', '.join(fields.seller_vat_ids) or 'none'}, "
-        f"legal id {fields.seller_legal_id or 'none'}) is not the authenticated supplier "
-        f"(endpoint {supplier.endpoint}, VAT id {supplier.vat_id or 'none'}, "
-        f"legal id {supplier.legal_id or 'none'})"
+@dataclass(frozen=True, slots=True)
+class SellerCheck:
+    """What the seller check found without the register: a reason the supplier is not the seller
+    (``refusal``), or the identifiers of kinds the supplier has not registered, which must not be
+    registered to another supplier (``to_confirm``)."""
+
+    refusal: str | None
+    to_confirm: tuple[SellerIdentifier, ...] = ()
+
+
+def seller_identifiers(supplier: SupplierView, fields: IntakeFields) -> tuple[SellerIdentifier, ...]:
+    """Every identifier the document states for its seller, beside the supplier's own of its kind."""
+    kinds = (
+        ("VAT identifier (BT-31)", fields.seller_vat_ids, supplier.vat_id),
+        ("tax registration identifier (BT-32)", fields.seller_tax_ids, supplier.tax_id),
+        ("legal registration identifier (BT-30)", fields.seller_legal_ids, supplier.legal_id),
     )
+    return tuple(SellerIdentifier(term, value, registered) for term, values, registered in kinds for value in values)
+
+
+def check_seller(supplier: SupplierView, fields: IntakeFields) -> SellerCheck:
+    """The seller must be the authenticated supplier by every identifier the document states:
+
+    - the endpoint (BT-34) must be the supplier's registered endpoint;
+    - each VAT identifier (BT-31, tax scheme ``VAT``), tax registration identifier (BT-32, any
+      other tax scheme) and legal registration identifier (BT-30) must be the supplier's own: equal
+      to the one registered for the supplier when it registered one of that kind, and, when it did
+      not, registered to no other supplier (``SellerCheck.to_confirm``, checked by the caller).
+
+    Identifiers are compared in their compact form (no white space, upper case)."""
+    endpoint = ":".join(fields.seller_endpoint) if fields.seller_endpoint else None
+    if endpoint is None:
+        return SellerCheck("the document states no seller endpoint (BT-34), so it cannot be the supplier's")
+    if compact_identifier(endpoint) != compact_identifier(supplier.endpoint):
+        return SellerCheck(
+            f"the seller endpoint (BT-34) {endpoint} is not the authenticated supplier's endpoint {supplier.endpoint}"
+        )
+    to_confirm: list[SellerIdentifier] = []
+    for identifier in seller_identifiers(supplier, fields):
+        if identifier.registered is None:
+            to_confirm.append(identifier)
+        elif identifier.compact != identifier.registered:
+            return SellerCheck(
+                f"the seller's {identifier.term} {identifier.value} is not the authenticated supplier's "
+                f"({identifier.registered})"
+            )
+    return SellerCheck(None, tuple(to_confirm))
+
+
+def _confirm_seller(uow: UnitOfWork, supplier: SupplierView, check: SellerCheck) -> None:
+    """Raise SellerMismatchError naming the first identifier of ``check.to_confirm`` that another
+    supplier has registered."""
+    if not check.to_confirm:
+        return
+    held = uow.suppliers.holding_identifiers({i.compact for i in check.to_confirm}, other_than=supplier.id)
+    for identifier in check.to_confirm:
+        if identifier.compact in held:
+            raise SellerMismatchError(
+                f"the seller's {identifier.term} {identifier.value} is registered to another supplier"
+            )
 
 
 # --- the use case --------------------------------------------------------------------------------
@@ -259,10 +320,9 @@ def submit_document(
         fields = extract_fields(root)
     except errors.UnsupportedDocumentError as exc:
         refusal = _Refusal("unsupported-document", str(exc))
-    if fields is not None:
-        reason = seller_mismatch_reason(supplier, fields)
-        if reason is not None:
-            raise SellerMismatchError(reason)
+    seller = check_seller(supplier, fields) if fields is not None else SellerCheck(None)
+    if seller.refusal is not None:
+        raise SellerMismatchError(seller.refusal)
 
     for attempt in range(3):
         try:
@@ -270,7 +330,16 @@ def submit_document(
                 # First try as a new document: the unique constraints on (supplier, sha256) and
                 # (supplier, key) catch a repeat, and only then are earlier copies looked up.
                 return _record(
-                    uow_factory, supplier, raw, sha256, idempotency_key, fields, refusal, now, look_first=attempt > 0
+                    uow_factory,
+                    supplier,
+                    raw,
+                    sha256,
+                    idempotency_key,
+                    fields,
+                    refusal,
+                    now,
+                    seller=seller,
+                    look_first=attempt > 0,
                 )
         except IntegrityError:
             # Another request stored the same bytes (or key) between our lookup and insert;
@@ -310,9 +379,11 @@ def _record(
     refusal: _Refusal | None,
     now: datetime,
     *,
+    seller: SellerCheck,
     look_first: bool = True,
 ) -> SubmitOutcome:
     with uow_factory() as uow:
+        _confirm_seller(uow, supplier, seller)
         existing = uow.documents.by_sha256(supplier.id, sha256) if look_first else None
         if look_first and existing is None and idempotency_key is not None:
             existing = uow.documents.by_idempotency_key(supplier.id, idempotency_key)
@@ -402,7 +473,9 @@ def _document_values(
         values["payable_amount"] = _whole_or_none("payable_amount", fields.payable_amount)
         values["seller_endpoint"] = _fitted("seller_endpoint", ":".join(fields.seller_endpoint or ()) or None)
         values["seller_vat_id"] = _fitted("seller_vat_id", fields.seller_vat_ids[0] if fields.seller_vat_ids else None)
-        values["seller_legal_id"] = _fitted("seller_legal_id", fields.seller_legal_id)
+        values["seller_legal_id"] = _fitted(
+            "seller_legal_id", fields.seller_legal_ids[0] if fields.seller_legal_ids else None
+        )
         values["buyer_endpoint"] = _fitted("buyer_endpoint", ":".join(fields.buyer_endpoint or ()) or None)
     return values
 
@@ -461,6 +534,8 @@ def _repeat(
         return SubmitOutcome(document=document_view(existing), created=False)
     if refusal is not None:
         raise refusal.error(existing.id)
+    # Entering the pipeline now: the same duplicate check as a new document's (add_received).
+    earlier = uow.documents.earlier_with_number(existing, not_duplicate_of=(DocumentStatus.REFUSED,))
     accepted = uow.documents.compare_and_set(
         existing.id,
         expected=(DocumentStatus.REFUSED,),
@@ -470,17 +545,19 @@ def _repeat(
             "institution_id": institution_id,
             "refusal_code": None,
             "refusal_reason": None,
+            "suspected_duplicate_of": earlier,
         },
     )
     if accepted:
         uow.documents.replace_findings(existing.id, [])
+        detail = "submitted again and accepted: the buyer is now registered"
         uow.documents.add_transition(
             existing.id,
             from_status=DocumentStatus.REFUSED,
             to_status=DocumentStatus.RECEIVED,
             actor=ACTOR,
             at=now,
-            detail="submitted again and accepted: the buyer is now registered",
+            detail=f"{detail}; suspected duplicate of {earlier}" if earlier else detail,
         )
         uow.outbox.add(existing.id, "validate", now=now)
     row = uow.documents.get(existing.id)

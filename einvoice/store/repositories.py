@@ -24,6 +24,7 @@ from sqlalchemy import (
     insert,
     select,
     true,
+    union,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -115,6 +116,20 @@ class SupplierRepository:
     def list(self) -> Sequence[SupplierRow]:
         return self.session.scalars(select(SupplierRow).order_by(SupplierRow.name, SupplierRow.id)).all()
 
+    def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]:
+        """Which of ``values`` (identifiers in their compact form) another supplier than
+        ``other_than`` has registered as its VAT, legal or tax registration identifier."""
+        if not values:
+            return set()
+        wanted = list(values)
+        held = union(
+            *(
+                select(column).where(column.in_(wanted), SupplierRow.id != other_than)
+                for column in (SupplierRow.vat_id, SupplierRow.legal_id, SupplierRow.tax_id)
+            )
+        )
+        return {value for value in self.session.scalars(held).all() if value is not None}
+
 
 class DocumentRepository:
     def __init__(self, session: Session) -> None:
@@ -205,12 +220,28 @@ class DocumentRepository:
             )
         ).first()
 
-    def first_with_number(self, key: str, *, exclude_status: Collection[str] = ()) -> DocumentRow | None:
-        """The earliest document with this ``number_key`` (the supplier's BT-1 number in an issue year)."""
+    def first_with_number(
+        self, key: str, *, exclude_status: Collection[str] = (), other_than: str | None = None
+    ) -> DocumentRow | None:
+        """The earliest document with this ``number_key`` (the supplier's BT-1 number in an issue
+        year), leaving out those in ``exclude_status`` and the document ``other_than``."""
         query = select(DocumentRow).where(DocumentRow.number_key == key)
         if exclude_status:
             query = query.where(DocumentRow.status.not_in(list(exclude_status)))
+        if other_than is not None:
+            query = query.where(DocumentRow.id != other_than)
         return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).first()
+
+    def earlier_with_number(self, row: DocumentRow, *, not_duplicate_of: Collection[str] = ()) -> str | None:
+        """The id of the document ``row`` would be a suspected duplicate of on entering the
+        pipeline now: the earliest other document of its supplier, number and year whose status
+        is not in ``not_duplicate_of``, or None. Takes the number's lock first (``lock_number``),
+        as ``add_received`` does, so that documents entering together still see each other."""
+        if row.number_key is None:
+            return None
+        self.lock_number(row.number_key)
+        first = self.first_with_number(row.number_key, exclude_status=not_duplicate_of, other_than=row.id)
+        return first.id if first is not None else None
 
     def lock_number(self, key: str) -> None:
         """Serialise intake of documents with the same ``number_key`` (supplier, BT-1, year) until the

@@ -70,8 +70,9 @@ class SupplierRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     endpoint_scheme: Mapped[str] = mapped_column(String(16))  # BT-34 scheme
     endpoint_id: Mapped[str] = mapped_column(String(128))  # BT-34
-    vat_id: Mapped[str | None] = mapped_column(String(64))  # BT-31
-    legal_id: Mapped[str | None] = mapped_column(String(128))  # BT-30
+    vat_id: Mapped[str | None] = mapped_column(String(64), index=True)  # BT-31
+    legal_id: Mapped[str | None] = mapped_column(String(128), index=True)  # BT-30
+    tax_id: Mapped[str | None] = mapped_column(String(64), index=True)  # BT-32 (a tax scheme other than VAT)
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,8 +10,10 @@ from einvoice.domain.states import DocumentStatus
 from einvoice.services import InstitutionView, SupplierView, accounts
 from einvoice.services.intake import (
     IdempotencyConflictError,
+    IntakeFields,
     SellerMismatchError,
     UnknownBuyerError,
+    check_seller,
     submit_document,
 )
 from einvoice.settings import Settings
@@ -103,18 +105,93 @@ def test_seller_must_be_the_supplier(uow_factory: Callable[[], UnitOfWork], supp
     assert caught.value.document_id is None
 
 
+SUPPLIER = SupplierView(
+    id="s1",
+    name="Acme Ltd",
+    endpoint="0192:123456785",
+    vat_id="NO123456785MVA",
+    legal_id=None,
+    tax_id="TX-1",
+    active=True,
+    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+)
+
+
+def fields(
+    endpoint: tuple[str, str] | None = ("0192", "123456785"),
+    vat: tuple[str, ...] = ("NO123456785MVA",),
+    tax: tuple[str, ...] = (),
+    legal: tuple[str, ...] = (),
+) -> IntakeFields:
+    return IntakeFields(
+        document_type="invoice",
+        customization_id=None,
+        number="1",
+        issue_date=None,
+        currency=None,
+        payable_amount=None,
+        seller_endpoint=endpoint,
+        seller_vat_ids=vat,
+        seller_tax_ids=tax,
+        seller_legal_ids=legal,
+        buyer_endpoint=None,
+    )
+
+
 @pytest.mark.parametrize(
-    "kwargs",
+    ("stated", "refused_for"),
     [
-        {"seller_endpoint": "0192:999999999", "seller_legal_id": None},  # VAT matches
-        {"seller_endpoint": "0192:999999999", "seller_vat": None},  # legal id matches
-        {"seller_vat": None, "seller_legal_id": None},  # endpoint matches
+        (fields(), None),
+        (fields(vat=()), None),  # identifiers other than the endpoint are checked when present
+        (fields(vat=("no 123456785 mva",)), None),  # compared without white space, in upper case
+        (fields(tax=("TX-1",)), None),
+        (fields(endpoint=None), "BT-34"),
+        (fields(endpoint=("0192", "999999999")), "0192:999999999"),
+        (fields(endpoint=("0088", "123456785")), "0088:123456785"),  # same id, other scheme
+        (fields(vat=("SE999999999901",)), "SE999999999901"),
+        (fields(vat=("NO123456785MVA", "SE999999999901")), "SE999999999901"),  # every one of them
+        (fields(tax=("TX-2",)), "TX-2"),
+        (fields(tax=("NO123456785MVA",)), "NO123456785MVA"),  # its VAT id is not its tax id
     ],
 )
-def test_any_registered_identifier_proves_the_seller(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, kwargs: dict[str, str | None]
+def test_the_seller_must_be_the_supplier_by_every_identifier_it_states(
+    stated: IntakeFields, refused_for: str | None
 ) -> None:
-    assert submit(uow_factory, supplier, documents.invoice(**kwargs)).created  # type: ignore[arg-type]
+    check = check_seller(SUPPLIER, stated)
+    if refused_for is None:
+        assert check.refusal is None
+    else:
+        assert check.refusal is not None
+        assert refused_for in check.refusal
+
+
+def test_identifiers_of_a_kind_the_supplier_did_not_register_are_left_to_the_register() -> None:
+    check = check_seller(SUPPLIER, fields(legal=("123456785", "987")))
+    assert check.refusal is None
+    assert [(i.term, i.value) for i in check.to_confirm] == [
+        ("legal registration identifier (BT-30)", "123456785"),
+        ("legal registration identifier (BT-30)", "987"),
+    ]
+
+
+def test_an_identifier_registered_to_another_supplier_is_refused_naming_it(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    other, _ = accounts.add_supplier(
+        uow_factory(), name="Other AS", endpoint="0192:999999999", vat="NO999999999MVA", tax_id="T 99"
+    )
+    lone, _ = accounts.add_supplier(uow_factory(), name="Lone AS", endpoint="0192:888888888")
+    for stated in ("NO 999999999 MVA", "t99"):
+        raw = documents.invoice(seller_endpoint=lone.endpoint, seller_vat=stated, seller_legal_id=None)
+        with pytest.raises(SellerMismatchError) as caught:
+            submit(uow_factory, lone, raw)
+        assert stated in caught.value.reason
+        assert "another supplier" in caught.value.reason
+    assert submit(
+        uow_factory, lone, documents.invoice(seller_endpoint=lone.endpoint, seller_vat="NO888", seller_legal_id=None)
+    ).created
+    assert other.vat_id == "NO999999999MVA"
+    assert other.tax_id == "T99"
 
 
 def test_unknown_buyer_is_refused_and_recorded(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from einvoice import __version__
 from einvoice.api import documents, health, problems, receipt_keys, validate
-from einvoice.api.deps import Runtime, SupplierCache
+from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.receipts import load_signer
 
@@ -86,7 +86,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.api_metrics = ApiMetrics()
-    app.state.supplier_cache = SupplierCache()
     if runtime is not None:
         app.state.signer = load_signer(runtime.settings)
     problems.install(app)

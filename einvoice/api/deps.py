@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
@@ -12,6 +10,7 @@ import anyio.to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from einvoice.errors import AuthenticationError, DocumentTooLargeError
 from einvoice.receipts import ReceiptSigner
@@ -90,38 +89,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SignerDep = Annotated[ReceiptSigner, Depends(get_signer)]
 
 
-class SupplierCache:
-    """Suppliers recently authenticated, by the sha256 of their API key, for ``ttl`` seconds.
-
-    Saves a database round trip on every request of a busy supplier; a revoked key keeps working
-    for at most ``ttl`` seconds in each API process. Only successes are kept, so unknown keys
-    cannot fill it.
-    """
-
-    def __init__(self, ttl: float = 30.0, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, SupplierView]] = {}
-
-    @staticmethod
-    def digest(api_key: str) -> str:
-        return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
-
-    def get(self, digest: str) -> SupplierView | None:
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            self._entries.pop(digest, None)
-            return None
-        return entry[1]
-
-    def put(self, digest: str, supplier: SupplierView) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[digest] = (time.monotonic() + self.ttl, supplier)
-
-
 def _lookup_supplier(runtime: Runtime, api_key: str) -> SupplierView | None:
     from einvoice.services.accounts import authenticate_supplier
 
@@ -136,15 +103,11 @@ async def current_supplier(
     """Return the supplier whose API key the request carries; raise AuthenticationError (401) otherwise."""
     if credentials is None or not credentials.credentials:
         raise AuthenticationError("send the supplier API key as 'Authorization: Bearer <key>'")
-    cache: SupplierCache | None = getattr(request.app.state, "supplier_cache", None)
-    digest = SupplierCache.digest(credentials.credentials)
-    supplier = cache.get(digest) if cache is not None else None
+    # Looked up on every request, never cached: a key deactivated or replaced is refused by every
+    # API process from the next request on (one indexed read of the suppliers table).
+    supplier = await in_database_thread(_lookup_supplier, request.app.state.runtime, credentials.credentials)
     if supplier is None:
-        supplier = await in_database_thread(_lookup_supplier, request.app.state.runtime, credentials.credentials)
-        if supplier is None:
-            raise AuthenticationError("unknown or revoked API key")
-        if cache is not None:
-            cache.put(digest, supplier)
+        raise AuthenticationError("unknown or revoked API key")
     return supplier
 
 
@@ -163,11 +126,50 @@ def _too_large(limit: int) -> DocumentTooLargeError:
     return DocumentTooLargeError(f"the document exceeds the limit of {limit} bytes")
 
 
+async def _bounded(request: Request, cap: int, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body as it arrives; DocumentTooLargeError (naming ``limit``) as soon as more
+    than ``cap`` bytes have come, whatever the body's framing (Content-Length or chunked)."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > cap:
+            raise _too_large(limit)
+        yield chunk
+
+
+async def _multipart_file(request: Request, limit: int) -> bytes:
+    """The file of a ``multipart/form-data`` upload (the part named ``file``, else the first file),
+    parsed while the body streams in, with the size limit enforced as it does: at most ``limit``
+    bytes of file plus ``MULTIPART_OVERHEAD`` are read, and all of it is kept in memory (Starlette
+    spools parts over 1 MiB to a temporary file, which a chunked upload filled in full before any
+    check)."""
+    cap = limit + MULTIPART_OVERHEAD
+    parser = MultiPartParser(request.headers, _bounded(request, cap, limit), max_files=1, max_fields=8)
+    parser.spool_max_size = cap  # never to disk: the stream stops at ``cap``
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, f"the multipart upload is malformed: {exc.message}") from None
+    try:
+        uploads: list[Any] = [v for _, v in form.multi_items() if hasattr(v, "read")]
+        named = form.get("file")
+        upload = named if hasattr(named, "read") else (uploads[0] if uploads else None)
+        if upload is None:
+            raise HTTPException(422, "the multipart upload has no file part (name it 'file')")
+        data: bytes = await upload.read(limit + 1)
+    finally:
+        await form.close()
+    if len(data) > limit:
+        raise _too_large(limit)
+    return data
+
+
 async def document_bytes(request: Request) -> bytes:
     """Return the document the request carries, read with the size limit enforced while reading.
 
     The body is the XML itself (``application/xml``, ``text/xml`` or ``application/*+xml``) or a
-    ``multipart/form-data`` upload (the part named ``file``, else the first file). Raises
+    ``multipart/form-data`` upload (the part named ``file``, else the first file); either is read
+    in memory and refused as soon as it passes the limit, before the rest arrives. Raises
     DocumentTooLargeError (413) past ``max_document_bytes`` and answers 415 for other media types.
     """
     limit = request.app.state.runtime.settings.max_document_bytes
@@ -179,26 +181,12 @@ async def document_bytes(request: Request) -> bytes:
 
     if is_xml_media_type(media):
         body = bytearray()
-        async for chunk in request.stream():
+        async for chunk in _bounded(request, limit, limit):
             body += chunk
-            if len(body) > limit:
-                raise _too_large(limit)
         return bytes(body)
 
     if media == MULTIPART:
-        form = await request.form(max_files=1, max_fields=8)
-        try:
-            uploads: list[Any] = [v for _, v in form.multi_items() if hasattr(v, "read")]
-            named = form.get("file")
-            upload = named if hasattr(named, "read") else (uploads[0] if uploads else None)
-            if upload is None:
-                raise HTTPException(422, "the multipart upload has no file part (name it 'file')")
-            data: bytes = await upload.read(limit + 1)
-        finally:
-            await form.close()
-        if len(data) > limit:
-            raise _too_large(limit)
-        return data
+        return await _multipart_file(request, limit)
 
     raise HTTPException(
         415,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -9,6 +11,7 @@ from einvoice.api import metrics as prometheus
 from einvoice.api.deps import RuntimeDep
 from einvoice.api.models import Health, Readiness
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -23,10 +26,17 @@ def healthz() -> Health:
     responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
 )
 def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Each check "ok" or "unavailable". The reason a check failed (a driver's error names hosts
+    and ports) goes to the log, never into this unauthenticated answer."""
     try:
-        checks = {name: str(value) for name, value in runtime.check_ready().items()}
+        found = {name: str(value) for name, value in runtime.check_ready().items()}
     except Exception as exc:  # readiness must answer, whatever broke
-        checks = {"runtime": f"{type(exc).__name__}: {exc}"}
+        found = {"runtime": f"{type(exc).__name__}: {exc}"}
+    checks = {}
+    for name, value in found.items():
+        if value != "ok":
+            log.warning("not ready: %s: %s", name, value)
+        checks[name] = "ok" if value == "ok" else "unavailable"
     ready = bool(checks) and all(value == "ok" for value in checks.values())
     body = Readiness(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

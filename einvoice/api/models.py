@@ -188,7 +188,9 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
-    checks: dict[str, str] = Field(description="Each dependency and 'ok' or what is wrong with it")
+    checks: dict[str, str] = Field(
+        description="Each dependency and 'ok' or 'unavailable' (the reason is in the server's log)"
+    )
 
 
 ProblemDetails.model_rebuild()

@@ -107,12 +107,18 @@ def test_public_routes(client: TestClient) -> None:
     assert keys["keys"][0]["crv"] == "Ed25519"
 
 
-def test_not_ready_is_503(client: TestClient) -> None:
+def test_not_ready_is_503_and_the_reason_goes_to_the_log_only(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    runtime.check_ready = lambda: {"database": "ok", "broker": "connection refused"}
-    response = client.get("/readyz")
+    reason = "error: OperationalError: connection to server at 10.1.2.3, port 5432 failed"
+    runtime.check_ready = lambda: {"database": reason, "broker": "ok"}
+    with caplog.at_level("WARNING", logger="einvoice.api.health"):
+        response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"]["broker"] == "connection refused"
+    assert response.json()["checks"] == {"database": "unavailable", "broker": "ok"}
+    assert "10.1.2.3" not in response.text
+    assert reason in caplog.text
 
 
 def test_openapi_describes_auth_bodies_and_responses(client: TestClient) -> None:
@@ -128,10 +134,23 @@ def test_openapi_describes_auth_bodies_and_responses(client: TestClient) -> None
     assert client.get("/docs").status_code == 200
 
 
-def test_known_keys_are_cached_unknown_ones_are_not(client: TestClient) -> None:
+def test_every_request_looks_its_key_up_so_a_revoked_key_is_refused_at_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from einvoice.services import accounts
+
+    revoked: set[str] = set()
+
+    def authenticate(uow: Any, api_key: str) -> FakeSupplier | None:
+        LOOKUPS.append(api_key)
+        return FakeSupplier() if api_key == KEY and api_key not in revoked else None
+
+    monkeypatch.setattr(accounts, "authenticate_supplier", authenticate)
     LOOKUPS.clear()
     for _ in range(3):
         assert client.get("/v1/documents", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
         assert client.get("/v1/documents", headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert LOOKUPS.count(KEY) == 1
+    assert LOOKUPS.count(KEY) == 3
     assert LOOKUPS.count("nope") == 3
+    revoked.add(KEY)  # as `einvoice suppliers deactivate` does, in another process
+    assert client.get("/v1/documents", headers={"Authorization": f"Bearer {KEY}"}).status_code == 401

@@ -1,8 +1,9 @@
 """Fixtures shared by every tier.
 
 Servers: tests marked ``postgres`` or ``rabbitmq`` get the URL of a real server. When the server
-is unreachable they are skipped on a developer's machine and FAIL when ``CI=true``: CI must
-never go green by skipping what it was meant to prove.
+is unreachable (or, for the fault drills, which start servers of their own, the server's programs
+are missing) they are skipped on a developer's machine and FAIL when ``CI=true``: CI must never go
+green by skipping what it was meant to prove.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import pytest
@@ -23,7 +25,7 @@ RABBITMQ_URL = os.environ.get("EINVOICE_TEST_RABBITMQ_URL", "amqp://guest:guest@
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _reachable(url: str, default_port: int) -> bool:
+def reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url.replace("+psycopg", ""))
     try:
         with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
@@ -32,15 +34,18 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def require_server(name: str, url: str, default_port: int) -> str:
-    """Return ``url`` if the server answers; otherwise fail in CI, skip elsewhere."""
-    if _reachable(url, default_port):
-        return url
-    message = f"{name} is not reachable at {url}"
+def unavailable(message: str) -> NoReturn:
+    """A server or tool a test needs is missing: fail in CI, skip elsewhere."""
     if IN_CI:
         pytest.fail(message + " (CI=true: tests that need a server must not skip)", pytrace=False)
     pytest.skip(message)
-    raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
+
+
+def require_server(name: str, url: str, default_port: int) -> str:
+    """Return ``url`` if the server answers; otherwise fail in CI, skip elsewhere."""
+    if reachable(url, default_port):
+        return url
+    unavailable(f"{name} is not reachable at {url}")
 
 
 @pytest.fixture(scope="session")

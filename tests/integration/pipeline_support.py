@@ -1,5 +1,6 @@
 """Helpers for the pipeline tests: corpus invoices, waiting for states, worker subprocesses,
-fresh PostgreSQL databases and RabbitMQ virtual hosts."""
+fresh RabbitMQ virtual hosts. Servers the tests stop or restart are their own: see
+``private_servers``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlparse, urlunparse
@@ -85,17 +86,18 @@ def rabbitmqctl_available() -> bool:
 
 
 @contextmanager
-def fresh_rabbitmq_vhost(server_url: str) -> Iterator[str]:
+def fresh_rabbitmq_vhost(server_url: str, rabbitmqctl: Sequence[str] = ("rabbitmqctl",)) -> Iterator[str]:
     """A virtual host of its own, so that other test runs on the same server never consume these
-    messages; falls back to the URL's own vhost when ``rabbitmqctl`` is not at hand."""
-    if not rabbitmqctl_available():
+    messages; falls back to the URL's own vhost when ``rabbitmqctl`` is not at hand. ``rabbitmqctl``
+    is the command that reaches the server (the machine's node by default)."""
+    if list(rabbitmqctl) == ["rabbitmqctl"] and not rabbitmqctl_available():
         yield server_url
         return
     name = f"einvoice_test_{uuid.uuid4().hex[:12]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True, timeout=60)
+    subprocess.run([*rabbitmqctl, "-q", "add_vhost", name], check=True, capture_output=True, timeout=60)
     try:
         subprocess.run(
-            ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+            [*rabbitmqctl, "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
             check=True,
             capture_output=True,
             timeout=60,
@@ -103,38 +105,7 @@ def fresh_rabbitmq_vhost(server_url: str) -> Iterator[str]:
         parsed = urlparse(server_url)
         yield urlunparse(parsed._replace(path="/" + quote(name, safe="")))
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
-
-
-def stop_rabbitmq() -> None:
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
-
-
-def start_rabbitmq() -> None:
-    """Start the RabbitMQ application and wait until it serves (also when it was not stopped)."""
-    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
-    subprocess.run(["rabbitmqctl", "await_startup"], capture_output=True, timeout=120)
-
-
-def restart_rabbitmq() -> None:
-    stop_rabbitmq()
-    start_rabbitmq()
-
-
-def restart_postgresql() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("PostgreSQL did not come back")
+        subprocess.run([*rabbitmqctl, "-q", "delete_vhost", name], capture_output=True, timeout=60)
 
 
 # --- worker processes ------------------------------------------------------------------------------

@@ -68,20 +68,33 @@ class Production:
 
 
 @pytest.fixture
-def production(postgres_url: str, rabbitmq_url: str, tmp_path: Path) -> Iterator[Production]:
-    with fresh_postgres_database(postgres_url) as database_url, fresh_rabbitmq_vhost(rabbitmq_url) as broker_url:
-        engine = store.make_engine(database_url)
-        uow_factory = store.uow_factory_for(engine)
-        accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT)
-        supplier, _ = accounts.add_supplier(uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
-        env = Production(database_url, broker_url, tmp_path, uow_factory, supplier)
-        try:
-            yield env
-        finally:
-            for worker in env.workers:
-                if worker.process.poll() is None:
-                    worker.stop()
-            engine.dispose()
+def database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh database on the server at ``postgres_url``."""
+    with fresh_postgres_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+def broker_url(rabbitmq_url: str) -> Iterator[str]:
+    """A virtual host of its own on the server at ``rabbitmq_url``."""
+    with fresh_rabbitmq_vhost(rabbitmq_url) as url:
+        yield url
+
+
+@pytest.fixture
+def production(database_url: str, broker_url: str, tmp_path: Path) -> Iterator[Production]:
+    engine = store.make_engine(database_url)
+    uow_factory = store.uow_factory_for(engine)
+    accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT)
+    supplier, _ = accounts.add_supplier(uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    env = Production(database_url, broker_url, tmp_path, uow_factory, supplier)
+    try:
+        yield env
+    finally:
+        for worker in env.workers:
+            if worker.process.poll() is None:
+                worker.stop()
+        engine.dispose()
 
 
 def test_worker_processes_take_documents_to_their_final_states(production: Production) -> None:

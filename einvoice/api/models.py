@@ -25,11 +25,12 @@ class ProblemDetails(BaseModel):
                 "instance": "/v1/documents",
                 "findings": [
                     {
-                        "rule": "INTAKE-NOT-WELL-FORMED",
+                        "rule": "XML-WELL-FORMED",
                         "severity": "fatal",
                         "layer": "intake",
                         "message": "Opening and ending tag mismatch",
                         "line": 40,
+                        "former_rule": "INTAKE-NOT-WELL-FORMED",
                     }
                 ],
             }
@@ -49,7 +50,14 @@ class ProblemDetails(BaseModel):
 class FindingModel(BaseModel):
     """One thing a validation layer or a business check found (rule ids are the official ones)."""
 
-    rule: str = Field(examples=["BR-CO-15"])
+    rule: str = Field(
+        examples=["BR-CO-15"],
+        description=(
+            "The official rule id (BR-CO-15, PEPPOL-EN16931-R001, PEPPOL-T01-R003), XSD for schema errors, or the "
+            "engine's own: XML-WELL-FORMED, XML-SAFETY, XML-SIZE, DOCUMENT-TYPE, RULE-SELECTION, ENGINE, "
+            "INTAKE-UNKNOWN-BUYER, INTAKE-SELLER-MISMATCH; the same id for the same problem on every route"
+        ),
+    )
     severity: Literal["fatal", "warning", "information"]
     layer: str = Field(examples=["en16931"], description="intake, xsd, en16931, peppol, business, engine")
     message: str
@@ -58,6 +66,15 @@ class FindingModel(BaseModel):
     test: str | None = None
     value: str | None = None
     override: str | None = None
+    former_rule: str | None = Field(
+        None,
+        deprecated=True,
+        description=(
+            "Only in problem details of POST /v1/documents, for one release: the id intake gave this problem "
+            "before the one vocabulary (INTAKE-NOT-WELL-FORMED, INTAKE-UNSAFE-XML, INTAKE-TOO-LARGE, "
+            "INTAKE-UNSUPPORTED-DOCUMENT); match on `rule`"
+        ),
+    )
 
 
 class ReceiptPayload(BaseModel):

@@ -65,9 +65,10 @@ class TransitionView:
     detail: str | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The field names of the API's history entries (``api.models.Transition``)."""
         return {
-            "from": self.from_status,
-            "to": self.to_status,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
             "actor": self.actor,
             "at": _iso(self.at),
             "detail": self.detail,

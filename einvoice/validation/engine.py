@@ -18,7 +18,17 @@ from typing import Any
 
 from lxml import etree
 
-from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.findings import (
+    RULE_ENGINE,
+    RULE_NOT_WELL_FORMED,
+    RULE_SELECTION,
+    RULE_TOO_LARGE,
+    RULE_UNSAFE,
+    RULE_UNSUPPORTED,
+    Finding,
+    Layer,
+    Severity,
+)
 from einvoice.errors import (
     ArtefactError,
     DocumentTooLargeError,
@@ -40,14 +50,6 @@ _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")
 #: How long an artefact found installed and intact is trusted before it is checked again.
 ARTEFACT_RECHECK_SECONDS = 10.0
-
-# Rule ids of the findings the engine itself writes (the official rules have their own ids).
-RULE_NOT_WELL_FORMED = "XML-WELL-FORMED"
-RULE_UNSAFE = "XML-SAFETY"
-RULE_TOO_LARGE = "XML-SIZE"
-RULE_UNSUPPORTED = "DOCUMENT-TYPE"
-RULE_SELECTION = "RULE-SELECTION"
-RULE_ENGINE = "ENGINE"
 
 # How intake refusals are reported: the first matching kind wins (too large is also unsafe).
 _INTAKE_REFUSALS: tuple[tuple[type[IntakeError], str, Verdict], ...] = (

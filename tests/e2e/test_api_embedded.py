@@ -341,6 +341,29 @@ def test_validate_without_storing(client: TestClient, keys: dict[str, str]) -> N
     assert client.post("/v1/validate", content=invoice(), headers=XML).status_code == 401
 
 
+def test_one_rule_id_per_problem_on_submission_and_validation(client: TestClient, keys: dict[str, str]) -> None:
+    """The same problem has the same rule id from POST /v1/documents as from POST /v1/validate (and
+    the CLI); the problem body names the intake's former id for one release."""
+    cases = (
+        (MALFORMED, 400, "XML-WELL-FORMED", "INTAKE-NOT-WELL-FORMED"),
+        (with_doctype(invoice("E2E-VOCAB-DTD")), 400, "XML-SAFETY", "INTAKE-UNSAFE-XML"),
+        (NOT_UBL, 422, "DOCUMENT-TYPE", "INTAKE-UNSUPPORTED-DOCUMENT"),
+    )
+    for body, status, rule, former in cases:
+        refused = submit(client, keys["seller"], body)
+        assert refused.status_code == status, refused.text
+        [finding] = refused.json()["findings"]
+        assert (finding["rule"], finding["former_rule"]) == (rule, former)
+        checked = client.post("/v1/validate", content=body, headers=auth(keys["seller"], **XML)).json()
+        assert [f["rule"] for f in checked["findings"] if f["layer"] == "intake"] == [rule]
+        assert "former_rule" not in checked["findings"][0]
+    recorded = submit(client, keys["seller"], NOT_UBL).json()  # the refused Order, stored
+    stored = client.get(recorded["status_url"], headers=auth(keys["seller"])).json()
+    assert [f["rule"] for f in stored["findings"]] == ["DOCUMENT-TYPE"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["FindingModel"]["properties"]
+    assert schema["former_rule"]["deprecated"] is True
+
+
 # --- operations ----------------------------------------------------------------------------------
 
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? \S+$')

@@ -165,10 +165,28 @@ class DocumentList(BaseModel):
     count: int
 
 
+class ArtefactModel(BaseModel):
+    """One official file the verdict rests on, as ``ubl_schemas/manifest.json`` records it."""
+
+    id: str = Field(examples=["peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt"], description="<set>/<path>")
+    layer: str = Field(examples=["peppol"], description="The layer that ran it: xsd, en16931, peppol")
+    set: str = Field(examples=["peppol-bis3-2026.5"], description="The artefact set")
+    version: str = Field(examples=["2026.5"], description="The set's version")
+    path: str = Field(examples=["PEPPOL-EN16931-UBL.xslt"], description="The file inside the set")
+    sha256: str
+
+
 class DocumentReport(BaseModel):
     document_id: str
     status: str
     verdict: str = Field(description="valid, invalid or pending (not validated yet)")
+    document_type: str | None = Field(None, description="As validated: Invoice or CreditNote")
+    customization_id: str | None = Field(None, description="BT-24 as validated")
+    rules: str | None = Field(
+        None, examples=["peppol-bis3"], description="The rule set validation ran; null before validation"
+    )
+    rules_version: str | None = Field(None, examples=["2026.5"], description="The rule set's release")
+    artefacts: list[ArtefactModel] = Field(default_factory=list, description="Every file validation ran, XSD first")
     findings: list[FindingModel]
     counts: dict[str, int] = Field(description="Findings by severity")
 
@@ -180,6 +198,9 @@ class ValidationResult(BaseModel):
 
     valid: bool
     verdict: str
+    rules: str | None = Field(None, examples=["peppol-bis3"], description="The rule set applied")
+    rules_version: str | None = Field(None, examples=["2026.5"], description="The rule set's release")
+    artefacts: list[ArtefactModel] = Field(default_factory=list, description="Every file validation ran, XSD first")
     findings: list[FindingModel] = Field(default_factory=list)
 
 

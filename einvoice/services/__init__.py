@@ -100,6 +100,8 @@ class DocumentView:
     failure_reason: str | None = None
     match_result: dict[str, Any] | None = None
     journal_ref: str | None = None
+    #: What validation ran (``ValidationReport.rule_set()``); None before validation.
+    ruleset: dict[str, Any] | None = None
     history: tuple[TransitionView, ...] = field(default=())
     findings: tuple[Finding, ...] = field(default=())
 
@@ -130,6 +132,7 @@ class DocumentView:
             "failure_reason": self.failure_reason,
             "match_result": self.match_result,
             "journal_ref": self.journal_ref,
+            "ruleset": self.ruleset,
             "history": [t.to_dict() for t in self.history],
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -250,6 +253,7 @@ def document_view(
         failure_reason=row.failure_reason,
         match_result=json.loads(row.match_result) if row.match_result else None,
         journal_ref=row.journal_ref,
+        ruleset=json.loads(row.ruleset) if row.ruleset else None,
         history=history,
         findings=findings,
     )

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.slow
 MAX_BYTES = 200_000
 BEFORE_VALIDATION = {"received", "validating"}
 XML = {"Content-Type": "application/xml"}
+PEPPOL_BILLING = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +302,32 @@ def test_reports(client: TestClient, keys: dict[str, str]) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<html" in page.text.lower()
+
+
+def test_stored_reports_name_the_rule_set_its_version_and_artefacts(client: TestClient, keys: dict[str, str]) -> None:
+    document = invoice("E2E-RULES").replace(b">248.00</cbc:PayableAmount>", b">249.00</cbc:PayableAmount>")
+    created = submit(client, keys["seller"], document).json()
+    assert wait_for_validation(client, keys["seller"], created["id"])["status"] == "rejected"
+    stored = client.get(created["status_url"] + "/report.json", headers=auth(keys["seller"])).json()
+    checked = client.post("/v1/validate", content=document, headers=auth(keys["seller"], **XML)).json()
+    assert stored["customization_id"] == checked["customization_id"] == PEPPOL_BILLING
+    for key in ("document_type", "rules", "rules_version", "artefacts"):
+        assert stored[key] == checked[key], key
+    assert (stored["rules"], stored["rules_version"]) == ("peppol-bis3", "2026.5")
+    assert [a["id"] for a in stored["artefacts"]] == [
+        "ubl-2.1/xsd/maindoc/UBL-Invoice-2.1.xsd",
+        "peppol-bis3-2026.5/CEN-EN16931-UBL.xslt",
+        "peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt",
+    ]
+    assert all(len(a["sha256"]) == 64 for a in stored["artefacts"])
+    page = client.get(created["status_url"] + "/report.html", headers=auth(keys["seller"])).text
+    assert "<dt>Rules</dt><dd>peppol-bis3 2026.5</dd>" in page
+    assert f"<code>{PEPPOL_BILLING}</code>" in page
+    assert "peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt" in page
+    checked_page = client.post(
+        "/v1/validate", params={"format": "html"}, content=document, headers=auth(keys["seller"], **XML)
+    ).text
+    assert "<dt>Rules</dt><dd>peppol-bis3 2026.5</dd>" in checked_page
 
 
 def test_invalid_document_is_rejected_with_findings(client: TestClient, keys: dict[str, str]) -> None:

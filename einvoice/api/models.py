@@ -53,7 +53,7 @@ class FindingModel(BaseModel):
     rule: str = Field(
         examples=["BR-CO-15"],
         description=(
-            "The official rule id (BR-CO-15, PEPPOL-EN16931-R001, PEPPOL-T01-R003), XSD for schema errors, or the "
+            "The official rule id (BR-CO-15, PEPPOL-EN16931-R001, PEPPOL-T01-B00101), XSD for schema errors, or the "
             "engine's own: XML-WELL-FORMED, XML-SAFETY, XML-SIZE, DOCUMENT-TYPE, RULE-SELECTION, ENGINE, "
             "INTAKE-UNKNOWN-BUYER, INTAKE-SELLER-MISMATCH; the same id for the same problem on every route"
         ),

@@ -23,6 +23,10 @@ def verdict_of(view: DocumentView) -> str:
     return "valid"
 
 
+# Intake's stored document types, as validation reports name them (the UBL root element).
+_VALIDATION_TYPES = {"invoice": "Invoice", "credit_note": "CreditNote"}
+
+
 def rule_set_of(view: DocumentView) -> dict[str, Any]:
     """What validation ran, as the validation report names it (``document_type``,
     ``customization_id``, ``rules``, ``rules_version``, ``artefacts``). Before validation, or for a
@@ -35,10 +39,6 @@ def rule_set_of(view: DocumentView) -> dict[str, Any]:
         "rules_version": ran.get("rules_version"),
         "artefacts": list(ran.get("artefacts") or ()),
     }
-
-
-# Intake's stored document types, as validation reports name them (the UBL root element).
-_VALIDATION_TYPES = {"invoice": "Invoice", "credit_note": "CreditNote"}
 
 
 def report_of(view: DocumentView) -> dict[str, Any]:

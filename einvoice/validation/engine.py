@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -43,6 +43,9 @@ from einvoice.settings import Settings
 from einvoice.validation.report import ValidationReport, Verdict
 from einvoice.validation.schematron import SchematronRunner, findings_from_svrl
 from einvoice.validation.xsd import XsdValidator
+
+if TYPE_CHECKING:
+    from einvoice.validation.rulesets import RuleSet
 
 CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 _CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
@@ -169,7 +172,7 @@ class _Run:
         self.svrl: dict[str, str] | None = {} if keep_svrl else None
         self.document_type: str | None = None
         self.customization_id: str | None = None
-        self.ruleset: Any = None  # rulesets.RuleSet, once chosen
+        self.ruleset: RuleSet | None = None
 
     def report(self, verdict: Verdict | None = None) -> ValidationReport:
         if verdict is None:

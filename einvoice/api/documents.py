@@ -258,6 +258,11 @@ async def get_document(runtime: RuntimeDep, supplier: SupplierDep, document_id: 
 @router.get(
     "/{document_id}/report.json",
     summary="Validation report of one document (JSON)",
+    description=(
+        "The findings the pipeline recorded, with the rule set validation ran: `rules`, "
+        "`rules_version` and `artefacts` (set, version, path and sha256 of every file), null and "
+        "empty before validation and for documents refused at intake."
+    ),
     responses={**AUTH_PROBLEMS, **NOT_FOUND},
 )
 async def report_json(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentReport:

@@ -25,11 +25,12 @@ class ProblemDetails(BaseModel):
                 "instance": "/v1/documents",
                 "findings": [
                     {
-                        "rule": "INTAKE-NOT-WELL-FORMED",
+                        "rule": "XML-WELL-FORMED",
                         "severity": "fatal",
                         "layer": "intake",
                         "message": "Opening and ending tag mismatch",
                         "line": 40,
+                        "former_rule": "INTAKE-NOT-WELL-FORMED",
                     }
                 ],
             }
@@ -49,7 +50,14 @@ class ProblemDetails(BaseModel):
 class FindingModel(BaseModel):
     """One thing a validation layer or a business check found (rule ids are the official ones)."""
 
-    rule: str = Field(examples=["BR-CO-15"])
+    rule: str = Field(
+        examples=["BR-CO-15"],
+        description=(
+            "The official rule id (BR-CO-15, PEPPOL-EN16931-R001, PEPPOL-T01-B00101), XSD for schema errors, or the "
+            "engine's own: XML-WELL-FORMED, XML-SAFETY, XML-SIZE, DOCUMENT-TYPE, RULE-SELECTION, ENGINE, "
+            "INTAKE-UNKNOWN-BUYER, INTAKE-SELLER-MISMATCH; the same id for the same problem on every route"
+        ),
+    )
     severity: Literal["fatal", "warning", "information"]
     layer: str = Field(examples=["en16931"], description="intake, xsd, en16931, peppol, business, engine")
     message: str
@@ -58,6 +66,15 @@ class FindingModel(BaseModel):
     test: str | None = None
     value: str | None = None
     override: str | None = None
+    former_rule: str | None = Field(
+        None,
+        deprecated=True,
+        description=(
+            "Only in problem details of POST /v1/documents, for one release: the id intake gave this problem "
+            "before the one vocabulary (INTAKE-NOT-WELL-FORMED, INTAKE-UNSAFE-XML, INTAKE-TOO-LARGE, "
+            "INTAKE-UNSUPPORTED-DOCUMENT); match on `rule`"
+        ),
+    )
 
 
 class ReceiptPayload(BaseModel):
@@ -148,10 +165,28 @@ class DocumentList(BaseModel):
     count: int
 
 
+class ArtefactModel(BaseModel):
+    """One official file the verdict rests on, as ``ubl_schemas/manifest.json`` records it."""
+
+    id: str = Field(examples=["peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt"], description="<set>/<path>")
+    layer: str = Field(examples=["peppol"], description="The layer that ran it: xsd, en16931, peppol")
+    set: str = Field(examples=["peppol-bis3-2026.5"], description="The artefact set")
+    version: str = Field(examples=["2026.5"], description="The set's version")
+    path: str = Field(examples=["PEPPOL-EN16931-UBL.xslt"], description="The file inside the set")
+    sha256: str
+
+
 class DocumentReport(BaseModel):
     document_id: str
     status: str
     verdict: str = Field(description="valid, invalid or pending (not validated yet)")
+    document_type: str | None = Field(None, description="As validated: Invoice or CreditNote")
+    customization_id: str | None = Field(None, description="BT-24 as validated")
+    rules: str | None = Field(
+        None, examples=["peppol-bis3"], description="The rule set validation ran; null before validation"
+    )
+    rules_version: str | None = Field(None, examples=["2026.5"], description="The rule set's release")
+    artefacts: list[ArtefactModel] = Field(default_factory=list, description="Every file validation ran, XSD first")
     findings: list[FindingModel]
     counts: dict[str, int] = Field(description="Findings by severity")
 
@@ -163,6 +198,9 @@ class ValidationResult(BaseModel):
 
     valid: bool
     verdict: str
+    rules: str | None = Field(None, examples=["peppol-bis3"], description="The rule set applied")
+    rules_version: str | None = Field(None, examples=["2026.5"], description="The rule set's release")
+    artefacts: list[ArtefactModel] = Field(default_factory=list, description="Every file validation ran, XSD first")
     findings: list[FindingModel] = Field(default_factory=list)
 
 

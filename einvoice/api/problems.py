@@ -32,7 +32,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from einvoice import errors
-from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.findings import (
+    FORMER_RULES,
+    RULE_NOT_WELL_FORMED,
+    RULE_SELLER_MISMATCH,
+    RULE_TOO_LARGE,
+    RULE_UNKNOWN_BUYER,
+    RULE_UNSAFE,
+    RULE_UNSUPPORTED,
+    Finding,
+    Layer,
+    Severity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +94,15 @@ _HTTP_TITLES = {
     503: ("unavailable", "Service unavailable"),
 }
 
-# Intake errors without findings of their own get one, so a supplier sees a rule id and a line.
+# Intake errors without findings of their own get one, so a supplier sees a rule id and a line:
+# the ids ``einvoice validate`` and ``POST /v1/validate`` give the same problem.
 _INTAKE_RULES = {
-    "NotWellFormedError": "INTAKE-NOT-WELL-FORMED",
-    "DocumentTooLargeError": "INTAKE-TOO-LARGE",
-    "UnsafeXmlError": "INTAKE-UNSAFE-XML",
-    "UnsupportedDocumentError": "INTAKE-UNSUPPORTED-DOCUMENT",
-    "UnknownBuyerError": "INTAKE-UNKNOWN-BUYER",
-    "SellerMismatchError": "INTAKE-SELLER-MISMATCH",
+    "NotWellFormedError": RULE_NOT_WELL_FORMED,
+    "DocumentTooLargeError": RULE_TOO_LARGE,
+    "UnsafeXmlError": RULE_UNSAFE,
+    "UnsupportedDocumentError": RULE_UNSUPPORTED,
+    "UnknownBuyerError": RULE_UNKNOWN_BUYER,
+    "SellerMismatchError": RULE_SELLER_MISMATCH,
 }
 
 
@@ -110,7 +122,7 @@ def _findings_of(exc: BaseException) -> list[dict[str, Any]]:
         raw = [single]
     items = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in (raw or [])]
     if items:
-        return items
+        return [_with_former_rule(item) for item in items]
     for cls in type(exc).__mro__:
         rule = _INTAKE_RULES.get(cls.__name__)
         if rule:
@@ -122,8 +134,15 @@ def _findings_of(exc: BaseException) -> list[dict[str, Any]]:
                 message=str(exc) or cls.__name__,
                 line=line if isinstance(line, int) else None,
             )
-            return [finding.to_dict()]
+            return [_with_former_rule(finding.to_dict())]
     return []
+
+
+def _with_former_rule(item: dict[str, Any]) -> dict[str, Any]:
+    """The finding with ``former_rule``, the id intake's problems gave it before (deprecated:
+    for one release, so that clients matching on the old ids can move to the new ones)."""
+    former = FORMER_RULES.get(str(item.get("rule")))
+    return {**item, "former_rule": former} if former and item.get("layer") == Layer.INTAKE.value else item
 
 
 def problem_body(

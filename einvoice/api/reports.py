@@ -23,6 +23,24 @@ def verdict_of(view: DocumentView) -> str:
     return "valid"
 
 
+# Intake's stored document types, as validation reports name them (the UBL root element).
+_VALIDATION_TYPES = {"invoice": "Invoice", "credit_note": "CreditNote"}
+
+
+def rule_set_of(view: DocumentView) -> dict[str, Any]:
+    """What validation ran, as the validation report names it (``document_type``,
+    ``customization_id``, ``rules``, ``rules_version``, ``artefacts``). Before validation, or for a
+    document refused at intake, all but the document type are null."""
+    ran = view.ruleset or {}
+    return {
+        "document_type": ran.get("document_type", _VALIDATION_TYPES.get(view.document_type or "")),
+        "customization_id": ran.get("customization_id"),
+        "rules": ran.get("rules"),
+        "rules_version": ran.get("rules_version"),
+        "artefacts": list(ran.get("artefacts") or ()),
+    }
+
+
 def report_of(view: DocumentView) -> dict[str, Any]:
     """Return the JSON report of a stored document."""
     counts = {s.value: 0 for s in Severity}
@@ -32,6 +50,7 @@ def report_of(view: DocumentView) -> dict[str, Any]:
         "document_id": str(view.id),
         "status": str(view.status),
         "verdict": verdict_of(view),
+        **rule_set_of(view),
         "findings": [f.to_dict() for f in view.findings],
         "counts": counts,
     }
@@ -48,14 +67,17 @@ def render_report_html(view: DocumentView) -> str:
             f"<p>Status: <strong>{html.escape(str(view.status))}</strong>. "
             "Validation has not finished yet; reload this page in a moment.</p></html>"
         )
-    from einvoice.validation.report import ValidationReport
+    from einvoice.validation.report import ArtefactRef, ValidationReport
 
+    ran = rule_set_of(view)
     report = ValidationReport(
         file=f"document {view.id}" + (f" ({view.number})" if view.number else ""),
-        document_type=view.document_type,
-        customization_id=None,
-        rules=None,
+        document_type=ran["document_type"],
+        customization_id=ran["customization_id"],
+        rules=ran["rules"],
         verdict="invalid" if verdict == "invalid" else "valid",
         findings=tuple(view.findings),
+        rules_version=ran["rules_version"],
+        artefacts=tuple(ArtefactRef.from_dict(a) for a in ran["artefacts"]),
     )
     return report.to_html()

@@ -20,9 +20,13 @@ router = APIRouter(tags=["validation"], responses=COMMON_PROBLEMS)
     summary="Validate without storing",
     description=(
         "Runs the same layers as the pipeline (UBL 2.1 XSD, EN 16931, Peppol BIS 3) and answers the "
-        "report at once; nothing is stored. `200` whatever the verdict, `valid` tells: XML that is "
-        "not well-formed, refused (DOCTYPE) or not an invoice gets a report whose intake finding says "
-        "why. Needs the API key, so that validation capacity serves registered suppliers."
+        "report at once; nothing is stored. Peppol Orders (T01), Despatch Advices (T16), Invoice "
+        "Responses (T111) and Message Level Responses (T71) are validated too, with their XSD and "
+        "rules, chosen by `cbc:CustomizationID`. The report names the rule set, its version "
+        "(`rules`, `rules_version`) and every artefact run (`artefacts`). `200` whatever the verdict, "
+        "`valid` tells: XML that is not well-formed, refused (DOCTYPE) or of a type no rule set "
+        "covers gets a report whose intake finding says why. Needs the API key, so that validation "
+        "capacity serves registered suppliers."
     ),
     openapi_extra=XML_REQUEST_BODY,
     response_model=ValidationResult,

@@ -158,7 +158,7 @@ def validate_command(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format")] = (OutputFormat.text),
     skip_xsd: Annotated[bool, typer.Option("--skip-xsd", help="Do not run the UBL 2.1 XSD layer")] = False,
     rules: Annotated[
-        RulesChoice, typer.Option("--rules", help="Rule set: by cbc:CustomizationID (auto) or forced")
+        RulesChoice, typer.Option("--rules", help="Invoice rule set: by cbc:CustomizationID (auto) or forced")
     ] = RulesChoice.auto,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)")
@@ -168,7 +168,8 @@ def validate_command(
         Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout")
     ] = None,
 ) -> None:
-    """Validate UBL invoices and credit notes: UBL 2.1 XSD, EN 16931 and Peppol BIS 3 rules.
+    """Validate UBL invoices and credit notes (UBL 2.1 XSD, EN 16931 and Peppol BIS 3 rules), and Peppol
+    Orders, Despatch Advices, Invoice Responses and Message Level Responses (XSD and their rules).
 
     Exit code 0 when every document is valid, 1 when any is invalid or unsupported, 2 for usage or
     I/O errors and when a validation layer could not run.

@@ -67,3 +67,27 @@ class Finding:
             "value": self.value,
             "override": self.override,
         }
+
+
+# --- rule ids of the engine's own findings ---------------------------------------------------------
+# The official rules have their own ids (BR-01, PEPPOL-EN16931-R001, …). These name what the engine
+# finds itself, one id per problem, the same from the CLI, POST /v1/validate, POST /v1/documents
+# and the stored reports.
+
+RULE_NOT_WELL_FORMED = "XML-WELL-FORMED"
+RULE_UNSAFE = "XML-SAFETY"  # DOCTYPE, entities, XInclude, nesting too deep
+RULE_TOO_LARGE = "XML-SIZE"
+RULE_UNSUPPORTED = "DOCUMENT-TYPE"  # well-formed, but no rule set of the engine covers it
+RULE_SELECTION = "RULE-SELECTION"
+RULE_ENGINE = "ENGINE"
+RULE_UNKNOWN_BUYER = "INTAKE-UNKNOWN-BUYER"
+RULE_SELLER_MISMATCH = "INTAKE-SELLER-MISMATCH"
+
+#: Ids the intake's problem details used before the engine's ids became the only ones (release
+#: of 2026-12): the problem body names them as ``former_rule`` for one more release.
+FORMER_RULES = {
+    RULE_NOT_WELL_FORMED: "INTAKE-NOT-WELL-FORMED",
+    RULE_UNSAFE: "INTAKE-UNSAFE-XML",
+    RULE_TOO_LARGE: "INTAKE-TOO-LARGE",
+    RULE_UNSUPPORTED: "INTAKE-UNSUPPORTED-DOCUMENT",
+}

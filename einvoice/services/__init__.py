@@ -67,9 +67,10 @@ class TransitionView:
     detail: str | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The field names of the API's history entries (``api.models.Transition``)."""
         return {
-            "from": self.from_status,
-            "to": self.to_status,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
             "actor": self.actor,
             "at": _iso(self.at),
             "detail": self.detail,
@@ -101,6 +102,8 @@ class DocumentView:
     failure_reason: str | None = None
     match_result: dict[str, Any] | None = None
     journal_ref: str | None = None
+    #: What validation ran (``ValidationReport.rule_set()``); None before validation.
+    ruleset: dict[str, Any] | None = None
     history: tuple[TransitionView, ...] = field(default=())
     findings: tuple[Finding, ...] = field(default=())
 
@@ -131,6 +134,7 @@ class DocumentView:
             "failure_reason": self.failure_reason,
             "match_result": self.match_result,
             "journal_ref": self.journal_ref,
+            "ruleset": self.ruleset,
             "history": [t.to_dict() for t in self.history],
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -252,6 +256,7 @@ def document_view(
         failure_reason=row.failure_reason,
         match_result=json.loads(row.match_result) if row.match_result else None,
         journal_ref=row.journal_ref,
+        ruleset=json.loads(row.ruleset) if row.ruleset else None,
         history=history,
         findings=findings,
     )

@@ -31,7 +31,7 @@ from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
 from einvoice import errors
-from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.findings import RULE_UNKNOWN_BUYER, RULE_UNSUPPORTED, Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
 from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
 from einvoice.services.accounts import compact_identifier
@@ -74,7 +74,7 @@ _REFUSALS: dict[str, type[errors.IntakeError]] = {
     "unsupported-document": errors.UnsupportedDocumentError,
     "unknown-buyer": UnknownBuyerError,
 }
-_RULE_OF = {"unsupported-document": "INTAKE-UNSUPPORTED-DOCUMENT", "unknown-buyer": "INTAKE-UNKNOWN-BUYER"}
+_RULE_OF = {"unsupported-document": RULE_UNSUPPORTED, "unknown-buyer": RULE_UNKNOWN_BUYER}
 
 
 def _decorate(exc: errors.EInvoiceError, *, document_id: str | None, findings: tuple[Finding, ...] = ()) -> None:

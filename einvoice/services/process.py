@@ -60,6 +60,10 @@ class ValidationOutcome(Protocol):
     @property
     def findings(self) -> Sequence[Finding]: ...
 
+    def rule_set(self) -> dict[str, Any]:
+        """What ran: document type, CustomizationID, rule set, version, artefacts (JSON-able)."""
+        ...
+
 
 class Validator(Protocol):
     """Validates a document; ``institution`` (the buyer endpoint) and ``at`` (the receipt time)
@@ -297,6 +301,7 @@ def validate_document(
         path = [(S.DEAD, cause)]
         next_action = None
         values = {"failure_reason": cause}
+    values["ruleset"] = json.dumps(report.rule_set())  # the stored report names what ran
     with uow_factory() as uow:
         if not _finish(
             uow,

@@ -132,6 +132,9 @@ class DocumentRow(Base):
     refusal_code: Mapped[str | None] = mapped_column(String(64))
     refusal_reason: Mapped[str | None] = mapped_column(Text)
     match_result: Mapped[str | None] = mapped_column(Text)  # JSON
+    #: JSON: what validation ran (document type and CustomizationID as validated, rule set, its
+    #: version and artefacts: ``ValidationReport.rule_set()``), for the stored report.
+    ruleset: Mapped[str | None] = mapped_column(Text)
     journal_ref: Mapped[str | None] = mapped_column(String(200))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     # A worker that moved the document into a working state holds it until lease_expires_at;

@@ -14,11 +14,21 @@ import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.findings import (
+    RULE_ENGINE,
+    RULE_NOT_WELL_FORMED,
+    RULE_SELECTION,
+    RULE_TOO_LARGE,
+    RULE_UNSAFE,
+    RULE_UNSUPPORTED,
+    Finding,
+    Layer,
+    Severity,
+)
 from einvoice.errors import (
     ArtefactError,
     DocumentTooLargeError,
@@ -34,20 +44,15 @@ from einvoice.validation.report import ValidationReport, Verdict
 from einvoice.validation.schematron import SchematronRunner, findings_from_svrl
 from einvoice.validation.xsd import XsdValidator
 
+if TYPE_CHECKING:
+    from einvoice.validation.rulesets import RuleSet
+
 CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 _CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
 _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")
 #: How long an artefact found installed and intact is trusted before it is checked again.
 ARTEFACT_RECHECK_SECONDS = 10.0
-
-# Rule ids of the findings the engine itself writes (the official rules have their own ids).
-RULE_NOT_WELL_FORMED = "XML-WELL-FORMED"
-RULE_UNSAFE = "XML-SAFETY"
-RULE_TOO_LARGE = "XML-SIZE"
-RULE_UNSUPPORTED = "DOCUMENT-TYPE"
-RULE_SELECTION = "RULE-SELECTION"
-RULE_ENGINE = "ENGINE"
 
 # How intake refusals are reported: the first matching kind wins (too large is also unsafe).
 _INTAKE_REFUSALS: tuple[tuple[type[IntakeError], str, Verdict], ...] = (
@@ -167,7 +172,7 @@ class _Run:
         self.svrl: dict[str, str] | None = {} if keep_svrl else None
         self.document_type: str | None = None
         self.customization_id: str | None = None
-        self.ruleset_name: str | None = None
+        self.ruleset: RuleSet | None = None
 
     def report(self, verdict: Verdict | None = None) -> ValidationReport:
         if verdict is None:
@@ -181,11 +186,13 @@ class _Run:
             file=self.file,
             document_type=self.document_type,
             customization_id=self.customization_id,
-            rules=self.ruleset_name,
+            rules=self.ruleset.name if self.ruleset else None,
             verdict=verdict,
             findings=tuple(self.findings),
             svrl=self.svrl,
             timings=self.timings,
+            rules_version=self.ruleset.version if self.ruleset else None,
+            artefacts=self.ruleset.artefacts if self.ruleset else (),
         )
 
     def engine_error(self, layer: str, exc: Exception) -> None:
@@ -207,32 +214,32 @@ class _Run:
         # --- intake -----------------------------------------------------------------------------
         started = time.perf_counter()
         try:
-            parsed = safe_xml.parse_document(
+            tree: etree._ElementTree = safe_xml.parse(
                 self.data, max_bytes=settings.max_document_bytes, max_depth=settings.max_xml_depth
             )
-            document_type = parsed.document_type
-            if document_type is None:
-                raise UnsupportedDocumentError(f"unsupported document type: {parsed.root_name}")
+            document_type = rulesets.document_type_of(tree.getroot())
         except IntakeError as exc:
             rule, verdict = next((r, v) for kind, r, v in _INTAKE_REFUSALS if isinstance(exc, kind))
             self.findings.append(_intake(rule, exc))
             return self.report(verdict)
         finally:
             self.timings["parse"] = time.perf_counter() - started
-        tree: etree._ElementTree = parsed.tree
         root = tree.getroot()
-        self.document_type = document_type.value
+        self.document_type = document_type
         element = root.find(_CUSTOMIZATION_ID)
         if element is not None and element.text:
             self.customization_id = element.text.strip()
 
         # --- rule selection ---------------------------------------------------------------------
         try:
-            ruleset = rulesets.select(self.customization_id, at=self.at, rules=self.rules)
+            ruleset = rulesets.select(self.customization_id, document_type=document_type, at=self.at, rules=self.rules)
+        except UnsupportedDocumentError as exc:  # an Order, say, that is no Peppol transaction
+            self.findings.append(_intake(RULE_UNSUPPORTED, exc))
+            return self.report("unsupported")
         except EInvoiceError as exc:
             self.engine_error("rule selection", exc)
             return self.report()
-        self.ruleset_name = ruleset.name
+        self.ruleset = ruleset
         for note in ruleset.notes:
             self.findings.append(
                 Finding(rule=RULE_SELECTION, severity=Severity.INFORMATION, layer=Layer.INTAKE, message=note)
@@ -242,7 +249,7 @@ class _Run:
         if not self.skip_xsd:
             started = time.perf_counter()
             try:
-                xsd = self.v._artefact(ruleset.xsd_set_id, rulesets.xsd_relpath(document_type))
+                xsd = self.v._artefact(ruleset.xsd_set_id, ruleset.xsd_relpath)
                 self.findings.extend(self.v.xsd.validate(xsd, tree))
             except (ArtefactError, ValidationEngineError) as exc:
                 self.engine_error("xsd", exc)

@@ -22,6 +22,36 @@ _SEVERITY_ORDER = {Severity.FATAL: 0, Severity.WARNING: 1, Severity.INFORMATION:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtefactRef:
+    """One official file a verdict rests on, as the manifest records it."""
+
+    layer: str  # xsd, en16931, peppol: the layer that ran it
+    set_id: str  # the artefact set: "peppol-bis3-2026.5"
+    version: str  # the set's version: "2026.5"
+    path: str  # inside the set: "PEPPOL-EN16931-UBL.xslt"
+    sha256: str
+
+    @property
+    def id(self) -> str:
+        """``<set id>/<path>``, the artefact's identifier (its path under the rules directory)."""
+        return f"{self.set_id}/{self.path}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "layer": self.layer,
+            "set": self.set_id,
+            "version": self.version,
+            "path": self.path,
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArtefactRef:
+        return cls(str(data["layer"]), str(data["set"]), str(data["version"]), str(data["path"]), str(data["sha256"]))
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationReport:
     """What the engine says about one document.
 
@@ -39,10 +69,30 @@ class ValidationReport:
     findings: tuple[Finding, ...] = ()
     svrl: dict[str, str] | None = None  # layer -> raw SVRL, when asked for
     timings: dict[str, float] = field(default_factory=dict)  # layer -> seconds
+    rules_version: str | None = None  # the rule set's release: "2026.5" (with rules "peppol-bis3")
+    artefacts: tuple[ArtefactRef, ...] = ()  # the files the layers ran, XSD first
 
     @property
     def valid(self) -> bool:
         return self.verdict == "valid"
+
+    @property
+    def rules_label(self) -> str | None:
+        """The rule set and its version as people read them: ``peppol-bis3 2026.5``."""
+        if self.rules is None:
+            return None
+        return f"{self.rules} {self.rules_version}" if self.rules_version else self.rules
+
+    def rule_set(self) -> dict[str, Any]:
+        """What a stored report keeps besides the findings: the document type and CustomizationID
+        as validated, the rule set, its version and artefacts (the keys of ``to_dict``)."""
+        return {
+            "document_type": self.document_type,
+            "customization_id": self.customization_id,
+            "rules": self.rules,
+            "rules_version": self.rules_version,
+            "artefacts": [a.to_dict() for a in self.artefacts],
+        }
 
     @property
     def fatal(self) -> tuple[Finding, ...]:
@@ -62,6 +112,8 @@ class ValidationReport:
             "document_type": self.document_type,
             "customization_id": self.customization_id,
             "rules": self.rules,
+            "rules_version": self.rules_version,
+            "artefacts": [a.to_dict() for a in self.artefacts],
             "valid": self.valid,
             "verdict": self.verdict,
             "findings": [f.to_dict() for f in self.findings],
@@ -104,7 +156,7 @@ def reports_to_text(reports: Sequence[ValidationReport]) -> str:
     for report in reports:
         counts = report.counts()
         headline = f"{report.file or '<bytes>'}: {report.verdict.upper()}"
-        details = [x for x in (report.document_type, report.rules) if x]
+        details = [x for x in (report.document_type, report.rules_label) if x]
         if details:
             headline += f" ({', '.join(details)})"
         headline += f" - {counts['fatal']} fatal, {counts['warning']} warning, {counts['information']} information"

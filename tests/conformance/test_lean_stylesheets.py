@@ -15,7 +15,7 @@ from lxml import etree
 
 from einvoice.validation.schematron import FiredRule, lean_stylesheet, parse_svrl
 from tests.conformance.test_en16931_unit import CASES, PEPPOL_CASES
-from tests.conformance.test_samples import SAMPLES
+from tests.conformance.test_samples import SAMPLES, TRANSACTION_SAMPLES, TRANSACTIONS, _variants
 
 STYLESHEETS = (
     "peppol-bis3-2026.5/CEN-EN16931-UBL.xslt",
@@ -35,7 +35,7 @@ class Pair:
         self.proc = PySaxonProcessor(license=False)
         compiler = self.proc.new_xslt30_processor()
         self.pairs: dict[str, tuple[Any, Any]] = {}
-        for relpath in STYLESHEETS:
+        for relpath in (*STYLESHEETS, *(stylesheet for stylesheet, _, _ in TRANSACTIONS.values())):
             text = (rules_dir / relpath).read_text("utf-8")
             self.pairs[relpath] = (
                 compiler.compile_stylesheet(stylesheet_text=text),
@@ -75,6 +75,19 @@ def test_lean_equals_official_on_samples(pair: Pair) -> None:
             assert lean == official, (path, relpath)
             compared += 1
     assert compared > 150
+
+
+def test_lean_equals_official_on_the_other_peppol_documents_and_their_broken_variants(pair: Pair) -> None:
+    compared = fired = 0
+    for name, path in TRANSACTION_SAMPLES:
+        relpath = TRANSACTIONS[name][0]
+        for variant, data in _variants(path.read_bytes()).items():
+            official, lean = pair.both(relpath, data)
+            assert lean == official, (path, variant)
+            compared += 1
+            fired += len(official)
+    assert compared >= 29 * 6
+    assert fired > 500
 
 
 def test_lean_equals_official_on_unit_test_documents(pair: Pair) -> None:

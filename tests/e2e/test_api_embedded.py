@@ -39,6 +39,7 @@ pytestmark = pytest.mark.slow
 MAX_BYTES = 200_000
 BEFORE_VALIDATION = {"received", "validating"}
 XML = {"Content-Type": "application/xml"}
+PEPPOL_BILLING = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +304,32 @@ def test_reports(client: TestClient, keys: dict[str, str]) -> None:
     assert "<html" in page.text.lower()
 
 
+def test_stored_reports_name_the_rule_set_its_version_and_artefacts(client: TestClient, keys: dict[str, str]) -> None:
+    document = invoice("E2E-RULES").replace(b">248.00</cbc:PayableAmount>", b">249.00</cbc:PayableAmount>")
+    created = submit(client, keys["seller"], document).json()
+    assert wait_for_validation(client, keys["seller"], created["id"])["status"] == "rejected"
+    stored = client.get(created["status_url"] + "/report.json", headers=auth(keys["seller"])).json()
+    checked = client.post("/v1/validate", content=document, headers=auth(keys["seller"], **XML)).json()
+    assert stored["customization_id"] == checked["customization_id"] == PEPPOL_BILLING
+    for key in ("document_type", "rules", "rules_version", "artefacts"):
+        assert stored[key] == checked[key], key
+    assert (stored["rules"], stored["rules_version"]) == ("peppol-bis3", "2026.5")
+    assert [a["id"] for a in stored["artefacts"]] == [
+        "ubl-2.1/xsd/maindoc/UBL-Invoice-2.1.xsd",
+        "peppol-bis3-2026.5/CEN-EN16931-UBL.xslt",
+        "peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt",
+    ]
+    assert all(len(a["sha256"]) == 64 for a in stored["artefacts"])
+    page = client.get(created["status_url"] + "/report.html", headers=auth(keys["seller"])).text
+    assert "<dt>Rules</dt><dd>peppol-bis3 2026.5</dd>" in page
+    assert f"<code>{PEPPOL_BILLING}</code>" in page
+    assert "peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt" in page
+    checked_page = client.post(
+        "/v1/validate", params={"format": "html"}, content=document, headers=auth(keys["seller"], **XML)
+    ).text
+    assert "<dt>Rules</dt><dd>peppol-bis3 2026.5</dd>" in checked_page
+
+
 def test_invalid_document_is_rejected_with_findings(client: TestClient, keys: dict[str, str]) -> None:
     document = invoice("E2E-BADTOTAL").replace(b">248.00</cbc:PayableAmount>", b">249.00</cbc:PayableAmount>")
     created = submit(client, keys["seller"], document).json()
@@ -339,6 +366,29 @@ def test_validate_without_storing(client: TestClient, keys: dict[str, str]) -> N
     after = client.get("/v1/documents", params={"limit": 1000}, headers=auth(keys["seller"])).json()["count"]
     assert after == before
     assert client.post("/v1/validate", content=invoice(), headers=XML).status_code == 401
+
+
+def test_one_rule_id_per_problem_on_submission_and_validation(client: TestClient, keys: dict[str, str]) -> None:
+    """The same problem has the same rule id from POST /v1/documents as from POST /v1/validate (and
+    the CLI); the problem body names the intake's former id for one release."""
+    cases = (
+        (MALFORMED, 400, "XML-WELL-FORMED", "INTAKE-NOT-WELL-FORMED"),
+        (with_doctype(invoice("E2E-VOCAB-DTD")), 400, "XML-SAFETY", "INTAKE-UNSAFE-XML"),
+        (NOT_UBL, 422, "DOCUMENT-TYPE", "INTAKE-UNSUPPORTED-DOCUMENT"),
+    )
+    for body, status, rule, former in cases:
+        refused = submit(client, keys["seller"], body)
+        assert refused.status_code == status, refused.text
+        [finding] = refused.json()["findings"]
+        assert (finding["rule"], finding["former_rule"]) == (rule, former)
+        checked = client.post("/v1/validate", content=body, headers=auth(keys["seller"], **XML)).json()
+        assert [f["rule"] for f in checked["findings"] if f["layer"] == "intake"] == [rule]
+        assert "former_rule" not in checked["findings"][0]
+    recorded = submit(client, keys["seller"], NOT_UBL).json()  # the refused Order, stored
+    stored = client.get(recorded["status_url"], headers=auth(keys["seller"])).json()
+    assert [f["rule"] for f in stored["findings"]] == ["DOCUMENT-TYPE"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["FindingModel"]["properties"]
+    assert schema["former_rule"]["deprecated"] is True
 
 
 # --- operations ----------------------------------------------------------------------------------

@@ -126,11 +126,35 @@ def test_missing_artefacts_exit_2_with_error_verdict(env: dict[str, str], billin
 def test_not_well_formed_and_unsupported_exit_1(env: dict[str, str], tmp_path: Path, corpus_dir: Path) -> None:
     broken = tmp_path / "broken.xml"
     broken.write_text("<Invoice><a></Invoice>")
-    order = corpus_dir / "peppol-2026.5" / "Order_Example.xml"
-    result = run(env, "validate", "-f", "json", "-j", "1", str(broken), str(order))
+    order_response = corpus_dir / "peppol-2026.5" / "OrderResponse_Example.xml"  # no rules for T76 here
+    result = run(env, "validate", "-f", "json", "-j", "1", str(broken), str(order_response))
     assert result.returncode == 1
-    verdicts = [r["verdict"] for r in json.loads(result.stdout)]
-    assert verdicts == ["invalid", "unsupported"]
+    reports = json.loads(result.stdout)
+    assert [r["verdict"] for r in reports] == ["invalid", "unsupported"]
+    assert [[f["rule"] for f in r["findings"]] for r in reports] == [["XML-WELL-FORMED"], ["DOCUMENT-TYPE"]]
+
+
+def test_the_other_peppol_documents_are_validated_with_their_rule_sets(env: dict[str, str], corpus_dir: Path) -> None:
+    folder = corpus_dir / "peppol-2026.5"
+    names = ("Order_Example.xml", "DespatchAdvice_Example.xml", "InvoiceResponse_Example.xml")
+    paths = [str(folder / name) for name in (*names, "MessageLevelResponse_Example.xml")]
+    result = run(env, "validate", "-f", "json", "-j", "1", *paths)
+    assert result.returncode == 0, result.stdout
+    reports = json.loads(result.stdout)
+    assert [(r["verdict"], r["rules"], r["rules_version"]) for r in reports] == [
+        ("valid", "peppol-order", "2026.5"),
+        ("valid", "peppol-despatch-advice", "2026.5"),
+        ("valid", "peppol-invoice-response", "2026.5"),
+        ("valid", "peppol-mlr", "2026.5"),
+    ]
+    assert [r["artefacts"][-1]["id"] for r in reports] == [
+        "peppol-bis3-2026.5/PEPPOLBIS-T01.xslt",
+        "peppol-poacc-2026.5/PEPPOLBIS-T16.xslt",
+        "peppol-bis3-2026.5/PEPPOLBIS-T111.xslt",
+        "peppol-poacc-2026.5/PEPPOLBIS-T71.xslt",
+    ]
+    text = run(env, "validate", "-j", "1", paths[0]).stdout
+    assert text.startswith(f"{paths[0]}: VALID (Order, peppol-order 2026.5) - 0 fatal")
 
 
 @pytest.mark.slow

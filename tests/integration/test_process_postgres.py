@@ -66,5 +66,12 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
     assert isinstance(result.document, DocumentView)
     assert isinstance(result.document.payable_amount, Decimal)
     assert replace(result.document, history=(), findings=()) == replace(
-        final, status=S.VALIDATING, status_changed_at=final.history[1].at, match_result=None, history=(), findings=()
+        final,
+        status=S.VALIDATING,
+        status_changed_at=final.history[1].at,
+        match_result=None,
+        ruleset=None,
+        history=(),
+        findings=(),
     )
+    assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}  # stored by the finish

@@ -148,6 +148,9 @@ def test_concurrent_stage_calls_run_the_stage_once(
         verdict = "valid"
         findings = ()
 
+        def rule_set(self) -> dict[str, object]:
+            return {}
+
     def validator(raw: bytes, **context: object) -> Report:
         calls.append(1)
         return Report()
@@ -384,6 +387,35 @@ def test_upgrading_a_database_that_holds_documents_keys_their_numbers(
         settings=Settings(),
     )
     assert again.document.suspected_duplicate_of == first
+
+
+def test_upgrading_renames_intakes_former_rule_ids_and_adds_the_rule_set(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    from alembic import command
+
+    from einvoice import errors
+
+    order = b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>'
+    with pytest.raises(errors.UnsupportedDocumentError) as refused:
+        submit_document(uow_factory, supplier=supplier, raw=order, idempotency_key=None, settings=Settings())
+    document_id = refused.value.document_id  # type: ignore[attr-defined]
+
+    def rules() -> list[str]:
+        with uow_factory() as uow:
+            return [f.rule for f in uow.documents.findings(document_id)]
+
+    assert rules() == ["DOCUMENT-TYPE"]
+    engine = store.make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(store._alembic_config(connection), "0003")  # type: ignore[arg-type]
+            assert "ruleset" not in {c["name"] for c in sa_inspect(connection).get_columns("documents")}
+        assert rules() == ["INTAKE-UNSUPPORTED-DOCUMENT"]  # what a database of the last release holds
+        store.migrate(engine)
+    finally:
+        engine.dispose()
+    assert rules() == ["DOCUMENT-TYPE"]
 
 
 def test_values_longer_than_their_columns_are_stored_cut_and_the_document_whole(

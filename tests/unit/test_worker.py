@@ -28,6 +28,9 @@ class Report:
     verdict: str
     findings: tuple[Finding, ...] = ()
 
+    def rule_set(self) -> dict[str, object]:
+        return {"rules": "peppol-bis3", "rules_version": "2026.5"}
+
 
 def valid(raw: bytes, **context: object) -> Report:
     return Report("valid")

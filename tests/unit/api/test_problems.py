@@ -105,7 +105,8 @@ def test_problem_body_with_synthesised_finding(client: TestClient) -> None:
     assert body["status"] == 400
     assert body["detail"] == "mismatched tag at line 3"
     assert body["instance"] == "/malformed"
-    assert body["findings"][0]["rule"] == "INTAKE-NOT-WELL-FORMED"
+    assert body["findings"][0]["rule"] == "XML-WELL-FORMED"
+    assert body["findings"][0]["former_rule"] == "INTAKE-NOT-WELL-FORMED"  # for one release
     assert body["findings"][0]["severity"] == "fatal"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from einvoice.api.models import Transition
 from einvoice.cli import app
 from einvoice.services import accounts, queries
 from einvoice.services.intake import submit_document
@@ -75,6 +76,10 @@ def test_documents_show_and_retry(data_dir: Path) -> None:
         process.mark_dead(factory, doc, stage="validate", cause="test")
         shown = runner.invoke(app, ["documents", "show", doc])
         assert json.loads(shown.output)["status"] == "dead"
+        # The history's field names are the API's (GET /v1/documents/{id}: api.models.Transition).
+        history = json.loads(shown.output)["history"]
+        assert [(t["from_status"], t["to_status"]) for t in history] == [(None, "received"), ("received", "dead")]
+        assert set(history[0]) == set(Transition.model_fields)
         retried = runner.invoke(app, ["documents", "retry", doc, "--reason", "artefacts installed"])
         assert retried.exit_code == 0, retried.output
         assert queries.get_document(factory(), doc).status == "received"

@@ -35,6 +35,9 @@ class Report:
     verdict: str
     findings: tuple[Finding, ...] = ()
 
+    def rule_set(self) -> dict[str, object]:
+        return {"rules": "peppol-bis3", "rules_version": "2026.5"}
+
 
 class FakeValidator:
     def __init__(self, report: Report) -> None:
@@ -92,6 +95,18 @@ def test_fatal_finding_rejects(uow_factory: Callable[[], UnitOfWork], supplier: 
     assert final.status == S.REJECTED
     assert final.findings == (FATAL, WARNING)
     assert ("match", doc) not in pending(uow_factory)
+    assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}  # the stored report names it
+
+
+def test_the_rule_set_is_stored_with_the_validation_also_when_matched_at_once(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    assert view(uow_factory, doc).ruleset is None
+    process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    final = view(uow_factory, doc)
+    assert final.status == S.APPROVED
+    assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}
 
 
 def test_a_repeated_message_changes_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:

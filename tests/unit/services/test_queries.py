@@ -26,7 +26,7 @@ def test_get_document_is_limited_to_its_supplier(uow_factory: Callable[[], UnitO
     with pytest.raises(NotFoundError):
         queries.get_raw(uow_factory(), doc, other.id)
     assert queries.get_raw(uow_factory(), doc, supplier.id) == documents.invoice("INV-1")
-    assert queries.get_document(uow_factory(), doc).to_dict()["history"][0]["to"] == "received"
+    assert queries.get_document(uow_factory(), doc).to_dict()["history"][0]["to_status"] == "received"
 
 
 def test_list_documents_filters_and_orders_newest_first(

@@ -16,7 +16,7 @@ from einvoice.errors import ArtefactCorruptError, ArtefactError, ArtefactMissing
 from einvoice.settings import Settings
 from einvoice.validation import artefacts
 
-SET_IDS = ("ubl-2.1", "en16931-1.3.16", "peppol-bis3-2026.5")
+SET_IDS = ("ubl-2.1", "en16931-1.3.16", "peppol-bis3-2026.5", "peppol-poacc-2026.5")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def _zip_dir(folder: Path, target: Path, top: str = "rules") -> Path:
 # --- manifest ------------------------------------------------------------------------------------
 
 
-def test_manifest_lists_the_three_sets_with_dates_and_sources() -> None:
+def test_manifest_lists_the_four_sets_with_dates_and_sources() -> None:
     manifest = artefacts.load_manifest()
     assert tuple(s.id for s in manifest.sets) == SET_IDS
     for artefact_set in manifest.sets:
@@ -72,6 +72,10 @@ def test_manifest_names_the_files_the_engine_needs() -> None:
         "sch/PEPPOL-EN16931-UBL.sch",
     ):
         assert peppol.file(name) is not None, name
+    # Despatch Advice (T16) and Message Level Response (T71): a set of its own, the sets above unchanged.
+    poacc = manifest.get("peppol-poacc-2026.5")
+    assert (poacc.family, poacc.version) == ("peppol-poacc", "2026.5")
+    assert [f.relpath for f in poacc.files] == ["PEPPOLBIS-T16.xslt", "PEPPOLBIS-T71.xslt"]
 
 
 def test_manifest_is_what_the_shared_rules_hash_to(rules_source: Path) -> None:
@@ -145,7 +149,7 @@ def test_verify_names_a_file_changed_in_place(tmp_path: Path, installed: Path) -
 
 def test_status_of_an_empty_rules_dir(tmp_path: Path) -> None:
     states = artefacts.status(rules_dir=tmp_path)
-    assert [s.installed for s in states] == [False, False, False]
+    assert [s.installed for s in states] == [False] * len(SET_IDS)
     assert all(s.problem and "not installed" in s.problem for s in states)
     assert "not installed" in artefacts.check_installed(Settings(rules_dir=tmp_path))
 
@@ -357,7 +361,7 @@ def test_cli_install_list_verify(tmp_path: Path, rules_source: Path, runner: Cli
     rules_dir = tmp_path / "rules"
     result = runner.invoke(_app(), ["rules", "install", "--from", str(rules_source), "--rules-dir", str(rules_dir)])
     assert result.exit_code == 0, result.output
-    assert "installed ubl-2.1, en16931-1.3.16, peppol-bis3-2026.5" in result.output
+    assert "installed ubl-2.1, en16931-1.3.16, peppol-bis3-2026.5, peppol-poacc-2026.5 into" in result.output
 
     result = runner.invoke(_app(), ["rules", "install", "--from", str(rules_source), "--rules-dir", str(rules_dir)])
     assert result.exit_code == 0
@@ -376,7 +380,7 @@ def test_cli_install_list_verify(tmp_path: Path, rules_source: Path, runner: Cli
 
     result = runner.invoke(_app(), ["rules", "verify", "--rules-dir", str(rules_dir)])
     assert result.exit_code == 0
-    assert "verified ubl-2.1, en16931-1.3.16, peppol-bis3-2026.5" in result.output
+    assert "verified ubl-2.1, en16931-1.3.16, peppol-bis3-2026.5, peppol-poacc-2026.5 in" in result.output
 
 
 def test_cli_verify_of_a_corrupt_file_exits_2_with_one_line(tmp_path: Path, installed: Path, runner: CliRunner) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from einvoice.domain.findings import Finding, Layer, Severity
-from einvoice.validation.report import ValidationReport, reports_to_html, reports_to_json, reports_to_text
+from einvoice.validation.report import (
+    ArtefactRef,
+    ValidationReport,
+    reports_to_html,
+    reports_to_json,
+    reports_to_text,
+)
 
 FINDINGS = (
     Finding("BR-CO-10", Severity.WARNING, Layer.EN16931, "Sum mismatch <b>", "/x", 12, "a = b", "1.00"),
@@ -23,13 +29,41 @@ def make(verdict: str = "invalid", findings: tuple[Finding, ...] = FINDINGS) -> 
         verdict=verdict,  # type: ignore[arg-type]
         findings=findings,
         svrl={"en16931": "<svrl/>"},
+        rules_version="1.3.16",
+        artefacts=ARTEFACTS,
     )
+
+
+ARTEFACTS = (
+    ArtefactRef("xsd", "ubl-2.1", "2.1 OS 2013-11-04", "xsd/maindoc/UBL-Invoice-2.1.xsd", "a" * 64),
+    ArtefactRef("en16931", "en16931-1.3.16", "1.3.16", "EN16931-UBL-validation.xslt", "b" * 64),
+)
 
 
 def test_to_dict_has_the_documented_keys() -> None:
     data = make().to_dict()
-    assert list(data) == ["file", "document_type", "customization_id", "rules", "valid", "verdict", "findings"]
+    assert list(data) == [
+        "file",
+        "document_type",
+        "customization_id",
+        "rules",
+        "rules_version",
+        "artefacts",
+        "valid",
+        "verdict",
+        "findings",
+    ]
     assert data["valid"] is False
+    assert (data["rules"], data["rules_version"]) == ("en16931", "1.3.16")
+    assert data["artefacts"][1] == {
+        "id": "en16931-1.3.16/EN16931-UBL-validation.xslt",
+        "layer": "en16931",
+        "set": "en16931-1.3.16",
+        "version": "1.3.16",
+        "path": "EN16931-UBL-validation.xslt",
+        "sha256": "b" * 64,
+    }
+    assert ArtefactRef.from_dict(data["artefacts"][1]) == ARTEFACTS[1]
     finding = data["findings"][1]
     for key in ("rule", "severity", "layer", "location", "line", "message"):
         assert key in finding
@@ -65,7 +99,7 @@ def test_json_array_of_reports() -> None:
 def test_text_summary_orders_by_severity_and_shows_overrides() -> None:
     text = reports_to_text([make(), make("valid", ())])
     lines = text.splitlines()
-    assert lines[0].startswith("a.xml: INVALID (Invoice, en16931) - 1 fatal, 1 warning, 1 information")
+    assert lines[0].startswith("a.xml: INVALID (Invoice, en16931 1.3.16) - 1 fatal, 1 warning, 1 information")
     assert "BR-01" in lines[1]
     assert "BR-CO-10" in lines[2]
     assert "override: institution 42 says so" in text
@@ -78,6 +112,8 @@ def test_html_groups_by_severity_and_escapes() -> None:
     assert "Sum mismatch &lt;b&gt;" in html
     assert "institution 42 says so" in html
     assert "1.00" in html
+    assert "<dd>en16931 1.3.16</dd>" in html  # the rule set and its version
+    assert "en16931-1.3.16/EN16931-UBL-validation.xslt" in html
 
 
 def test_short_location_reads_like_a_ubl_path() -> None:

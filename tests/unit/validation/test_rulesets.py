@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
-from einvoice.errors import ArtefactMissingError, ConfigurationError
+from einvoice.errors import ArtefactMissingError, ConfigurationError, UnsupportedDocumentError
 from einvoice.parsers.safe_xml import DocumentType
 from einvoice.settings import Settings
 from einvoice.validation import artefacts, overrides, rulesets
@@ -105,8 +105,94 @@ def test_xsd_relpath() -> None:
     assert rulesets.xsd_relpath(DocumentType.INVOICE) == "xsd/maindoc/UBL-Invoice-2.1.xsd"
     assert rulesets.xsd_relpath(DocumentType.CREDIT_NOTE) == "xsd/maindoc/UBL-CreditNote-2.1.xsd"
     assert rulesets.xsd_relpath("CreditNote") == "xsd/maindoc/UBL-CreditNote-2.1.xsd"
-    with pytest.raises(ValueError, match="Order"):
-        rulesets.xsd_relpath("Order")
+    assert rulesets.xsd_relpath("Order") == "xsd/maindoc/UBL-Order-2.1.xsd"
+    assert rulesets.xsd_relpath("ApplicationResponse") == "xsd/maindoc/UBL-ApplicationResponse-2.1.xsd"
+    with pytest.raises(ValueError, match="OrderResponse"):
+        rulesets.xsd_relpath("OrderResponse")
+
+
+@pytest.mark.parametrize(
+    ("document_type", "cid", "name", "set_id", "stylesheet"),
+    [
+        ("Order", "urn:fdc:peppol.eu:poacc:trns:order:3", "peppol-order", "peppol-bis3-2026.5", "PEPPOLBIS-T01.xslt"),
+        (
+            "DespatchAdvice",
+            "urn:fdc:peppol.eu:poacc:trns:despatch_advice:3",
+            "peppol-despatch-advice",
+            "peppol-poacc-2026.5",
+            "PEPPOLBIS-T16.xslt",
+        ),
+        (
+            "ApplicationResponse",
+            "urn:fdc:peppol.eu:poacc:trns:invoice_response:3",
+            "peppol-invoice-response",
+            "peppol-bis3-2026.5",
+            "PEPPOLBIS-T111.xslt",
+        ),
+        (
+            "ApplicationResponse",
+            "urn:fdc:peppol.eu:poacc:trns:mlr:3",
+            "peppol-mlr",
+            "peppol-poacc-2026.5",
+            "PEPPOLBIS-T71.xslt",
+        ),
+    ],
+)
+def test_the_other_peppol_documents_get_their_transaction_rules_by_customization_id(
+    document_type: str, cid: str, name: str, set_id: str, stylesheet: str
+) -> None:
+    ruleset = rulesets.select(cid, document_type=document_type, at=AFTER)
+    assert (ruleset.name, ruleset.version) == (name, "2026.5")
+    assert ruleset.xsd_relpath == f"xsd/maindoc/UBL-{document_type}-2.1.xsd"
+    assert [(s.layer, s.set_id, s.relpath) for s in ruleset.stylesheets] == [(Layer.PEPPOL, set_id, stylesheet)]
+    manifest = artefacts.load_manifest()
+
+    def sha256(set_id: str, relpath: str) -> str:
+        entry = manifest.get(set_id).file(relpath)
+        assert entry is not None
+        return entry.sha256
+
+    assert [(a.id, a.version, a.sha256) for a in ruleset.artefacts] == [
+        (f"ubl-2.1/{ruleset.xsd_relpath}", "2.1 OS 2013-11-04", sha256("ubl-2.1", ruleset.xsd_relpath)),
+        (f"{set_id}/{stylesheet}", "2026.5", sha256(set_id, stylesheet)),
+    ]
+
+
+def test_billing_rule_sets_name_their_version_and_artefacts() -> None:
+    peppol = rulesets.select(PEPPOL_BIS3, at=AFTER)
+    assert (peppol.name, peppol.version) == ("peppol-bis3", "2026.5")
+    assert [a.id for a in peppol.artefacts] == [
+        "ubl-2.1/xsd/maindoc/UBL-Invoice-2.1.xsd",
+        "peppol-bis3-2026.5/CEN-EN16931-UBL.xslt",
+        "peppol-bis3-2026.5/PEPPOL-EN16931-UBL.xslt",
+    ]
+    cen = rulesets.select(EN16931, document_type=DocumentType.CREDIT_NOTE, at=AFTER)
+    assert (cen.name, cen.version) == ("en16931", "1.3.16")
+    assert [a.layer for a in cen.artefacts] == ["xsd", "en16931"]
+    assert cen.artefacts[0].path == "xsd/maindoc/UBL-CreditNote-2.1.xsd"
+
+
+@pytest.mark.parametrize(
+    ("document_type", "cid", "rules", "message"),
+    [
+        ("Order", "urn:fdc:peppol.eu:poacc:trns:order_change:3", "auto", "known: urn:fdc:peppol.eu:poacc:trns:order:3"),
+        ("Order", None, "auto", "Order with no CustomizationID"),
+        ("ApplicationResponse", "urn:fdc:peppol.eu:poacc:trns:order_response:3", "auto", "trns:mlr:3"),
+        ("Order", "urn:fdc:peppol.eu:poacc:trns:order:3", "peppol-bis3", "is for Invoice and CreditNote, not Order"),
+    ],
+)
+def test_a_transaction_the_engine_has_no_rules_for_is_unsupported(
+    document_type: str, cid: str | None, rules: str, message: str
+) -> None:
+    with pytest.raises(UnsupportedDocumentError, match=message):
+        rulesets.select(cid, document_type=document_type, at=AFTER, rules=rules)
+
+
+def test_an_extension_of_a_transaction_id_is_that_transaction() -> None:
+    cid = "urn:fdc:peppol.eu:poacc:trns:order:3#conformant#urn:example:national"
+    assert rulesets.select(cid, document_type="Order", at=AFTER).name == "peppol-order"
+    with pytest.raises(UnsupportedDocumentError):
+        rulesets.select("urn:fdc:peppol.eu:poacc:trns:order:30", document_type="Order", at=AFTER)
 
 
 def test_every_selected_file_is_in_the_manifest() -> None:

@@ -122,7 +122,8 @@ class Runtime:
         return sweeper.sweep(
             self.uow_factory,
             stuck_after=timedelta(seconds=self.settings.stuck_after_seconds),
-            posting_enabled=self.pipeline.posting_enabled,
+            ports=self.pipeline.ports,
+            registry=self.pipeline.registry,
         ).total
 
     def wake_relay(self) -> None:

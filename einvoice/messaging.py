@@ -30,8 +30,6 @@ from einvoice.store import UnitOfWork
 log = logging.getLogger(__name__)
 
 QUEUE = "einvoice"
-#: Outbox action (stage name) -> actor name.
-ACTOR_OF_ACTION = {"validate": "validate_document", "match": "match_document", "post": "post_document"}
 GAVE_UP_ACTOR = "stage_gave_up"
 
 MIN_BACKOFF_MS = 1_000
@@ -92,15 +90,18 @@ def check_broker(broker: dramatiq.Broker) -> str:
         return f"error: {type(exc).__name__}: {exc}"
 
 
+def actor_name(action: str) -> str:
+    """The actor that takes the messages of an outbox action: a stage's name (``Stage.actor_name``)."""
+    return f"{action}_document"
+
+
 def send(broker: dramatiq.Broker, action: str, document_id: str) -> None:
     """Enqueue the message for ``action`` on ``document_id``."""
     broker.enqueue(message_for(action, document_id))
 
 
 def message_for(action: str, document_id: str) -> dramatiq.Message[object]:
-    return dramatiq.Message(
-        queue_name=QUEUE, actor_name=ACTOR_OF_ACTION[action], args=(document_id,), kwargs={}, options={}
-    )
+    return dramatiq.Message(queue_name=QUEUE, actor_name=actor_name(action), args=(document_id,), kwargs={}, options={})
 
 
 class RabbitmqBatchSender:

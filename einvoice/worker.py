@@ -30,8 +30,9 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from einvoice.errors import PermanentError, TransientError
-from einvoice.messaging import ACTOR_OF_ACTION, GAVE_UP_ACTOR, QUEUE
+from einvoice.messaging import GAVE_UP_ACTOR, QUEUE
 from einvoice.services import process
+from einvoice.services.stages import Runner, StageRegistry, StageResult
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 
@@ -46,24 +47,30 @@ DEFAULT_WORKER_THREADS = 1
 
 @dataclass
 class Pipeline:
-    """What the actors need: the store, the validator, the ERP poster (None: posting not built)."""
+    """What the actors need: the store, the stage registry and the ports its handlers use."""
 
     uow_factory: Callable[[], UnitOfWork]
     settings: Settings
     validator: process.Validator
     poster: process.Poster | None = None
+    approval: process.ApprovalPolicy = process.approve_every_matched
+    registry: StageRegistry[process.Ports] = process.REGISTRY
 
     @property
-    def posting_enabled(self) -> bool:
-        return self.poster is not None
+    def ports(self) -> process.Ports:
+        return process.Ports(self.validator, self.poster, self.approval)
 
-    def stage_kwargs(self, stage: str) -> dict[str, Any]:
-        common: dict[str, Any] = {"lease_seconds": self.settings.stuck_after_seconds, "pause": _fault_pause()}
-        if stage == "validate":
-            return {**common, "validator": self.validator}
-        if stage == "match":
-            return {**common, "posting_enabled": self.posting_enabled}
-        return {**common, "poster": self.poster}
+    def runner(self) -> Runner[process.Ports]:
+        """A runner for one message (the fault-drill pause is read from the environment each time)."""
+        pause = _fault_pause()
+        return process.runner(
+            self.uow_factory,
+            self.ports,
+            lease_seconds=self.settings.stuck_after_seconds,
+            pause=pause,
+            chain=pause is None,  # a drill stops a worker between two stages: each in its own write
+            registry=self.registry,
+        )
 
 
 def default_validator(
@@ -102,17 +109,11 @@ def _token() -> str | None:
     return message.message_id if message is not None else None
 
 
-def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> process.StageResult | None:
-    """Run one stage for ``document_id`` as an actor does (used by the actors and by tests). The
-    validate actor goes on to match a document it leaves ``validated`` (``validate_and_match``)."""
+def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> StageResult | None:
+    """Run one stage for ``document_id`` as an actor does (used by the actors and by tests); the
+    stages the registry runs at once after it run in its finish."""
     try:
-        if stage == "validate":
-            kwargs = pipeline.stage_kwargs("validate") | {"posting_enabled": pipeline.posting_enabled}
-            result = process.validate_and_match(pipeline.uow_factory, document_id, token=_token(), **kwargs)
-        else:
-            result = process.run_stage(
-                stage, pipeline.uow_factory, document_id, token=_token(), **pipeline.stage_kwargs(stage)
-            )
+        result = pipeline.runner().run(stage, document_id, token=_token())
     except PermanentError as exc:
         log.error(
             "%s of %s failed permanently: %s",
@@ -131,29 +132,23 @@ def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> process.Stage
 
 
 def mark_dead(pipeline: Pipeline, document_id: str, *, stage: str, cause: str) -> bool:
-    """Record ``dead`` for the stage the message was for, or for matching when the validate
-    message had carried the document on to it."""
-    if process.mark_dead(pipeline.uow_factory, document_id, stage=stage, cause=cause):
-        return True
-    return stage == "validate" and process.mark_dead(pipeline.uow_factory, document_id, stage="match", cause=cause)
+    """Record ``dead`` for the stage the message was for, or for a stage that runs at once after
+    it, when the message had carried the document on to that one."""
+    registry = pipeline.registry
+    for name in (stage, *(s.name for s in registry.at_once_after(registry[stage]))):
+        if process.mark_dead(pipeline.uow_factory, document_id, stage=name, cause=cause, registry=registry):
+            return True
+    return False
 
 
 def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare the pipeline's actors on ``broker``; return them by name."""
+    """Declare an actor per stage of the registry (``<stage>_document``) and the actor that records
+    what retries could not do, on ``broker``; return them by name."""
     options: dict[str, Any] = {"queue_name": QUEUE, "broker": broker, "on_retry_exhausted": GAVE_UP_ACTOR}
-
-    def validate_document(document_id: str) -> None:
-        run_stage(pipeline, "validate", document_id)
-
-    def match_document(document_id: str) -> None:
-        run_stage(pipeline, "match", document_id)
-
-    def post_document(document_id: str) -> None:
-        run_stage(pipeline, "post", document_id)
+    stage_of_actor = {stage.actor_name: stage.name for stage in pipeline.registry.stages}
 
     def stage_gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
-        actor_name = message.get("actor_name", "")
-        stage = next((s for s, a in ACTOR_OF_ACTION.items() if a == actor_name), None)
+        stage = stage_of_actor.get(message.get("actor_name", ""))
         args = message.get("args") or []
         if stage is None or not args:
             log.error("gave up on an unknown message: %r", message)
@@ -163,13 +158,16 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dra
         cause = f"gave up after {retry_info.get('retries', '?')} retries: {last_line}"
         mark_dead(pipeline, str(args[0]), stage=stage, cause=cause)
 
-    functions = {
-        "validate_document": validate_document,
-        "match_document": match_document,
-        "post_document": post_document,
-    }
+    def stage_actor(stage: str) -> Callable[[str], None]:
+        def run(document_id: str) -> None:
+            run_stage(pipeline, stage, document_id)
+
+        run.__name__ = f"{stage}_document"
+        return run
+
     actors: dict[str, dramatiq.Actor[Any, Any]] = {
-        name: dramatiq.actor(actor_name=name, **options)(fn) for name, fn in functions.items()
+        stage.actor_name: dramatiq.actor(actor_name=stage.actor_name, **options)(stage_actor(stage.name))
+        for stage in pipeline.registry.stages
     }
     actors[GAVE_UP_ACTOR] = dramatiq.actor(actor_name=GAVE_UP_ACTOR, queue_name=QUEUE, broker=broker)(stage_gave_up)
     return actors

@@ -38,6 +38,7 @@ from einvoice.services.accounts import compact_identifier
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import DocumentRow, column_length, new_id
+from einvoice.store.writes import Step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -535,7 +536,8 @@ def _repeat(
     if refusal is not None:
         raise refusal.error(existing.id)
     # Entering the pipeline now: the same duplicate check as a new document's (add_received).
-    earlier = uow.documents.earlier_with_number(existing, not_duplicate_of=(DocumentStatus.REFUSED,))
+    earlier = uow.documents.earlier_with_key(existing.number_key, not_duplicate_of=(DocumentStatus.REFUSED,))
+    detail = "submitted again and accepted: the buyer is now registered"
     accepted = uow.documents.compare_and_set(
         existing.id,
         expected=(DocumentStatus.REFUSED,),
@@ -547,19 +549,18 @@ def _repeat(
             "refusal_reason": None,
             "suspected_duplicate_of": earlier,
         },
+        at=now,
+        steps=[
+            Step(
+                DocumentStatus.REFUSED,
+                DocumentStatus.RECEIVED,
+                ACTOR,
+                f"{detail}; suspected duplicate of {earlier}" if earlier else detail,
+            )
+        ],
+        findings=[],
+        message="validate",
     )
-    if accepted:
-        uow.documents.replace_findings(existing.id, [])
-        detail = "submitted again and accepted: the buyer is now registered"
-        uow.documents.add_transition(
-            existing.id,
-            from_status=DocumentStatus.REFUSED,
-            to_status=DocumentStatus.RECEIVED,
-            actor=ACTOR,
-            at=now,
-            detail=f"{detail}; suspected duplicate of {earlier}" if earlier else detail,
-        )
-        uow.outbox.add(existing.id, "validate", now=now)
     row = uow.documents.get(existing.id)
     assert row is not None
     uow.documents.refresh(row)

@@ -1,14 +1,13 @@
 """The sweeper: finds documents the pipeline has left lying and sends them on again.
 
 Two cases:
-- waiting in a state that calls for a stage (``received``, ``validated``, ``posting_failed``, and
-  ``approved`` when posting is on) for longer than ``stuck_after`` with no message written for
-  them in that time: a new outbox row for the stage (the message was lost, or the broker
-  dropped it);
-- held in a working state (``validating``, ``matching``, ``posting``) by a lease that ran out
-  (the worker died mid-stage): moved back to the state the stage starts from, recorded with the
-  actor ``sweeper``, and sent again. Should the first worker still be alive, its result is
-  discarded by the guard in ``process._finish``.
+- waiting in a state that calls for a stage that will run (the registry's waiting states with
+  the wired ports: ``received``, ``validated``, ``posting_failed``, and ``approved`` when posting
+  is on) for longer than ``stuck_after`` with no message written for them in that time: a new
+  outbox row for the stage (the message was lost, or the broker dropped it);
+- held in a working state by a lease that ran out (the worker died mid-stage): moved back to the
+  stage's ``resume`` state, recorded with the actor ``sweeper``, and sent again. Should the first
+  worker still be alive, its result is discarded by the guard of its finish.
 """
 
 from __future__ import annotations
@@ -19,20 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from einvoice.domain.states import DocumentStatus
-from einvoice.services.process import MATCH, NEXT_STAGE, POST, VALIDATE, Stage
+from einvoice.services.process import REGISTRY, Ports
+from einvoice.services.stages import StageRegistry
 from einvoice.store import UnitOfWork
+from einvoice.store.writes import Step
 
 log = logging.getLogger(__name__)
 
 ACTOR = "sweeper"
 S = DocumentStatus
-
-#: Where a document goes back to when the lease on its working state runs out.
-RESUME_STATE: dict[str, tuple[str, Stage]] = {
-    VALIDATE.working: (S.RECEIVED, VALIDATE),
-    MATCH.working: (S.VALIDATED, MATCH),
-    POST.working: (S.POSTING_FAILED, POST),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +58,22 @@ def sweep(
     uow_factory: Callable[[], UnitOfWork],
     *,
     stuck_after: timedelta,
-    posting_enabled: bool = False,
+    ports: Ports | None = None,
+    registry: StageRegistry[Ports] = REGISTRY,
     now: datetime | None = None,
     limit: int = 500,
 ) -> SweepResult:
-    """Send stuck documents on again (through the outbox); return what was done."""
+    """Send stuck documents on again (through the outbox); return what was done. ``ports``: what
+    the workers have wired (a document waiting for a stage that cannot run rests)."""
     now = now or datetime.now(UTC)
-    waiting = {S.RECEIVED, S.VALIDATED, S.POSTING_FAILED} | ({S.APPROVED} if posting_enabled else set())
+    ports = ports or Ports()
     with uow_factory() as uow:
         candidates = [
             (row.id, row.status, row.lease_token)
             for row in uow.documents.stuck(
-                idle_statuses=waiting,
+                idle_statuses=registry.waiting_states(ports),
                 idle_before=now - stuck_after,
-                working_statuses=RESUME_STATE.keys(),
+                working_statuses=registry.working_states,
                 now=now,
                 limit=limit,
             )
@@ -86,31 +82,25 @@ def sweep(
     released: list[str] = []
     for document_id, status, lease_token in candidates:
         with uow_factory() as uow:
-            if status in RESUME_STATE:
-                back_to, stage = RESUME_STATE[status]
-                changed = uow.documents.compare_and_set(
+            resume = registry.resume_point(status)
+            if resume is None:
+                continue
+            back_to, stage = resume
+            if status in registry.working_states:
+                if not uow.documents.compare_and_set(
                     document_id,
                     expected=[status],
-                    lease_token=lease_token,
-                    lease_free=lease_token is None,
-                    values={
-                        "status": back_to,
-                        "status_changed_at": now,
-                        "lease_token": None,
-                        "lease_expires_at": None,
-                    },
-                )
-                if not changed:
-                    continue
-                uow.documents.add_transition(
-                    document_id,
-                    from_status=status,
-                    to_status=back_to,
-                    actor=ACTOR,
+                    holder=lease_token,
+                    values={"status": back_to, "status_changed_at": now, "lease_token": None, "lease_expires_at": None},
                     at=now,
-                    detail=f"{stage.name} did not finish before its lease ran out; sent again",
-                )
-                uow.outbox.add(document_id, stage.name, now=now)
+                    steps=[
+                        Step(
+                            status, back_to, ACTOR, f"{stage.name} did not finish before its lease ran out; sent again"
+                        )
+                    ],
+                    message=stage.name,
+                ):
+                    continue
                 released.append(document_id)
             else:
                 last = uow.outbox.last_written_at(document_id)
@@ -119,7 +109,7 @@ def sweep(
                 row = uow.documents.get(document_id)
                 if row is None or row.status != status:
                     continue
-                uow.outbox.add(document_id, NEXT_STAGE[S(status)].name, now=now)
+                uow.outbox.add(document_id, stage.name, now=now)
                 resent.append(document_id)
             uow.commit()
     if resent or released:

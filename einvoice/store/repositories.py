@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import types
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     Integer,
     Table,
     Update,
+    any_,
     bindparam,
     delete,
     func,
@@ -27,9 +25,9 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from einvoice.store import writes
 from einvoice.store.tables import (
     DocumentContentRow,
     DocumentRow,
@@ -40,7 +38,6 @@ from einvoice.store.tables import (
     TransitionRow,
     number_key,
 )
-from einvoice.store.types import DecimalText, UTCDateTime
 
 
 def _table(row_class: type[Any]) -> Table:
@@ -65,9 +62,6 @@ def _on_the_row(condition: Any) -> Any:
 
 def _status_guard(expected: Collection[str]) -> Any:
     return _on_the_row(_table(DocumentRow).c.status.in_(list(expected)))
-
-
-_STATUS_GUARD_SQL = "(status = {}) IS TRUE"
 
 
 class InstitutionRepository:
@@ -157,43 +151,61 @@ class DocumentRepository:
         commit: bool = False,
     ) -> str | None:
         """Add an accepted document (``values``: its columns, ``id`` and ``status`` among them), its
-        bytes, its first transition and its first message (``next_action``). A document with a
-        number (BT-1) and an issue year is first serialised with the others of its supplier, number
-        and year (``lock_number``), then marked a suspected duplicate of the earliest of them whose
-        status is not in ``not_duplicate_of`` (``first_with_number``); its transition says so.
-        Returns that earlier document's id, or None. A unique-constraint race surfaces here as
-        IntegrityError.
+        bytes, its first transition and its first message (``next_action``), as one
+        ``writes.NewDocument``. A document with a number (BT-1) and an issue year is first
+        serialised with the others of its supplier, number and year (``lock_number``), then
+        marked a suspected duplicate of the earliest of them whose status is not in
+        ``not_duplicate_of`` (``writes.earlier_with_key``, the one lookup every path into the
+        pipeline uses); its transition says so. Returns that earlier document's id, or None. A
+        unique-constraint race surfaces here as IntegrityError.
 
         ``commit``: the caller's unit of work holds nothing else, so the document may be committed
         here (the caller still commits the unit of work). On PostgreSQL the lock and one statement
-        (the lookup and the four inserts as data-modifying CTEs) then go in one round trip, in
-        the pipeline's implicit transaction; without ``commit``, or when the unit of work has
-        begun a transaction already, they join that transaction."""
+        then go in one round trip, in the pipeline's implicit transaction; without ``commit``, or
+        when the unit of work has begun a transaction already, they join that transaction."""
         key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
-        values = {**values, "number_key": key}
-        lock_key = _number_lock_key(key) if key else None
-        at = values["received_at"]
+        new = writes.NewDocument(
+            {**values, "number_key": key},
+            raw,
+            actor=actor,
+            message=next_action,
+            not_duplicate_of=tuple(not_duplicate_of),
+        )
         if self.session.get_bind().dialect.name != "postgresql":
-            earlier = None
-            if key is not None:
-                self.lock_number(key)
-                first = self.first_with_number(key, exclude_status=not_duplicate_of)
-                earlier = first.id if first is not None else None
-            connection = self.session.connection()
-            connection.execute(insert(_table(DocumentRow)), [{**values, "suspected_duplicate_of": earlier}])
-            connection.execute(insert(_table(DocumentContentRow)), [{"document_id": values["id"], "raw": raw}])
-            detail = f"suspected duplicate of {earlier}" if earlier else None
-            self.add_transition(
-                values["id"], from_status=None, to_status=values["status"], actor=actor, at=at, detail=detail
-            )
-            OutboxRepository(self.session).add(values["id"], next_action, now=at)
+            earlier = self.earlier_with_key(key, not_duplicate_of=new.not_duplicate_of)
+            writes.insert_new_document(self.session.connection(), new, earlier)
             return earlier
-        names = tuple(sorted(values))
-        statement = _pg_received_statement(names)
-        parameters = {f"v_{name}": _pg_value(values[name]) for name in names}
-        parameters.update(raw=raw, actor=actor, action=next_action, skip=list(not_duplicate_of))
-        rows = _pg_pipeline(self.session, [(_PG_LOCK, (lock_key,))] if lock_key else [], statement, parameters, commit)
+        statement, parameters = writes.new_document_statement(new)
+        lock = [(_PG_LOCK, (_number_lock_key(key),))] if key else []
+        rows = _pg_pipeline(self.session, lock, statement, parameters, commit)
         return rows[0][0] if rows else None
+
+    def earlier_with_key(self, key: str | None, *, not_duplicate_of: Collection[str] = ()) -> str | None:
+        """The id of the earliest document with this ``number_key`` (the supplier's BT-1 number
+        in an issue year) whose status is not in ``not_duplicate_of``: the document one entering
+        the pipeline now is a suspected duplicate of, or None. Takes the number's lock first
+        (``lock_number``), so that documents entering together still see each other."""
+        if key is None:
+            return None
+        self.lock_number(key)
+        skip = tuple(not_duplicate_of)
+        parameters = {"v_number_key": key, **{f"skip_{n}": state for n, state in enumerate(skip)}}
+        earlier: str | None = self.session.connection().execute(writes.earlier_with_key(len(skip)), parameters).scalar()
+        return earlier
+
+    def write(self, change: writes.DocumentChange, *, commit: bool = False) -> writes.Written:
+        """Write ``change`` (a guarded change of one document and the rows that go with it), or
+        nothing when its guard fails. PostgreSQL: one statement in one round trip (with
+        ``commit``, committed as it runs when the unit of work has begun no transaction yet);
+        elsewhere part by part in the unit of work's transaction."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            statement, parameters = writes.one_statement(change)
+            written = writes.written_from(change, _pg_pipeline(self.session, [], statement, parameters, commit))
+        else:
+            written = writes.run_sequentially(self.session.connection(), change)
+        if written.changed:
+            self._expire(change.document_id)
+        return written
 
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:
         if for_update:
@@ -219,29 +231,6 @@ class DocumentRepository:
                 DocumentRow.idempotency_key == key, _on_the_row(DocumentRow.supplier_id == supplier_id)
             )
         ).first()
-
-    def first_with_number(
-        self, key: str, *, exclude_status: Collection[str] = (), other_than: str | None = None
-    ) -> DocumentRow | None:
-        """The earliest document with this ``number_key`` (the supplier's BT-1 number in an issue
-        year), leaving out those in ``exclude_status`` and the document ``other_than``."""
-        query = select(DocumentRow).where(DocumentRow.number_key == key)
-        if exclude_status:
-            query = query.where(DocumentRow.status.not_in(list(exclude_status)))
-        if other_than is not None:
-            query = query.where(DocumentRow.id != other_than)
-        return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).first()
-
-    def earlier_with_number(self, row: DocumentRow, *, not_duplicate_of: Collection[str] = ()) -> str | None:
-        """The id of the document ``row`` would be a suspected duplicate of on entering the
-        pipeline now: the earliest other document of its supplier, number and year whose status
-        is not in ``not_duplicate_of``, or None. Takes the number's lock first (``lock_number``),
-        as ``add_received`` does, so that documents entering together still see each other."""
-        if row.number_key is None:
-            return None
-        self.lock_number(row.number_key)
-        first = self.first_with_number(row.number_key, exclude_status=not_duplicate_of, other_than=row.id)
-        return first.id if first is not None else None
 
     def lock_number(self, key: str) -> None:
         """Serialise intake of documents with the same ``number_key`` (supplier, BT-1, year) until the
@@ -276,23 +265,28 @@ class DocumentRepository:
         *,
         expected: Collection[str],
         values: dict[str, Any],
-        lease_token: str | None = None,
-        lease_free: bool = False,
+        at: datetime,
+        steps: Sequence[writes.Step] = (),
+        holder: str | writes.Anyone | None = writes.ANYONE,
+        findings: Sequence[dict[str, Any]] | None = None,
+        message: str | None = None,
     ) -> bool:
-        """Update the document only if its status is one of ``expected`` and, when given, it holds
-        ``lease_token`` (with ``lease_free``: no one holds it). Returns whether it did: the guard
-        that makes stages idempotent and lets exactly one of several concurrent workers win."""
-        documents = _table(DocumentRow)
-        statement = update(documents).where(documents.c.id == document_id, _status_guard(expected)).values(**values)
-        if lease_free:
-            statement = statement.where(documents.c.lease_token.is_(None))
-        elif lease_token is not None:
-            statement = statement.where(documents.c.lease_token == lease_token)
-        result = self.session.connection().execute(statement)  # Core: no ORM bookkeeping
-        changed = bool(result.rowcount)
-        if changed:
-            self._expire(document_id)
-        return changed
+        """Update the document only if its status is one of ``expected`` and, unless ``holder``
+        is ``ANYONE``, ``holder`` holds its lease (None: no one does), with the transitions,
+        findings and message that go with it (``writes.DocumentChange``). Returns whether it
+        did: the guard that makes stages idempotent and lets exactly one of several concurrent
+        workers win."""
+        change = writes.DocumentChange(
+            document_id,
+            tuple(expected),
+            values,
+            at,
+            steps=tuple(steps),
+            holder=holder,
+            findings=findings,
+            message=message,
+        )
+        return self.write(change).changed
 
     def _expire(self, document_id: str) -> None:
         """A copy of the document already loaded in this session is stale after a Core update
@@ -300,118 +294,6 @@ class DocumentRepository:
         existing = self.session.identity_map.get(self.session.identity_key(DocumentRow, document_id))
         if existing is not None:
             self.session.expire(existing)
-
-    def claim(self, document_id: str, *, expected: Collection[str], values: dict[str, Any]) -> Any:
-        """Update the document only if its status is one of ``expected``, and return its columns as
-        they are now (one ``UPDATE … RETURNING``: the guard and the read in one round trip; a row
-        with the attributes of a DocumentRow, not an ORM object); None when the guard failed."""
-        documents = _table(DocumentRow)
-        statement = (
-            update(documents)
-            .where(documents.c.id == document_id, _status_guard(expected))
-            .values(**values)
-            .returning(*documents.c)
-        )
-        return self.session.connection().execute(statement).first()
-
-    def claim_for_stage(
-        self,
-        document_id: str,
-        *,
-        waiting: str,
-        working: str,
-        token: str,
-        expires: datetime,
-        actor: str,
-        at: datetime,
-        with_raw: bool,
-        commit: bool = False,
-    ) -> tuple[Any, bytes | None] | None:
-        """Move the document from ``waiting`` to ``working`` under the lease ``token`` (until
-        ``expires``), record that transition, and return its columns as they are now (a row with
-        the attributes of a DocumentRow) with its bytes when ``with_raw``; None when it was not
-        waiting there. PostgreSQL: one statement (data-modifying CTE); elsewhere three.
-        ``commit``: as for ``add_received`` (PostgreSQL: committed as it runs, when the unit of
-        work has begun no transaction yet)."""
-        values = {"status": working, "status_changed_at": at, "lease_token": token, "lease_expires_at": expires}
-        if self.session.get_bind().dialect.name != "postgresql":
-            row = self.claim(document_id, expected=[waiting], values=values)
-            if row is None:
-                return None
-            self.add_steps(document_id, [(waiting, working, actor, None)], at=at)
-            return row, self.raw(document_id) if with_raw else None
-        rows = _pg_pipeline(
-            self.session,
-            [],
-            _pg_claim_statement(with_raw),
-            {"document_id": document_id, "waiting": waiting, "actor": actor, **_prefixed(values)},
-            commit,
-        )
-        if not rows:
-            return None
-        row = _document_columns(rows[0])
-        return row, rows[0][-1]
-
-    def finish_stage(
-        self,
-        document_id: str,
-        *,
-        working: str,
-        token: str | None,
-        values: dict[str, Any],
-        steps: Sequence[tuple[str | None, str, str, str | None]],
-        at: datetime,
-        findings: Sequence[dict[str, Any]] | None = None,
-        next_action: str | None = None,
-        commit: bool = False,
-    ) -> bool:
-        """Move the document from ``working`` (held under ``token``; None: whoever holds it) to the
-        last state of ``steps`` ((from, to, actor, detail), recorded as transitions in order),
-        free its lease, set ``values``, replace its findings with ``findings`` (None: leave them)
-        and write an outbox row for ``next_action``. Returns False, writing nothing, when the
-        guard fails (the claim was lost). PostgreSQL: one statement; elsewhere one per part.
-        ``commit``: as for ``claim_for_stage``."""
-        values = {
-            "status": steps[-1][1],
-            "status_changed_at": at,
-            "lease_token": None,
-            "lease_expires_at": None,
-            **values,
-        }
-        if self.session.get_bind().dialect.name != "postgresql":
-            if not self.compare_and_set(document_id, expected=[working], values=values, lease_token=token):
-                return False
-            self.add_steps(document_id, steps, at=at)
-            if findings is not None:
-                self.set_findings(document_id, findings)
-            if next_action is not None:
-                OutboxRepository(self.session).add(document_id, next_action, now=at)
-            return True
-        statement = _pg_finish_statement(
-            tuple(sorted(values)), token is not None, findings is not None, next_action is not None
-        )
-        parameters: dict[str, Any] = {
-            "document_id": document_id,
-            "working": working,
-            "at_": _pg_value(at),
-            "steps": json.dumps(
-                [
-                    {"n": n, "from_status": f, "to_status": t, "actor": a, "detail": d}
-                    for n, (f, t, a, d) in enumerate(steps)
-                ]
-            ),
-            **_prefixed({name: _pg_value(value) for name, value in values.items()}),
-        }
-        if token is not None:
-            parameters["token"] = token
-        if findings is not None:
-            parameters["findings"] = json.dumps([{**f, "position": n} for n, f in enumerate(findings)], default=str)
-        if next_action is not None:
-            parameters["action"] = next_action
-        changed = bool(_pg_pipeline(self.session, [], statement, parameters, commit)[0][0])
-        if changed:
-            self._expire(document_id)
-        return changed
 
     def stuck(
         self,
@@ -549,9 +431,10 @@ class OutboxRepository:
         off or behind, every poll of every relay would read all of them again."""
         parameters = {"limit": limit, "now": now}
         if self.session.get_bind().dialect.name == "postgresql":
-            rows = _pg_pipeline(self.session, _PG_PLAIN_INDEX_SCANS, _PG_TAKE_PENDING, parameters)
+            compiled = _take_pending_postgres()
+            rows = _pg_pipeline(self.session, _PG_PLAIN_INDEX_SCANS, compiled.sql, compiled.parameters(parameters))
             return sorted((row[0], row[1], row[2]) for row in rows)
-        taken = self.session.connection().execute(_take_pending_statement(), parameters)
+        taken = self.session.connection().execute(_take_pending_statement("sqlite"), parameters)
         return sorted((row[0], row[1], row[2]) for row in taken)
 
     def mark_sent(self, rows: Iterable[OutboxRow], *, now: datetime) -> None:
@@ -584,109 +467,14 @@ class OutboxRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-# --- PostgreSQL: a stage's claim and finish in one statement each --------------------------------
-#
-# Data-modifying CTEs: the guarded UPDATE of the document and the rows that go with it
-# (transitions, findings, outbox) in one round trip. The inserts select from the UPDATE's
-# RETURNING, so when the guard fails they insert nothing. Statements are built once per shape and
-# reused: no statement construction or cache-key work per call.
-
-
-def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
-    """Column values as the bind parameters the statements below name them (``v_<column>``)."""
-    return {f"v_{name}": value for name, value in values.items()}
-
-
-_PG_DIALECT = postgresql.dialect()
-
-
-def _document_columns(row: Sequence[Any]) -> Any:
-    """The leading columns of a driver row, in the order of the documents table, as an object
-    with a DocumentRow's attributes and values (what the column types give back)."""
-    values = {}
-    for value, column_ in zip(row, _table(DocumentRow).c, strict=False):
-        if value is not None and isinstance(column_.type, UTCDateTime | DecimalText):
-            value = column_.type.process_result_value(value, _PG_DIALECT)
-        values[column_.name] = value
-    return types.SimpleNamespace(**values)
-
-
-_CLAIM_VALUES = ("lease_expires_at", "lease_token", "status", "status_changed_at")
+# --- the outbox relay's batch ---------------------------------------------------------------------
 
 
 @functools.cache
-def _pg_claim_statement(with_raw: bool) -> str:
-    documents = _table(DocumentRow)
-    transitions = _table(TransitionRow)
-    contents = _table(DocumentContentRow)
-    columns = ", ".join(c.name for c in documents.c)
-    raw = f"(SELECT raw FROM {contents.name} WHERE document_id = claimed.id)" if with_raw else "NULL"
-    return f"""
-        WITH claimed AS (
-            UPDATE {documents.name}
-               SET status = %(v_status)s, status_changed_at = %(v_status_changed_at)s,
-                   lease_token = %(v_lease_token)s, lease_expires_at = %(v_lease_expires_at)s
-             WHERE id = %(document_id)s AND {_STATUS_GUARD_SQL.format("%(waiting)s")}
-         RETURNING {columns}
-        ), transition AS (
-            INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at)
-            SELECT id, %(waiting)s, status, %(actor)s, status_changed_at FROM claimed
-        )
-        SELECT {", ".join(f"claimed.{c.name}" for c in documents.c)}, {raw} AS raw FROM claimed
-    """
-
-
-@functools.cache
-def _pg_finish_statement(
-    value_names: tuple[str, ...], guard_token: bool, with_findings: bool, with_message: bool
-) -> str:
-    documents = _table(DocumentRow)
-    transitions = _table(TransitionRow)
-    findings = _table(FindingRow)
-    outbox = _table(OutboxRow)
-    assignments = ", ".join(f"{name} = %(v_{name})s" for name in value_names)
-    guard = " AND lease_token = %(token)s" if guard_token else ""
-    parts = [
-        f"""finished AS (
-            UPDATE {documents.name} SET {assignments}
-             WHERE id = %(document_id)s AND {_STATUS_GUARD_SQL.format("%(working)s")}{guard}
-         RETURNING id
-        )""",
-        f"""steps AS (
-            INSERT INTO {transitions.name} (document_id, from_status, to_status, actor, at, detail)
-            SELECT finished.id, s.from_status, s.to_status, s.actor, %(at_)s, s.detail
-              FROM finished,
-                   jsonb_to_recordset(CAST(%(steps)s AS jsonb))
-                   AS s(n integer, from_status text, to_status text, actor text, detail text)
-             ORDER BY s.n
-        )""",
-    ]
-    if with_findings:
-        names = [c.name for c in findings.c if c.name not in ("id", "document_id")]
-        types_ = {c.name: ("integer" if c.name in ("position", "line") else "text") for c in findings.c}
-        parts.append(f"old_findings AS (DELETE FROM {findings.name} WHERE document_id IN (SELECT id FROM finished))")
-        parts.append(
-            f"""new_findings AS (
-            INSERT INTO {findings.name} (document_id, {", ".join(names)})
-            SELECT finished.id, {", ".join(f"f.{n}" for n in names)}
-              FROM finished,
-                   jsonb_to_recordset(CAST(%(findings)s AS jsonb))
-                   AS f({", ".join(f"{n} {types_[n]}" for n in names)})
-             ORDER BY f.position
-        )"""
-        )
-    if with_message:
-        parts.append(
-            f"""message AS (
-            INSERT INTO {outbox.name} (document_id, action, created_at)
-            SELECT id, %(action)s, %(at_)s FROM finished
-        )"""
-        )
-    return "WITH " + ",\n".join(parts) + "\nSELECT count(*) FROM finished"
-
-
-@functools.cache
-def _take_pending_statement() -> Update:
+def _take_pending_statement(dialect: str) -> Update:
+    """Mark a batch of unsent rows sent and read it back: one UPDATE … RETURNING. On PostgreSQL the
+    batch is ``id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED))``, which reads the outbox by its
+    primary key, one row at a time; elsewhere ``id IN (SELECT …)``."""
     outbox = _table(OutboxRow)
     unsent = outbox.alias("unsent")
     pending = (
@@ -695,73 +483,39 @@ def _take_pending_statement() -> Update:
         .order_by(unsent.c.id)
         .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
+    batch = outbox.c.id == any_(func.array(pending)) if dialect == "postgresql" else outbox.c.id.in_(pending)
     return (
         update(outbox)
-        .where(outbox.c.id.in_(pending.scalar_subquery()))
+        .where(batch)
         .values(sent_at=bindparam("now", type_=outbox.c.sent_at.type))
         .returning(outbox.c.id, outbox.c.action, outbox.c.document_id)
     )
 
 
+@functools.cache
+def _take_pending_postgres() -> writes.Compiled:
+    return writes.compile_postgres(_take_pending_statement("postgresql"))
+
+
 _PG_PLAIN_INDEX_SCANS = [("SET LOCAL enable_seqscan = off", ()), ("SET LOCAL enable_bitmapscan = off", ())]
-_PG_TAKE_PENDING = f"""
-    UPDATE {_table(OutboxRow).name} SET sent_at = %(now)s
-     WHERE id = ANY(ARRAY(SELECT id FROM {_table(OutboxRow).name} WHERE sent_at IS NULL
-                           ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
-    RETURNING id, action, document_id
-"""
 
 
-# --- PostgreSQL: an accepted document in one round trip ------------------------------------------
+# --- PostgreSQL: statements in one round trip ------------------------------------------------------
 #
-# Intake's hot path goes to the driver: the advisory lock and one statement (lookup of an earlier
-# document with the number, the document, its bytes, its transition and its message as
-# data-modifying CTEs) are sent together in a psycopg pipeline. The lock must be a statement of
-# its own: a statement's snapshot is taken when it starts, so only a lookup in a later statement
-# sees a document committed by the transaction it waited for.
+# The hot paths go to the driver: a stage's claim or finish is one statement (``writes``); intake
+# sends the number's advisory lock and one statement (lookup of an earlier document with the
+# number, the document, its bytes, its transition and its message as data-modifying CTEs)
+# together in a psycopg pipeline. The lock must be a statement of its own: a statement's snapshot
+# is taken when it starts, so only a lookup in a later statement sees a document committed by
+# the transaction it waited for.
 
 _PG_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
 def _number_lock_key(key: str) -> str:
     return f"einvoice-number:{key}"
-
-
-def _pg_value(value: Any) -> Any:
-    """A column value as the driver takes it (what ``DecimalText`` and ``UTCDateTime`` do)."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value
-
-
-@functools.cache
-def _pg_received_statement(names: tuple[str, ...]) -> str:
-    documents = _table(DocumentRow)
-    unknown = set(names) - set(documents.c.keys())
-    if unknown:
-        raise KeyError(f"not columns of {documents.name}: {sorted(unknown)}")
-    earlier = f"""SELECT id FROM {documents.name}
-             WHERE number_key = %(v_number_key)s AND status <> ALL(%(skip)s)
-             ORDER BY received_at, id LIMIT 1"""
-    return f"""
-        WITH earlier AS ({earlier}
-        ), new_document AS (
-            INSERT INTO {documents.name} ({", ".join(names)}, suspected_duplicate_of)
-            VALUES ({", ".join(f"%(v_{name})s" for name in names)}, (SELECT id FROM earlier))
-        ), new_content AS (
-            INSERT INTO {_table(DocumentContentRow).name} (document_id, raw) VALUES (%(v_id)s, %(raw)b)
-        ), new_transition AS (
-            INSERT INTO {_table(TransitionRow).name} (document_id, from_status, to_status, actor, at, detail)
-            VALUES (%(v_id)s, NULL, %(v_status)s, %(actor)s, %(v_received_at)s,
-                    'suspected duplicate of ' || (SELECT id FROM earlier))
-        )
-        INSERT INTO {_table(OutboxRow).name} (document_id, action, created_at)
-        VALUES (%(v_id)s, %(action)s, %(v_received_at)s)
-        RETURNING (SELECT id FROM earlier)
-    """
 
 
 def _pg_pipeline(

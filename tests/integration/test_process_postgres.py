@@ -50,7 +50,7 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
         return Report("valid", (WARNING,))
 
     sent = record_round_trips(monkeypatch)
-    result = process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1")
+    result = process.validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
     monkeypatch.undo()
     assert (result.stage, result.status) == ("match", S.APPROVED)
     # The claim, then validation and matching's outcome: each one statement, committed as it

@@ -18,6 +18,7 @@ from einvoice.services import SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from einvoice.store.writes import DocumentChange, Step
 from tests.integration.test_store_sqlite import *  # noqa: F403 - the same test functions
 from tests.integration.test_store_sqlite import submit_many
 from tests.unit.services import documents
@@ -158,7 +159,9 @@ def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
     now = datetime.now(UTC)
     for document_id in ids[:40]:
         with uow_factory() as uow:
-            assert uow.documents.compare_and_set(document_id, expected=["received"], values={"status": "approved"})
+            assert uow.documents.compare_and_set(
+                document_id, expected=["received"], values={"status": "approved"}, at=now
+            )
             uow.commit()
     admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     if statistics:
@@ -175,28 +178,28 @@ def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
         submit(documents.invoice("BACKLOG-9", note="other"), "k")
     target = ids[-1]
     with uow_factory() as uow:
-        taken = uow.documents.claim_for_stage(
+        lease = {"lease_token": "t", "lease_expires_at": now + timedelta(minutes=5)}
+        claim = DocumentChange(
             target,
-            waiting="received",
-            working="validating",
-            token="t",
-            expires=now + timedelta(minutes=5),
-            actor="worker:validate",
-            at=now,
-            with_raw=True,
+            ("received",),
+            {"status": "validating", **lease},
+            now,
+            steps=(Step("received", "validating", "worker:validate"),),
+            read="row+raw",
         )
-        assert taken is not None
-        assert uow.documents.finish_stage(
+        assert uow.documents.write(claim).changed
+        finish = DocumentChange(
             target,
-            working="validating",
-            token="t",
-            values={},
-            steps=[("validating", "validated", "worker:validate", None)],
-            at=now,
+            ("validating",),
+            {"status": "validated", "lease_token": None},
+            now,
+            steps=(Step("validating", "validated", "worker:validate"),),
+            holder="t",
             findings=[],
-            next_action="match",
+            message="match",
         )
-        assert uow.documents.compare_and_set(target, expected=["validated"], values={"status": "matching"})
+        assert uow.documents.write(finish).changed
+        assert uow.documents.compare_and_set(target, expected=["validated"], values={"status": "matching"}, at=now)
         uow.commit()
     monkeypatch.undo()
 

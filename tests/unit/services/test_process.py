@@ -103,7 +103,7 @@ def test_the_rule_set_is_stored_with_the_validation_also_when_matched_at_once(
 ) -> None:
     doc = submitted(uow_factory, supplier)
     assert view(uow_factory, doc).ruleset is None
-    process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
     final = view(uow_factory, doc)
     assert final.status == S.APPROVED
     assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}
@@ -234,7 +234,7 @@ class FakePoster:
 def test_posting_when_a_poster_is_wired(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
     process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
-    process.match_document(uow_factory, doc, posting_enabled=True)
+    process.match_document(uow_factory, doc, poster=FakePoster())
     assert ("post", doc) in pending(uow_factory)
     poster = FakePoster(fail_first=1)
     with pytest.raises(TransientError):
@@ -288,12 +288,12 @@ def test_a_dead_document_can_be_sent_back_to_its_stage(
         process.retry_dead(uow_factory, doc, actor="admin:cli")
 
 
-def test_validate_and_match_writes_validation_and_match_in_one_call(
+def test_validation_chained_with_matching_writes_validation_and_match_in_one_call(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
     doc = submitted(uow_factory, supplier)
     validator = FakeValidator(Report("valid", (WARNING,)))
-    result = process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1")
+    result = process.validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
     assert (result.stage, result.status) == ("match", S.APPROVED)
     final = view(uow_factory, doc)
     assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
@@ -303,56 +303,61 @@ def test_validate_and_match_writes_validation_and_match_in_one_call(
     assert final.match_result["outcome"] == "matched"
     assert pending(uow_factory) == [("validate", doc)]  # no message for matching: it is done
     # The same message again (a redelivery) changes nothing.
-    assert not process.validate_and_match(uow_factory, doc, validator=validator, token="msg-1").ran
+    assert not process.validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True).ran
     assert validator.calls == 1
     assert view(uow_factory, doc) == final
 
 
-def test_validate_and_match_sends_a_duplicate_to_exception_and_a_posting_message_when_enabled(
+def test_validation_chained_with_matching_sends_a_duplicate_to_exception_and_a_posting_message_when_enabled(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
     first = submitted(uow_factory, supplier, "DUP-2", amount="1.00")
     second = submitted(uow_factory, supplier, "DUP-2", amount="2.00")
     for doc in (first, second):
-        process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("valid")), posting_enabled=True)
+        process.validate_document(
+            uow_factory, doc, validator=FakeValidator(Report("valid")), poster=FakePoster(), chain=True
+        )
     assert view(uow_factory, first).status == S.APPROVED
     assert view(uow_factory, second).status == S.EXCEPTION
     assert ("post", first) in pending(uow_factory)
     assert ("post", second) not in pending(uow_factory)
 
 
-def test_validate_and_match_replaces_findings_of_an_earlier_run(
+def test_validation_chained_with_matching_replaces_findings_of_an_earlier_run(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
     doc = submitted(uow_factory, supplier)
     engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
-    process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))), chain=True)
     process.retry_dead(uow_factory, doc, actor="admin:cli")
     assert view(uow_factory, doc).findings == (engine,)
-    process.validate_and_match(uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))))
+    process.validate_document(
+        uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))), chain=True
+    )
     final = view(uow_factory, doc)
     assert final.status == S.APPROVED
     assert final.findings == (WARNING, WARNING)
 
 
-def test_validate_and_match_discards_its_result_when_the_lease_was_taken_over(
+def test_validation_chained_with_matching_discards_its_result_when_the_lease_was_taken_over(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
     doc = submitted(uow_factory, supplier)
     t0 = datetime.now(UTC)
 
     def slow_validator(raw: bytes, **context: object) -> Report:
-        process.validate_and_match(
+        process.validate_document(
             uow_factory,
             doc,
             validator=FakeValidator(Report("invalid", (FATAL,))),
             token="msg-2",
             clock=lambda: t0 + timedelta(seconds=400),
+            chain=True,
         )
         return Report("valid", (WARNING,))
 
-    result = process.validate_and_match(
-        uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300
+    result = process.validate_document(
+        uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300, chain=True
     )
     assert not result.ran
     final = view(uow_factory, doc)

@@ -69,7 +69,9 @@ def test_resting_documents_are_left_alone(uow_factory: Callable[[], UnitOfWork],
     outbox(uow_factory)
     much_later = datetime.now(UTC) + timedelta(days=1)
     assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later).total == 0
-    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later, posting_enabled=True).resent == (doc,)
+    assert sweeper.sweep(
+        uow_factory, stuck_after=STUCK, now=much_later, ports=process.Ports(poster=lambda document, raw: "JE-1")
+    ).resent == (doc,)
 
 
 def test_sent_messages_are_purged_after_a_week(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:

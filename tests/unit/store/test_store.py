@@ -74,10 +74,10 @@ def test_compare_and_set_changes_only_from_an_expected_state(uow_factory) -> Non
     now = datetime.now(UTC)
     with uow_factory() as uow:
         assert uow.documents.compare_and_set(
-            "d1", expected=["received"], values={"status": "validating", "status_changed_at": now}
+            "d1", expected=["received"], values={"status": "validating", "status_changed_at": now}, at=now
         )
         assert not uow.documents.compare_and_set(
-            "d1", expected=["received"], values={"status": "validating", "status_changed_at": now}
+            "d1", expected=["received"], values={"status": "validating", "status_changed_at": now}, at=now
         )
         row = uow.documents.get("d1")
         assert row is not None

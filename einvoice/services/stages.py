@@ -1,0 +1,382 @@
+"""The stage engine: stages declared once in a registry, and one runner that takes a document
+through any of them.
+
+A stage declares the states it starts from, its working state, its outcomes, the state the
+sweeper sends a document back to when its lease runs out, and its handler. Everything else is
+derived from the registry: which message follows which state, the actors, the sweeper's and the
+metrics' state sets, where a dead document resumes. Adding a stage is one ``Stage`` and one
+handler (``docs/architecture.md`` shows one).
+
+Every stage runs the same protocol, so that a lost or repeated message changes nothing:
+
+1. **claim** (one write): if the document is in a state the stage starts from, move it to the
+   working state under a lease (a token, the message id, which dramatiq keeps across retries,
+   and an expiry). A document already in the working state may be taken again by the same
+   token, or by anyone once its lease has run out. Anything else means the stage is not called
+   for, and the call returns without effect.
+2. **work**: the handler, outside any transaction (validation may take seconds). It returns an
+   ``Outcome``: the states the document moves along, column values, findings, extra rows.
+3. **finish** (one write, guarded by the working state and the token): the outcome, its
+   transitions, findings and rows, and the message for the next stage. If the guard fails,
+   another worker finished or took over, and the result is discarded: no effect is written twice.
+
+**At once.** A stage declared ``at_once`` does no slow work and needs no bytes. The runner runs it
+inside the finish of the stage before it (validation's finish records matching's outcome too,
+saving a trip through outbox, broker and claim), and a message for it finds a document waiting
+in its start state and writes the outcome in one transaction, with no claim. Any pair of stages
+can use this; ``chain=False`` turns it off (fault drills stop a worker between two stages).
+
+The writes are ``store.writes.DocumentChange`` descriptions: one statement each on PostgreSQL,
+the same description part by part on SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from einvoice.domain.findings import Finding
+from einvoice.domain.states import DocumentStatus
+from einvoice.services import DocumentView, document_view, finding_values
+from einvoice.store import UnitOfWork
+from einvoice.store.writes import ANYONE, Anyone, DocumentChange, Read, Step
+
+log = logging.getLogger(__name__)
+
+S = DocumentStatus
+Clock = Callable[[], datetime]
+P = TypeVar("P")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler decided: the states the document moves along from the working state
+    (``path``, each with a detail for its transition; the last is where it rests), the column
+    values that record the result, its findings (None: leave them), and extra rows by table."""
+
+    path: tuple[tuple[str, str | None], ...]
+    values: Mapping[str, Any] = field(default_factory=dict)
+    findings: Sequence[Finding] | None = None
+    rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    #: Raised once the outcome is written (a posting that failed for now: recorded, then retried).
+    retry: Exception | None = None
+
+    @property
+    def status(self) -> str:
+        return self.path[-1][0]
+
+    def then(self, more: Outcome) -> Outcome:
+        """This outcome followed by ``more`` (a stage run at once after it)."""
+        return Outcome(
+            self.path + more.path,
+            {**self.values, **more.values},
+            more.findings if more.findings is not None else self.findings,
+            {**self.rows, **more.rows},
+            more.retry,
+        )
+
+
+@dataclass(frozen=True)
+class Work(Generic[P]):
+    """What a handler works on: the document as claimed, its bytes (for stages that need them),
+    and the ports the runtime wired in."""
+
+    document: DocumentView
+    raw: bytes | None
+    ports: P
+
+
+@dataclass(frozen=True)
+class Stage(Generic[P]):
+    """One stage of the pipeline, declared once."""
+
+    name: str  # also the outbox action, and the actor is f"{name}_document"
+    starts_from: frozenset[str]
+    working: str
+    outcomes: frozenset[str]
+    #: Where a document held in ``working`` goes back to when its lease ran out (and where a
+    #: document that died there resumes).
+    resume: str
+    handler: Callable[[Work[P]], Outcome]
+    needs_raw: bool = False
+    at_once: bool = False
+    #: Whether the ports allow the stage at all (posting needs an ERP connector); a document
+    #: waiting for a stage that cannot run rests there.
+    runs_with: Callable[[P], bool] = field(default=lambda ports: True)
+
+    @property
+    def actor(self) -> str:
+        """Who the history names for the transitions this stage makes."""
+        return f"worker:{self.name}"
+
+    @property
+    def actor_name(self) -> str:
+        """The dramatiq actor that runs this stage (what ``messaging`` addresses its messages to)."""
+        from einvoice.messaging import actor_name
+
+        return actor_name(self.name)
+
+
+class StageRegistry(Generic[P]):
+    """The stages, and what is derived from them."""
+
+    def __init__(self, stages: Iterable[Stage[P]]) -> None:
+        self.stages: tuple[Stage[P], ...] = tuple(stages)
+        self.by_name = {stage.name: stage for stage in self.stages}
+        self.by_working = {stage.working: stage for stage in self.stages}
+        self._starting: dict[str, Stage[P]] = {}
+        for stage in self.stages:
+            for state in stage.starts_from:
+                if state in self._starting:
+                    raise ValueError(f"two stages start from {state}: {self._starting[state].name}, {stage.name}")
+                self._starting[state] = stage
+        if len(self.by_name) != len(self.stages) or len(self.by_working) != len(self.stages):
+            raise ValueError("stage names and working states must be unique")
+
+    def __getitem__(self, name: str) -> Stage[P]:
+        return self.by_name[name]
+
+    def next_stage(self, state: str, ports: P) -> Stage[P] | None:
+        """The stage a document in ``state`` waits for, when the ports let it run."""
+        stage = self._starting.get(state)
+        return stage if stage is not None and stage.runs_with(ports) else None
+
+    def waiting_states(self, ports: P) -> frozenset[str]:
+        """States in which a document waits for a stage that will run."""
+        return frozenset(s for stage in self.stages if stage.runs_with(ports) for s in stage.starts_from)
+
+    @property
+    def working_states(self) -> frozenset[str]:
+        return frozenset(self.by_working)
+
+    def resume_point(self, state: str) -> tuple[str, Stage[P]] | None:
+        """Where a document that stopped in ``state`` (a dead one, or one whose lease ran out)
+        goes back to, and the stage it then waits for."""
+        if state in self.by_working:
+            stage = self.by_working[state]
+            return stage.resume, stage
+        if state in self._starting:
+            return state, self._starting[state]
+        return None
+
+    def at_once_after(self, stage: Stage[P]) -> list[Stage[P]]:
+        """The ``at_once`` stages a message for ``stage`` may have carried a document on to."""
+        found: list[Stage[P]] = []
+        states = set(stage.outcomes)
+        while True:
+            nexts = {self._starting[s] for s in states if s in self._starting and self._starting[s].at_once}
+            nexts -= set(found)
+            if not nexts:
+                return found
+            found += sorted(nexts, key=self.stages.index)
+            states = {o for n in nexts for o in n.outcomes}
+
+    def owner(self, state: str) -> Stage[P] | None:
+        """The stage a document in ``state`` is waiting for or held by."""
+        return self.by_working.get(state) or self._starting.get(state)
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """What a stage call did. ``ran`` is False when the state did not call for the stage."""
+
+    document_id: str
+    stage: str
+    ran: bool
+    status: str | None = None  # the state the document was left in, when known
+    note: str | None = None
+    #: The document as the stage read it when it claimed it.
+    document: DocumentView | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Runner(Generic[P]):
+    """Runs the stages of ``registry`` with ``ports``: claim, work, finish."""
+
+    registry: StageRegistry[P]
+    uow_factory: Callable[[], UnitOfWork]
+    ports: P
+    clock: Clock = utcnow
+    lease: timedelta = timedelta(seconds=300)
+    #: Run ``at_once`` stages inside the finish before them (off for fault drills).
+    chain: bool = True
+    #: Called with the stage's name between claim and work (fault drills).
+    pause: Callable[[str], None] | None = None
+
+    def run(self, name: str, document_id: str, *, token: str | None = None) -> StageResult:
+        """Run stage ``name`` for the document; return what it did."""
+        stage = self.registry[name]
+        if not stage.runs_with(self.ports):  # posting with no ERP connector: the document rests
+            return StageResult(document_id, stage.name, False, None, f"nothing wired to run {stage.name}")
+        if stage.at_once and self.pause is None:
+            done = self._at_once(stage, document_id)
+            if done is not None:
+                return done
+        token = token or new_token()
+        claim = self._claim(stage, document_id, token)
+        if isinstance(claim, StageResult):
+            return claim
+        document, raw = claim
+        if self.pause is not None:
+            self.pause(stage.name)
+        outcome = stage.handler(Work(document, raw, self.ports))
+        steps, outcome, message = self._onward(stage, document, outcome)
+        change = self._finish(document_id, (stage.working,), steps, outcome, message, holder=token)
+        if not self._write(change):
+            log.info("%s of %s: claim lost, result discarded", stage.name, document_id)
+            return StageResult(document_id, stage.name, False, None, "claim lost")
+        if outcome.retry is not None:
+            raise outcome.retry
+        return StageResult(document_id, steps[-1].actor.removeprefix("worker:"), True, outcome.status, None, document)
+
+    # --- the parts ------------------------------------------------------------------------------
+
+    def _write(self, change: DocumentChange) -> bool:
+        with self.uow_factory() as uow:
+            # The unit of work holds nothing else: the store may commit the write as it runs it.
+            if not uow.documents.write(change, commit=True).changed:
+                return False
+            uow.commit()
+        return True
+
+    def _claim(self, stage: Stage[P], document_id: str, token: str) -> tuple[DocumentView, bytes | None] | StageResult:
+        now = self.clock()
+        lease = {"lease_token": token, "lease_expires_at": now + self.lease}
+        read: Read = "row+raw" if stage.needs_raw else "row"
+        with self.uow_factory() as uow:
+            # The usual case in one write: the document waits in the one state the stage starts
+            # from (with several, the transition must name which, so the general path reads it).
+            if len(stage.starts_from) == 1:
+                (waiting,) = stage.starts_from
+                taken = uow.documents.write(
+                    DocumentChange(
+                        document_id,
+                        (waiting,),
+                        {"status": stage.working, "status_changed_at": now, **lease},
+                        now,
+                        steps=(Step(waiting, stage.working, stage.actor),),
+                        read=read,
+                    ),
+                    commit=True,
+                )
+                if taken.changed:
+                    uow.commit()
+                    return document_view(taken.row), taken.raw
+            row = uow.documents.get(document_id)
+            if row is None:
+                return StageResult(document_id, stage.name, False, None, "no such document")
+            status = row.status
+            if status in stage.starts_from:
+                change = DocumentChange(
+                    document_id,
+                    (status,),
+                    {"status": stage.working, "status_changed_at": now, **lease},
+                    now,
+                    steps=(Step(status, stage.working, stage.actor),),
+                    read=read,
+                )
+            elif status == stage.working:
+                held_by_us = row.lease_token == token
+                expired = row.lease_expires_at is None or row.lease_expires_at <= now
+                if not (held_by_us or expired):
+                    return StageResult(document_id, stage.name, False, status, "another worker holds the document")
+                detail = None if held_by_us else "taken over: the previous worker's lease ran out"
+                change = DocumentChange(
+                    document_id,
+                    (status,),
+                    lease,
+                    now,
+                    steps=() if held_by_us else (Step(status, stage.working, stage.actor, detail),),
+                    holder=row.lease_token,
+                    read=read,
+                )
+            else:
+                return StageResult(document_id, stage.name, False, status, f"state {status} does not call for it")
+            taken = uow.documents.write(change)
+            if not taken.changed:
+                return StageResult(document_id, stage.name, False, None, "another worker claimed it first")
+            uow.commit()
+        return document_view(taken.row), taken.raw
+
+    def _at_once(self, stage: Stage[P], document_id: str) -> StageResult | None:
+        """Run an ``at_once`` stage for a document waiting in its start state, in one write; None
+        when it is not waiting there (the caller takes the claim path, which says why or resumes
+        a held claim)."""
+        with self.uow_factory() as uow:
+            row = uow.documents.get(document_id)
+            if row is None or row.status not in stage.starts_from:
+                return None
+            document = document_view(row)
+        outcome = stage.handler(Work(document, None, self.ports))
+        waiting = document.status
+        steps, outcome, message = self._onward(stage, document, outcome)
+        steps = [Step(waiting, stage.working, stage.actor), *steps]
+        if not self._write(self._finish(document_id, (waiting,), steps, outcome, message)):
+            return None
+        if outcome.retry is not None:
+            raise outcome.retry
+        return StageResult(document_id, steps[-1].actor.removeprefix("worker:"), True, outcome.status, None, document)
+
+    def _onward(
+        self, stage: Stage[P], document: DocumentView, outcome: Outcome
+    ) -> tuple[list[Step], Outcome, str | None]:
+        """The transitions of ``outcome`` (from ``stage``'s working state) and the outcome itself,
+        extended through the ``at_once`` stages that follow it; the message for the stage after."""
+        steps = _steps(stage.working, stage.actor, outcome.path)
+        follower = self.registry.next_stage(outcome.status, self.ports)
+        while self.chain and follower is not None and follower.at_once and outcome.retry is None:
+            more = follower.handler(Work(document, None, self.ports))
+            steps += [Step(outcome.status, follower.working, follower.actor)]
+            steps += _steps(follower.working, follower.actor, more.path)
+            outcome = outcome.then(more)
+            follower = self.registry.next_stage(outcome.status, self.ports)
+        return steps, outcome, (follower.name if follower is not None else None)
+
+    def _finish(
+        self,
+        document_id: str,
+        expected: tuple[str, ...],
+        steps: Sequence[Step],
+        outcome: Outcome,
+        message: str | None,
+        *,
+        holder: str | Anyone | None = ANYONE,
+    ) -> DocumentChange:
+        """The write that records ``outcome``: the document leaves ``expected`` (held by ``holder``)
+        for the outcome's state, its lease freed."""
+        now = self.clock()
+        values = {**outcome.values, "status": outcome.status, "status_changed_at": now}
+        values |= {"lease_token": None, "lease_expires_at": None}
+        return DocumentChange(
+            document_id,
+            expected,
+            values,
+            now,
+            steps=tuple(steps),
+            holder=holder,
+            findings=None if outcome.findings is None else [finding_values(f) for f in outcome.findings],
+            message=message,
+            rows=outcome.rows,
+        )
+
+
+def _steps(start: str, actor: str, path: Sequence[tuple[str, str | None]]) -> list[Step]:
+    """The transitions along ``path`` from ``start``, each by ``actor``."""
+    steps: list[Step] = []
+    previous = start
+    for status, detail in path:
+        steps.append(Step(previous, status, actor, detail))
+        previous = status
+    return steps

@@ -33,7 +33,15 @@ db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 documents_app = typer.Typer(help="Look at one document, send a dead one back to its stage", no_args_is_help=True)
 
 EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654321")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UncheckedOption = Annotated[
+    bool,
+    typer.Option(
+        "--unchecked",
+        help="Register the identifiers as given, without checking the endpoint scheme against the Peppol "
+        "EAS code list, check digits or the VAT identifier's form (for made-up test identifiers).",
+    ),
+]
 
 
 def _engine(settings: Settings) -> Engine:
@@ -73,6 +81,16 @@ def _refused(exc: Exception) -> typer.Exit:
     return typer.Exit(EXIT_REFUSED)
 
 
+def _refused_registration(exc: Exception) -> typer.Exit:
+    from einvoice.services.accounts import InvalidIdentifierError
+
+    if isinstance(exc, InvalidIdentifierError):
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo("(an administrator can register it as given with --unchecked)", err=True)
+        return typer.Exit(EXIT_REFUSED)
+    return _refused(exc)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -87,15 +105,17 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
 def institutions_add(
     name: Annotated[str, typer.Option("--name", help="The institution's name")],
     endpoint: EndpointOption,
+    unchecked: UncheckedOption = False,
 ) -> None:
-    """Register a buyer institution."""
+    """Register a buyer institution. Its endpoint is checked against the Peppol EAS code list and the
+    scheme's check digits unless --unchecked."""
     from einvoice.services import accounts
 
     engine, uow_factory = _open()
     try:
-        institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint)
+        institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint, unchecked=unchecked)
     except accounts.AccountError as exc:
-        raise _refused(exc) from None
+        raise _refused_registration(exc) from None
     finally:
         engine.dispose()
     typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
@@ -122,18 +142,20 @@ def suppliers_add(
     name: Annotated[str, typer.Option("--name", help="The supplier's name")],
     endpoint: EndpointOption,
     vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456789MVA")] = None,
-    legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30)")] = None,
+    legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30).")] = None,
+    unchecked: UncheckedOption = False,
 ) -> None:
-    """Register a supplier and print its new API key, once, on the last line."""
+    """Register a supplier and print its new API key, once, on the last line. The endpoint and the VAT
+    identifier are checked (Peppol EAS code list, check digits, country prefix) unless --unchecked."""
     from einvoice.services import accounts
 
     engine, uow_factory = _open()
     try:
         supplier, api_key = accounts.add_supplier(
-            uow_factory(), name=name, endpoint=endpoint, vat=vat, legal_id=legal_id
+            uow_factory(), name=name, endpoint=endpoint, vat=vat, legal_id=legal_id, unchecked=unchecked
         )
     except accounts.AccountError as exc:
-        raise _refused(exc) from None
+        raise _refused_registration(exc) from None
     finally:
         engine.dispose()
     typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")

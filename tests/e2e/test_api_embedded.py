@@ -59,10 +59,13 @@ def keys(runtime: Any) -> dict[str, str]:
     """API keys: ``seller`` (the documents' seller) and ``other`` (another supplier)."""
     from einvoice.services.accounts import add_institution, add_supplier
 
-    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT)
-    _, seller = add_supplier(runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    # made-up identifiers (tests/e2e/documents.py)
+    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT, unchecked=True)
+    _, seller = add_supplier(
+        runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+    )
     _, other = add_supplier(
-        runtime.uow_factory(), name="Other Oy", endpoint=OTHER_SELLER_ENDPOINT, vat=OTHER_SELLER_VAT
+        runtime.uow_factory(), name="Other Oy", endpoint=OTHER_SELLER_ENDPOINT, vat=OTHER_SELLER_VAT, unchecked=True
     )
     return {"seller": seller, "other": other}
 

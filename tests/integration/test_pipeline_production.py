@@ -72,8 +72,11 @@ def production(postgres_url: str, rabbitmq_url: str, tmp_path: Path) -> Iterator
     with fresh_postgres_database(postgres_url) as database_url, fresh_rabbitmq_vhost(rabbitmq_url) as broker_url:
         engine = store.make_engine(database_url)
         uow_factory = store.uow_factory_for(engine)
-        accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT)
-        supplier, _ = accounts.add_supplier(uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+        # the corpus sample's made-up identifiers
+        accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
+        supplier, _ = accounts.add_supplier(
+            uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+        )
         env = Production(database_url, broker_url, tmp_path, uow_factory, supplier)
         try:
             yield env

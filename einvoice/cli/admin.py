@@ -76,7 +76,20 @@ def _open(*, migrate_embedded: bool = True) -> tuple[Engine, Callable[[], UnitOf
     return engine, store.uow_factory_for(engine)
 
 
-def _refused(exc: Exception) -> typer.Exit:
+def database_in_use() -> str:
+    """The database the admin commands open, for messages (password masked)."""
+    from einvoice.cli.config import mask_url
+    from einvoice.settings import get_settings
+
+    return mask_url(get_settings().effective_database_url)
+
+
+def _say_empty(what: str) -> None:
+    # An empty register is most often the wrong database (another data directory, another URL).
+    typer.echo(f"no {what} registered in {database_in_use()}", err=True)
+
+
+def _refused(exc: Exception | str) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(EXIT_REFUSED)
 
@@ -133,6 +146,9 @@ def institutions_list(as_json: JsonOption = False) -> None:
         engine.dispose()
     if as_json:
         typer.echo(json.dumps([i.to_dict() for i in items], indent=2))
+    if not items:
+        _say_empty("institutions")
+    if as_json or not items:
         return
     _table(["id", "name", "endpoint", "created"], [[i.id, i.name, i.endpoint, i.created_at.isoformat()] for i in items])
 
@@ -173,7 +189,7 @@ def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The suppl
     try:
         supplier, api_key = accounts.new_supplier_key(uow_factory(), supplier_id)
     except NotFoundError as exc:
-        raise _refused(exc) from None
+        raise _refused(f"{exc} in {database_in_use()}") from None
     finally:
         engine.dispose()
     typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
@@ -189,7 +205,7 @@ def _set_active(supplier_id: str, *, active: bool) -> None:
     try:
         supplier = accounts.set_supplier_active(uow_factory(), supplier_id, active=active)
     except NotFoundError as exc:
-        raise _refused(exc) from None
+        raise _refused(f"{exc} in {database_in_use()}") from None
     finally:
         engine.dispose()
     typer.echo(f"supplier {supplier.id}: {supplier.name} {'active' if active else 'deactivated'}")
@@ -219,6 +235,9 @@ def suppliers_list(as_json: JsonOption = False) -> None:
         engine.dispose()
     if as_json:
         typer.echo(json.dumps([s.to_dict() for s in items], indent=2))
+    if not items:
+        _say_empty("suppliers")
+    if as_json or not items:
         return
     _table(
         ["id", "name", "endpoint", "VAT id", "legal id", "active"],
@@ -236,7 +255,7 @@ def documents_show(document_id: Annotated[str, typer.Argument(help="The document
     try:
         view = queries.get_document(uow_factory(), document_id)
     except NotFoundError as exc:
-        raise _refused(exc) from None
+        raise _refused(f"{exc} in {database_in_use()}") from None
     finally:
         engine.dispose()
     typer.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
@@ -257,7 +276,9 @@ def documents_retry(
     engine, uow_factory = _open()
     try:
         state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
-    except (NotFoundError, PermanentError) as exc:
+    except NotFoundError as exc:
+        raise _refused(f"{exc} in {database_in_use()}") from None
+    except PermanentError as exc:
         raise _refused(exc) from None
     finally:
         engine.dispose()

@@ -16,7 +16,7 @@ _SECRET_FIELDS = frozenset({"erp_token"})
 _URL_FIELDS = frozenset({"database_url", "broker_url", "erp_url"})
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """Hide the password of ``scheme://user:password@host/...``."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
@@ -48,7 +48,7 @@ def effective_settings() -> list[dict[str, Any]]:
         if value is not None and name in _SECRET_FIELDS:
             value = "***"
         elif isinstance(value, str) and name in _URL_FIELDS:
-            value = _mask_url(value)
+            value = mask_url(value)
         rows.append(
             {
                 "name": name,

@@ -110,7 +110,7 @@ def test_a_name_or_identifier_too_long_for_the_register_is_refused_with_the_limi
     assert vat.exit_code == 1
     assert "VAT identifier is at most 64 characters" in vat.output
     assert "Traceback" not in name.output + vat.output
-    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).output) == []
+    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).stdout) == []
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_registration_refuses_bad_identifiers_naming_the_field_and_the_rule(
     assert rule in refused.output
     assert "--unchecked" in refused.output
     assert "Traceback" not in refused.output
-    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).output) == []
+    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).stdout) == []
 
 
 def test_an_institution_with_a_bad_endpoint_is_refused() -> None:
@@ -152,5 +152,16 @@ def test_unchecked_registers_the_made_up_identifiers_of_the_official_samples() -
         ],
     )
     assert supplier.exit_code == 0, supplier.output
-    listed = json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).output)
+    listed = json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).stdout)
     assert [(s["endpoint"], s["vat_id"]) for s in listed] == [("0088:9482348239847239874", "GB1232434")]
+
+
+def test_an_empty_register_says_which_database_it_read(data_dir: Path) -> None:
+    database = f"sqlite:///{(data_dir / 'einvoice.db').resolve()}"
+    for group in ("suppliers", "institutions"):
+        listed = runner.invoke(app, [group, "list"])
+        assert listed.exit_code == 0
+        assert f"no {group} registered in {database}" in listed.output
+    shown = runner.invoke(app, ["documents", "show", "0190b0f4-0000-7000-8000-000000000000"])
+    assert shown.exit_code == 1
+    assert f"in {database}" in shown.output

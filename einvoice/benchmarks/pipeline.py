@@ -984,42 +984,44 @@ class LocalServer:
 
 def bench_pipeline(
     url: Annotated[
-        str | None, typer.Option(help="A running server; default: start one with the current settings")
+        str | None, typer.Option(help="A running server; default: start one with the current settings.")
     ] = None,
     api_key: Annotated[
-        str | None, typer.Option(help="Supplier API key; default: register a fresh supplier in the database")
+        str | None, typer.Option(help="Supplier API key; default: register a fresh supplier in the database.")
     ] = None,
-    seller_endpoint: Annotated[str | None, typer.Option(help="BT-34 of the API key's supplier, SCHEME:ID")] = None,
-    seller_vat: Annotated[str | None, typer.Option(help="BT-31 of the API key's supplier")] = None,
-    buyer_endpoint: Annotated[str, typer.Option(help="A registered institution, SCHEME:ID")] = "0216:003710000008",
-    rate: Annotated[float, typer.Option(min=0.1, help="Submissions per second")] = 50.0,
-    count: Annotated[int, typer.Option(min=1, help="At most this many documents")] = 1000,
-    duration: Annotated[float, typer.Option(min=0.1, help="Stop submitting after this many seconds")] = 20.0,
+    seller_endpoint: Annotated[str | None, typer.Option(help="BT-34 of the API key's supplier, SCHEME:ID.")] = None,
+    seller_vat: Annotated[str | None, typer.Option(help="BT-31 of the API key's supplier.")] = None,
+    buyer_endpoint: Annotated[str, typer.Option(help="A registered institution, SCHEME:ID.")] = (
+        BENCHMARK_BUYER_ENDPOINT
+    ),
+    rate: Annotated[float, typer.Option(min=0.1, help="Submissions per second.")] = 50.0,
+    count: Annotated[int, typer.Option(min=1, help="At most this many documents.")] = 1000,
+    duration: Annotated[float, typer.Option(min=0.1, help="Stop submitting after this many seconds.")] = 20.0,
     workers: Annotated[
         int | None,
         typer.Option(
             min=0,
-            help="Production mode, server started here: 'einvoice worker' processes (default: one per CPU core)",
+            help="Production mode, server started here: 'einvoice worker' processes (default: one per CPU core).",
         ),
     ] = None,
     worker_nice: Annotated[
         int,
         typer.Option(
-            min=0, max=19, help="Nice value of those worker processes: the API answers first when cores are short"
+            min=0, max=19, help="Nice value of those worker processes: the API answers first when cores are short."
         ),
     ] = 10,
-    settle_timeout: Annotated[float, typer.Option(help="Wait this long for validation to finish")] = 120.0,
-    seed: Annotated[int, typer.Option(help="Seed of the generated invoices")] = 1,
+    settle_timeout: Annotated[float, typer.Option(help="Wait this long for validation to finish.")] = 120.0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated invoices.")] = 1,
     connections: Annotated[
         int,
         typer.Option(
-            min=1, help="Keep-alive connections the submissions share; the wait for a free one counts in the latency"
+            min=1, help="Keep-alive connections the submissions share; the wait for a free one counts in the latency."
         ),
     ] = 16,
     warmup: Annotated[
-        int, typer.Option(min=0, help="Documents sent and waited for before measuring (stylesheets compiled)")
+        int, typer.Option(min=0, help="Documents sent and waited for before measuring (stylesheets compiled).")
     ] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Submit generated invoices over HTTP at a set rate; report documents/s through validation,
     p50/p99 submission latency and queue lag."""

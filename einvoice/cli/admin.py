@@ -26,13 +26,13 @@ EXIT_REFUSED = 1
 EXIT_DATABASE = 2
 
 institutions_app = typer.Typer(
-    help="Buyer institutions (documents are addressed to their Peppol endpoint)", no_args_is_help=True
+    help="Buyer institutions (documents are addressed to their Peppol endpoint).", no_args_is_help=True
 )
-suppliers_app = typer.Typer(help="Suppliers allowed to submit, and their API keys", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema", no_args_is_help=True)
-documents_app = typer.Typer(help="Look at one document, send a dead one back to its stage", no_args_is_help=True)
+suppliers_app = typer.Typer(help="Suppliers allowed to submit, and their API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+documents_app = typer.Typer(help="Look at one document, send a dead one back to its stage.", no_args_is_help=True)
 
-EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654321")]
+EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654325.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 UncheckedOption = Annotated[
     bool,
@@ -104,19 +104,9 @@ def _refused_registration(exc: Exception) -> typer.Exit:
     return _refused(exc)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(*headers)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-
-
 @institutions_app.command("add")
 def institutions_add(
-    name: Annotated[str, typer.Option("--name", help="The institution's name")],
+    name: Annotated[str, typer.Option("--name", help="The institution's name.")],
     endpoint: EndpointOption,
     unchecked: UncheckedOption = False,
 ) -> None:
@@ -150,14 +140,19 @@ def institutions_list(as_json: JsonOption = False) -> None:
         _say_empty("institutions")
     if as_json or not items:
         return
-    _table(["id", "name", "endpoint", "created"], [[i.id, i.name, i.endpoint, i.created_at.isoformat()] for i in items])
+    from einvoice.cli.tables import Column, print_table
+
+    print_table(
+        [Column("id", identifier=True), Column("name"), Column("endpoint", identifier=True), Column("created")],
+        [[i.id, i.name, i.endpoint, i.created_at.date().isoformat()] for i in items],
+    )
 
 
 @suppliers_app.command("add")
 def suppliers_add(
-    name: Annotated[str, typer.Option("--name", help="The supplier's name")],
+    name: Annotated[str, typer.Option("--name", help="The supplier's name.")],
     endpoint: EndpointOption,
-    vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456789MVA")] = None,
+    vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456785MVA.")] = None,
     legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30).")] = None,
     unchecked: UncheckedOption = False,
 ) -> None:
@@ -180,7 +175,7 @@ def suppliers_add(
 
 
 @suppliers_app.command("new-key")
-def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The supplier's id.")]) -> None:
     """Replace a supplier's API key (the old one stops working) and print the new one on the last line."""
     from einvoice.errors import NotFoundError
     from einvoice.services import accounts
@@ -212,13 +207,13 @@ def _set_active(supplier_id: str, *, active: bool) -> None:
 
 
 @suppliers_app.command("deactivate")
-def suppliers_deactivate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+def suppliers_deactivate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id.")]) -> None:
     """Stop a supplier's submissions: its API key is refused from now on."""
     _set_active(supplier_id, active=False)
 
 
 @suppliers_app.command("activate")
-def suppliers_activate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+def suppliers_activate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id.")]) -> None:
     """Allow a deactivated supplier to submit again (with its current key)."""
     _set_active(supplier_id, active=True)
 
@@ -239,14 +234,23 @@ def suppliers_list(as_json: JsonOption = False) -> None:
         _say_empty("suppliers")
     if as_json or not items:
         return
-    _table(
-        ["id", "name", "endpoint", "VAT id", "legal id", "active"],
+    from einvoice.cli.tables import Column, print_table
+
+    print_table(
+        [
+            Column("id", identifier=True),
+            Column("name"),
+            Column("endpoint", identifier=True),
+            Column("VAT id", identifier=True),
+            Column("legal id", identifier=True),
+            Column("active"),
+        ],
         [[s.id, s.name, s.endpoint, s.vat_id or "", s.legal_id or "", "yes" if s.active else "no"] for s in items],
     )
 
 
 @documents_app.command("show")
-def documents_show(document_id: Annotated[str, typer.Argument(help="The document's id")]) -> None:
+def documents_show(document_id: Annotated[str, typer.Argument(help="The document's id.")]) -> None:
     """Print a document with its history and findings as JSON."""
     from einvoice.errors import NotFoundError
     from einvoice.services import queries
@@ -263,8 +267,8 @@ def documents_show(document_id: Annotated[str, typer.Argument(help="The document
 
 @documents_app.command("retry")
 def documents_retry(
-    document_id: Annotated[str, typer.Argument(help="The id of a dead document")],
-    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history")] = None,
+    document_id: Annotated[str, typer.Argument(help="The id of a dead document.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history.")] = None,
 ) -> None:
     """Send a dead document back to the stage it died in (once its cause is fixed). The running
     relay picks it up."""
@@ -287,7 +291,7 @@ def documents_retry(
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Option("--revision", help="Target revision")] = "head",
+    revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
 ) -> None:
     """Create or migrate the database schema (safe to run from several machines at once on PostgreSQL)."""
     from einvoice import store

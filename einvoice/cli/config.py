@@ -62,7 +62,7 @@ def effective_settings() -> list[dict[str, Any]]:
 
 
 def config(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show the settings in effect (EINVOICE_* environment variables and .env), secrets masked."""
     from einvoice.errors import ConfigurationError
@@ -72,13 +72,12 @@ def config(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from einvoice.cli.tables import Column, print_table
 
-        table = Table("setting", "value", "source", "meaning")
-        for row in rows:
-            table.add_row(row["env"], row["value"] or "-", row["source"], row["description"])
-        Console().print(table)
+        print_table(
+            [Column("setting", identifier=True), Column("value"), Column("source"), Column("meaning")],
+            [[row["env"], row["value"] or "-", row["source"], row["description"]] for row in rows],
+        )
     try:
         Settings().check_production()
     except ConfigurationError as exc:

@@ -154,18 +154,18 @@ def _fail(message: str) -> typer.Exit:
 
 
 def validate_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files, or folders to search for *.xml files")],
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format")] = (OutputFormat.text),
-    skip_xsd: Annotated[bool, typer.Option("--skip-xsd", help="Do not run the UBL 2.1 XSD layer")] = False,
+    paths: Annotated[list[Path], typer.Argument(help="Files, or folders to search for *.xml files.")],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = (OutputFormat.text),
+    skip_xsd: Annotated[bool, typer.Option("--skip-xsd", help="Do not run the UBL 2.1 XSD layer.")] = False,
     rules: Annotated[
-        RulesChoice, typer.Option("--rules", help="Rule set: by cbc:CustomizationID (auto) or forced")
+        RulesChoice, typer.Option("--rules", help="Rule set: by cbc:CustomizationID (auto) or forced.")
     ] = RulesChoice.auto,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)")
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
-    svrl: Annotated[bool, typer.Option("--svrl", help="Include each stylesheet's raw SVRL (JSON only)")] = False,
+    svrl: Annotated[bool, typer.Option("--svrl", help="Include each stylesheet's raw SVRL (JSON only).")] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout")
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
     ] = None,
 ) -> None:
     """Validate UBL invoices and credit notes: UBL 2.1 XSD, EN 16931 and Peppol BIS 3 rules.

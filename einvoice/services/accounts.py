@@ -35,7 +35,7 @@ class AccountError(EInvoiceError):
 
 
 class InvalidEndpointError(AccountError, ValueError):
-    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654321``)."""
+    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654325``)."""
 
 
 class InvalidIdentifierError(AccountError, ValueError):
@@ -51,7 +51,7 @@ def parse_endpoint(endpoint: str) -> tuple[str, str]:
     """Split ``"SCHEME:ID"`` into (scheme, id); raise InvalidEndpointError when it is not that."""
     match = _ENDPOINT.match(endpoint.strip())
     if not match:
-        raise InvalidEndpointError(f"endpoint must be SCHEME:ID (e.g. 0192:987654321), not {endpoint!r}")
+        raise InvalidEndpointError(f"endpoint must be SCHEME:ID (e.g. 0192:987654325), not {endpoint!r}")
     return match["scheme"], match["id"]
 
 

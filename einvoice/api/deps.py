@@ -145,6 +145,7 @@ async def current_supplier(
             raise AuthenticationError("unknown or revoked API key")
         if cache is not None:
             cache.put(digest, supplier)
+    request.state.supplier_id = supplier.id  # named in the log line of a refusal that follows
     return supplier
 
 

@@ -17,6 +17,19 @@ from einvoice.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES_DIR = PROJECT_ROOT / "ubl_schemas"
+APP_NAME = "einvoice"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded mode keeps its data when ``EINVOICE_DATA_DIR`` is not set: ``var/`` of the
+    project checkout einvoice runs from (``make run``, an editable install), else the platform's user
+    data directory (``~/.local/share/einvoice`` on Linux). Never the current directory: the CLI run
+    from another folder would open another, empty database."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "einvoice").is_dir():
+        return PROJECT_ROOT / "var"
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -28,7 +41,11 @@ class Settings(BaseSettings):
     mode: Literal["embedded", "production"] = Field(
         "embedded", description="embedded: SQLite + in-process queue; production: external database and broker"
     )
-    data_dir: Path = Field(Path("var"), description="Where the embedded mode keeps its database, keys and outputs")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded mode keeps its database, keys and outputs; default: the checkout's var/, "
+        "else the user data directory",
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/einvoice.db")
     broker_url: str | None = Field(None, description="amqp://… (RabbitMQ) or redis://…; default: in-process queue")
 

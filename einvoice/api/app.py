@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
+from fastapi_offline import FastAPIOffline
 
 from einvoice import __version__
 from einvoice.api import documents, health, problems, receipt_keys, validate
@@ -75,7 +76,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                 await run_in_threadpool(owned.stop)
                 app.state.runtime = None
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts and styles served from the package
+    # (fastapi-offline ships them, under /static-offline-docs): a state system's network usually
+    # has no way out to a CDN, and FastAPI's own pages load theirs from one.
+    app = FastAPIOffline(
         title="einvoice",
         version=__version__,
         summary="E-invoice intake and processing for the shared services centre",

@@ -108,6 +108,7 @@ async def current_supplier(
     supplier = await in_database_thread(_lookup_supplier, request.app.state.runtime, credentials.credentials)
     if supplier is None:
         raise AuthenticationError("unknown or revoked API key")
+    request.state.supplier_id = supplier.id  # named in the log line of a refusal that follows
     return supplier
 
 

@@ -21,6 +21,7 @@ carries any, ``document_id`` and ``status_url`` when the refused document was st
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -165,6 +166,31 @@ def problem_body(
     return body
 
 
+# Refusals worth a line in the server's log: each says why a supplier's request did not go through.
+# 404 is left out (a browser's /favicon.ico, a poll for a gone id), 5xx are logged as errors.
+LOGGED_REFUSALS = frozenset({400, 401, 403, 409, 413, 415, 422})
+_LOGGED_DETAIL = 300  # characters: enough for the reason, never a document
+
+
+def log_refusal(request: Request, body: dict[str, Any]) -> None:
+    """One line for a refused request: method, path, status, problem type, the reason, the supplier
+    when it was authenticated. Never the API key (it is in no detail) nor the document."""
+    status = int(body["status"])
+    if status not in LOGGED_REFUSALS:
+        return
+    slug = str(body["type"]).removeprefix(TYPE_PREFIX)
+    detail = " ".join(str(body.get("detail", "")).split())
+    if len(detail) > _LOGGED_DETAIL:
+        detail = detail[: _LOGGED_DETAIL - 1] + "…"
+    supplier_id = getattr(request.state, "supplier_id", None)
+    extra: dict[str, Any] = {"status": status, "problem": slug}
+    if supplier_id:
+        extra["supplier_id"] = str(supplier_id)
+    if body.get("document_id"):
+        extra["document_id"] = body["document_id"]
+    log.info("refused %s %s: %s %s: %s", request.method, request.url.path, status, slug, detail, extra=extra)
+
+
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=int(body["status"]), media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
@@ -199,7 +225,10 @@ def install(app: FastAPI) -> None:
 
     async def on_engine_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.EInvoiceError)
-        return problem_for_error(exc, instance=request.url.path)
+        response = problem_for_error(exc, instance=request.url.path)
+        if response.status_code < 500:
+            log_refusal(request, json.loads(bytes(response.body)))
+        return response
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -209,6 +238,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 401:
             headers.setdefault("WWW-Authenticate", 'Bearer realm="einvoice"')
         body = problem_body(exc.status_code, slug, title, detail, instance=request.url.path)
+        log_refusal(request, body)
         return problem_response(body, headers or None)
 
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -224,6 +254,7 @@ def install(app: FastAPI) -> None:
             instance=request.url.path,
             errors=problems,
         )
+        log_refusal(request, body)
         return problem_response(body)
 
     async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
 CENT = Decimal("0.01")
+# The benchmark ministry's OVT endpoint: 0037 and the Y-tunnus 1000000-4 (a valid check digit).
+BENCHMARK_BUYER_ENDPOINT = "0216:003710000004"
 
 
 def _amount(value: Decimal) -> Decimal:
@@ -85,7 +87,7 @@ def invoice_xml(
     seller_vat: str | None = "FI20000006",
     seller_legal_id: str | None = None,
     seller_name: str = "Supplier Oy",
-    buyer_endpoint: str = "0216:003710000008",
+    buyer_endpoint: str = BENCHMARK_BUYER_ENDPOINT,
     buyer_name: str = "Ministry of Examples",
     buyer_reference: str = "REF-1",
     lines: Sequence[InvoiceLine] | None = None,
@@ -861,7 +863,19 @@ def _summarise(
 # --- provisioning and a server of our own --------------------------------------------------------
 
 
-def provision(settings: Settings, *, buyer_endpoint: str = "0216:003710000008") -> tuple[str, str, str, str]:
+def _random_ytunnus() -> str:
+    """A random Finnish business id (Y-tunnus, 8 digits with its check digit), so that the
+    supplier's OVT endpoint and VAT id pass registration's checks."""
+    from stdnum.fi import ytunnus
+
+    rng = random.SystemRandom()
+    while True:
+        digits = f"{rng.randrange(10**7, 10**8)}"
+        if ytunnus.is_valid(digits):
+            return digits
+
+
+def provision(settings: Settings, *, buyer_endpoint: str = BENCHMARK_BUYER_ENDPOINT) -> tuple[str, str, str, str]:
     """Register a fresh supplier (and the buyer institution if missing) in the database of
     ``settings``; return (api key, seller endpoint, seller VAT id, buyer endpoint)."""
     from einvoice.services.accounts import DuplicateAccountError, add_institution, add_supplier
@@ -874,7 +888,7 @@ def provision(settings: Settings, *, buyer_endpoint: str = "0216:003710000008") 
         uow_factory = uow_factory_for(engine)
         with contextlib.suppress(DuplicateAccountError):
             add_institution(uow_factory(), name="Benchmark Ministry", endpoint=buyer_endpoint)
-        digits = f"{random.SystemRandom().randrange(10**7, 10**8)}"
+        digits = _random_ytunnus()
         seller_endpoint, seller_vat = f"0216:0037{digits}", f"FI{digits}"
         _, api_key = add_supplier(
             uow_factory(), name=f"Benchmark Supplier {digits}", endpoint=seller_endpoint, vat=seller_vat
@@ -970,42 +984,44 @@ class LocalServer:
 
 def bench_pipeline(
     url: Annotated[
-        str | None, typer.Option(help="A running server; default: start one with the current settings")
+        str | None, typer.Option(help="A running server; default: start one with the current settings.")
     ] = None,
     api_key: Annotated[
-        str | None, typer.Option(help="Supplier API key; default: register a fresh supplier in the database")
+        str | None, typer.Option(help="Supplier API key; default: register a fresh supplier in the database.")
     ] = None,
-    seller_endpoint: Annotated[str | None, typer.Option(help="BT-34 of the API key's supplier, SCHEME:ID")] = None,
-    seller_vat: Annotated[str | None, typer.Option(help="BT-31 of the API key's supplier")] = None,
-    buyer_endpoint: Annotated[str, typer.Option(help="A registered institution, SCHEME:ID")] = "0216:003710000008",
-    rate: Annotated[float, typer.Option(min=0.1, help="Submissions per second")] = 50.0,
-    count: Annotated[int, typer.Option(min=1, help="At most this many documents")] = 1000,
-    duration: Annotated[float, typer.Option(min=0.1, help="Stop submitting after this many seconds")] = 20.0,
+    seller_endpoint: Annotated[str | None, typer.Option(help="BT-34 of the API key's supplier, SCHEME:ID.")] = None,
+    seller_vat: Annotated[str | None, typer.Option(help="BT-31 of the API key's supplier.")] = None,
+    buyer_endpoint: Annotated[str, typer.Option(help="A registered institution, SCHEME:ID.")] = (
+        BENCHMARK_BUYER_ENDPOINT
+    ),
+    rate: Annotated[float, typer.Option(min=0.1, help="Submissions per second.")] = 50.0,
+    count: Annotated[int, typer.Option(min=1, help="At most this many documents.")] = 1000,
+    duration: Annotated[float, typer.Option(min=0.1, help="Stop submitting after this many seconds.")] = 20.0,
     workers: Annotated[
         int | None,
         typer.Option(
             min=0,
-            help="Production mode, server started here: 'einvoice worker' processes (default: one per CPU core)",
+            help="Production mode, server started here: 'einvoice worker' processes (default: one per CPU core).",
         ),
     ] = None,
     worker_nice: Annotated[
         int,
         typer.Option(
-            min=0, max=19, help="Nice value of those worker processes: the API answers first when cores are short"
+            min=0, max=19, help="Nice value of those worker processes: the API answers first when cores are short."
         ),
     ] = 10,
-    settle_timeout: Annotated[float, typer.Option(help="Wait this long for validation to finish")] = 120.0,
-    seed: Annotated[int, typer.Option(help="Seed of the generated invoices")] = 1,
+    settle_timeout: Annotated[float, typer.Option(help="Wait this long for validation to finish.")] = 120.0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated invoices.")] = 1,
     connections: Annotated[
         int,
         typer.Option(
-            min=1, help="Keep-alive connections the submissions share; the wait for a free one counts in the latency"
+            min=1, help="Keep-alive connections the submissions share; the wait for a free one counts in the latency."
         ),
     ] = 16,
     warmup: Annotated[
-        int, typer.Option(min=0, help="Documents sent and waited for before measuring (stylesheets compiled)")
+        int, typer.Option(min=0, help="Documents sent and waited for before measuring (stylesheets compiled).")
     ] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Submit generated invoices over HTTP at a set rate; report documents/s through validation,
     p50/p99 submission latency and queue lag."""

@@ -7,8 +7,26 @@ Imports of heavy modules (saxonche, SQLAlchemy, FastAPI) happen inside the comma
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
+import typer.core
+
+
+def _hide_flag_types() -> None:
+    """Typer's help shows ``<bool>`` after every flag (``--json <bool>``), as if it took a value:
+    show nothing there, as for ``--help`` in click's own help."""
+    original = typer.core.TyperOption.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and not self.count:
+            return None
+        return original(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 app = typer.Typer(
     name="einvoice",
@@ -16,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 # modules whose register(app) adds their commands

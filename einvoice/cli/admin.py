@@ -26,14 +26,22 @@ EXIT_REFUSED = 1
 EXIT_DATABASE = 2
 
 institutions_app = typer.Typer(
-    help="Buyer institutions (documents are addressed to their Peppol endpoint)", no_args_is_help=True
+    help="Buyer institutions (documents are addressed to their Peppol endpoint).", no_args_is_help=True
 )
-suppliers_app = typer.Typer(help="Suppliers allowed to submit, and their API keys", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema", no_args_is_help=True)
-documents_app = typer.Typer(help="Look at one document, send a dead one back to its stage", no_args_is_help=True)
+suppliers_app = typer.Typer(help="Suppliers allowed to submit, and their API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+documents_app = typer.Typer(help="Look at one document, send a dead one back to its stage.", no_args_is_help=True)
 
-EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654321")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+EndpointOption = Annotated[str, typer.Option("--endpoint", help="Peppol endpoint SCHEME:ID, e.g. 0192:987654325.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UncheckedOption = Annotated[
+    bool,
+    typer.Option(
+        "--unchecked",
+        help="Register the identifiers as given, without checking the endpoint scheme against the Peppol "
+        "EAS code list, check digits or the VAT identifier's form (for made-up test identifiers).",
+    ),
+]
 
 
 def _engine(settings: Settings) -> Engine:
@@ -68,34 +76,49 @@ def _open(*, migrate_embedded: bool = True) -> tuple[Engine, Callable[[], UnitOf
     return engine, store.uow_factory_for(engine)
 
 
-def _refused(exc: Exception) -> typer.Exit:
+def database_in_use() -> str:
+    """The database the admin commands open, for messages (password masked)."""
+    from einvoice.cli.config import mask_url
+    from einvoice.settings import get_settings
+
+    return mask_url(get_settings().effective_database_url)
+
+
+def _say_empty(what: str) -> None:
+    # An empty register is most often the wrong database (another data directory, another URL).
+    typer.echo(f"no {what} registered in {database_in_use()}", err=True)
+
+
+def _refused(exc: Exception | str) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(EXIT_REFUSED)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _refused_registration(exc: Exception) -> typer.Exit:
+    from einvoice.services.accounts import InvalidIdentifierError
 
-    table = Table(*headers)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    if isinstance(exc, InvalidIdentifierError):
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo("(an administrator can register it as given with --unchecked)", err=True)
+        return typer.Exit(EXIT_REFUSED)
+    return _refused(exc)
 
 
 @institutions_app.command("add")
 def institutions_add(
-    name: Annotated[str, typer.Option("--name", help="The institution's name")],
+    name: Annotated[str, typer.Option("--name", help="The institution's name.")],
     endpoint: EndpointOption,
+    unchecked: UncheckedOption = False,
 ) -> None:
-    """Register a buyer institution."""
+    """Register a buyer institution. Its endpoint is checked against the Peppol EAS code list and the
+    scheme's check digits unless --unchecked."""
     from einvoice.services import accounts
 
     engine, uow_factory = _open()
     try:
-        institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint)
+        institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint, unchecked=unchecked)
     except accounts.AccountError as exc:
-        raise _refused(exc) from None
+        raise _refused_registration(exc) from None
     finally:
         engine.dispose()
     typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
@@ -113,21 +136,31 @@ def institutions_list(as_json: JsonOption = False) -> None:
         engine.dispose()
     if as_json:
         typer.echo(json.dumps([i.to_dict() for i in items], indent=2))
+    if not items:
+        _say_empty("institutions")
+    if as_json or not items:
         return
-    _table(["id", "name", "endpoint", "created"], [[i.id, i.name, i.endpoint, i.created_at.isoformat()] for i in items])
+    from einvoice.cli.tables import Column, print_table
+
+    print_table(
+        [Column("id", identifier=True), Column("name"), Column("endpoint", identifier=True), Column("created")],
+        [[i.id, i.name, i.endpoint, i.created_at.date().isoformat()] for i in items],
+    )
 
 
 @suppliers_app.command("add")
 def suppliers_add(
-    name: Annotated[str, typer.Option("--name", help="The supplier's name")],
+    name: Annotated[str, typer.Option("--name", help="The supplier's name.")],
     endpoint: EndpointOption,
-    vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456789MVA")] = None,
-    legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30)")] = None,
+    vat: Annotated[str | None, typer.Option("--vat", help="VAT identifier (BT-31), e.g. NO123456785MVA.")] = None,
+    legal_id: Annotated[str | None, typer.Option("--legal-id", help="Legal registration identifier (BT-30).")] = None,
     tax_id: Annotated[
-        str | None, typer.Option("--tax-id", help="Tax registration identifier (BT-32, a tax scheme other than VAT)")
+        str | None, typer.Option("--tax-id", help="Tax registration identifier (BT-32, a tax scheme other than VAT).")
     ] = None,
+    unchecked: UncheckedOption = False,
 ) -> None:
-    """Register a supplier and print its new API key, once, on the last line.
+    """Register a supplier and print its new API key, once, on the last line. The endpoint and the VAT
+    identifier are checked (Peppol EAS code list, check digits, country prefix) unless --unchecked.
 
     Every identifier an invoice states for its seller must then be the supplier's: the endpoint
     always; the VAT, tax and legal registration identifiers when registered here (and, when not,
@@ -137,10 +170,16 @@ def suppliers_add(
     engine, uow_factory = _open()
     try:
         supplier, api_key = accounts.add_supplier(
-            uow_factory(), name=name, endpoint=endpoint, vat=vat, legal_id=legal_id, tax_id=tax_id
+            uow_factory(),
+            name=name,
+            endpoint=endpoint,
+            vat=vat,
+            legal_id=legal_id,
+            tax_id=tax_id,
+            unchecked=unchecked,
         )
     except accounts.AccountError as exc:
-        raise _refused(exc) from None
+        raise _refused_registration(exc) from None
     finally:
         engine.dispose()
     typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
@@ -149,7 +188,7 @@ def suppliers_add(
 
 
 @suppliers_app.command("new-key")
-def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The supplier's id.")]) -> None:
     """Replace a supplier's API key (the old one stops working) and print the new one on the last line."""
     from einvoice.errors import NotFoundError
     from einvoice.services import accounts
@@ -158,7 +197,7 @@ def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The suppl
     try:
         supplier, api_key = accounts.new_supplier_key(uow_factory(), supplier_id)
     except NotFoundError as exc:
-        raise _refused(exc) from None
+        raise _refused(f"{exc} in {database_in_use()}") from None
     finally:
         engine.dispose()
     typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
@@ -174,20 +213,20 @@ def _set_active(supplier_id: str, *, active: bool) -> None:
     try:
         supplier = accounts.set_supplier_active(uow_factory(), supplier_id, active=active)
     except NotFoundError as exc:
-        raise _refused(exc) from None
+        raise _refused(f"{exc} in {database_in_use()}") from None
     finally:
         engine.dispose()
     typer.echo(f"supplier {supplier.id}: {supplier.name} {'active' if active else 'deactivated'}")
 
 
 @suppliers_app.command("deactivate")
-def suppliers_deactivate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+def suppliers_deactivate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id.")]) -> None:
     """Stop a supplier's submissions: its API key is refused from now on."""
     _set_active(supplier_id, active=False)
 
 
 @suppliers_app.command("activate")
-def suppliers_activate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id")]) -> None:
+def suppliers_activate(supplier_id: Annotated[str, typer.Argument(help="The supplier's id.")]) -> None:
     """Allow a deactivated supplier to submit again (with its current key)."""
     _set_active(supplier_id, active=True)
 
@@ -204,15 +243,27 @@ def suppliers_list(as_json: JsonOption = False) -> None:
         engine.dispose()
     if as_json:
         typer.echo(json.dumps([s.to_dict() for s in items], indent=2))
+    if not items:
+        _say_empty("suppliers")
+    if as_json or not items:
         return
-    _table(
-        ["id", "name", "endpoint", "VAT id", "legal id", "active"],
+    from einvoice.cli.tables import Column, print_table
+
+    print_table(
+        [
+            Column("id", identifier=True),
+            Column("name"),
+            Column("endpoint", identifier=True),
+            Column("VAT id", identifier=True),
+            Column("legal id", identifier=True),
+            Column("active"),
+        ],
         [[s.id, s.name, s.endpoint, s.vat_id or "", s.legal_id or "", "yes" if s.active else "no"] for s in items],
     )
 
 
 @documents_app.command("show")
-def documents_show(document_id: Annotated[str, typer.Argument(help="The document's id")]) -> None:
+def documents_show(document_id: Annotated[str, typer.Argument(help="The document's id.")]) -> None:
     """Print a document with its history and findings as JSON."""
     from einvoice.errors import NotFoundError
     from einvoice.services import queries
@@ -221,7 +272,7 @@ def documents_show(document_id: Annotated[str, typer.Argument(help="The document
     try:
         view = queries.get_document(uow_factory(), document_id)
     except NotFoundError as exc:
-        raise _refused(exc) from None
+        raise _refused(f"{exc} in {database_in_use()}") from None
     finally:
         engine.dispose()
     typer.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
@@ -229,8 +280,8 @@ def documents_show(document_id: Annotated[str, typer.Argument(help="The document
 
 @documents_app.command("retry")
 def documents_retry(
-    document_id: Annotated[str, typer.Argument(help="The id of a dead document")],
-    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history")] = None,
+    document_id: Annotated[str, typer.Argument(help="The id of a dead document.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history.")] = None,
 ) -> None:
     """Send a dead document back to the stage it died in (once its cause is fixed). The running
     relay picks it up."""
@@ -242,7 +293,9 @@ def documents_retry(
     engine, uow_factory = _open()
     try:
         state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
-    except (NotFoundError, PermanentError) as exc:
+    except NotFoundError as exc:
+        raise _refused(f"{exc} in {database_in_use()}") from None
+    except PermanentError as exc:
         raise _refused(exc) from None
     finally:
         engine.dispose()
@@ -251,7 +304,7 @@ def documents_retry(
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Option("--revision", help="Target revision")] = "head",
+    revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
 ) -> None:
     """Create or migrate the database schema (safe to run from several machines at once on PostgreSQL)."""
     from einvoice import store

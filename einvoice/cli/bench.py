@@ -354,11 +354,11 @@ def _print_tables(result: dict[str, Any]) -> None:
 def bench_validate(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders (default: the corpus's valid Peppol samples under ../shared)"),
+        typer.Argument(help="Files or folders (default: the corpus's valid Peppol samples under ../shared)."),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-r", min=1, help="Passes over the documents")] = 5,
+    repeat: Annotated[int, typer.Option("--repeat", "-r", min=1, help="Passes over the documents.")] = 5,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Processes for the parallel run (default: all cores)")
+        int | None, typer.Option("--jobs", "-j", min=1, help="Processes for the parallel run (default: all cores).")
     ] = None,
     rules: Annotated[RulesChoice, typer.Option("--rules")] = RulesChoice.auto,
     skip_xsd: Annotated[bool, typer.Option("--skip-xsd")] = False,
@@ -367,10 +367,10 @@ def bench_validate(
         typer.Option(
             "--reference",
             help="Also time a plain saxonche loop over the official stylesheets (the targets' reference), "
-            "in the same run",
+            "in the same run.",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Time validation: compile, ms per document per layer, documents/s on one core and in parallel, peak memory."""
     if not paths:

@@ -16,7 +16,7 @@ _SECRET_FIELDS = frozenset({"erp_token"})
 _URL_FIELDS = frozenset({"database_url", "broker_url", "erp_url"})
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """Hide the password of ``scheme://user:password@host/...``."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
@@ -48,7 +48,7 @@ def effective_settings() -> list[dict[str, Any]]:
         if value is not None and name in _SECRET_FIELDS:
             value = "***"
         elif isinstance(value, str) and name in _URL_FIELDS:
-            value = _mask_url(value)
+            value = mask_url(value)
         rows.append(
             {
                 "name": name,
@@ -62,7 +62,7 @@ def effective_settings() -> list[dict[str, Any]]:
 
 
 def config(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show the settings in effect (EINVOICE_* environment variables and .env), secrets masked."""
     from einvoice.errors import ConfigurationError
@@ -72,13 +72,12 @@ def config(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from einvoice.cli.tables import Column, print_table
 
-        table = Table("setting", "value", "source", "meaning")
-        for row in rows:
-            table.add_row(row["env"], row["value"] or "-", row["source"], row["description"])
-        Console().print(table)
+        print_table(
+            [Column("setting", identifier=True), Column("value"), Column("source"), Column("meaning")],
+            [[row["env"], row["value"] or "-", row["source"], row["description"]] for row in rows],
+        )
     try:
         Settings().check_production()
     except ConfigurationError as exc:

@@ -15,11 +15,11 @@ import typer
 EXIT_ARTEFACTS = 2
 
 rules_app = typer.Typer(
-    help="Official validation artefacts (UBL 2.1 XSD, EN 16931, Peppol BIS 3)", no_args_is_help=True
+    help="Official validation artefacts (UBL 2.1 XSD, EN 16931, Peppol BIS 3).", no_args_is_help=True
 )
 
 RulesDirOption = Annotated[
-    Path | None, typer.Option("--rules-dir", help="Where the artefacts are installed (default: EINVOICE_RULES_DIR)")
+    Path | None, typer.Option("--rules-dir", help="Where the artefacts are installed (default: EINVOICE_RULES_DIR).")
 ]
 
 
@@ -44,12 +44,12 @@ def install_command(
         typer.Option(
             "--from",
             help="Directory (<DIR>/<set id>/…) or zip archive to install from; default: EINVOICE_RULES_SOURCE, "
-            "then ../shared/rules, then the official downloads",
+            "then ../shared/rules, then the official downloads.",
         ),
     ] = None,
     rules_dir: RulesDirOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Reinstall even when installed and verified")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Reinstall even when installed and verified.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
     """Install every artefact set of the manifest, checking each file's sha256; atomic per run."""
     from einvoice.errors import ArtefactError
@@ -76,7 +76,7 @@ def install_command(
 @rules_app.command("list")
 def list_command(
     rules_dir: RulesDirOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show each artefact set: version, dates in force, installed, verified."""
     from einvoice.errors import ArtefactError
@@ -129,7 +129,7 @@ def list_command(
 
 @rules_app.command("verify")
 def verify_command(
-    set_id: Annotated[str | None, typer.Argument(help="One set id (default: all)")] = None,
+    set_id: Annotated[str | None, typer.Argument(help="One set id (default: all).")] = None,
     rules_dir: RulesDirOption = None,
 ) -> None:
     """Check the sha256 of every installed file against the manifest."""
@@ -148,8 +148,8 @@ def verify_command(
 
 @rules_app.command("manifest", hidden=True)
 def manifest_command(
-    source: Annotated[Path, typer.Option("--from", help="Folder holding <set id>/… as the manifest lists")],
-    check: Annotated[bool, typer.Option("--check", help="Only report whether the manifest is up to date")] = False,
+    source: Annotated[Path, typer.Option("--from", help="Folder holding <set id>/… as the manifest lists.")],
+    check: Annotated[bool, typer.Option("--check", help="Only report whether the manifest is up to date.")] = False,
 ) -> None:
     """Maintainers: recompute the file lists (sha256, size) of ubl_schemas/manifest.json from a folder."""
     from einvoice.errors import ArtefactError

@@ -15,15 +15,15 @@ WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
 
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to listen on [default: EINVOICE_HOST or 127.0.0.1]")
+        str | None, typer.Option(help="Interface to listen on (default: EINVOICE_HOST, else 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: EINVOICE_PORT or 8000]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: EINVOICE_PORT, else 8000).")] = None,
     workers_in_process: Annotated[
         int,
         typer.Option(
             "--workers-in-process",
             min=0,
-            help="Embedded mode: worker threads inside the server (0: none, run 'einvoice worker' instead)",
+            help="Embedded mode: worker threads inside the server (0: none, run 'einvoice worker' instead).",
         ),
     ] = 1,
 ) -> None:
@@ -82,14 +82,14 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 def worker(
     threads: Annotated[
-        int | None, typer.Option(min=1, help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1)")
+        int | None, typer.Option(min=1, help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1).")
     ] = None,
     processes: Annotated[
         int,
         typer.Option(
             min=1,
             help="Worker processes, each with its own stylesheets: validation holds the GIL, so "
-            "threads overlap database waits but only processes use more cores",
+            "threads overlap database waits but only processes use more cores.",
         ),
     ] = 1,
 ) -> None:

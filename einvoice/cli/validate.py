@@ -148,24 +148,36 @@ def exit_code(reports: Sequence[ValidationReport]) -> int:
     return EXIT_INVALID
 
 
+def summary_line(reports: Sequence[ValidationReport]) -> str:
+    """``3 documents: 2 valid, 1 invalid`` (one document: ``invoice.xml: invalid``)."""
+    if len(reports) == 1:
+        return f"{reports[0].file or 'the document'}: {reports[0].verdict}"
+    by_verdict: dict[str, int] = {}
+    for report in reports:
+        by_verdict[report.verdict] = by_verdict.get(report.verdict, 0) + 1
+    return f"{len(reports)} documents: " + ", ".join(f"{n} {v}" for v, n in sorted(by_verdict.items()))
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"einvoice validate: {message}", err=True)
     return typer.Exit(EXIT_ERROR)
 
 
 def validate_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files, or folders to search for *.xml files")],
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format")] = (OutputFormat.text),
-    skip_xsd: Annotated[bool, typer.Option("--skip-xsd", help="Do not run the UBL 2.1 XSD layer")] = False,
+    paths: Annotated[list[Path], typer.Argument(help="Files, or folders to search for *.xml files.")],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = (OutputFormat.text),
+    skip_xsd: Annotated[bool, typer.Option("--skip-xsd", help="Do not run the UBL 2.1 XSD layer.")] = False,
     rules: Annotated[
-        RulesChoice, typer.Option("--rules", help="Invoice rule set: by cbc:CustomizationID (auto) or forced")
+        RulesChoice, typer.Option("--rules", help="Invoice rule set: by cbc:CustomizationID (auto) or forced.")
     ] = RulesChoice.auto,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)")
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
-    svrl: Annotated[bool, typer.Option("--svrl", help="Include each stylesheet's raw SVRL (JSON only)")] = False,
+    svrl: Annotated[
+        bool, typer.Option("--svrl", help="Include each stylesheet's raw SVRL (JSON reports only).")
+    ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout")
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file and print a one-line summary.")
     ] = None,
 ) -> None:
     """Validate UBL invoices and credit notes (UBL 2.1 XSD, EN 16931 and Peppol BIS 3 rules), and Peppol
@@ -182,6 +194,13 @@ def validate_command(
         raise _fail(str(exc)) from None
     if not files:
         raise _fail("no XML files found in " + ", ".join(str(p) for p in paths))
+    if svrl and output_format is not OutputFormat.json:
+        typer.echo(
+            "einvoice validate: --svrl adds the stylesheets' raw SVRL to JSON reports only (--format json); "
+            f"not included in the {output_format.value} report",
+            err=True,
+        )
+        svrl = False
     n_jobs = jobs or default_jobs()
     show_progress = len(files) > 1 and sys.stderr.isatty()
     try:
@@ -205,6 +224,7 @@ def validate_command(
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+        typer.echo(f"{summary_line(reports)}; report written to {output}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

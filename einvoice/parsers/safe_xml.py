@@ -125,6 +125,30 @@ def _check_prolog(data: bytes) -> None:
         raise UnsafeXmlError("unsafe XML: a DOCTYPE is not allowed (no DTDs, no entity declarations)")
 
 
+# Files people send instead of the XML, told by their first bytes.
+_UBL_PLEASE = "send the UBL 2.1 Invoice or CreditNote XML (Peppol BIS Billing 3.0) itself"
+_HYBRID_PDF_MARKERS = (b"factur-x", b"zugferd", b"xrechnung")
+
+
+def _not_xml(data: bytes) -> str | None:
+    """What ``data`` is when it is a well-known file that is not XML (a PDF, a ZIP archive), with
+    what to send instead; None otherwise."""
+    head = data.lstrip()[:8]
+    if head.startswith(b"%PDF-"):
+        lowered = data.lower()
+        if any(marker in lowered for marker in _HYBRID_PDF_MARKERS):
+            return (
+                "not XML: a Factur-X/ZUGFeRD PDF (a PDF with a UN/CEFACT CII invoice attached); "
+                f"{_UBL_PLEASE}, not the PDF nor its CII attachment"
+            )
+        return f"not XML: a PDF document; {_UBL_PLEASE} (a PDF copy can travel inside it as an attachment, BG-24)"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return f"not XML: a ZIP archive (or an Office document); unpack it and {_UBL_PLEASE}, one file at a time"
+    if head.startswith(b"\x1f\x8b"):
+        return f"not XML: a gzip-compressed file; unpack it and {_UBL_PLEASE}"
+    return None
+
+
 # --- parse ---------------------------------------------------------------------------------------
 
 _POSITION_SUFFIX = re.compile(r",\s*line \d+, column \d+.*$", re.DOTALL)
@@ -164,7 +188,8 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
 
     Raises ``DocumentTooLargeError`` (over ``max_bytes``), ``UnsafeXmlError`` (DOCTYPE, entity
     declarations, XInclude, nesting deeper than ``max_depth``) or ``NotWellFormedError``
-    ('not well-formed: line N, column M: …'). Every message is one line.
+    ('not well-formed: line N, column M: …', or 'not XML: a PDF document; send …' for a PDF, a
+    Factur-X PDF, a ZIP or gzip file). Every message is one line.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"parse() takes bytes, not {type(data).__name__}")
@@ -173,6 +198,9 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = D
         raise DocumentTooLargeError(f"document too large: {len(data):,} bytes, the limit is {max_bytes:,} bytes")
     if not data.strip():
         raise NotWellFormedError("not well-formed: line 1, column 1: empty document")
+    what = _not_xml(data)
+    if what:
+        raise NotWellFormedError(what)
     _check_prolog(data)
     try:
         root = etree.fromstring(data, _parser())

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from einvoice.domain.identifiers import endpoint_problem, vat_problem
 from einvoice.errors import EInvoiceError
 from einvoice.services import (
     InstitutionView,
@@ -34,7 +35,12 @@ class AccountError(EInvoiceError):
 
 
 class InvalidEndpointError(AccountError, ValueError):
-    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654321``)."""
+    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654325``)."""
+
+
+class InvalidIdentifierError(AccountError, ValueError):
+    """An endpoint's scheme is not a Peppol one, or an identifier fails its scheme's form or check
+    digit, or a VAT identifier its country's (``einvoice.domain.identifiers``)."""
 
 
 class DuplicateAccountError(AccountError):
@@ -45,8 +51,22 @@ def parse_endpoint(endpoint: str) -> tuple[str, str]:
     """Split ``"SCHEME:ID"`` into (scheme, id); raise InvalidEndpointError when it is not that."""
     match = _ENDPOINT.match(endpoint.strip())
     if not match:
-        raise InvalidEndpointError(f"endpoint must be SCHEME:ID (e.g. 0192:987654321), not {endpoint!r}")
+        raise InvalidEndpointError(f"endpoint must be SCHEME:ID (e.g. 0192:987654325), not {endpoint!r}")
     return match["scheme"], match["id"]
+
+
+def check_endpoint(scheme: str, endpoint_id: str) -> None:
+    """Raise InvalidIdentifierError when ``scheme:endpoint_id`` is not a Peppol endpoint."""
+    problem = endpoint_problem(scheme, endpoint_id)
+    if problem:
+        raise InvalidIdentifierError(f"endpoint {scheme}:{endpoint_id}: {problem}")
+
+
+def check_vat(vat: str) -> None:
+    """Raise InvalidIdentifierError when ``vat`` is not a VAT identifier (BT-31)."""
+    problem = vat_problem(vat)
+    if problem:
+        raise InvalidIdentifierError(f"VAT identifier {vat!r}: {problem}")
 
 
 def _fitting(value: str | None, what: str, row: type[InstitutionRow | SupplierRow], column: str) -> str | None:
@@ -76,10 +96,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def add_institution(uow: UnitOfWork, *, name: str, endpoint: str) -> InstitutionView:
-    """Register a buyer institution. Raises InvalidEndpointError, DuplicateAccountError, AccountError
-    (no name, or one longer than 200 characters)."""
+def add_institution(uow: UnitOfWork, *, name: str, endpoint: str, unchecked: bool = False) -> InstitutionView:
+    """Register a buyer institution. Raises InvalidEndpointError, InvalidIdentifierError (a scheme
+    outside the Peppol EAS list, a wrong check digit; not with ``unchecked``), DuplicateAccountError,
+    AccountError (no name, or one longer than 200 characters)."""
     scheme, endpoint_id = parse_endpoint(endpoint)
+    if not unchecked:
+        check_endpoint(scheme, endpoint_id)
     name = _fitting(name, "an institution's name", InstitutionRow, "name") or ""
     if not name:
         raise AccountError("an institution needs a name")
@@ -105,6 +128,7 @@ def add_supplier(
     vat: str | None = None,
     legal_id: str | None = None,
     tax_id: str | None = None,
+    unchecked: bool = False,
 ) -> tuple[SupplierView, str]:
     """Register a supplier; return it and its new API key (the only time the key is available).
 
@@ -112,14 +136,20 @@ def add_supplier(
     ``legal_id`` its legal registration identifier (BT-30), ``tax_id`` its tax registration
     identifier (BT-32); identifiers are kept in the form ``compact_identifier`` gives. Every
     identifier a document states for its seller is checked against these (``services.intake``).
-    Raises InvalidEndpointError, DuplicateAccountError, AccountError (no name, or a value longer
-    than its column: name 200, VAT and tax identifiers 64, legal identifier 128 characters).
+    The endpoint and the VAT identifier are checked (Peppol EAS scheme, form and check digits,
+    VAT country prefix) unless ``unchecked``. Raises InvalidEndpointError,
+    InvalidIdentifierError, DuplicateAccountError, AccountError (no name, or a value longer than
+    its column: name 200, VAT and tax identifiers 64, legal identifier 128 characters).
     """
     scheme, endpoint_id = parse_endpoint(endpoint)
+    if not unchecked:
+        check_endpoint(scheme, endpoint_id)
     name = _fitting(name, "a supplier's name", SupplierRow, "name") or ""
     if not name:
         raise AccountError("a supplier needs a name")
     vat = _fitting(compact_identifier(vat), "a VAT identifier", SupplierRow, "vat_id")
+    if vat is not None and not unchecked:
+        check_vat(vat)
     legal_id = _fitting(compact_identifier(legal_id), "a legal identifier", SupplierRow, "legal_id")
     tax_id = _fitting(compact_identifier(tax_id), "a tax registration identifier", SupplierRow, "tax_id")
     api_key = new_api_key()

@@ -60,10 +60,13 @@ def keys(runtime: Any) -> dict[str, str]:
     """API keys: ``seller`` (the documents' seller) and ``other`` (another supplier)."""
     from einvoice.services.accounts import add_institution, add_supplier
 
-    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT)
-    _, seller = add_supplier(runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    # made-up identifiers (tests/e2e/documents.py)
+    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT, unchecked=True)
+    _, seller = add_supplier(
+        runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+    )
     _, other = add_supplier(
-        runtime.uow_factory(), name="Other Oy", endpoint=OTHER_SELLER_ENDPOINT, vat=OTHER_SELLER_VAT
+        runtime.uow_factory(), name="Other Oy", endpoint=OTHER_SELLER_ENDPOINT, vat=OTHER_SELLER_VAT, unchecked=True
     )
     return {"seller": seller, "other": other}
 
@@ -211,6 +214,12 @@ def test_unknown_buyer_is_422_and_recorded(client: TestClient, keys: dict[str, s
     recorded = client.get(body["status_url"], headers=auth(keys["seller"]))
     assert recorded.status_code == 200
     assert recorded.json()["status"] == "refused"
+
+
+def test_a_pdf_is_400_saying_what_it_is_and_what_to_send(client: TestClient, keys: dict[str, str]) -> None:
+    body = assert_problem(submit(client, keys["seller"], b"%PDF-1.7\n%%EOF\n"), 400, "not-well-formed")
+    assert body["detail"].startswith("not XML: a PDF document; send the UBL 2.1 Invoice or CreditNote XML")
+    assert body["findings"][0]["rule"] == "INTAKE-NOT-WELL-FORMED"
 
 
 def test_malformed_is_400_with_findings(client: TestClient, keys: dict[str, str]) -> None:

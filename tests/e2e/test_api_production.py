@@ -98,8 +98,11 @@ def deployment(database_url: str, broker_url: str, tmp_path_factory: pytest.Temp
     migrate(database_url)
     engine = make_engine(database_url)
     uow_factory = uow_factory_for(engine)
-    add_institution(uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT)
-    _, api_key = add_supplier(uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    # made-up identifiers (tests/e2e/documents.py)
+    add_institution(uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT, unchecked=True)
+    _, api_key = add_supplier(
+        uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+    )
     engine.dispose()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EINVOICE_") or k == "EINVOICE_SHARED_DIR"}

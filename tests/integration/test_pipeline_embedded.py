@@ -35,8 +35,11 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[bootstr
 
 @pytest.fixture
 def supplier(runtime: bootstrap.Runtime) -> SupplierView:
-    accounts.add_institution(runtime.uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT)
-    supplier, _ = accounts.add_supplier(runtime.uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    # the corpus sample's made-up identifiers
+    accounts.add_institution(runtime.uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
+    supplier, _ = accounts.add_supplier(
+        runtime.uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+    )
     return supplier
 
 

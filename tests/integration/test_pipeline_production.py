@@ -85,8 +85,11 @@ def broker_url(rabbitmq_url: str) -> Iterator[str]:
 def production(database_url: str, broker_url: str, tmp_path: Path) -> Iterator[Production]:
     engine = store.make_engine(database_url)
     uow_factory = store.uow_factory_for(engine)
-    accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT)
-    supplier, _ = accounts.add_supplier(uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    # the corpus sample's made-up identifiers
+    accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
+    supplier, _ = accounts.add_supplier(
+        uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+    )
     env = Production(database_url, broker_url, tmp_path, uow_factory, supplier)
     try:
         yield env

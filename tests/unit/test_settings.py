@@ -50,3 +50,27 @@ def test_workers_need_no_signing_key_in_production(monkeypatch: pytest.MonkeyPat
     Settings().check_production(signs_receipts=False)
     with pytest.raises(ConfigurationError, match="EINVOICE_SIGNING_KEY_FILE"):
         Settings().check_production()
+
+
+def test_the_default_data_directory_does_not_depend_on_the_current_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from einvoice import settings as settings_module
+
+    monkeypatch.delenv("EINVOICE_DATA_DIR", raising=False)
+    monkeypatch.delenv("EINVOICE_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.data_dir == settings_module.PROJECT_ROOT / "var"
+    assert settings.effective_database_url == f"sqlite:///{settings_module.PROJECT_ROOT / 'var' / 'einvoice.db'}"
+
+
+def test_outside_a_checkout_the_data_directory_is_the_user_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from einvoice import settings as settings_module
+
+    monkeypatch.delenv("EINVOICE_DATA_DIR", raising=False)
+    monkeypatch.setattr(settings_module, "PROJECT_ROOT", tmp_path / "site-packages")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert Settings().data_dir == tmp_path / "data" / "einvoice"

@@ -28,7 +28,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_suppliers_add_prints_the_key_on_the_last_line_and_it_authenticates(data_dir: Path) -> None:
-    result = runner.invoke(app, ["suppliers", "add", "--name", "Acme", "--endpoint", "0192:123", "--vat", "NO123MVA"])
+    result = runner.invoke(
+        app, ["suppliers", "add", "--name", "Acme", "--endpoint", "0192:123456785", "--vat", "NO123456785MVA"]
+    )
     assert result.exit_code == 0, result.output
     key = result.output.strip().splitlines()[-1]
     assert key.startswith("eik_")
@@ -38,20 +40,21 @@ def test_suppliers_add_prints_the_key_on_the_last_line_and_it_authenticates(data
     finally:
         engine.dispose()
     assert supplier is not None
-    assert (supplier.name, supplier.endpoint, supplier.vat_id) == ("Acme", "0192:123", "NO123MVA")
+    assert (supplier.name, supplier.endpoint, supplier.vat_id) == ("Acme", "0192:123456785", "NO123456785MVA")
     listed = runner.invoke(app, ["suppliers", "list", "--json"])
     assert json.loads(listed.output)[0]["name"] == "Acme"
     assert key not in listed.output
 
 
 def test_institutions_add_and_list(data_dir: Path) -> None:
-    assert runner.invoke(app, ["institutions", "add", "--name", "Ministry", "--endpoint", "0192:987"]).exit_code == 0
-    again = runner.invoke(app, ["institutions", "add", "--name", "Other", "--endpoint", "0192:987"])
+    added = runner.invoke(app, ["institutions", "add", "--name", "Ministry", "--endpoint", "0192:987654325"])
+    assert added.exit_code == 0, added.output
+    again = runner.invoke(app, ["institutions", "add", "--name", "Other", "--endpoint", "0192:987654325"])
     assert again.exit_code == 1
     bad = runner.invoke(app, ["institutions", "add", "--name", "X", "--endpoint", "987"])
     assert bad.exit_code == 1
     listed = json.loads(runner.invoke(app, ["institutions", "list", "--json"]).output)
-    assert [(i["name"], i["endpoint"]) for i in listed] == [("Ministry", "0192:987")]
+    assert [(i["name"], i["endpoint"]) for i in listed] == [("Ministry", "0192:987654325")]
 
 
 def test_db_upgrade_is_idempotent() -> None:
@@ -90,7 +93,7 @@ def test_documents_show_and_retry(data_dir: Path) -> None:
 
 
 def test_suppliers_new_key_and_deactivate(data_dir: Path) -> None:
-    added = runner.invoke(app, ["suppliers", "add", "--name", "Acme", "--endpoint", "0192:123"])
+    added = runner.invoke(app, ["suppliers", "add", "--name", "Acme", "--endpoint", "0192:123456785"])
     supplier_id = added.output.split()[1].rstrip(":")
     renewed = runner.invoke(app, ["suppliers", "new-key", supplier_id])
     assert renewed.exit_code == 0, renewed.output
@@ -105,11 +108,65 @@ def test_suppliers_new_key_and_deactivate(data_dir: Path) -> None:
 
 
 def test_a_name_or_identifier_too_long_for_the_register_is_refused_with_the_limit(data_dir: Path) -> None:
-    name = runner.invoke(app, ["institutions", "add", "--name", "X" * 201, "--endpoint", "0192:1"])
+    name = runner.invoke(app, ["institutions", "add", "--name", "X" * 201, "--endpoint", "0192:974760673"])
     assert name.exit_code == 1
     assert "at most 200 characters, not 201" in name.output
-    vat = runner.invoke(app, ["suppliers", "add", "--name", "S", "--endpoint", "0192:2", "--vat", "V" * 65])
+    vat = runner.invoke(app, ["suppliers", "add", "--name", "S", "--endpoint", "0192:974760673", "--vat", "V" * 65])
     assert vat.exit_code == 1
     assert "VAT identifier is at most 64 characters" in vat.output
     assert "Traceback" not in name.output + vat.output
-    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).output) == []
+    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "rule"),
+    [
+        (["--endpoint", "9999:123"], "endpoint 9999:123", "PEPPOL-EN16931-CL008"),
+        (["--endpoint", "0088:123"], "endpoint 0088:123", "PEPPOL-COMMON-R040"),
+        (["--endpoint", "0192:123456785", "--vat", "not a vat"], "VAT identifier 'not a vat'", "BR-CO-09"),
+    ],
+)
+def test_registration_refuses_bad_identifiers_naming_the_field_and_the_rule(
+    args: list[str], field: str, rule: str
+) -> None:
+    refused = runner.invoke(app, ["suppliers", "add", "--name", "Acme", *args])
+    assert refused.exit_code == 1, refused.output
+    assert field in refused.output
+    assert rule in refused.output
+    assert "--unchecked" in refused.output
+    assert "Traceback" not in refused.output
+    assert json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).stdout) == []
+
+
+def test_an_institution_with_a_bad_endpoint_is_refused() -> None:
+    refused = runner.invoke(app, ["institutions", "add", "--name", "Ministry", "--endpoint", "0192:987654321"])
+    assert refused.exit_code == 1
+    assert "PEPPOL-COMMON-R041" in refused.output
+
+
+def test_unchecked_registers_the_made_up_identifiers_of_the_official_samples() -> None:
+    institution = runner.invoke(
+        app, ["institutions", "add", "--name", "Buyer AB", "--endpoint", "0002:FR23342", "--unchecked"]
+    )
+    assert institution.exit_code == 0, institution.output
+    supplier = runner.invoke(
+        app,
+        [
+            *("suppliers", "add", "--name", "Seller Ltd", "--endpoint", "0088:9482348239847239874"),
+            *("--vat", "GB1232434", "--unchecked"),
+        ],
+    )
+    assert supplier.exit_code == 0, supplier.output
+    listed = json.loads(runner.invoke(app, ["suppliers", "list", "--json"]).stdout)
+    assert [(s["endpoint"], s["vat_id"]) for s in listed] == [("0088:9482348239847239874", "GB1232434")]
+
+
+def test_an_empty_register_says_which_database_it_read(data_dir: Path) -> None:
+    database = f"sqlite:///{(data_dir / 'einvoice.db').resolve()}"
+    for group in ("suppliers", "institutions"):
+        listed = runner.invoke(app, [group, "list"])
+        assert listed.exit_code == 0
+        assert f"no {group} registered in {database}" in listed.output
+    shown = runner.invoke(app, ["documents", "show", "0190b0f4-0000-7000-8000-000000000000"])
+    assert shown.exit_code == 1
+    assert f"in {database}" in shown.output

@@ -89,9 +89,23 @@ def test_declared_utf16_but_single_byte_content_is_not_well_formed() -> None:
         safe_xml.parse(b'<?xml version="1.0" encoding="UTF-16"?><a/>')
 
 
-@pytest.mark.parametrize("data", [b"not xml at all", b"\x00\x01\x02\x03", b"%PDF-1.7\n", b'{"json": true}'])
+@pytest.mark.parametrize("data", [b"not xml at all", b"\x00\x01\x02\x03", b'{"json": true}'])
 def test_not_xml_bytes_are_not_well_formed(data: bytes) -> None:
     with pytest.raises(NotWellFormedError, match=r"^not well-formed: line \d+, column \d+: "):
+        safe_xml.parse(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"%PDF-1.7\n", "a PDF document"),
+        (b"%PDF-1.7\n<< /F (factur-x.xml) >>", "a Factur-X/ZUGFeRD PDF"),
+        (b"PK\x03\x04\x14\x00", "a ZIP archive"),
+        (b"\x1f\x8b\x08\x00", "a gzip-compressed file"),
+    ],
+)
+def test_a_known_file_that_is_not_xml_is_named_with_what_to_send(data: bytes, named: str) -> None:
+    with pytest.raises(NotWellFormedError, match=f"^not XML: {named}.*send the UBL 2.1 Invoice or CreditNote XML"):
         safe_xml.parse(data)
 
 

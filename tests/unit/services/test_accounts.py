@@ -36,9 +36,9 @@ def test_endpoint_must_be_scheme_colon_id(uow_factory: Callable[[], UnitOfWork])
 
 
 def test_same_endpoint_twice_is_refused(uow_factory: Callable[[], UnitOfWork]) -> None:
-    accounts.add_institution(uow_factory(), name="A", endpoint="0192:1")
+    accounts.add_institution(uow_factory(), name="A", endpoint="0192:974760673")
     with pytest.raises(accounts.DuplicateAccountError):
-        accounts.add_institution(uow_factory(), name="B", endpoint="0192:1")
+        accounts.add_institution(uow_factory(), name="B", endpoint="0192:974760673")
     assert [i.name for i in accounts.list_institutions(uow_factory())] == ["A"]
 
 
@@ -65,3 +65,15 @@ def test_deactivated_supplier_does_not_authenticate(
     assert accounts.authenticate_supplier(uow_factory(), key) is None
     accounts.set_supplier_active(uow_factory(), supplier.id, active=True)
     assert accounts.authenticate_supplier(uow_factory(), key) is not None
+
+
+def test_bad_identifiers_are_refused_unless_unchecked(uow_factory: Callable[[], UnitOfWork]) -> None:
+    with pytest.raises(accounts.InvalidIdentifierError, match="PEPPOL-COMMON-R040"):
+        accounts.add_supplier(uow_factory(), name="S", endpoint="0088:123")
+    with pytest.raises(accounts.InvalidIdentifierError, match="BR-CO-09"):
+        accounts.add_supplier(uow_factory(), name="S", endpoint="0192:974760673", vat="not a vat")
+    with pytest.raises(accounts.InvalidIdentifierError, match="PEPPOL-EN16931-CL008"):
+        accounts.add_institution(uow_factory(), name="I", endpoint="9999:123")
+    supplier, _ = accounts.add_supplier(uow_factory(), name="S", endpoint="0088:123", vat="not a vat", unchecked=True)
+    institution = accounts.add_institution(uow_factory(), name="I", endpoint="9999:123", unchecked=True)
+    assert (supplier.endpoint, supplier.vat_id, institution.endpoint) == ("0088:123", "not a vat", "9999:123")

@@ -19,7 +19,7 @@ def _registered(institution: object) -> None:
 
 def test_get_document_is_limited_to_its_supplier(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
-    other, _ = accounts.add_supplier(uow_factory(), name="Other", endpoint="0192:1")
+    other, _ = accounts.add_supplier(uow_factory(), name="Other", endpoint="0192:974760673")
     assert queries.get_document(uow_factory(), doc, supplier_id=supplier.id).id == doc
     with pytest.raises(NotFoundError):
         queries.get_document(uow_factory(), doc, supplier_id=other.id)

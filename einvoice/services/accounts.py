@@ -147,9 +147,10 @@ def add_supplier(
     name = _fitting(name, "a supplier's name", SupplierRow, "name") or ""
     if not name:
         raise AccountError("a supplier needs a name")
-    vat = _fitting(compact_identifier(vat), "a VAT identifier", SupplierRow, "vat_id")
+    vat = _fitting(vat, "a VAT identifier", SupplierRow, "vat_id")
     if vat is not None and not unchecked:
-        check_vat(vat)
+        check_vat(vat)  # as written: the message quotes what the administrator typed
+    vat = compact_identifier(vat)
     legal_id = _fitting(compact_identifier(legal_id), "a legal identifier", SupplierRow, "legal_id")
     tax_id = _fitting(compact_identifier(tax_id), "a tax registration identifier", SupplierRow, "tax_id")
     api_key = new_api_key()

@@ -219,7 +219,7 @@ def test_unknown_buyer_is_422_and_recorded(client: TestClient, keys: dict[str, s
 def test_a_pdf_is_400_saying_what_it_is_and_what_to_send(client: TestClient, keys: dict[str, str]) -> None:
     body = assert_problem(submit(client, keys["seller"], b"%PDF-1.7\n%%EOF\n"), 400, "not-well-formed")
     assert body["detail"].startswith("not XML: a PDF document; send the UBL 2.1 Invoice or CreditNote XML")
-    assert body["findings"][0]["rule"] == "INTAKE-NOT-WELL-FORMED"
+    assert body["findings"][0]["rule"] == "XML-WELL-FORMED"
 
 
 def test_malformed_is_400_with_findings(client: TestClient, keys: dict[str, str]) -> None:

@@ -67,14 +67,17 @@ def keys(runtime: Any) -> dict[str, str]:
     another supplier, registered with its endpoint, VAT id and legal id."""
     from einvoice.services.accounts import add_institution, add_supplier
 
-    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT)
-    _, seller = add_supplier(runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT)
+    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT, unchecked=True)
+    _, seller = add_supplier(
+        runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
+    )
     _, other = add_supplier(
         runtime.uow_factory(),
         name="Other Oy",
         endpoint=OTHER_SELLER_ENDPOINT,
         vat=OTHER_SELLER_VAT,
         legal_id=OTHER_SELLER_LEGAL_ID,
+        unchecked=True,
     )
     return {"seller": seller, "other": other}
 
@@ -223,7 +226,7 @@ def test_a_refused_document_accepted_later_is_checked_for_duplicates(
     assert other.status_code == 202, other.text
     assert other.json()["suspected_duplicate_of"] is None  # the refused one is no invoice to pay
 
-    add_institution(runtime.uow_factory(), name="Late Agency", endpoint=LATE_BUYER_ENDPOINT)
+    add_institution(runtime.uow_factory(), name="Late Agency", endpoint=LATE_BUYER_ENDPOINT, unchecked=True)
     again = submit(client, keys["seller"], invoice(number, issue_date=issued, buyer_endpoint=LATE_BUYER_ENDPOINT))
     assert again.status_code == 202, again.text
     assert again.json()["id"] == first_id
@@ -243,7 +246,7 @@ def test_a_deactivated_key_is_refused_by_the_next_request(
 ) -> None:
     from einvoice.services.accounts import add_supplier, set_supplier_active
 
-    supplier, key = add_supplier(runtime.uow_factory(), name="Leaving Oy", endpoint="0216:003760000009")
+    supplier, key = add_supplier(runtime.uow_factory(), name="Leaving Oy", endpoint="0216:003760000009", unchecked=True)
     assert client.get("/v1/documents", headers=auth(key)).status_code == 200
     set_supplier_active(runtime.uow_factory(), supplier.id, active=False)  # what `suppliers deactivate` does
     response = submit(client, key, invoice("E2E-LEAVING", seller_endpoint="0216:003760000009", seller_vat=None))

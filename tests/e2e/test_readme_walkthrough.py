@@ -100,7 +100,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         document = json.loads(shown.stdout)
         assert document["id"] == answer["id"]
         assert document["sha256"] == answer["sha256"]
-        assert document["history"][0]["to"] == "received"
+        assert document["history"][0]["to_status"] == "received"
     finally:
         server.send_signal(signal.SIGTERM)
         try:

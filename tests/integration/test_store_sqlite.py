@@ -46,7 +46,7 @@ def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
 
 @pytest.fixture
 def supplier(uow_factory: Callable[[], UnitOfWork]) -> SupplierView:
-    accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT)
+    accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True)
     # Registered with every identifier the test documents state for their seller, so intake never
     # has to ask the register whether another supplier holds one (an extra round trip).
     supplier, _ = accounts.add_supplier(
@@ -55,6 +55,7 @@ def supplier(uow_factory: Callable[[], UnitOfWork]) -> SupplierView:
         endpoint=documents.SELLER_ENDPOINT,
         vat=documents.SELLER_VAT,
         legal_id=documents.SELLER_LEGAL_ID,
+        unchecked=True,
     )
     return supplier
 
@@ -424,7 +425,7 @@ def test_values_longer_than_their_columns_are_stored_cut_and_the_document_whole(
     # The same answer on both databases (PostgreSQL refused such rows: a 500 and nothing stored).
     # A supplier with no legal id registered, so that a 200-character one is its to state.
     supplier, _ = accounts.add_supplier(
-        uow_factory(), name="Long Names", endpoint="0192:444444444", vat=documents.SELLER_VAT
+        uow_factory(), name="Long Names", endpoint="0192:444444444", vat=documents.SELLER_VAT, unchecked=True
     )
     number = "N" * 300
     raw = (

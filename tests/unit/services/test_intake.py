@@ -178,9 +178,9 @@ def test_an_identifier_registered_to_another_supplier_is_refused_naming_it(
     uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
     other, _ = accounts.add_supplier(
-        uow_factory(), name="Other AS", endpoint="0192:999999999", vat="NO999999999MVA", tax_id="T 99"
+        uow_factory(), name="Other AS", endpoint="0192:999999999", vat="NO999999999MVA", tax_id="T 99", unchecked=True
     )
-    lone, _ = accounts.add_supplier(uow_factory(), name="Lone AS", endpoint="0192:888888888")
+    lone, _ = accounts.add_supplier(uow_factory(), name="Lone AS", endpoint="0192:888888888", unchecked=True)
     for stated in ("NO 999999999 MVA", "t99"):
         raw = documents.invoice(seller_endpoint=lone.endpoint, seller_vat=stated, seller_legal_id=None)
         with pytest.raises(SellerMismatchError) as caught:
@@ -218,7 +218,7 @@ def test_refused_for_unknown_buyer_is_accepted_once_the_buyer_is_registered(
     raw = documents.invoice(buyer_endpoint="0192:555555555")
     with pytest.raises(UnknownBuyerError) as caught:
         submit(uow_factory, supplier, raw)
-    accounts.add_institution(uow_factory(), name="Late agency", endpoint="0192:555555555")
+    accounts.add_institution(uow_factory(), name="Late agency", endpoint="0192:555555555", unchecked=True)
     outcome = submit(uow_factory, supplier, raw)
     assert outcome.document.id == caught.value.document_id  # type: ignore[attr-defined]
     assert outcome.document.status == DocumentStatus.RECEIVED

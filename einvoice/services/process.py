@@ -8,7 +8,9 @@ Every stage follows one protocol, so that a lost or repeated message changes not
    document is already in the working state, the same token, or an expired lease, may take it
    again; anything else means the stage is not called for (or someone else is doing it), and
    the call returns without effect.
-2. **work**, outside any transaction (validation may take seconds).
+2. **work**, outside any transaction (validation may take seconds), the lease extended every
+   third of its length meanwhile (``leases.keep``), so the sweeper takes back only the documents
+   of workers that stopped.
 3. **finish** (one transaction): guarded UPDATE from the working state *with our token* to the
    outcome, plus the stage's effects (findings, match result, journal reference) and the
    outbox row for the next stage. If the guard fails, another worker finished or took over,
@@ -35,7 +37,7 @@ from typing import Any, Protocol
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import PermanentError, TransientError
-from einvoice.services import DocumentView, document_view, finding_to_row, finding_values
+from einvoice.services import DocumentView, document_view, finding_to_row, finding_values, leases
 from einvoice.store import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -278,7 +280,10 @@ def validate_document(
         pause(VALIDATE.name)
     if claim.raw is None:
         raise PermanentError(f"document {document_id} has no stored bytes")
-    report = validator(claim.raw, institution=claim.document.buyer_endpoint, at=claim.document.received_at)
+    with leases.keeper().keep(
+        uow_factory, document_id=document_id, working=VALIDATE.working, token=token, lease_seconds=lease_seconds
+    ):
+        report = validator(claim.raw, institution=claim.document.buyer_endpoint, at=claim.document.received_at)
     findings = tuple(report.findings)
     fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
     then: tuple[Stage, Sequence[tuple[str, str | None]]] | None = None
@@ -512,7 +517,10 @@ def post_document(
     if pause is not None:
         pause(POST.name)
     try:
-        journal_ref = poster(claim.document, claim.raw or b"")
+        with leases.keeper().keep(
+            uow_factory, document_id=document_id, working=POST.working, token=token, lease_seconds=lease_seconds
+        ):
+            journal_ref = poster(claim.document, claim.raw or b"")
     except TransientError as exc:
         with uow_factory() as uow:
             if _finish(

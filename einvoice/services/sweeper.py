@@ -8,7 +8,10 @@ Two cases:
 - held in a working state (``validating``, ``matching``, ``posting``) by a lease that ran out
   (the worker died mid-stage): moved back to the state the stage starts from, recorded with the
   actor ``sweeper``, and sent again. Should the first worker still be alive, its result is
-  discarded by the guard in ``process._finish``.
+  discarded by the guard in ``process._finish``. (A working stage extends its lease as it goes,
+  ``leases.keep``, so a lease runs out only when its worker stopped.) A document whose validation
+  was abandoned so before is not sent a third time: it ends ``rejected`` with a
+  ``VALIDATION-LIMIT`` finding.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from einvoice.domain.states import DocumentStatus
+from einvoice.services import finding_values, leases
 from einvoice.services.process import MATCH, NEXT_STAGE, POST, VALIDATE, Stage
 from einvoice.store import UnitOfWork
 
@@ -39,10 +43,11 @@ RESUME_STATE: dict[str, tuple[str, Stage]] = {
 class SweepResult:
     resent: tuple[str, ...]  # ids sent again from a waiting state
     released: tuple[str, ...]  # ids taken back from a working state with an expired lease
+    given_up: tuple[str, ...] = ()  # ids rejected: their validation was abandoned too often
 
     @property
     def total(self) -> int:
-        return len(self.resent) + len(self.released)
+        return len(self.resent) + len(self.released) + len(self.given_up)
 
 
 SENT_MESSAGES_KEPT = timedelta(days=7)
@@ -84,9 +89,12 @@ def sweep(
         ]
     resent: list[str] = []
     released: list[str] = []
+    given_up: list[str] = []
     for document_id, status, lease_token in candidates:
         with uow_factory() as uow:
-            if status in RESUME_STATE:
+            if status == VALIDATE.working and _give_up(uow, document_id, lease_token, now):
+                given_up.append(document_id)
+            elif status in RESUME_STATE:
                 back_to, stage = RESUME_STATE[status]
                 changed = uow.documents.compare_and_set(
                     document_id,
@@ -108,7 +116,7 @@ def sweep(
                     to_status=back_to,
                     actor=ACTOR,
                     at=now,
-                    detail=f"{stage.name} did not finish before its lease ran out; sent again",
+                    detail=f"{stage.name} did not finish before its lease ran out; sent again",  # see leases
                 )
                 uow.outbox.add(document_id, stage.name, now=now)
                 released.append(document_id)
@@ -122,6 +130,29 @@ def sweep(
                 uow.outbox.add(document_id, NEXT_STAGE[S(status)].name, now=now)
                 resent.append(document_id)
             uow.commit()
-    if resent or released:
-        log.warning("sweeper: sent %d waiting and %d abandoned documents again", len(resent), len(released))
-    return SweepResult(tuple(resent), tuple(released))
+    if resent or released or given_up:
+        log.warning(
+            "sweeper: sent %d waiting and %d abandoned documents again, rejected %d abandoned too often",
+            len(resent),
+            len(released),
+            len(given_up),
+        )
+    return SweepResult(tuple(resent), tuple(released), tuple(given_up))
+
+
+def _give_up(uow: UnitOfWork, document_id: str, lease_token: str | None, now: datetime) -> bool:
+    """Reject a document held in ``validating`` by a lease that ran out when its validation was
+    abandoned before (this makes ``ABANDONED_VALIDATIONS_ALLOWED``); False when it may go again."""
+    abandoned = leases.validations_abandoned(uow, document_id) + 1
+    if abandoned < leases.ABANDONED_VALIDATIONS_ALLOWED:
+        return False
+    finding = leases.abandoned_finding(abandoned)
+    return uow.documents.finish_stage(
+        document_id,
+        working=VALIDATE.working,
+        token=lease_token,
+        values={},
+        steps=[(VALIDATE.working, S.REJECTED, ACTOR, finding.message)],
+        at=now,
+        findings=[finding_values(finding)],
+    )

@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 FAULT_PAUSE_ENV = "EINVOICE_FAULT_PAUSE"
 WORKER_THREADS_ENV = "EINVOICE_WORKER_THREADS"
-#: Validation holds the GIL, so a second thread in a process mostly adds switching: measured on 2
-#: cores at 100 documents/s, 1 thread per process 10.2 ms of worker CPU per document, 2 threads 11.6.
+#: Measured when validation still held the worker's interpreter (on 2 cores at 100 documents/s,
+#: 1 thread per process 10.2 ms of worker CPU per document, 2 threads 11.6); each thread now
+#: validates in a subprocess of its own (``validation.pool``), not measured again.
 DEFAULT_WORKER_THREADS = 1
 
 

@@ -34,7 +34,8 @@ from einvoice import messaging, store
 from einvoice.services import process, sweeper
 from einvoice.settings import Settings, get_settings
 from einvoice.store import UnitOfWork
-from einvoice.worker import Pipeline, declare_actors, default_validator
+from einvoice.validation.pool import ValidationPool
+from einvoice.worker import Pipeline, declare_actors, pool_validator
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Runtime:
     engine: Engine
     pipeline: Pipeline
     actors: dict[str, dramatiq.Actor]
+    #: Validation subprocesses: the pipeline's (unless a validator was passed in) and ``/v1/validate``'s.
+    validation_pool: ValidationPool
     _pollers: list[messaging.Poller] = field(default_factory=list)
     _worker: dramatiq.Worker | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +70,7 @@ class Runtime:
         if messaging.is_in_process(self.broker):
             threads = _int_env(WORKERS_IN_PROCESS_ENV, 1)
             if threads > 0:
+                self._start_validation(threads)
                 self._start_dramatiq_worker(threads)
             else:
                 # Nothing here consumes the in-process queue: leave the outbox to the relay of
@@ -77,8 +81,17 @@ class Runtime:
     def start_worker(self, threads: int) -> None:
         """Start consuming the queue with ``threads`` threads, plus the relay and the sweeper."""
         self.broker.emit_after("process_boot")
+        self._start_validation(threads)
         self._start_dramatiq_worker(threads)
         self._start_pollers()
+
+    def _start_validation(self, threads: int) -> None:
+        """Start the validation subprocesses before taking messages (each compiles the
+        stylesheets once, so the first documents do not wait for it): one per worker thread
+        unless ``EINVOICE_VALIDATION_PROCESSES`` says otherwise."""
+        if self.settings.validation_processes is None:
+            self.validation_pool.processes = max(1, threads)
+        self.validation_pool.start()
 
     def _start_dramatiq_worker(self, threads: int) -> None:
         with self._lock:
@@ -92,7 +105,9 @@ class Runtime:
         with self._lock:
             if self._pollers:
                 return
-            self._pollers = [messaging.Poller("sweeper", self.sweep_once, interval=SWEEP_INTERVAL_SECONDS)]
+            # At least twice per lease, so a document whose worker stopped waits at most half a lease more.
+            sweep_every = min(SWEEP_INTERVAL_SECONDS, max(0.5, self.settings.stuck_after_seconds / 2))
+            self._pollers = [messaging.Poller("sweeper", self.sweep_once, interval=sweep_every)]
             if relay:
                 outbox = self.relay
                 self._pollers.append(
@@ -142,6 +157,7 @@ class Runtime:
             poller.stop()
         if worker is not None:
             worker.stop(timeout=30_000)
+        self.validation_pool.close()
         close = getattr(self._batch_sender, "close", None)
         if close is not None:
             close()
@@ -221,6 +237,7 @@ def build(
         store.migrate(engine)
     uow_factory = store.uow_factory_for(engine)
     broker = messaging.make_broker(settings)
-    pipeline = Pipeline(uow_factory, settings, validator or default_validator, poster)
+    validation_pool = ValidationPool(settings)  # nothing starts until a document or start_worker needs it
+    pipeline = Pipeline(uow_factory, settings, validator or pool_validator(validation_pool), poster)
     actors = declare_actors(broker, pipeline)
-    return Runtime(settings, uow_factory, broker, engine, pipeline, actors)
+    return Runtime(settings, uow_factory, broker, engine, pipeline, actors, validation_pool)

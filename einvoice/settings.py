@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     max_document_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted document, in bytes")
     max_xml_depth: int = Field(256, description="Deepest accepted element nesting")
 
+    # --- validation limits (documents from outside run in subprocesses) ------------------------
+    validation_timeout_seconds: float = Field(
+        60.0, gt=0, description="Wall-clock time one document's validation may take before it is rejected"
+    )
+    validation_memory_mb: int = Field(
+        1024, gt=0, description="Memory one document's validation may add to its subprocess before it is rejected"
+    )
+    validation_processes: int | None = Field(
+        None, ge=1, description="Validation subprocesses per engine process; default: one per worker thread"
+    )
+    validation_findings_per_rule: int = Field(
+        100, ge=1, description="Findings a report keeps per rule; the rest are counted in one finding"
+    )
+
     # --- receipts ------------------------------------------------------------------------------
     signing_key_file: Path | None = Field(
         None, description="Ed25519 private key (PEM) for receipts; embedded default: <data_dir>/receipt-key.pem"

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -36,12 +36,17 @@ from einvoice.services.stages import Runner, StageRegistry, StageResult
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 
+if TYPE_CHECKING:
+    from einvoice.validation.pool import ValidationPool
+    from einvoice.validation.report import ValidationReport
+
 log = logging.getLogger(__name__)
 
 FAULT_PAUSE_ENV = "EINVOICE_FAULT_PAUSE"
 WORKER_THREADS_ENV = "EINVOICE_WORKER_THREADS"
-#: Validation holds the GIL, so a second thread in a process mostly adds switching: measured on 2
-#: cores at 100 documents/s, 1 thread per process 10.2 ms of worker CPU per document, 2 threads 11.6.
+#: Measured when validation still held the worker's interpreter (on 2 cores at 100 documents/s,
+#: 1 thread per process 10.2 ms of worker CPU per document, 2 threads 11.6); each thread now
+#: validates in a subprocess of its own (``validation.pool``), not measured again.
 DEFAULT_WORKER_THREADS = 1
 
 
@@ -73,21 +78,22 @@ class Pipeline:
         )
 
 
-def default_validator(
-    raw: bytes, /, *, institution: str | None = None, at: datetime | None = None
-) -> process.ValidationOutcome:
-    """Validate through ``einvoice.validation`` (imported on first use: saxonche loads only then).
+def pool_validator(pool: ValidationPool) -> process.Validator:
+    """The stage's validator: each document validated in one of ``pool``'s subprocesses, held to
+    the time and memory limits (a document over them is ``invalid``: ``VALIDATION-LIMIT``).
 
     A validator that could not run is a TransientError here: the message is retried (the
     operator may be installing artefacts) and the document goes ``dead`` when retries run out.
     """
-    from einvoice.validation import validate
 
-    report = validate(raw, institution=institution, at=at)
-    if report.verdict == "error":
-        causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
-        raise TransientError(f"validation could not run: {causes or 'engine error'}")
-    return report
+    def validate(raw: bytes, /, *, institution: str | None = None, at: datetime | None = None) -> ValidationReport:
+        report = pool.validate(raw, institution=institution, at=at)
+        if report.verdict == "error":
+            causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
+            raise TransientError(f"validation could not run: {causes or 'engine error'}")
+        return report
+
+    return validate
 
 
 def _fault_pause() -> Callable[[str], None] | None:
@@ -180,19 +186,6 @@ def worker_threads() -> int:
         return DEFAULT_WORKER_THREADS
 
 
-def _prepare_validation() -> None:
-    """Compile the stylesheets before taking messages, so the first documents do not wait for it.
-    A failure is only logged: documents then get the engine error, retried, as they would."""
-    from einvoice.validation import default_validator
-
-    try:
-        compiled = default_validator().prepare()
-    except Exception as exc:  # missing artefacts: readiness says so, documents retry
-        log.warning("could not compile the validation stylesheets yet: %s", exc)
-        return
-    log.info("validation stylesheets compiled in %.2f s", sum(compiled.values()))
-
-
 def main(threads: int | None = None) -> None:
     """``einvoice worker``: consume the queue with ``threads`` threads (default
     ``EINVOICE_WORKER_THREADS`` or 1), run the outbox relay and the sweeper, stop on SIGTERM/SIGINT
@@ -213,7 +206,6 @@ def main(threads: int | None = None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _prepare_validation()
     # What was built so far lives as long as the process: kept out of the collector's full
     # passes, which would otherwise walk all of it again and again while documents flow.
     gc.collect()

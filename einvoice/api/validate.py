@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -25,7 +25,11 @@ router = APIRouter(tags=["validation"], responses=COMMON_PROBLEMS)
         "rules, chosen by `cbc:CustomizationID`. The report names the rule set, its version "
         "(`rules`, `rules_version`) and every artefact run (`artefacts`). `200` whatever the verdict, "
         "`valid` tells: XML that is not well-formed, refused (DOCTYPE) or of a type no rule set "
-        "covers gets a report whose intake finding says why. Needs the API key, so that validation "
+        "covers gets a report whose intake finding says why. Validation runs in a subprocess held to "
+        "the engine's time and memory limits: a document over them gets the verdict `invalid` with a "
+        "`VALIDATION-LIMIT` finding and the findings up to then; a report keeps at most "
+        "`EINVOICE_VALIDATION_FINDINGS_PER_RULE` findings of each rule (a `FINDINGS-CAPPED` finding "
+        "counts the rest). Needs the API key, so that validation "
         "capacity serves registered suppliers."
     ),
     openapi_extra=XML_REQUEST_BODY,
@@ -38,13 +42,15 @@ router = APIRouter(tags=["validation"], responses=COMMON_PROBLEMS)
     },
 )
 async def validate_document(
+    request: Request,
     supplier: SupplierDep,
     raw: DocumentBytes,
     format: Annotated[Literal["json", "html"], Query(description="Report format")] = "json",
 ) -> Any:
-    from einvoice.validation import validate
-
-    report = await run_in_threadpool(validate, raw)
+    # A subprocess validates; this thread only waits for it, so the event loop and every other
+    # request go on meanwhile (saxonche in this process held the interpreter for the whole run).
+    pool = request.app.state.runtime.validation_pool
+    report = await run_in_threadpool(pool.validate, raw)
     if format == "html":
         return HTMLResponse(report.to_html())
     return JSONResponse(report.to_dict())

@@ -44,10 +44,26 @@ def _pids_named(names: Iterable[str]) -> list[int]:
     return pids
 
 
+def _children_of(parents: Iterable[int]) -> list[int]:
+    """Processes whose parent is one of ``parents`` (the engine's validation subprocesses)."""
+    wanted = set(parents)
+    pids = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) in wanted:
+                pids.append(int(entry.name))
+    return pids
+
+
 class CpuProbe:
     """Calling it returns CPU seconds so far by group: the given processes by name (``{"api":
-    [pid], "workers": [pid, pid]}``), this process as ``bench``, and the local PostgreSQL and
-    RabbitMQ servers, found afresh each time (their backends come and go)."""
+    [pid], "workers": [pid, pid]}``), their subprocesses as ``validation`` (where documents are
+    validated), this process as ``bench``, and the local PostgreSQL and RabbitMQ servers, found
+    afresh each time (their backends and the subprocesses come and go)."""
 
     def __init__(self, groups: Mapping[str, Iterable[int]]) -> None:
         self.groups = {name: list(pids) for name, pids in groups.items()}
@@ -55,7 +71,8 @@ class CpuProbe:
     def __call__(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         found = {name: _pids_named(names) for name, names in SERVER_PROCESSES.items()}
-        for name, pids in [*self.groups.items(), ("bench", [os.getpid()]), *found.items()]:
+        children = _children_of(pid for pids in self.groups.values() for pid in pids)
+        for name, pids in [*self.groups.items(), ("validation", children), ("bench", [os.getpid()]), *found.items()]:
             totals[name] = sum(c for c in (cpu_seconds(pid) for pid in pids) if c is not None)
         return totals
 

@@ -88,8 +88,8 @@ def worker(
         int,
         typer.Option(
             min=1,
-            help="Worker processes, each with its own stylesheets: validation holds the GIL, so "
-            "threads overlap database waits but only processes use more cores.",
+            help="Worker processes; each validates in subprocesses of its own, one per worker thread "
+            "(EINVOICE_VALIDATION_PROCESSES), so threads and processes both use more cores.",
         ),
     ] = 1,
 ) -> None:

@@ -14,8 +14,10 @@ Every stage runs the same protocol, so that a lost or repeated message changes n
    and an expiry). A document already in the working state may be taken again by the same
    token, or by anyone once its lease has run out. Anything else means the stage is not called
    for, and the call returns without effect.
-2. **work**: the handler, outside any transaction (validation may take seconds). It returns an
-   ``Outcome``: the states the document moves along, column values, findings, extra rows.
+2. **work**: the handler, outside any transaction (validation may take seconds), the lease
+   extended every third of its length meanwhile (``leases.keep``), so that the sweeper takes back
+   only the documents of workers that stopped. It returns an ``Outcome``: the states the document
+   moves along, column values, findings, extra rows.
 3. **finish** (one write, guarded by the working state and the token): the outcome, its
    transitions, findings and rows, and the message for the next stage. If the guard fails,
    another worker finished or took over, and the result is discarded: no effect is written twice.
@@ -41,7 +43,7 @@ from typing import Any, Generic, TypeVar
 
 from einvoice.domain.findings import Finding
 from einvoice.domain.states import DocumentStatus
-from einvoice.services import DocumentView, document_view, finding_values
+from einvoice.services import DocumentView, document_view, finding_values, leases
 from einvoice.store import UnitOfWork
 from einvoice.store.writes import ANYONE, Anyone, DocumentChange, Read, Step
 
@@ -231,7 +233,16 @@ class Runner(Generic[P]):
         document, raw = claim
         if self.pause is not None:
             self.pause(stage.name)
-        outcome = stage.handler(Work(document, raw, self.ports))
+        # The lease is extended every third of it while the handler works, so the sweeper takes
+        # back only the documents of workers that stopped.
+        with leases.keeper().keep(
+            self.uow_factory,
+            document_id=document_id,
+            working=stage.working,
+            token=token,
+            lease_seconds=self.lease.total_seconds(),
+        ):
+            outcome = stage.handler(Work(document, raw, self.ports))
         steps, outcome, message = self._onward(stage, document, outcome)
         change = self._finish(document_id, (stage.working,), steps, outcome, message, holder=token)
         if not self._write(change):
@@ -292,7 +303,7 @@ class Runner(Generic[P]):
                 expired = row.lease_expires_at is None or row.lease_expires_at <= now
                 if not (held_by_us or expired):
                     return StageResult(document_id, stage.name, False, status, "another worker holds the document")
-                detail = None if held_by_us else "taken over: the previous worker's lease ran out"
+                detail = None if held_by_us else leases.TAKEN_OVER_DETAIL
                 change = DocumentChange(
                     document_id,
                     (status,),

@@ -7,7 +7,10 @@ Two cases:
   outbox row for the stage (the message was lost, or the broker dropped it);
 - held in a working state by a lease that ran out (the worker died mid-stage): moved back to the
   stage's ``resume`` state, recorded with the actor ``sweeper``, and sent again. Should the first
-  worker still be alive, its result is discarded by the guard of its finish.
+  worker still be alive, its result is discarded by the guard of its finish. (A working stage
+  extends its lease as it goes, ``leases.keep``, so a lease runs out only when its worker
+  stopped.) A document whose validation was abandoned so before is not sent a third time: it
+  ends ``rejected`` with a ``VALIDATION-LIMIT`` finding.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from einvoice.domain.states import DocumentStatus
-from einvoice.services.process import REGISTRY, Ports
+from einvoice.services import finding_values, leases
+from einvoice.services.process import REGISTRY, VALIDATE, Ports
 from einvoice.services.stages import StageRegistry
 from einvoice.store import UnitOfWork
 from einvoice.store.writes import Step
@@ -33,10 +37,11 @@ S = DocumentStatus
 class SweepResult:
     resent: tuple[str, ...]  # ids sent again from a waiting state
     released: tuple[str, ...]  # ids taken back from a working state with an expired lease
+    given_up: tuple[str, ...] = ()  # ids rejected: their validation was abandoned too often
 
     @property
     def total(self) -> int:
-        return len(self.resent) + len(self.released)
+        return len(self.resent) + len(self.released) + len(self.given_up)
 
 
 SENT_MESSAGES_KEPT = timedelta(days=7)
@@ -80,8 +85,13 @@ def sweep(
         ]
     resent: list[str] = []
     released: list[str] = []
+    given_up: list[str] = []
     for document_id, status, lease_token in candidates:
         with uow_factory() as uow:
+            if status == VALIDATE.working and _give_up(uow, document_id, lease_token, now):
+                uow.commit()
+                given_up.append(document_id)
+                continue
             resume = registry.resume_point(status)
             if resume is None:
                 continue
@@ -112,6 +122,29 @@ def sweep(
                 uow.outbox.add(document_id, stage.name, now=now)
                 resent.append(document_id)
             uow.commit()
-    if resent or released:
-        log.warning("sweeper: sent %d waiting and %d abandoned documents again", len(resent), len(released))
-    return SweepResult(tuple(resent), tuple(released))
+    if resent or released or given_up:
+        log.warning(
+            "sweeper: sent %d waiting and %d abandoned documents again, rejected %d abandoned too often",
+            len(resent),
+            len(released),
+            len(given_up),
+        )
+    return SweepResult(tuple(resent), tuple(released), tuple(given_up))
+
+
+def _give_up(uow: UnitOfWork, document_id: str, lease_token: str | None, now: datetime) -> bool:
+    """Reject a document held in ``validating`` by a lease that ran out when its validation was
+    abandoned before (this makes ``ABANDONED_VALIDATIONS_ALLOWED``); False when it may go again."""
+    abandoned = leases.validations_abandoned(uow, document_id) + 1
+    if abandoned < leases.ABANDONED_VALIDATIONS_ALLOWED:
+        return False
+    finding = leases.abandoned_finding(abandoned)
+    return uow.documents.compare_and_set(
+        document_id,
+        expected=[VALIDATE.working],
+        holder=lease_token,
+        values={"status": S.REJECTED, "status_changed_at": now, "lease_token": None, "lease_expires_at": None},
+        at=now,
+        steps=[Step(VALIDATE.working, S.REJECTED, ACTOR, finding.message)],
+        findings=[finding_values(finding)],
+    )

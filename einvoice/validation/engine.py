@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ from einvoice.errors import (
     ValidationEngineError,
 )
 from einvoice.settings import Settings
+from einvoice.validation import lexical
+from einvoice.validation.limits import cap_per_rule, capped_findings
 from einvoice.validation.report import ValidationReport, Verdict
 from einvoice.validation.schematron import SchematronRunner, findings_from_svrl
 from einvoice.validation.xsd import XsdValidator
@@ -53,6 +55,12 @@ _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")
 #: How long an artefact found installed and intact is trusted before it is checked again.
 ARTEFACT_RECHECK_SECONDS = 10.0
+
+RULE_STOPPED = "SCHEMATRON-STOPPED"
+
+#: Called with each layer's findings as soon as the layer is done (what a subprocess reports
+#: before it is stopped at a limit).
+Progress = Callable[[Sequence[Finding]], None]
 
 # How intake refusals are reported: the first matching kind wins (too large is also unsafe).
 _INTAKE_REFUSALS: tuple[tuple[type[IntakeError], str, Verdict], ...] = (
@@ -128,12 +136,14 @@ class Validator:
         at: date | datetime | None = None,
         institution: str | None = None,
         svrl: bool = False,
+        progress: Progress | None = None,
     ) -> ValidationReport:
         """Validate one document; return its report (the verdict is never ``valid`` on engine failure).
 
         ``data`` is the document's bytes or a path to read them from (``OSError`` propagates).
         ``rules``: ``auto`` (by cbc:CustomizationID), ``en16931`` or ``peppol-bis3``.
-        ``svrl=True`` keeps each stylesheet's raw SVRL in ``report.svrl``.
+        ``svrl=True`` keeps each stylesheet's raw SVRL in ``report.svrl``. ``progress`` is called
+        with each layer's findings (before overrides) as soon as the layer is done.
         Raises ``ValueError`` for an unknown ``rules`` value.
         """
         if rules not in RULE_CHOICES:
@@ -141,7 +151,7 @@ class Validator:
         if isinstance(data, Path):
             file = file if file is not None else str(data)
             data = data.read_bytes()
-        return _Run(self, data, file, rules, skip_xsd, at, institution, svrl).run()
+        return _Run(self, data, file, rules, skip_xsd, at, institution, svrl, progress).run()
 
 
 class _Run:
@@ -157,8 +167,10 @@ class _Run:
         at: date | datetime | None,
         institution: str | None,
         keep_svrl: bool,
+        progress: Progress | None = None,
     ) -> None:
         self.v = validator
+        self.progress = progress
         self.data = data
         self.file = file
         self.rules = rules
@@ -169,6 +181,7 @@ class _Run:
         self.findings: list[Finding] = []
         self.timings: dict[str, float] = {}
         self.engine_failed = False
+        self.values_unreadable = False  # a value the stylesheets convert is not of its type
         self.svrl: dict[str, str] | None = {} if keep_svrl else None
         self.document_type: str | None = None
         self.customization_id: str | None = None
@@ -206,11 +219,18 @@ class _Run:
             )
         )
 
+    def add(self, findings: Sequence[Finding]) -> None:
+        """Record a layer's findings (and tell ``progress``)."""
+        self.findings.extend(findings)
+        if self.progress is not None and findings:
+            self.progress(tuple(findings))
+
     def run(self) -> ValidationReport:
         from einvoice.parsers import safe_xml
         from einvoice.validation import rulesets
 
         settings = self.v.settings
+        limit = settings.validation_findings_per_rule
         # --- intake -----------------------------------------------------------------------------
         started = time.perf_counter()
         try:
@@ -250,14 +270,19 @@ class _Run:
             started = time.perf_counter()
             try:
                 xsd = self.v._artefact(ruleset.xsd_set_id, ruleset.xsd_relpath)
-                self.findings.extend(self.v.xsd.validate(xsd, tree))
+                self.add(self.v.xsd.validate(xsd, tree, limit=limit))
             except (ArtefactError, ValidationEngineError) as exc:
                 self.engine_error("xsd", exc)
             self.timings["xsd"] = time.perf_counter() - started
 
+        # --- values the stylesheets convert (also with skip_xsd: they guard the stylesheets) -----
+        unreadable, omitted = lexical.check(tree, limit=limit)
+        self.values_unreadable = bool(unreadable)
+        self.add([*unreadable, *capped_findings(omitted, Layer.XSD, limit)])
+
         # --- Schematron -------------------------------------------------------------------------
         if ruleset.stylesheets:
-            self._schematron(tree, ruleset.stylesheets)
+            self._schematron(tree, ruleset.stylesheets, limit)
 
         # --- overrides --------------------------------------------------------------------------
         try:
@@ -270,7 +295,7 @@ class _Run:
             self.engine_error("override", exc)
         return self.report()
 
-    def _schematron(self, tree: etree._ElementTree, stylesheets: Iterable[Any]) -> None:
+    def _schematron(self, tree: etree._ElementTree, stylesheets: Iterable[Any], limit: int) -> None:
         runner = self.v.schematron
         started = time.perf_counter()
         try:
@@ -286,16 +311,38 @@ class _Run:
             started = time.perf_counter()
             try:
                 path = self.v._artefact(stylesheet.set_id, stylesheet.relpath)
-                result = runner.run(path, document)
-            except (ArtefactError, ValidationEngineError) as exc:
+            except ArtefactError as exc:
                 self.engine_error(layer.value, exc)
+                continue
+            try:
+                result = runner.run(path, document)
+            except ValidationEngineError as exc:
+                if self.values_unreadable:
+                    # The document's own values stopped it (see the XML-DECIMAL/BOOLEAN findings):
+                    # the supplier's error, reported as such, not the engine's.
+                    self.add([_stopped(layer, stylesheet.relpath, exc)])
+                else:
+                    self.engine_error(layer.value, exc)
                 continue
             finally:
                 self.timings[layer.value] = self.timings.get(layer.value, 0.0) + (time.perf_counter() - started)
             if self.svrl is not None:
                 key = layer.value if layer.value not in self.svrl else f"{layer.value}:{stylesheet.relpath}"
                 self.svrl[key] = result.svrl
-            self.findings.extend(findings_from_svrl(result.fired, layer, tree))
+            fired, omitted = cap_per_rule(result.fired, lambda f: f.rule or "UNNAMED", limit)
+            self.add([*findings_from_svrl(tuple(fired), layer, tree), *capped_findings(omitted, layer, limit)])
+
+
+def _stopped(layer: Layer, relpath: str, exc: Exception) -> Finding:
+    return Finding(
+        rule=RULE_STOPPED,
+        severity=Severity.INFORMATION,
+        layer=layer,
+        message=(
+            f"{relpath} stopped at a value that is not of its type, so its rules are not reported;"
+            f" correct the values the XML-DECIMAL and XML-BOOLEAN findings name ({str(exc)[:300]})"
+        ),
+    )
 
 
 def _intake(rule: str, exc: Exception) -> Finding:

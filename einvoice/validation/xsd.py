@@ -17,6 +17,7 @@ from lxml import etree
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.errors import ValidationEngineError
+from einvoice.validation.limits import capped_findings
 from einvoice.validation.report import offending_value
 
 XSD_RULE = "XSD"
@@ -48,18 +49,28 @@ class XsdValidator:
                 self.load_seconds[key] = time.perf_counter() - started
             return schema
 
-    def validate(self, xsd: Path, tree: etree._ElementTree) -> list[Finding]:
-        """Return one fatal finding per schema error (empty when the document is schema-valid)."""
+    def validate(self, xsd: Path, tree: etree._ElementTree, *, limit: int | None = None) -> list[Finding]:
+        """Return one fatal finding per schema error (empty when the document is schema-valid).
+
+        With ``limit``, only the first ``limit`` errors become findings, followed by one
+        information finding counting the rest (``limits.RULE_CAPPED``).
+        """
         schema = self.schema(xsd)
         with self._lock:
             ok = schema.validate(tree)
             errors = [] if ok else list(cast("Iterable[etree._LogEntry]", schema.error_log))
         if not errors:
             return []
+        omitted = 0
+        if limit is not None and len(errors) > limit:
+            errors, omitted = errors[:limit], len(errors) - limit
         # libxml2 writes paths with the document's prefixes and messages with {namespace}names.
         namespaces = {**UBL_PREFIXES, **{p: uri for p, uri in tree.getroot().nsmap.items() if p}}
         prefixes = {uri: p for p, uri in namespaces.items()}
-        return [_finding(tree, error, namespaces, prefixes) for error in errors]
+        findings = [_finding(tree, error, namespaces, prefixes) for error in errors]
+        if omitted and limit is not None:
+            findings.extend(capped_findings({XSD_RULE: omitted}, Layer.XSD, limit))
+        return findings
 
 
 # Prefixes for messages when the document does not declare its own.

@@ -423,7 +423,7 @@ def test_cpu_probe_counts_this_process_and_per_document_divides() -> None:
     assert after["bench"] - before["bench"] >= 0.04
     assert after["api"] == after["bench"]  # the same process, named twice
     assert after["gone"] == 0.0  # a process that does not exist counts nothing
-    assert {"postgres", "rabbitmq"} <= set(after)
+    assert {"postgres", "rabbitmq", "validation"} <= set(after)
     shares = cpu.per_document({"api": 1.0, "bench": 2.0}, {"api": 3.0, "bench": 2.5}, 4)
     assert shares == {"api": 0.5, "bench": 0.125}
     assert cpu.per_document(before, after, 0) == {}

@@ -29,7 +29,12 @@ from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import accounts
 from tests.conftest import REPO_ROOT
 from tests.integration.pipeline_support import corpus_invoice, wait_for
-from tests.integration.test_pipeline_production import Production, production  # noqa: F401 (fixture)
+from tests.integration.test_pipeline_production import (  # noqa: F401 (fixtures)
+    Production,
+    broker_url,
+    database_url,
+    production,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -122,7 +127,9 @@ def test_a_large_invalid_document_is_stopped_at_the_limit_while_everything_else_
     api: str,
 ) -> None:
     production.stuck_after_seconds = LEASE_SECONDS
-    _, key = accounts.add_supplier(production.uow_factory(), name="Checker", endpoint="0088:1111", vat="GB0000001")
+    _, key = accounts.add_supplier(
+        production.uow_factory(), name="Checker", endpoint="0088:1111", vat="GB0000001", unchecked=True
+    )
     worker = production.start_worker("worker-1", EINVOICE_VALIDATION_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS))
     # The worker compiles in its validation subprocesses before it takes messages.
     warm = production.submit(corpus_invoice("WARM-1"))

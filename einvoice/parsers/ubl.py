@@ -47,36 +47,11 @@ from einvoice.domain.invoice import (
 from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
 from einvoice.errors import PermanentError
 from einvoice.parsers import safe_xml
-
-INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
-CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-CAC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-
-INVOICE_TAG = f"{{{INVOICE_NS}}}Invoice"
-CREDIT_NOTE_TAG = f"{{{CREDIT_NOTE_NS}}}CreditNote"
+from einvoice.parsers.namespaces import CREDIT_NOTE_TAG, INVOICE_TAG, cac, cbc
 
 # Document type codes of additional document references with a meaning of their own (UNCL 1001).
 _INVOICED_OBJECT_CODE = "130"  # BT-18 / BT-128
 _PROJECT_CODE = "50"  # BT-11 in a credit note (which has no cac:ProjectReference)
-
-
-class _Tags:
-    """``cbc.StreetName`` is the Clark name of cbc:StreetName, built once and then cached."""
-
-    def __init__(self, namespace: str) -> None:
-        self._prefix = f"{{{namespace}}}"
-
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("_"):  # not a UBL name: keep copy, pickle and friends from getting a tag
-            raise AttributeError(name)
-        tag = self._prefix + name
-        setattr(self, name, tag)  # later lookups are plain attribute reads
-        return tag
-
-
-cbc = _Tags(CBC_NS)
-cac = _Tags(CAC_NS)
 
 
 class UblParseError(PermanentError):

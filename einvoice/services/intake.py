@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from einvoice import errors
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
+from einvoice.parsers.namespaces import PREFIXES
 from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
 from einvoice.services.accounts import compact_identifier
 from einvoice.settings import Settings
@@ -43,10 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ACTOR = "api"
-NS = {
-    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
-    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
-}
+NS = PREFIXES
 _KIND = {"Invoice": "invoice", "CreditNote": "credit_note"}  # safe_xml.DocumentType -> stored type
 
 

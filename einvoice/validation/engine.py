@@ -29,12 +29,12 @@ from einvoice.errors import (
     UnsupportedDocumentError,
     ValidationEngineError,
 )
+from einvoice.parsers.namespaces import CBC_NS
 from einvoice.settings import Settings
 from einvoice.validation.report import ValidationReport, Verdict
 from einvoice.validation.schematron import SchematronRunner, findings_from_svrl
 from einvoice.validation.xsd import XsdValidator
 
-CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 _CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
 _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")

@@ -22,7 +22,8 @@ from lxml import etree
 
 from einvoice.domain.invoice import DocumentKind, Invoice, check_totals
 from einvoice.domain.money import Amount
-from einvoice.parsers.ubl import CREDIT_NOTE_TAG, INVOICE_TAG, UblParseError, parse_invoice, parse_invoice_bytes
+from einvoice.parsers.namespaces import CREDIT_NOTE_TAG, INVOICE_TAG, PREFIXES
+from einvoice.parsers.ubl import UblParseError, parse_invoice, parse_invoice_bytes
 from tests.conftest import CORPUS_DIR
 
 SAMPLE_GLOBS = (
@@ -61,10 +62,7 @@ TOTALS_RULE_DIVERGENCES = {
 
 BR_CO_TOTALS = frozenset(f"BR-CO-{n}" for n in range(10, 17))
 VEFA = "{http://difi.no/xsd/vefa/validator/1.0}"
-NS = {
-    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
-    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
-}
+NS = PREFIXES
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 

@@ -7,6 +7,10 @@ rate, date or boolean outside its XSD lexical space raises ``UblParseError``.
 
 Speed: every element's children are indexed once by tag (``_Kids``) and looked up by Clark
 name, rather than running one XPath per business term.
+
+``parse_for_pipeline`` is the pipeline's parse step (bytes in, ``Invoice`` out, one permanent
+error class when it cannot); ``read_header`` is intake's lenient reading of the few header fields
+it routes and checks a document by, without parsing the whole invoice.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from einvoice.domain.invoice import (
     VatBreakdown,
 )
 from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
-from einvoice.errors import PermanentError
+from einvoice.errors import DocumentParseError, IntakeError
 from einvoice.parsers import safe_xml
 from einvoice.parsers.namespaces import CREDIT_NOTE_TAG, INVOICE_TAG, cac, cbc
 
@@ -55,7 +59,7 @@ _INVOICED_OBJECT_CODE = "130"  # BT-18 / BT-128
 _PROJECT_CODE = "50"  # BT-11 in a credit note (which has no cac:ProjectReference)
 
 
-class UblParseError(PermanentError):
+class UblParseError(DocumentParseError):
     """A UBL element holds a value the parser cannot read (a malformed amount, date, boolean, ...).
 
     Also raised for a root that is neither a UBL Invoice nor a UBL CreditNote. Permanent: the same
@@ -631,6 +635,24 @@ def parse_invoice_bytes(data: bytes) -> Invoice:
     CreditNote), and ``UblParseError`` as ``parse_invoice`` does.
     """
     return parse_invoice(safe_xml.parse_document(data).root)
+
+
+def parse_for_pipeline(
+    raw: bytes, *, max_bytes: int = safe_xml.DEFAULT_MAX_BYTES, max_depth: int = safe_xml.DEFAULT_MAX_DEPTH
+) -> Invoice:
+    """The ``Invoice`` of a stored document, for the pipeline's parse step (a document validation
+    found valid): a safe parse (as ``safe_xml.parse_document``, within ``max_bytes`` and
+    ``max_depth``: pass the settings intake applied) and then ``parse_invoice``.
+
+    Raises ``DocumentParseError`` (permanent) when it cannot: ``UblParseError`` for a value outside
+    its lexical space, a ``DocumentParseError`` with the cause for bytes that do not parse safely
+    or are not a UBL Invoice or CreditNote.
+    """
+    try:
+        root = safe_xml.parse_document(raw, max_bytes=max_bytes, max_depth=max_depth).root
+    except IntakeError as exc:
+        raise DocumentParseError(f"the document cannot be parsed: {exc}") from exc
+    return parse_invoice(root)
 
 
 # --- the header intake reads -----------------------------------------------------------------

@@ -21,6 +21,7 @@ from einvoice.domain.invoice import (
 )
 from einvoice.domain.money import Amount, Quantity
 from einvoice.errors import (
+    DocumentParseError,
     EInvoiceError,
     NotWellFormedError,
     PermanentError,
@@ -31,6 +32,7 @@ from einvoice.parsers.namespaces import PREFIXES
 from einvoice.parsers.ubl import (
     DocumentHeader,
     UblParseError,
+    parse_for_pipeline,
     parse_invoice,
     parse_invoice_bytes,
     read_header,
@@ -886,6 +888,47 @@ def test_any_date_text_either_reads_or_is_refused(text: str) -> None:
         return
     assert issue_date is not None
     assert issue_date.isoformat() == text.strip(" \t\n")[:10]
+
+
+# --- the pipeline's parse ----------------------------------------------------------------------
+
+
+def test_parse_for_pipeline_reads_invoices_and_credit_notes() -> None:
+    assert parse_for_pipeline(FULL_INVOICE.encode("utf-8")) == parse(FULL_INVOICE)
+    assert parse_for_pipeline(CREDIT_NOTE.encode("utf-8")).kind is DocumentKind.CREDIT_NOTE
+
+
+@pytest.mark.parametrize(
+    ("raw", "cause"),
+    [
+        (b"<Invoice", NotWellFormedError),
+        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><Invoice/>', UnsafeXmlError),
+        (b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>', UnsupportedDocumentError),
+    ],
+)
+def test_parse_for_pipeline_refuses_what_does_not_parse_with_one_permanent_error(
+    raw: bytes, cause: type[Exception]
+) -> None:
+    with pytest.raises(DocumentParseError, match="the document cannot be parsed") as caught:
+        parse_for_pipeline(raw)
+    assert isinstance(caught.value, PermanentError)
+    assert isinstance(caught.value.__cause__, cause)
+
+
+def test_parse_for_pipeline_refuses_a_bad_value_naming_the_element() -> None:
+    with pytest.raises(DocumentParseError, match="PayableAmount") as caught:
+        parse_for_pipeline(amount_doc("1e5").encode())
+    assert isinstance(caught.value, UblParseError)
+    assert caught.value.element == "PayableAmount"
+
+
+def test_parse_for_pipeline_keeps_the_limits_it_is_given() -> None:
+    raw = FULL_INVOICE.encode("utf-8")
+    with pytest.raises(DocumentParseError, match="too large"):
+        parse_for_pipeline(raw, max_bytes=len(raw) - 1)
+    with pytest.raises(DocumentParseError, match="nesting deeper than 3"):
+        parse_for_pipeline(raw, max_depth=3)
+    assert parse_for_pipeline(raw, max_bytes=len(raw)).id == "INV-2026-001"
 
 
 # --- the header intake reads -------------------------------------------------------------------

@@ -19,6 +19,7 @@ of each may run: relays claim outbox rows with SKIP LOCKED, sweepers' changes ar
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ import dramatiq
 from sqlalchemy import Engine, text
 
 from einvoice import messaging, store
+from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import process, sweeper
 from einvoice.settings import Settings, get_settings
 from einvoice.store import UnitOfWork
@@ -238,6 +240,9 @@ def build(
     uow_factory = store.uow_factory_for(engine)
     broker = messaging.make_broker(settings)
     validation_pool = ValidationPool(settings)  # nothing starts until a document or start_worker needs it
-    pipeline = Pipeline(uow_factory, settings, validator or pool_validator(validation_pool), poster)
+    parser = functools.partial(
+        parse_for_pipeline, max_bytes=settings.max_document_bytes, max_depth=settings.max_xml_depth
+    )
+    pipeline = Pipeline(uow_factory, settings, validator or pool_validator(validation_pool), poster, parser=parser)
     actors = declare_actors(broker, pipeline)
     return Runtime(settings, uow_factory, broker, engine, pipeline, actors, validation_pool)

@@ -74,6 +74,12 @@ class PermanentError(PipelineError):
     """Retrying will not help; the document goes to a state a person can see."""
 
 
+class DocumentParseError(PermanentError):
+    """A document cannot be read into the domain ``Invoice``: its bytes do not parse safely, its
+    root is not a UBL Invoice or CreditNote, or an element holds a value outside its lexical space
+    (``parsers.ubl.UblParseError`` says which element, on which line)."""
+
+
 class NotFoundError(EInvoiceError):
     """A requested entity does not exist (or is not visible to the caller)."""
 

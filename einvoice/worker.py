@@ -59,11 +59,12 @@ class Pipeline:
     validator: process.Validator
     poster: process.Poster | None = None
     approval: process.ApprovalPolicy = process.approve_every_matched
+    parser: process.Parser | None = None
     registry: StageRegistry[process.Ports] = process.REGISTRY
 
     @property
     def ports(self) -> process.Ports:
-        return process.Ports(self.validator, self.poster, self.approval)
+        return process.Ports(self.validator, self.poster, self.approval, self.parser)
 
     def runner(self) -> Runner[process.Ports]:
         """A runner for one message (the fault-drill pause is read from the environment each time)."""

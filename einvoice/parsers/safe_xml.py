@@ -36,6 +36,7 @@ from typing import Any
 from lxml import etree
 
 from einvoice.errors import DocumentTooLargeError, NotWellFormedError, UnsafeXmlError, UnsupportedDocumentError
+from einvoice.parsers.namespaces import CII_NS, CREDIT_NOTE_TAG, INVOICE_TAG, SBDH_NS, UBL_NS_PREFIX, XINCLUDE_NS
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -53,13 +54,6 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 256
 LIBXML2_MAX_DEPTH = 256  # libxml2's own nesting limit when huge_tree is off
 
-UBL_INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-UBL_CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
-UBL_NS_PREFIX = "urn:oasis:names:specification:ubl:schema:xsd:"
-CII_NS = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
-SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
-XINCLUDE_NS = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
-
 SAXON_ALLOWED_PROTOCOLS = "http://saxon.sf.net/feature/allowedProtocols"
 
 
@@ -70,10 +64,7 @@ class DocumentType(StrEnum):
     CREDIT_NOTE = "CreditNote"
 
 
-_ROOTS = {
-    f"{{{UBL_INVOICE_NS}}}Invoice": DocumentType.INVOICE,
-    f"{{{UBL_CREDIT_NOTE_NS}}}CreditNote": DocumentType.CREDIT_NOTE,
-}
+_ROOTS = {INVOICE_TAG: DocumentType.INVOICE, CREDIT_NOTE_TAG: DocumentType.CREDIT_NOTE}
 
 
 @dataclass(frozen=True)

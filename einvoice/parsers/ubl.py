@@ -7,14 +7,19 @@ rate, date or boolean outside its XSD lexical space raises ``UblParseError``.
 
 Speed: every element's children are indexed once by tag (``_Kids``) and looked up by Clark
 name, rather than running one XPath per business term.
+
+``parse_for_pipeline`` is the pipeline's parse step (bytes in, ``Invoice`` out, one permanent
+error class when it cannot); ``read_header`` is intake's lenient reading of the few header fields
+it routes and checks a document by, without parsing the whole invoice.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
@@ -45,41 +50,16 @@ from einvoice.domain.invoice import (
     VatBreakdown,
 )
 from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
-from einvoice.errors import PermanentError
+from einvoice.errors import DocumentParseError, IntakeError
 from einvoice.parsers import safe_xml
-
-INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
-CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-CAC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-
-INVOICE_TAG = f"{{{INVOICE_NS}}}Invoice"
-CREDIT_NOTE_TAG = f"{{{CREDIT_NOTE_NS}}}CreditNote"
+from einvoice.parsers.namespaces import CREDIT_NOTE_TAG, INVOICE_TAG, cac, cbc
 
 # Document type codes of additional document references with a meaning of their own (UNCL 1001).
 _INVOICED_OBJECT_CODE = "130"  # BT-18 / BT-128
 _PROJECT_CODE = "50"  # BT-11 in a credit note (which has no cac:ProjectReference)
 
 
-class _Tags:
-    """``cbc.StreetName`` is the Clark name of cbc:StreetName, built once and then cached."""
-
-    def __init__(self, namespace: str) -> None:
-        self._prefix = f"{{{namespace}}}"
-
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("_"):  # not a UBL name: keep copy, pickle and friends from getting a tag
-            raise AttributeError(name)
-        tag = self._prefix + name
-        setattr(self, name, tag)  # later lookups are plain attribute reads
-        return tag
-
-
-cbc = _Tags(CBC_NS)
-cac = _Tags(CAC_NS)
-
-
-class UblParseError(PermanentError):
+class UblParseError(DocumentParseError):
     """A UBL element holds a value the parser cannot read (a malformed amount, date, boolean, ...).
 
     Also raised for a root that is neither a UBL Invoice nor a UBL CreditNote. Permanent: the same
@@ -655,3 +635,175 @@ def parse_invoice_bytes(data: bytes) -> Invoice:
     CreditNote), and ``UblParseError`` as ``parse_invoice`` does.
     """
     return parse_invoice(safe_xml.parse_document(data).root)
+
+
+def parse_for_pipeline(
+    raw: bytes, *, max_bytes: int = safe_xml.DEFAULT_MAX_BYTES, max_depth: int = safe_xml.DEFAULT_MAX_DEPTH
+) -> Invoice:
+    """The ``Invoice`` of a stored document, for the pipeline's parse step (a document validation
+    found valid): a safe parse (as ``safe_xml.parse_document``, within ``max_bytes`` and
+    ``max_depth``: pass the settings intake applied) and then ``parse_invoice``.
+
+    Raises ``DocumentParseError`` (permanent) when it cannot: ``UblParseError`` for a value outside
+    its lexical space, a ``DocumentParseError`` with the cause for bytes that do not parse safely
+    or are not a UBL Invoice or CreditNote.
+    """
+    try:
+        root = safe_xml.parse_document(raw, max_bytes=max_bytes, max_depth=max_depth).root
+    except IntakeError as exc:
+        raise DocumentParseError(f"the document cannot be parsed: {exc}") from exc
+    return parse_invoice(root)
+
+
+# --- the header intake reads -----------------------------------------------------------------
+#
+# Intake reads a few header fields in the HTTP request, before any validation, to route and
+# deduplicate a document and to check its seller. It is lenient where the parser is strict: a
+# value it cannot read is None (validation reports it later), never an error; texts are stripped
+# of all white space at their ends and an empty one is None. Each field is the first element its
+# path finds (``Element.find`` semantics), and the root's children are read only up to the first
+# line: the header read costs the same for one line or a thousand.
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentHeader:
+    """What intake reads from a document: the fields that route, deduplicate and check it."""
+
+    document_type: str  # invoice | credit_note
+    customization_id: str | None  # BT-24
+    number: str | None  # BT-1
+    issue_date: date | None  # BT-2
+    currency: str | None  # BT-5
+    payable_amount: Decimal | None  # BT-115
+    seller_endpoint: tuple[str, str] | None  # BT-34 (scheme, id)
+    seller_vat_ids: tuple[str, ...]  # BT-31: PartyTaxScheme company ids under tax scheme VAT
+    seller_tax_ids: tuple[str, ...]  # BT-32: PartyTaxScheme company ids under any other tax scheme
+    seller_legal_ids: tuple[str, ...]  # BT-30
+    buyer_endpoint: tuple[str, str] | None  # BT-49 (scheme, id)
+
+
+_HEADER_KIND = {safe_xml.DocumentType.INVOICE: "invoice", safe_xml.DocumentType.CREDIT_NOTE: "credit_note"}
+_MAX_AMOUNT_TEXT = 40  # longer amount texts are no amount at intake (DecimalText holds 48)
+
+
+def _find(element: etree._Element, tag: str, *tags: str) -> etree._Element | None:
+    """``element.find("tag/…")``: the first element at the end of the path, in document order."""
+    for child in element.iterchildren(tag):
+        if not tags:
+            return child
+        found = _find(child, *tags)
+        if found is not None:
+            return found
+    return None
+
+
+def _header_text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    return element.text.strip() or None
+
+
+def _header_endpoint(party: etree._Element | None) -> tuple[str, str] | None:
+    """(scheme, id) of the party's cbc:EndpointID; None when absent or blank."""
+    found = None if party is None else _find(party, cbc.EndpointID)
+    if found is None or not (found.text or "").strip():
+        return None
+    return (found.get("schemeID") or "").strip(), (found.text or "").strip()
+
+
+def _header_date(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _header_amount(text: str | None) -> Decimal | None:
+    if not text:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() and len(text) <= _MAX_AMOUNT_TEXT else None
+
+
+# The header's paths from the root: (first step, second step or None).
+_HEADER_PATHS: dict[str, str | None] = {
+    cbc.CustomizationID: None,
+    cbc.ID: None,
+    cbc.IssueDate: None,
+    cbc.DocumentCurrencyCode: None,
+    cac.LegalMonetaryTotal: cbc.PayableAmount,
+    cac.AccountingSupplierParty: cac.Party,
+    cac.AccountingCustomerParty: cac.Party,
+}
+_LINE_TAGS = frozenset({cac.InvoiceLine, cac.CreditNoteLine})
+
+
+def _header_elements(root: etree._Element) -> dict[str, etree._Element]:
+    """The element at the end of each ``_HEADER_PATHS`` path, by its first step (absent: missing).
+
+    One pass over the root's children that stops when every path has its element or at the first
+    line (UBL puts the header before the lines); a path still open then is looked up among all the
+    children (``_find``: lxml's tag iterator scans every sibling of a match, about 8 µs for a
+    thousand lines, so each lookup is kept for what the pass did not find)."""
+    found: dict[str, etree._Element] = {}
+    for child in root:
+        tag = child.tag
+        if tag in _LINE_TAGS:
+            break
+        if tag in _HEADER_PATHS and tag not in found:
+            second = _HEADER_PATHS[tag]
+            element = child if second is None else _find(child, second)
+            if element is not None:
+                found[tag] = element
+                if len(found) == len(_HEADER_PATHS):
+                    return found
+    for first, second in _HEADER_PATHS.items():
+        if first not in found:
+            element = _find(root, first) if second is None else _find(root, first, second)
+            if element is not None:
+                found[first] = element
+    return found
+
+
+def read_header(root: etree._Element) -> DocumentHeader:
+    """Read intake's header fields from a parsed document (its root element), leniently: a date or
+    amount that cannot be read, or an amount written in more than 40 characters, is None.
+
+    Raises ``UnsupportedDocumentError`` (``safe_xml.detect_type``) when the root is not a UBL 2.1
+    Invoice or CreditNote.
+    """
+    document_type = _HEADER_KIND[safe_xml.detect_type(root)]
+    header = _header_elements(root)
+    seller = header.get(cac.AccountingSupplierParty)
+    buyer = header.get(cac.AccountingCustomerParty)
+    vat_ids: list[str] = []
+    tax_ids: list[str] = []
+    legal_ids: list[str] = []
+    if seller is not None:
+        for scheme in seller.iterchildren(cac.PartyTaxScheme):
+            company_id = _header_text(_find(scheme, cbc.CompanyID))
+            if company_id:
+                is_vat = (_header_text(_find(scheme, cac.TaxScheme, cbc.ID)) or "").upper() == "VAT"
+                (vat_ids if is_vat else tax_ids).append(company_id)
+        for entity in seller.iterchildren(cac.PartyLegalEntity):
+            company_id = _header_text(_find(entity, cbc.CompanyID))
+            if company_id:
+                legal_ids.append(company_id)
+    return DocumentHeader(
+        document_type=document_type,
+        customization_id=_header_text(header.get(cbc.CustomizationID)),
+        number=_header_text(header.get(cbc.ID)),
+        issue_date=_header_date(_header_text(header.get(cbc.IssueDate))),
+        currency=_header_text(header.get(cbc.DocumentCurrencyCode)),
+        payable_amount=_header_amount(_header_text(header.get(cac.LegalMonetaryTotal))),
+        seller_endpoint=_header_endpoint(seller),
+        seller_vat_ids=tuple(vat_ids),
+        seller_tax_ids=tuple(tax_ids),
+        seller_legal_ids=tuple(legal_ids),
+        buyer_endpoint=_header_endpoint(buyer),
+    )

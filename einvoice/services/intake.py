@@ -23,8 +23,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from lxml import etree
@@ -33,6 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from einvoice import errors
 from einvoice.domain.findings import RULE_UNKNOWN_BUYER, RULE_UNSUPPORTED, Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
+from einvoice.parsers import safe_xml
+from einvoice.parsers.ubl import DocumentHeader, read_header
 from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
 from einvoice.services.accounts import compact_identifier
 from einvoice.settings import Settings
@@ -44,11 +45,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ACTOR = "api"
-NS = {
-    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
-    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
-}
-_KIND = {"Invoice": "invoice", "CreditNote": "credit_note"}  # safe_xml.DocumentType -> stored type
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -86,56 +82,9 @@ def _decorate(exc: errors.EInvoiceError, *, document_id: str | None, findings: t
 
 # --- what intake reads from a document ----------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class IntakeFields:
-    """The fields intake needs; everything else is the parser's and the validators' business."""
-
-    document_type: str  # invoice | credit_note
-    customization_id: str | None  # BT-24
-    number: str | None  # BT-1
-    issue_date: date | None  # BT-2
-    currency: str | None  # BT-5
-    payable_amount: Decimal | None  # BT-115
-    seller_endpoint: tuple[str, str] | None  # BT-34 (scheme, id)
-    seller_vat_ids: tuple[str, ...]  # BT-31: PartyTaxScheme company ids under tax scheme VAT
-    seller_tax_ids: tuple[str, ...]  # BT-32: PartyTaxScheme company ids under any other tax scheme
-    seller_legal_ids: tuple[str, ...]  # BT-30
-    buyer_endpoint: tuple[str, str] | None  # BT-49 (scheme, id)
-
-
-def _text(node: etree._Element, path: str) -> str | None:
-    found = node.find(path, NS)
-    if found is None or found.text is None:
-        return None
-    value = found.text.strip()
-    return value or None
-
-
-def _endpoint(node: etree._Element, path: str) -> tuple[str, str] | None:
-    found = node.find(path, NS)
-    if found is None or not (found.text or "").strip():
-        return None
-    return (found.get("schemeID") or "").strip(), (found.text or "").strip()
-
-
-def _date(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    if not value:
-        return None
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and len(value) <= 40 else None
+#: The fields intake needs, read by ``parsers.ubl.read_header``; everything else is the parser's and
+#: the validators' business.
+IntakeFields = DocumentHeader
 
 
 def safe_parse(raw: bytes, *, max_bytes: int, max_depth: int) -> etree._Element:
@@ -143,47 +92,7 @@ def safe_parse(raw: bytes, *, max_bytes: int, max_depth: int) -> etree._Element:
 
     Raises DocumentTooLargeError, UnsafeXmlError, NotWellFormedError (``parsers.safe_xml``).
     """
-    from einvoice.parsers import safe_xml
-
     return safe_xml.parse(raw, max_bytes=max_bytes, max_depth=max_depth).getroot()
-
-
-def extract_fields(root: etree._Element) -> IntakeFields:
-    """Read the intake fields from a parsed document; raise UnsupportedDocumentError when the root
-    is not a UBL 2.1 Invoice or CreditNote."""
-    from einvoice.parsers import safe_xml
-
-    document_type = _KIND[safe_xml.detect_type(root)]
-    seller = root.find("cac:AccountingSupplierParty/cac:Party", NS)
-    buyer = root.find("cac:AccountingCustomerParty/cac:Party", NS)
-    vat_ids: list[str] = []
-    tax_ids: list[str] = []
-    legal_ids: list[str] = []
-    seller_endpoint = None
-    if seller is not None:
-        seller_endpoint = _endpoint(seller, "cbc:EndpointID")
-        for scheme in seller.findall("cac:PartyTaxScheme", NS):
-            company_id = _text(scheme, "cbc:CompanyID")
-            if company_id:
-                is_vat = (_text(scheme, "cac:TaxScheme/cbc:ID") or "").upper() == "VAT"
-                (vat_ids if is_vat else tax_ids).append(company_id)
-        for entity in seller.findall("cac:PartyLegalEntity", NS):
-            company_id = _text(entity, "cbc:CompanyID")
-            if company_id:
-                legal_ids.append(company_id)
-    return IntakeFields(
-        document_type=document_type,
-        customization_id=_text(root, "cbc:CustomizationID"),
-        number=_text(root, "cbc:ID"),
-        issue_date=_date(_text(root, "cbc:IssueDate")),
-        currency=_text(root, "cbc:DocumentCurrencyCode"),
-        payable_amount=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount")),
-        seller_endpoint=seller_endpoint,
-        seller_vat_ids=tuple(vat_ids),
-        seller_tax_ids=tuple(tax_ids),
-        seller_legal_ids=tuple(legal_ids),
-        buyer_endpoint=_endpoint(buyer, "cbc:EndpointID") if buyer is not None else None,
-    )
 
 
 # --- checks --------------------------------------------------------------------------------------
@@ -318,7 +227,7 @@ def submit_document(
     refusal: _Refusal | None = None
     fields: IntakeFields | None = None
     try:
-        fields = extract_fields(root)
+        fields = read_header(root)
     except errors.UnsupportedDocumentError as exc:
         refusal = _Refusal("unsupported-document", str(exc))
     seller = check_seller(supplier, fields) if fields is not None else SellerCheck(None)

@@ -17,15 +17,18 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.invoice import Invoice
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import NotFoundError, PermanentError, TransientError
 from einvoice.services import DocumentView, finding_from_row, finding_values
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
+from einvoice.store.repositories import parsed_row
+from einvoice.store.tables import ParsedDocumentRow
 from einvoice.store.writes import Step
 
 log = logging.getLogger(__name__)
@@ -79,13 +82,22 @@ def approve_every_matched(document: DocumentView, match: Mapping[str, Any], /) -
     return S.APPROVED, "approved automatically: matched without exception"
 
 
+class Parser(Protocol):
+    """Reads a valid document's bytes into the EN 16931 model (``parsers.ubl.parse_for_pipeline``
+    within the intake limits). Raises DocumentParseError (permanent) when it cannot."""
+
+    def __call__(self, raw: bytes, /) -> Invoice: ...
+
+
 @dataclass(frozen=True)
 class Ports:
-    """What the stages' handlers use, wired by ``bootstrap`` (tests pass fakes)."""
+    """What the stages' handlers use, wired by ``bootstrap`` (tests pass fakes). Without a
+    ``parser`` no parsed document is stored."""
 
     validator: Validator | None = None
     poster: Poster | None = None
     approval: ApprovalPolicy = approve_every_matched
+    parser: Parser | None = None
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -93,7 +105,9 @@ class Ports:
 
 def validate(work: Work[Ports]) -> Outcome:
     """``validated`` when no finding is fatal, ``rejected`` when one is (or the rules do not cover
-    the document); the findings are stored either way, with the rule set that ran. A validator
+    the document); the findings are stored either way, with the rule set that ran. A valid
+    document is parsed (the ``parser`` port) and its EN 16931 model stored in the same write
+    (``parsed_documents``), for matching and posting. A validator
     that could not run (verdict ``error``) leaves the document ``dead``; a validator that raises
     TransientError has the message retried."""
     if work.ports.validator is None:
@@ -104,15 +118,19 @@ def validate(work: Work[Ports]) -> Outcome:
     findings = tuple(report.findings)
     fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
     values: dict[str, Any] = {"ruleset": json.dumps(report.rule_set())}  # the stored report names what ran
+    rows: dict[str, list[dict[str, Any]]] = {}
     if report.verdict == "valid":
         path: tuple[tuple[str, str | None], ...] = ((S.VALIDATED, f"{len(findings)} findings, none fatal"),)
+        if work.ports.parser is not None:
+            invoice = work.ports.parser(work.raw)
+            rows[ParsedDocumentRow.__tablename__] = [parsed_row(work.document.id, invoice, datetime.now(UTC))]
     elif report.verdict in ("invalid", "unsupported"):
         path = ((S.REJECTED, f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document"),)
     else:
         cause = f"validation could not run (verdict {report.verdict})"
         path = ((S.DEAD, cause),)
         values["failure_reason"] = cause
-    return Outcome(path, values, findings)
+    return Outcome(path, values, findings, rows)
 
 
 def pass_through_match(document: DocumentView) -> tuple[str, dict[str, Any], str]:
@@ -221,6 +239,7 @@ def run_stage(
     validator: Validator | None = None,
     poster: Poster | None = None,
     approval: ApprovalPolicy = approve_every_matched,
+    parser: Parser | None = None,
     token: str | None = None,
     clock: Clock = utcnow,
     lease_seconds: float = 300,
@@ -231,7 +250,7 @@ def run_stage(
     follow it, in its finish)."""
     run = runner(
         uow_factory,
-        Ports(validator, poster, approval),
+        Ports(validator, poster, approval, parser),
         clock=clock,
         lease_seconds=lease_seconds,
         pause=pause,

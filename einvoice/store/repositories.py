@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from einvoice.domain.invoice import Invoice
+from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
 from einvoice.store.tables import (
     DocumentContentRow,
@@ -34,6 +36,7 @@ from einvoice.store.tables import (
     FindingRow,
     InstitutionRow,
     OutboxRow,
+    ParsedDocumentRow,
     SupplierRow,
     TransitionRow,
     number_key,
@@ -396,6 +399,43 @@ class DocumentRepository:
         return self.session.scalars(
             select(FindingRow).where(FindingRow.document_id == document_id).order_by(FindingRow.position)
         ).all()
+
+    # --- the parsed document -------------------------------------------------------------------
+
+    def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None:
+        """Store ``invoice`` as the document's parsed form (``parsed_row``), in place of any
+        stored before."""
+        parsed = _table(ParsedDocumentRow)
+        connection = self.session.connection()
+        connection.execute(delete(parsed).where(parsed.c.document_id == document_id))
+        connection.execute(insert(parsed), [parsed_row(document_id, invoice, at)])
+
+    def parsed(self, document_id: str) -> Invoice | None:
+        """The document's parsed ``Invoice``; None when none is stored (a document not, or not
+        yet, found valid, or validated before parsed documents were kept). Raises
+        ``StoredInvoiceError`` for data this engine cannot read (another format version)."""
+        parsed = _table(ParsedDocumentRow)
+        row = (
+            self.session.connection()
+            .execute(select(parsed.c.data, parsed.c.format_version).where(parsed.c.document_id == document_id))
+            .first()
+        )
+        if row is None:
+            return None
+        return invoice_from_dict(row.data, format_version=row.format_version)
+
+
+def parsed_row(document_id: str, invoice: Invoice, at: datetime) -> dict[str, Any]:
+    """The column values of the ``parsed_documents`` row that keeps ``invoice``, parsed from the
+    document ``document_id`` at ``at`` (timezone-aware): ``data`` is ``invoice_to_dict(invoice)``,
+    a dict of JSON types (SQLAlchemy's JSON type writes it; in SQL text, bind ``json.dumps`` of it
+    and cast it to ``jsonb`` on PostgreSQL), ``format_version`` its ``FORMAT_VERSION``."""
+    return {
+        "document_id": document_id,
+        "data": invoice_to_dict(invoice),
+        "format_version": FORMAT_VERSION,
+        "parsed_at": at,
+    }
 
 
 class OutboxRepository:

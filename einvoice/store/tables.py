@@ -9,8 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from einvoice.store.types import DecimalText, UTCDateTime
@@ -37,6 +40,8 @@ NAMING_CONVENTION = {
 
 # SQLite only gives AUTOINCREMENT-like rowids to INTEGER PRIMARY KEY columns.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+# JSON text on SQLite, binary JSON on PostgreSQL (indexable, queryable with -> and @>).
+JsonData = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def new_id() -> str:
@@ -152,6 +157,18 @@ class DocumentContentRow(Base):
 
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ParsedDocumentRow(Base):
+    """A valid document read into the EN 16931 model (``domain.invoice.Invoice``), for matching and
+    posting: the data of ``parsers.invoice_dict.invoice_to_dict`` in its ``format_version``."""
+
+    __tablename__ = "parsed_documents"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JsonData)
+    format_version: Mapped[int] = mapped_column(Integer)
+    parsed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class TransitionRow(Base):

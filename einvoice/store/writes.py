@@ -49,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.elements import ColumnElement
 
 from einvoice.store.tables import Base, DocumentContentRow, DocumentRow, FindingRow, OutboxRow, TransitionRow
@@ -114,7 +115,11 @@ class DocumentChange:
             holder="any" if self.holder is ANYONE else ("free" if self.holder is None else "token"),
             findings=self.findings is not None,
             message=self.message is not None,
-            rows=tuple(sorted((table, tuple(sorted(rows[0]))) for table, rows in self.rows.items() if rows)),
+            rows=tuple(
+                sorted(
+                    (table, tuple(sorted(set(rows[0]) - {"document_id"}))) for table, rows in self.rows.items() if rows
+                )
+            ),
             read=self.read,
         )
 
@@ -353,12 +358,18 @@ def _one_statement(shape: _Shape) -> Compiled:
 
 
 def _json_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows as the JSON ``jsonb_to_recordset`` reads, each value first through its column's type."""
-    processors = {c.name: c.type.bind_processor(PG_DIALECT) for c in table.c}
+    """Rows as the JSON ``jsonb_to_recordset`` reads (``document_id`` left out: the statement
+    takes it from the changed document), each value first through its column type, except JSON
+    columns, whose values are embedded as they are."""
+    processors = {
+        c.name: None if isinstance(c.type, sqltypes.JSON) else c.type.bind_processor(PG_DIALECT) for c in table.c
+    }
     out = []
     for row in rows:
         converted = {}
         for name, value in row.items():
+            if name == "document_id":
+                continue
             process = processors.get(name)
             converted[name] = process(value) if process is not None and value is not None else value
         out.append(converted)

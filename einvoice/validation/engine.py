@@ -39,6 +39,7 @@ from einvoice.errors import (
     UnsupportedDocumentError,
     ValidationEngineError,
 )
+from einvoice.parsers.namespaces import CBC_NS
 from einvoice.settings import Settings
 from einvoice.validation import lexical
 from einvoice.validation.limits import cap_per_rule, capped_findings
@@ -49,7 +50,6 @@ from einvoice.validation.xsd import XsdValidator
 if TYPE_CHECKING:
     from einvoice.validation.rulesets import RuleSet
 
-CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 _CUSTOMIZATION_ID = f"{{{CBC_NS}}}CustomizationID"
 _LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 RULE_CHOICES = ("auto", "en16931", "peppol-bis3")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from einvoice.domain.findings import Finding, Severity
+from einvoice.parsers.namespaces import PREFIXES
 
 Verdict = Literal["valid", "invalid", "unsupported", "error"]
 
@@ -178,11 +179,7 @@ def reports_to_text(reports: Sequence[ValidationReport]) -> str:
 
 
 # Prefixes people read in UBL paths; a namespace not listed keeps its local name only.
-_UBL_PREFIXES = {
-    "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2": "cbc:",
-    "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2": "cac:",
-    "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2": "ext:",
-}
+_UBL_PREFIXES = {PREFIXES[p]: f"{p}:" for p in ("cbc", "cac", "ext")}
 _SVRL_STEP = re.compile(r"\*:([\w.\-]+)\[namespace-uri\(\)='([^']*)'\](?:\[(\d+)\])?")
 
 

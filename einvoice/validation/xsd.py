@@ -17,6 +17,7 @@ from lxml import etree
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.errors import ValidationEngineError
+from einvoice.parsers.namespaces import PREFIXES
 from einvoice.validation.limits import capped_findings
 from einvoice.validation.report import offending_value
 
@@ -74,13 +75,7 @@ class XsdValidator:
 
 
 # Prefixes for messages when the document does not declare its own.
-UBL_PREFIXES = {
-    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
-    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
-    "ext": "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2",
-    "ubl": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
-    "cn": "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
-}
+UBL_PREFIXES = PREFIXES
 _CLARK = re.compile(r"\{([^}]*)\}([\w.\-]+)")
 
 

@@ -186,3 +186,21 @@ def test_a_worker_killed_mid_stage_is_taken_over_after_its_lease(uow_factory: Ca
         ("validated", "screening", "worker:screen"),
         *HISTORY[4:],
     ]
+
+
+def test_validation_stores_the_parsed_document_in_its_finish(uow_factory: Callable[[], UnitOfWork]) -> None:
+    from einvoice.parsers.ubl import parse_for_pipeline
+
+    valid, invalid = submitted(uow_factory, "PARSED-1"), submitted(uow_factory, "PARSED-2")
+    ports = process.Ports(validator=FakeValidator(Report("valid")), parser=parse_for_pipeline)
+    assert process.runner(uow_factory, ports).run("validate", valid).status == "approved"
+    rejecting = process.Ports(validator=FakeValidator(Report("invalid")), parser=parse_for_pipeline)
+    assert process.runner(uow_factory, rejecting).run("validate", invalid).status == "rejected"
+    with uow_factory() as uow:
+        parsed = uow.documents.parsed(valid)
+        assert parsed is not None
+        assert parsed.id == "PARSED-1"  # BT-1
+        assert str(parsed.totals.payable_amount.value) == "125.00"  # BT-115, as the document wrote it
+        assert parsed.seller is not None
+        assert parsed.seller.vat_id == documents.SELLER_VAT
+        assert uow.documents.parsed(invalid) is None

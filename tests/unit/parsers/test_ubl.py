@@ -21,13 +21,22 @@ from einvoice.domain.invoice import (
 )
 from einvoice.domain.money import Amount, Quantity
 from einvoice.errors import (
+    DocumentParseError,
     EInvoiceError,
     NotWellFormedError,
     PermanentError,
     UnsafeXmlError,
     UnsupportedDocumentError,
 )
-from einvoice.parsers.ubl import UblParseError, parse_invoice, parse_invoice_bytes
+from einvoice.parsers.namespaces import PREFIXES
+from einvoice.parsers.ubl import (
+    DocumentHeader,
+    UblParseError,
+    parse_for_pipeline,
+    parse_invoice,
+    parse_invoice_bytes,
+    read_header,
+)
 
 NS = (
     'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2" '
@@ -879,3 +888,172 @@ def test_any_date_text_either_reads_or_is_refused(text: str) -> None:
         return
     assert issue_date is not None
     assert issue_date.isoformat() == text.strip(" \t\n")[:10]
+
+
+# --- the pipeline's parse ----------------------------------------------------------------------
+
+
+def test_parse_for_pipeline_reads_invoices_and_credit_notes() -> None:
+    assert parse_for_pipeline(FULL_INVOICE.encode("utf-8")) == parse(FULL_INVOICE)
+    assert parse_for_pipeline(CREDIT_NOTE.encode("utf-8")).kind is DocumentKind.CREDIT_NOTE
+
+
+@pytest.mark.parametrize(
+    ("raw", "cause"),
+    [
+        (b"<Invoice", NotWellFormedError),
+        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><Invoice/>', UnsafeXmlError),
+        (b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>', UnsupportedDocumentError),
+    ],
+)
+def test_parse_for_pipeline_refuses_what_does_not_parse_with_one_permanent_error(
+    raw: bytes, cause: type[Exception]
+) -> None:
+    with pytest.raises(DocumentParseError, match="the document cannot be parsed") as caught:
+        parse_for_pipeline(raw)
+    assert isinstance(caught.value, PermanentError)
+    assert isinstance(caught.value.__cause__, cause)
+
+
+def test_parse_for_pipeline_refuses_a_bad_value_naming_the_element() -> None:
+    with pytest.raises(DocumentParseError, match="PayableAmount") as caught:
+        parse_for_pipeline(amount_doc("1e5").encode())
+    assert isinstance(caught.value, UblParseError)
+    assert caught.value.element == "PayableAmount"
+
+
+def test_parse_for_pipeline_keeps_the_limits_it_is_given() -> None:
+    raw = FULL_INVOICE.encode("utf-8")
+    with pytest.raises(DocumentParseError, match="too large"):
+        parse_for_pipeline(raw, max_bytes=len(raw) - 1)
+    with pytest.raises(DocumentParseError, match="nesting deeper than 3"):
+        parse_for_pipeline(raw, max_depth=3)
+    assert parse_for_pipeline(raw, max_bytes=len(raw)).id == "INV-2026-001"
+
+
+# --- the header intake reads -------------------------------------------------------------------
+
+
+def header(xml: str) -> DocumentHeader:
+    return read_header(etree.fromstring(xml.encode("utf-8"), _PARSER))
+
+
+def test_read_header_gives_intake_its_fields() -> None:
+    assert header(FULL_INVOICE) == DocumentHeader(
+        document_type="invoice",
+        customization_id="urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0",
+        number="INV-2026-001",
+        issue_date=date(2026, 3, 1),
+        currency="EUR",
+        payable_amount=Decimal("153.00"),
+        seller_endpoint=("0192", "999888777"),
+        seller_vat_ids=("NO999888777MVA",),
+        seller_tax_ids=("Foretaksregisteret",),
+        seller_legal_ids=("999888777",),
+        buyer_endpoint=("0007", "5567321707"),
+    )
+    credit_note = header(CREDIT_NOTE)
+    assert (credit_note.document_type, credit_note.number, credit_note.buyer_endpoint) == ("credit_note", "CN-17", None)
+
+
+def test_read_header_refuses_other_roots() -> None:
+    with pytest.raises(UnsupportedDocumentError, match="not an invoice or a credit note"):
+        header('<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1656.25", Decimal("1656.25")),
+        (" \u300012.50\n", Decimal("12.50")),  # stripped of any white space, not only XML's
+        ("1e5", Decimal("1E+5")),  # read as Python reads it; validation refuses it later
+        ("1" * 40, Decimal("1" * 40)),
+        ("1" * 41, None),  # longer than an amount column is meant to hold
+        ("NaN", None),
+        ("-Infinity", None),
+        ("12,50", None),
+        ("", None),
+    ],
+)
+def test_the_header_amount_is_read_leniently(text: str, expected: Decimal | None) -> None:
+    assert header(amount_doc(text)).payable_amount == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-01", date(2026, 11, 1)),
+        (" 2026-11-01 ", date(2026, 11, 1)),
+        ("2026-02-30", None),
+        ("01.11.2026", None),
+        ("", None),
+    ],
+)
+def test_the_header_issue_date_is_read_leniently(text: str, expected: date | None) -> None:
+    assert header(f"{INVOICE_OPEN}<cbc:IssueDate>{text}</cbc:IssueDate></Invoice>").issue_date == expected
+
+
+# Pieces of a document's root, in any order, repeated or left out: the header must be what
+# ElementPath's find gives for each path (the first element the path reaches, in document order),
+# wherever the pieces stand, before the lines or after them.
+_PIECES = {
+    "id": "<cbc:ID> N-{n} </cbc:ID>",
+    "blank id": "<cbc:ID> </cbc:ID>",
+    "date": "<cbc:IssueDate>2026-0{m}-1{n}</cbc:IssueDate>",
+    "currency": "<cbc:DocumentCurrencyCode>SEK</cbc:DocumentCurrencyCode>",
+    "customization": "<cbc:CustomizationID>urn:x:{n}</cbc:CustomizationID>",
+    "total": "<cac:LegalMonetaryTotal><cbc:PayableAmount>{n}.5</cbc:PayableAmount></cac:LegalMonetaryTotal>",
+    "total without amount": "<cac:LegalMonetaryTotal><cbc:LineExtensionAmount>1</cbc:LineExtensionAmount>"
+    "</cac:LegalMonetaryTotal>",
+    "seller": "<cac:AccountingSupplierParty><cac:Party><cbc:EndpointID schemeID='0192'>S{n}</cbc:EndpointID>"
+    "<cac:PartyTaxScheme><cbc:CompanyID>V{n}</cbc:CompanyID><cac:TaxScheme><cbc:ID>vat</cbc:ID></cac:TaxScheme>"
+    "</cac:PartyTaxScheme><cac:PartyTaxScheme><cbc:CompanyID>T{n}</cbc:CompanyID></cac:PartyTaxScheme>"
+    "<cac:PartyLegalEntity><cbc:CompanyID> L{n} </cbc:CompanyID></cac:PartyLegalEntity>"
+    "<cac:PartyLegalEntity><cbc:CompanyID/></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>",
+    "seller without party": "<cac:AccountingSupplierParty/>",
+    "buyer": "<cac:AccountingCustomerParty><cac:Party><cbc:EndpointID> B{n} </cbc:EndpointID></cac:Party>"
+    "</cac:AccountingCustomerParty>",
+    "buyer without endpoint": "<cac:AccountingCustomerParty><cac:Party/></cac:AccountingCustomerParty>",
+    "line": "<cac:InvoiceLine><cbc:ID>{n}</cbc:ID></cac:InvoiceLine>",
+    "comment": "<!-- {n} -->",
+}
+
+
+def _found_by_element_path(root: etree._Element) -> DocumentHeader:
+    """The header as ElementPath reads it, one ``find`` per path (the reader intake had)."""
+
+    def text(node: etree._Element | None, path: str) -> str | None:
+        found = None if node is None else node.find(path, PREFIXES)
+        return None if found is None or found.text is None else (found.text.strip() or None)
+
+    def endpoint(party: etree._Element | None) -> tuple[str, str] | None:
+        found = None if party is None else party.find("cbc:EndpointID", PREFIXES)
+        if found is None or not (found.text or "").strip():
+            return None
+        return (found.get("schemeID") or "").strip(), (found.text or "").strip()
+
+    seller = root.find("cac:AccountingSupplierParty/cac:Party", PREFIXES)
+    schemes = [] if seller is None else seller.findall("cac:PartyTaxScheme", PREFIXES)
+    entities = [] if seller is None else seller.findall("cac:PartyLegalEntity", PREFIXES)
+    ids = [(text(s, "cbc:CompanyID"), (text(s, "cac:TaxScheme/cbc:ID") or "").upper() == "VAT") for s in schemes]
+    issue_date, amount = text(root, "cbc:IssueDate"), text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount")
+    return DocumentHeader(
+        document_type="invoice",
+        customization_id=text(root, "cbc:CustomizationID"),
+        number=text(root, "cbc:ID"),
+        issue_date=date.fromisoformat(issue_date) if issue_date else None,
+        currency=text(root, "cbc:DocumentCurrencyCode"),
+        payable_amount=Decimal(amount) if amount else None,
+        seller_endpoint=endpoint(seller),
+        seller_vat_ids=tuple(i for i, is_vat in ids if i and is_vat),
+        seller_tax_ids=tuple(i for i, is_vat in ids if i and not is_vat),
+        seller_legal_ids=tuple(i for i in (text(e, "cbc:CompanyID") for e in entities) if i),
+        buyer_endpoint=endpoint(root.find("cac:AccountingCustomerParty/cac:Party", PREFIXES)),
+    )
+
+
+@given(st.lists(st.tuples(st.sampled_from(sorted(_PIECES)), st.integers(1, 9)), max_size=14))
+def test_the_header_is_what_element_path_finds_wherever_its_elements_stand(pieces: list[tuple[str, int]]) -> None:
+    body = "".join(_PIECES[name].format(n=n, m=n % 9 + 1) for name, n in pieces)
+    root = etree.fromstring(f"{INVOICE_OPEN}{body}</Invoice>".encode(), _PARSER)
+    assert read_header(root) == _found_by_element_path(root)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -17,6 +18,17 @@ _STANDARD_ATTRS = frozenset(
 )
 # Libraries that log routine events at INFO (alembic's plugin set-up, pika's connection closes).
 _QUIET_LIBRARIES = ("alembic", "pika")
+
+
+_QUOTED = re.compile(r"""("|'|«|“)[^"'«»“”\n]{0,2000}?("|'|»|”)""")
+
+
+def redact(text: str) -> str:
+    """``text`` with every quoted value cut out (``"…"``): engine and library errors quote the
+    value they could not use (``Cannot convert string "1,00" to xs:decimal``), and a document's
+    content stays out of logs and of the reasons people read. The field and the location, which
+    such messages also name, are what an operator needs."""
+    return _QUOTED.sub(lambda m: f"{m.group(1)}…{m.group(2)}", text)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:

@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from einvoice.errors import PermanentError, TransientError
+from einvoice.logs import redact
 from einvoice.messaging import GAVE_UP_ACTOR, QUEUE
 from einvoice.services import process
 from einvoice.services.stages import Runner, StageRegistry, StageResult
@@ -118,19 +120,37 @@ def _token() -> str | None:
 
 def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> StageResult | None:
     """Run one stage for ``document_id`` as an actor does (used by the actors and by tests); the
-    stages the registry runs at once after it run in its finish."""
+    stages the registry runs at once after it run in its finish.
+
+    What goes wrong is logged and recorded without document content (``logs.redact``): a
+    PermanentError records ``dead`` at once; anything else is raised again, redacted, as a
+    TransientError for dramatiq to retry (its log of the retry, and the ``dead`` reason when
+    retries run out, quote that)."""
     try:
         result = pipeline.runner().run(stage, document_id, token=_token())
     except PermanentError as exc:
+        cause = redact(str(exc))
         log.error(
             "%s of %s failed permanently: %s",
             stage,
             document_id,
-            exc,
+            cause,
             extra={"document_id": document_id, "stage": stage, "outcome": "dead"},
         )
-        mark_dead(pipeline, document_id, stage=stage, cause=str(exc))
+        mark_dead(pipeline, document_id, stage=stage, cause=cause)
         return None
+    except Exception as exc:
+        cause = redact(f"{type(exc).__name__}: {exc}")
+        where = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)[-4:])).rstrip()
+        log.warning(
+            "%s of %s failed, to be retried: %s\n%s",
+            stage,
+            document_id,
+            cause,
+            where,
+            extra={"document_id": document_id, "stage": stage, "outcome": "retry"},
+        )
+        raise TransientError(cause) from None
     outcome = result.status if result.ran else f"skipped ({result.note})"
     log.info(
         "%s %s: %s", stage, document_id, outcome, extra={"document_id": document_id, "stage": stage, "outcome": outcome}
@@ -162,7 +182,7 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dra
             return
         traceback = (message.get("options") or {}).get("traceback") or ""
         last_line = traceback.strip().splitlines()[-1] if traceback.strip() else "unknown error"
-        cause = f"gave up after {retry_info.get('retries', '?')} retries: {last_line}"
+        cause = f"gave up after {retry_info.get('retries', '?')} retries: {redact(last_line)}"
         mark_dead(pipeline, str(args[0]), stage=stage, cause=cause)
 
     def stage_actor(stage: str) -> Callable[[str], None]:

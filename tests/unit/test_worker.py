@@ -40,6 +40,14 @@ def broken(raw: bytes, **context: object) -> Report:
     raise TransientError("validator unavailable")
 
 
+SECRET = "IBAN LV80BANK0000435195001"
+
+
+def quoting(raw: bytes, **context: object) -> Report:
+    """An engine error that quotes a value of the document, as Saxon's conversion errors do."""
+    raise ValueError(f'Cannot convert string "{SECRET}" to xs:decimal at /Invoice/cbc:Note[1]')
+
+
 @pytest.fixture
 def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bootstrap.Runtime]:
     validator = getattr(request, "param", valid)
@@ -124,6 +132,22 @@ def test_retries_exhausted_leave_the_document_dead(runtime: bootstrap.Runtime) -
     assert view.status == S.DEAD
     assert "validator unavailable" in (view.failure_reason or "")
     assert view.history[-1].from_status == S.VALIDATING
+
+
+@pytest.mark.parametrize("runtime", [quoting], indirect=True)
+def test_document_content_stays_out_of_the_dead_reason_and_the_logs(
+    runtime: bootstrap.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    doc = submit(runtime)
+    with caplog.at_level("DEBUG"):
+        run_pipeline(runtime)
+    view = queries.get_document(runtime.uow_factory(), doc)
+    assert view.status == S.DEAD
+    assert "xs:decimal at /Invoice/cbc:Note[1]" in (view.failure_reason or "")  # what and where
+    assert SECRET not in (view.failure_reason or "")
+    assert all(SECRET not in f.message for f in view.findings)
+    assert "xs:decimal" in caplog.text
+    assert SECRET not in caplog.text
 
 
 def test_relay_marks_only_what_the_broker_accepted(runtime: bootstrap.Runtime) -> None:

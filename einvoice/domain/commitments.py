@@ -1,0 +1,284 @@
+"""Purchase commitments: the orders, contracts and frameworks an institution may pay against, their
+tolerances, the receipts of what arrived, and what matching decides about an invoice.
+
+Pure data (frozen dataclasses, ``Decimal`` for every amount and quantity), shared by the register
+(``store``), the API and the matcher (``einvoice.matching``). The JSON forms (``to_dict``) are the
+API's: every amount and quantity a decimal written as a string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class CommitmentKind(StrEnum):
+    ORDER = "order"
+    CONTRACT = "contract"
+    FRAMEWORK = "framework"
+
+
+class CommitmentStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerances:
+    """How far an invoice may stray from its commitment and still match. A variance is within
+    tolerance when it exceeds neither the percentage nor the absolute limit that is set; a limit
+    not set (None) allows nothing: exact, in Decimal, with no hidden slack."""
+
+    price_percent: Decimal | None = None
+    price_amount: Decimal | None = None
+    quantity_percent: Decimal | None = None
+    amount_percent: Decimal | None = None
+    amount_amount: Decimal | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "price_percent": _text(self.price_percent),
+            "price_amount": _text(self.price_amount),
+            "quantity_percent": _text(self.quantity_percent),
+            "amount_percent": _text(self.amount_percent),
+            "amount_amount": _text(self.amount_amount),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Supplier:
+    """How a commitment names its supplier: any one identifier identifies it."""
+
+    endpoint: str | None = None  # BT-34 form "SCHEME:ID"
+    vat: str | None = None  # BT-31
+    legal_id: str | None = None  # BT-30
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"endpoint": self.endpoint, "vat": self.vat, "legal_id": self.legal_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The budget classification the commitment is reserved under."""
+
+    programme: str | None = None
+    economic_code: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"programme": self.programme, "economic_code": self.economic_code}
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentLine:
+    """One line of a commitment, with what has happened to it so far (``received`` by receipts,
+    ``invoiced`` by the matched invoices that hold it)."""
+
+    id: str
+    quantity: Decimal
+    unit_price: Decimal  # net, as on invoices (BT-146 per BT-149 base quantity)
+    unit_code: str | None = None  # UN/ECE rec 20 (BT-130's code list)
+    description: str | None = None
+    seller_item_id: str | None = None  # compared with BT-155
+    standard_item_id: str | None = None  # "SCHEME:ID", compared with BT-157
+    vat_category: str | None = None  # UNCL 5305 (BT-151)
+    vat_rate: Decimal | None = None  # BT-152
+    account: str | None = None
+    received: Decimal = Decimal(0)
+    invoiced: Decimal = Decimal(0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "seller_item_id": self.seller_item_id,
+            "standard_item_id": self.standard_item_id,
+            "description": self.description,
+            "quantity": str(self.quantity),
+            "unit_code": self.unit_code,
+            "unit_price": str(self.unit_price),
+            "vat_category": self.vat_category,
+            "vat_rate": _text(self.vat_rate),
+            "account": self.account,
+            "ordered": str(self.quantity),
+            "received": str(self.received),
+            "invoiced": str(self.invoiced),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """An order, contract or framework of one institution with one supplier, and its figures:
+    ``amount`` is the ceiling the budget reserves, VAT included (what an invoice's BT-112
+    consumes); ``reserved`` is held by matched invoices not yet posted, ``consumed`` by posted
+    ones; ``remaining = amount - reserved - consumed``."""
+
+    number: str
+    kind: CommitmentKind
+    institution_id: str
+    supplier_id: str
+    currency: str
+    amount: Decimal
+    lines: tuple[CommitmentLine, ...] = ()
+    supplier: Supplier = field(default_factory=Supplier)
+    valid_from: date | None = None
+    valid_to: date | None = None
+    budget: Budget = field(default_factory=Budget)
+    account: str | None = None
+    receipt_required: bool = False
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    status: CommitmentStatus = CommitmentStatus.OPEN
+    reserved: Decimal = Decimal(0)
+    consumed: Decimal = Decimal(0)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.amount - self.reserved - self.consumed
+
+    def line(self, line_id: str) -> CommitmentLine | None:
+        return next((line for line in self.lines if line.id == line_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "kind": self.kind.value,
+            "supplier": self.supplier.to_dict(),
+            "currency": self.currency,
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "budget": self.budget.to_dict(),
+            "account": self.account,
+            "receipt_required": self.receipt_required,
+            "amount": str(self.amount),
+            "tolerances": self.tolerances.to_dict(),
+            "status": self.status.value,
+            "reserved": str(self.reserved),
+            "consumed": str(self.consumed),
+            "remaining": str(self.remaining),
+            "lines": [line.to_dict() for line in self.lines],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    line: str  # the commitment line's id
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Goods received or services accepted: the buyer's word on what arrived."""
+
+    reference: str
+    received_on: date
+    lines: tuple[ReceiptLine, ...]
+
+
+# --- what matching decides -------------------------------------------------------------------------
+
+
+class ReasonCode(StrEnum):
+    """Why an invoice cannot go on by itself (issue: matching). Each stops the invoice."""
+
+    NO_COMMITMENT = "NO_COMMITMENT"
+    AMBIGUOUS_COMMITMENT = "AMBIGUOUS_COMMITMENT"
+    SUPPLIER_MISMATCH = "SUPPLIER_MISMATCH"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    OUTSIDE_VALIDITY = "OUTSIDE_VALIDITY"
+    COMMITMENT_CLOSED = "COMMITMENT_CLOSED"
+    LINE_UNMATCHED = "LINE_UNMATCHED"
+    PRICE_VARIANCE = "PRICE_VARIANCE"
+    QUANTITY_EXCEEDS_ORDERED = "QUANTITY_EXCEEDS_ORDERED"
+    QUANTITY_EXCEEDS_RECEIVED = "QUANTITY_EXCEEDS_RECEIVED"
+    UNIT_MISMATCH = "UNIT_MISMATCH"
+    VAT_MISMATCH = "VAT_MISMATCH"
+    AMOUNT_EXCEEDS_REMAINING = "AMOUNT_EXCEEDS_REMAINING"
+    DUPLICATE = "DUPLICATE"
+    SUSPECTED_DUPLICATE = "SUSPECTED_DUPLICATE"
+    CREDIT_NOTE_UNRESOLVED = "CREDIT_NOTE_UNRESOLVED"
+    CREDIT_EXCEEDS_INVOICE = "CREDIT_EXCEEDS_INVOICE"
+
+
+class WarningCode(StrEnum):
+    """What matching notes without stopping the invoice."""
+
+    AMOUNT_ANOMALY = "AMOUNT_ANOMALY"
+
+
+class LineMatchedBy(StrEnum):
+    ORDER_LINE_REFERENCE = "order_line_reference"  # BT-132
+    ITEM_ID = "item_id"  # BT-155 or BT-157
+    DESCRIPTION = "description"  # similarity above the threshold, same unit code
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason (or warning), with the figures a person needs to decide."""
+
+    code: str  # a ReasonCode or WarningCode value
+    message: str  # plain language
+    line: str | None = None  # the invoice line (BT-126)
+    commitment_line: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    tolerance: str | None = None  # e.g. "2% / 1.00"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "code": self.code,
+            "line": self.line,
+            "commitment_line": self.commitment_line,
+            "expected": self.expected,
+            "actual": self.actual,
+            "tolerance": self.tolerance,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LineMatch:
+    line: str  # BT-126
+    commitment_line: str | None
+    by: LineMatchedBy | None
+    outcome: str  # matched | variance | unmatched
+    quantity: Decimal | None = None  # what the line takes of the commitment line
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "line": self.line,
+            "commitment_line": self.commitment_line,
+            "by": self.by.value if self.by else None,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """What matching decided: ``matched`` (no reason) or ``exception`` (every reason listed), the
+    commitment, the lines, and what the invoice holds on the commitment (``reserved``)."""
+
+    outcome: str  # matched | exception
+    commitment: str | None
+    reasons: tuple[Reason, ...] = ()
+    warnings: tuple[Reason, ...] = ()
+    lines: tuple[LineMatch, ...] = ()
+    reserved: Decimal = Decimal("0.00")
+
+    @property
+    def matched(self) -> bool:
+        return self.outcome == "matched"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "commitment": self.commitment,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "warnings": [w.to_dict() for w in self.warnings],
+            "lines": [line.to_dict() for line in self.lines],
+            "reserved": str(self.reserved),
+        }

@@ -199,20 +199,6 @@ def finding_from_row(row: FindingRow) -> Finding:
     )
 
 
-def finding_to_row(finding: Finding) -> FindingRow:
-    return FindingRow(
-        rule=finding.rule,
-        severity=finding.severity.value,
-        layer=finding.layer.value,
-        message=finding.message,
-        location=finding.location,
-        line=finding.line,
-        test=finding.test,
-        value=finding.value,
-        override=finding.override,
-    )
-
-
 def finding_values(finding: Finding) -> dict[str, Any]:
     """The finding as column values of the findings table (for bulk inserts)."""
     return {

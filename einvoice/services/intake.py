@@ -34,7 +34,13 @@ from einvoice.domain.findings import RULE_UNKNOWN_BUYER, RULE_UNSUPPORTED, Findi
 from einvoice.domain.states import DocumentStatus
 from einvoice.parsers import safe_xml
 from einvoice.parsers.ubl import DocumentHeader, read_header
-from einvoice.services import DocumentView, SupplierView, database_errors_as_transient, document_view, finding_to_row
+from einvoice.services import (
+    DocumentView,
+    SupplierView,
+    database_errors_as_transient,
+    document_view,
+    finding_values,
+)
 from einvoice.services.accounts import compact_identifier
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
@@ -318,14 +324,11 @@ def _record(
 
         values = _document_values(supplier, raw, sha256, idempotency_key, fields, institution_id, refusal, now)
         if refusal is not None:
-            row = DocumentRow(**values)
-            uow.documents.add(row, raw)
-            uow.documents.replace_findings(row.id, [finding_to_row(refusal.finding())])
-            uow.documents.add_transition(
-                row.id, from_status=None, to_status=DocumentStatus.REFUSED, actor=ACTOR, at=now, detail=refusal.reason
+            uow.documents.add_refused(
+                values, raw, actor=ACTOR, detail=refusal.reason, findings=[finding_values(refusal.finding())]
             )
             uow.commit()
-            raise refusal.error(row.id)
+            raise refusal.error(values["id"])
         values["suspected_duplicate_of"] = uow.documents.add_received(
             values,
             raw,

@@ -13,6 +13,7 @@ succeed records ``dead`` with the cause (``mark_dead``), which a person can see.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -259,19 +260,10 @@ def run_stage(
     return run.run(stage_name, document_id, token=token)
 
 
-def validate_document(uow_factory: Callable[[], UnitOfWork], document_id: str, **kwargs: Any) -> StageResult:
-    """``run_stage("validate", …)``."""
-    return run_stage(VALIDATE.name, uow_factory, document_id, **kwargs)
-
-
-def match_document(uow_factory: Callable[[], UnitOfWork], document_id: str, **kwargs: Any) -> StageResult:
-    """``run_stage("match", …)``."""
-    return run_stage(MATCH.name, uow_factory, document_id, **kwargs)
-
-
-def post_document(uow_factory: Callable[[], UnitOfWork], document_id: str, **kwargs: Any) -> StageResult:
-    """``run_stage("post", …)``."""
-    return run_stage(POST.name, uow_factory, document_id, **kwargs)
+#: ``run_stage`` of one stage: ``validate_document(uow_factory, document_id, validator=…)``.
+validate_document = functools.partial(run_stage, VALIDATE.name)
+match_document = functools.partial(run_stage, MATCH.name)
+post_document = functools.partial(run_stage, POST.name)
 
 
 def mark_dead(

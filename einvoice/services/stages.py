@@ -266,22 +266,20 @@ class Runner(Generic[P]):
         now = self.clock()
         lease = {"lease_token": token, "lease_expires_at": now + self.lease}
         read: Read = "row+raw" if stage.needs_raw else "row"
+
+        def take(waiting: str) -> DocumentChange:
+            """The claim of a document waiting in ``waiting``: into the working state, under our lease."""
+            values = {"status": stage.working, "status_changed_at": now, **lease}
+            return DocumentChange(
+                document_id, (waiting,), values, now, steps=(Step(waiting, stage.working, stage.actor),), read=read
+            )
+
         with self.uow_factory() as uow:
             # The usual case in one write: the document waits in the one state the stage starts
             # from (with several, the transition must name which, so the general path reads it).
             if len(stage.starts_from) == 1:
                 (waiting,) = stage.starts_from
-                taken = uow.documents.write(
-                    DocumentChange(
-                        document_id,
-                        (waiting,),
-                        {"status": stage.working, "status_changed_at": now, **lease},
-                        now,
-                        steps=(Step(waiting, stage.working, stage.actor),),
-                        read=read,
-                    ),
-                    commit=True,
-                )
+                taken = uow.documents.write(take(waiting), commit=True)
                 if taken.changed:
                     uow.commit()
                     return document_view(taken.row), taken.raw
@@ -290,14 +288,7 @@ class Runner(Generic[P]):
                 return StageResult(document_id, stage.name, False, None, "no such document")
             status = row.status
             if status in stage.starts_from:
-                change = DocumentChange(
-                    document_id,
-                    (status,),
-                    {"status": stage.working, "status_changed_at": now, **lease},
-                    now,
-                    steps=(Step(status, stage.working, stage.actor),),
-                    read=read,
-                )
+                change = take(status)
             elif status == stage.working:
                 held_by_us = row.lease_token == token
                 expired = row.lease_expires_at is None or row.lease_expires_at <= now

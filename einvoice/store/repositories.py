@@ -134,14 +134,23 @@ class DocumentRepository:
 
     # --- documents -----------------------------------------------------------------------------
 
-    def add(self, row: DocumentRow, raw: bytes) -> DocumentRow:
-        """Add a document and its bytes; flushes, so a unique-constraint race surfaces here."""
-        row.number_key = number_key(row.supplier_id, row.number, row.issue_year)
-        self.session.add(row)
-        self.session.flush()
-        self.session.add(DocumentContentRow(document_id=row.id, raw=raw))
-        self.session.flush()
-        return row
+    def add_refused(
+        self,
+        values: dict[str, Any],
+        raw: bytes,
+        *,
+        actor: str,
+        detail: str,
+        findings: Sequence[dict[str, Any]],
+    ) -> None:
+        """Add a document refused at intake (``values``: its columns, status ``refused``), its bytes,
+        its one transition (``detail``: why) and its findings; no message, no duplicate check
+        (a refused document is no invoice to pay). Refusals are rare: part by part on any database."""
+        key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
+        new = writes.NewDocument(
+            {**values, "number_key": key}, raw, actor=actor, message=None, findings=tuple(findings)
+        )
+        writes.insert_new_document(self.session.connection(), new, None, detail=detail)
 
     def add_received(
         self,
@@ -329,31 +338,6 @@ class DocumentRepository:
 
     # --- history and findings ------------------------------------------------------------------
 
-    def add_transition(
-        self,
-        document_id: str,
-        *,
-        from_status: str | None,
-        to_status: str,
-        actor: str,
-        at: datetime,
-        detail: str | None = None,
-    ) -> None:
-        self.add_steps(document_id, [(from_status, to_status, actor, detail)], at=at)
-
-    def add_steps(
-        self, document_id: str, steps: Sequence[tuple[str | None, str, str, str | None]], *, at: datetime
-    ) -> None:
-        """Record ``steps`` ((from, to, actor, detail)), each with its own actor, in one statement."""
-        if steps:
-            self.session.connection().execute(
-                insert(_table(TransitionRow)),
-                [
-                    {"document_id": document_id, "from_status": f, "to_status": t, "actor": a, "at": at, "detail": d}
-                    for f, t, a, d in steps
-                ],
-            )
-
     def transitions(self, document_id: str) -> Sequence[TransitionRow]:
         return self.session.scalars(
             select(TransitionRow).where(TransitionRow.document_id == document_id).order_by(TransitionRow.id)
@@ -373,27 +357,6 @@ class DocumentRepository:
         )
         rows.reverse()
         return rows
-
-    def replace_findings(self, document_id: str, findings: Iterable[FindingRow]) -> None:
-        for old in self.findings(document_id):
-            self.session.delete(old)
-        self.session.flush()
-        for position, row in enumerate(findings):
-            row.document_id = document_id
-            row.position = position
-            self.session.add(row)
-
-    def set_findings(self, document_id: str, findings: Sequence[dict[str, Any]]) -> None:
-        """Replace the document's findings with ``findings`` (column values, in order) in at most
-        two statements; for stages that hold the document and loaded none of its findings."""
-        findings_table = _table(FindingRow)
-        connection = self.session.connection()
-        connection.execute(delete(findings_table).where(findings_table.c.document_id == document_id))
-        if findings:
-            connection.execute(
-                insert(findings_table),
-                [{**f, "document_id": document_id, "position": n} for n, f in enumerate(findings)],
-            )
 
     def findings(self, document_id: str) -> Sequence[FindingRow]:
         return self.session.scalars(

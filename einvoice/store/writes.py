@@ -127,7 +127,7 @@ class DocumentChange:
 @dataclass(frozen=True)
 class NewDocument:
     """An accepted document: its row (``values``, every column intake sets), its bytes, its first
-    transition (by ``actor``) and its first message. With a ``duplicate_key`` (the supplier's
+    transition (by ``actor``), its first message (None: none) and findings. With a ``duplicate_key`` (the supplier's
     number and year, ``tables.number_key``) it is marked a suspected duplicate of the earliest
     document with that key whose status is not in ``not_duplicate_of``; the caller holds the
     number's lock."""
@@ -135,8 +135,9 @@ class NewDocument:
     values: Mapping[str, Any]
     raw: bytes
     actor: str
-    message: str
+    message: str | None
     not_duplicate_of: tuple[str, ...] = ()
+    findings: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def duplicate_key(self) -> str | None:
@@ -478,25 +479,23 @@ def new_document_statement(new: NewDocument) -> tuple[str, dict[str, Any]]:
     return compiled.sql, compiled.parameters(new_document_parameters(new))
 
 
-def insert_new_document(connection: Connection, new: NewDocument, earlier: str | None) -> None:
+def insert_new_document(
+    connection: Connection, new: NewDocument, earlier: str | None, *, detail: str | None = None
+) -> None:
     """Run intake's insert part by part (SQLite, or any database); ``earlier``: the document it
-    is a suspected duplicate of (looked up by the caller under the number's lock)."""
+    is a suspected duplicate of (looked up by the caller under the number's lock); ``detail``: the
+    first transition's, when not that."""
     values = dict(new.values)
-    at = values["received_at"]
+    document_id, at = values["id"], values["received_at"]
     connection.execute(_insert(DOCUMENTS.name), [{**values, "suspected_duplicate_of": earlier}])
-    connection.execute(_insert(CONTENTS.name), [{"document_id": values["id"], "raw": new.raw}])
-    detail = f"suspected duplicate of {earlier}" if earlier else None
-    connection.execute(
-        _insert(TRANSITIONS.name),
-        [
-            {
-                "document_id": values["id"],
-                "from_status": None,
-                "to_status": values["status"],
-                "actor": new.actor,
-                "at": at,
-                "detail": detail,
-            }
-        ],
-    )
-    connection.execute(_insert(OUTBOX.name), [{"document_id": values["id"], "action": new.message, "created_at": at}])
+    connection.execute(_insert(CONTENTS.name), [{"document_id": document_id, "raw": new.raw}])
+    first = {"document_id": document_id, "from_status": None, "to_status": values["status"], "actor": new.actor}
+    detail = detail or (f"suspected duplicate of {earlier}" if earlier else None)
+    connection.execute(_insert(TRANSITIONS.name), [{**first, "at": at, "detail": detail}])
+    if new.findings:
+        rows = [{**f, "document_id": document_id, "position": n} for n, f in enumerate(new.findings)]
+        connection.execute(_insert(FINDINGS.name), rows)
+    if new.message is not None:
+        connection.execute(
+            _insert(OUTBOX.name), [{"document_id": document_id, "action": new.message, "created_at": at}]
+        )

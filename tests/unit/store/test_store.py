@@ -9,7 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from einvoice.store import current_revision, head_revision, make_engine, migrate, uow_factory_for
-from einvoice.store.tables import Base, DocumentRow, InstitutionRow, SupplierRow
+from einvoice.store.tables import Base, InstitutionRow, SupplierRow
+from einvoice.store.writes import Step
 
 
 def test_migrations_create_exactly_the_tables() -> None:
@@ -29,19 +30,22 @@ def _seed(uow_factory):  # type: ignore[no-untyped-def]
             SupplierRow(id="s1", name="S", endpoint_scheme="0192", endpoint_id="1", api_key_hash="h", created_at=now)
         )
         uow.institutions.add(InstitutionRow(id="i1", name="I", endpoint_scheme="0192", endpoint_id="2", created_at=now))
-        uow.documents.add(
-            DocumentRow(
-                id="d1",
-                supplier_id="s1",
-                institution_id="i1",
-                status="received",
-                sha256="0" * 64,
-                size=3,
-                received_at=now,
-                status_changed_at=now,
-            ),
+        uow.documents.add_received(
+            {
+                "id": "d1",
+                "supplier_id": "s1",
+                "institution_id": "i1",
+                "status": "received",
+                "sha256": "0" * 64,
+                "size": 3,
+                "received_at": now,
+                "status_changed_at": now,
+            },
             b"abc",
+            actor="t",
+            next_action="validate",
         )
+        uow.outbox.take_pending(now=now)  # its first message sent: the outbox starts empty
         uow.commit()
 
 
@@ -54,20 +58,32 @@ def uow_factory():  # type: ignore[no-untyped-def]
     return factory
 
 
+def _move(uow, at: datetime) -> bool:  # type: ignore[no-untyped-def]
+    return bool(
+        uow.documents.compare_and_set(
+            "d1",
+            expected=["received"],
+            values={"status": "validated"},
+            at=at,
+            steps=[Step("received", "validated", "t")],
+        )
+    )
+
+
 def test_datetimes_come_back_aware_in_utc(uow_factory) -> None:  # type: ignore[no-untyped-def]
     local = datetime(2026, 1, 1, 3, 0, tzinfo=timezone(timedelta(hours=3)))
     with uow_factory() as uow:
-        uow.documents.add_transition("d1", from_status=None, to_status="received", actor="t", at=local)
+        assert _move(uow, local)
         uow.commit()
     with uow_factory() as uow:
-        (transition,) = uow.documents.transitions("d1")
+        transition = uow.documents.transitions("d1")[-1]
         assert transition.at == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
         assert transition.at.tzinfo is UTC
 
 
 def test_naive_datetimes_are_refused(uow_factory) -> None:  # type: ignore[no-untyped-def]
     with uow_factory() as uow, pytest.raises(Exception, match="naive"):  # refused when written
-        uow.documents.add_transition("d1", from_status=None, to_status="x", actor="t", at=datetime(2026, 1, 1))
+        _move(uow, datetime(2026, 1, 1))
 
 
 def test_compare_and_set_changes_only_from_an_expected_state(uow_factory) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +104,7 @@ def test_compare_and_set_changes_only_from_an_expected_state(uow_factory) -> Non
 def test_unit_of_work_rolls_back_without_commit(uow_factory) -> None:  # type: ignore[no-untyped-def]
     with uow_factory() as uow:
         uow.outbox.add("d1", "validate", now=datetime.now(UTC))
+        assert uow.outbox.pending_count() == 1
     with uow_factory() as uow:
         assert uow.outbox.pending_count() == 0
 

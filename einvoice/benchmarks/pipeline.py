@@ -42,6 +42,7 @@ from xml.sax.saxutils import escape
 import typer
 
 from einvoice.benchmarks.cpu import per_document
+from einvoice.errors import HttpProtocolError, ServerClosedError  # defined there; importable from here too
 
 if TYPE_CHECKING:
     from einvoice.settings import Settings
@@ -263,14 +264,6 @@ def random_invoice(
 # client rather than httpx: a request is one pre-encoded ``bytes`` written to a keep-alive
 # connection, the answer is parsed only as far as HTTP/1.1 framing needs. Everything else (health
 # check, warm-up, polling, ``/metrics``) runs outside the measured window or rarely, and uses httpx.
-
-
-class HttpProtocolError(Exception):
-    """The server answered something this client does not parse as an HTTP/1.1 response."""
-
-
-class ServerClosedError(ConnectionError):
-    """The server closed the connection before sending any byte of a response."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from einvoice.domain.invoice import (
     VatBreakdown,
 )
 from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
-from einvoice.errors import PermanentError
+from einvoice.errors import UblParseError  # defined there; importable from here too
 from einvoice.parsers import safe_xml
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
@@ -77,20 +77,6 @@ class _Tags:
 
 cbc = _Tags(CBC_NS)
 cac = _Tags(CAC_NS)
-
-
-class UblParseError(PermanentError):
-    """A UBL element holds a value the parser cannot read (a malformed amount, date, boolean, ...).
-
-    Also raised for a root that is neither a UBL Invoice nor a UBL CreditNote. Permanent: the same
-    bytes will never parse. ``element`` is the local name of the offending element, ``line`` its
-    source line, where known.
-    """
-
-    def __init__(self, message: str, *, element: str | None = None, line: int | None = None) -> None:
-        super().__init__(message)
-        self.element = element
-        self.line = line
 
 
 # --- reading elements ------------------------------------------------------------------------

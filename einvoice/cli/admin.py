@@ -287,7 +287,7 @@ def documents_retry(
     relay picks it up."""
     import getpass
 
-    from einvoice.errors import NotFoundError, PermanentError
+    from einvoice.errors import ConflictError, NotFoundError
     from einvoice.services import process
 
     engine, uow_factory = _open()
@@ -295,8 +295,8 @@ def documents_retry(
         state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
     except NotFoundError as exc:
         raise _refused(f"{exc} in {database_in_use()}") from None
-    except PermanentError as exc:
-        raise _refused(exc) from None
+    except ConflictError as exc:
+        raise _refused(f"conflict: {exc}") from None
     finally:
         engine.dispose()
     typer.echo(f"document {document_id}: {state}")

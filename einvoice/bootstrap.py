@@ -1,12 +1,16 @@
-"""The one place that builds the engine, the broker and the pipeline from ``Settings``.
+"""The one place that builds the database engine, the broker, the validator, the connectors, the
+receipt signer and the pipeline from ``Settings``.
 
     runtime = build()              # settings from the environment
     runtime.start_background()     # what this process runs besides serving requests
     ...
     runtime.stop()
 
+``database_engine(settings)`` is the one function that makes a database engine from settings: the
+runtime's, the admin commands', the benchmarks' and alembic's command line's.
+
 Embedded mode (no broker URL): SQLite under the data directory, migrated on start; the queue
-is in-process and ``start_background`` starts a worker thread (``EINVOICE_WORKERS_IN_PROCESS``,
+is in-process and ``start_background`` starts worker threads (``Settings.workers_in_process``,
 default 1), the outbox relay and the sweeper. With 0 worker threads the server runs no relay:
 an ``einvoice worker`` on the same database file relays to, and consumes, its own in-process
 queue.
@@ -20,25 +24,28 @@ of each may run: relays claim outbox rows with SKIP LOCKED, sweepers' changes ar
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dramatiq
 from sqlalchemy import Engine, text
 
 from einvoice import messaging, store
+from einvoice.errors import ConfigurationError, TransientError
 from einvoice.services import process, sweeper
 from einvoice.settings import Settings, get_settings
 from einvoice.store import UnitOfWork
-from einvoice.worker import Pipeline, declare_actors, default_validator
+from einvoice.worker import Pipeline, declare_actors
+
+if TYPE_CHECKING:
+    from einvoice.receipts import ReceiptSigner
 
 log = logging.getLogger(__name__)
 
-WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
 RELAY_INTERVAL_SECONDS = 0.2
 SWEEP_INTERVAL_SECONDS = 15.0
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -57,15 +64,31 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_purge: float = float("-inf")
     _batch_sender: Callable[[Sequence[tuple[str, str]]], None] | None = None
+    signs_receipts: bool = True
+    _signer: ReceiptSigner | None = None
+
+    @property
+    def signer(self) -> ReceiptSigner:
+        """The receipt signer (``receipts.load_signer``), loaded on first use: the API takes it at
+        its start, so a missing production key stops the server there; worker processes, built
+        with ``signs_receipts=False``, never load one. Raises ConfigurationError."""
+        with self._lock:
+            if self._signer is None:
+                if not self.signs_receipts:
+                    raise ConfigurationError("this process was built without a receipt signer (signs_receipts=False)")
+                from einvoice.receipts import load_signer
+
+                self._signer = load_signer(self.settings)
+            return self._signer
 
     # --- background work ---------------------------------------------------------------------
 
     def start_background(self) -> None:
         """Start what a serving process runs besides requests: the outbox relay and the sweeper,
-        and in embedded mode the in-process worker (``EINVOICE_WORKERS_IN_PROCESS`` threads)."""
+        and in embedded mode the in-process worker (``Settings.workers_in_process`` threads)."""
         relay = True
         if messaging.is_in_process(self.broker):
-            threads = _int_env(WORKERS_IN_PROCESS_ENV, 1)
+            threads = self.settings.workers_in_process
             if threads > 0:
                 self._start_dramatiq_worker(threads)
             else:
@@ -189,11 +212,53 @@ def _check_artefacts(settings: Settings) -> str:
     return "ok" if settings.rules_dir.is_dir() else f"error: no artefacts under {settings.rules_dir}"
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
+def database_engine(settings: Settings) -> Engine:
+    """The database engine ``settings`` call for (``store.make_engine``), the embedded default's
+    data directory created first. Every engine built from settings is built here."""
+    url = settings.effective_database_url
+    if store.is_sqlite(url) and settings.uses_default_database:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return store.make_engine(url)
+
+
+class PipelineValidator:
+    """The pipeline's ``Validator`` port on ``einvoice.validation``: this process's validator, the
+    one ``POST /v1/validate`` uses too, so its stylesheets are compiled once per process (it reads
+    its settings from the environment, as ``build`` does in every process that serves or works).
+
+    A report whose verdict is ``error`` (a layer could not run) is a TransientError here: the
+    message is retried (the operator may be installing artefacts) and the document goes ``dead``
+    when retries run out.
+    """
+
+    def __call__(
+        self, raw: bytes, /, *, institution: str | None = None, at: datetime | None = None
+    ) -> process.ValidationOutcome:
+        from einvoice.validation import validate
+
+        report = validate(raw, institution=institution, at=at)
+        if report.verdict == "error":
+            causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
+            raise TransientError(f"validation could not run: {causes or 'engine error'}")
+        return report
+
+    def prepare(self) -> dict[str, float]:
+        """Compile the stylesheets now; return compile seconds per stylesheet. Raises what
+        ``Validator.prepare`` raises (``ArtefactMissingError``, ``ValidationEngineError``)."""
+        from einvoice.validation import default_validator
+
+        return default_validator().prepare()
+
+
+def make_validator(settings: Settings) -> PipelineValidator:
+    """The validator the pipeline's validate stage calls."""
+    return PipelineValidator()
+
+
+def make_poster(settings: Settings) -> process.Poster | None:
+    """The ERP connector that posts approved documents, or None: no connector is built yet (posting
+    comes with its own issue), so documents rest at ``approved``."""
+    return None
 
 
 def build(
@@ -204,7 +269,9 @@ def build(
     migrate: bool | None = None,
     signs_receipts: bool = True,
 ) -> Runtime:
-    """Build the runtime: engine, unit-of-work factory, broker with the actors declared.
+    """Build the runtime: engine, unit-of-work factory, broker with the actors declared, the
+    validator (``make_validator``), the ERP connector (``make_poster``) and the receipt signer
+    (``Runtime.signer``, loaded on first use).
 
     Migrates the database in embedded mode (or when ``migrate`` says so). ``validator`` and
     ``poster`` replace the real ones (tests); without a poster, documents rest at ``approved``.
@@ -213,14 +280,16 @@ def build(
     """
     settings = settings or get_settings()
     settings.check_production(signs_receipts=signs_receipts)
-    url = settings.effective_database_url
-    if store.is_sqlite(url) and settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = store.make_engine(url)
+    engine = database_engine(settings)
     if migrate if migrate is not None else settings.mode == "embedded":
         store.migrate(engine)
     uow_factory = store.uow_factory_for(engine)
     broker = messaging.make_broker(settings)
-    pipeline = Pipeline(uow_factory, settings, validator or default_validator, poster)
+    pipeline = Pipeline(
+        uow_factory,
+        settings,
+        validator if validator is not None else make_validator(settings),
+        poster if poster is not None else make_poster(settings),
+    )
     actors = declare_actors(broker, pipeline)
-    return Runtime(settings, uow_factory, broker, engine, pipeline, actors)
+    return Runtime(settings, uow_factory, broker, engine, pipeline, actors, signs_receipts=signs_receipts)

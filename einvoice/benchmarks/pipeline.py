@@ -871,13 +871,13 @@ def _random_ytunnus() -> str:
 def provision(settings: Settings, *, buyer_endpoint: str = BENCHMARK_BUYER_ENDPOINT) -> tuple[str, str, str, str]:
     """Register a fresh supplier (and the buyer institution if missing) in the database of
     ``settings``; return (api key, seller endpoint, seller VAT id, buyer endpoint)."""
+    from einvoice.bootstrap import database_engine
     from einvoice.services.accounts import DuplicateAccountError, add_institution, add_supplier
-    from einvoice.store import make_engine, migrate, uow_factory_for
+    from einvoice.store import migrate, uow_factory_for
 
-    url = settings.effective_database_url
-    migrate(url)
-    engine = make_engine(url)
+    engine = database_engine(settings)
     try:
+        migrate(engine)
         uow_factory = uow_factory_for(engine)
         with contextlib.suppress(DuplicateAccountError):
             add_institution(uow_factory(), name="Benchmark Ministry", endpoint=buyer_endpoint)
@@ -1025,7 +1025,7 @@ def bench_pipeline(
     scratch: tempfile.TemporaryDirectory[str] | None = None
     try:
         env = dict(os.environ)
-        if url is None and settings.mode == "embedded" and "EINVOICE_DATA_DIR" not in os.environ:
+        if url is None and settings.mode == "embedded" and "data_dir" not in settings.model_fields_set:
             scratch = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
             env["EINVOICE_DATA_DIR"] = scratch.name
             settings = settings.model_copy(update={"data_dir": Path(scratch.name)})

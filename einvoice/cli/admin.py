@@ -45,12 +45,9 @@ UncheckedOption = Annotated[
 
 
 def _engine(settings: Settings) -> Engine:
-    from einvoice import store
+    from einvoice.bootstrap import database_engine
 
-    url = settings.effective_database_url
-    if store.is_sqlite(url) and settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return store.make_engine(url)
+    return database_engine(settings)
 
 
 def _open(*, migrate_embedded: bool = True) -> tuple[Engine, Callable[[], UnitOfWork]]:

@@ -4,8 +4,9 @@
 These need the database only (no broker). In embedded mode the database is created and migrated
 on first use; in production run ``einvoice db upgrade`` once per release.
 
-Exit codes: 0 done; 1 refused (invalid endpoint, endpoint already registered); 2 the database
-cannot be reached or is not migrated.
+Exit codes: 0 done; 1 refused (invalid endpoint, endpoint already registered, unknown id, a
+document whose state does not allow the decision: ``error: conflict: …``); 2 the database cannot
+be reached or is not migrated.
 """
 
 from __future__ import annotations
@@ -281,7 +282,8 @@ def documents_retry(
     reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history.")] = None,
 ) -> None:
     """Send a dead document back to the stage it died in (once its cause is fixed). The running
-    relay picks it up."""
+    relay picks it up. A document that is not dead (sent back already, or moved on) is refused as
+    a conflict."""
     import getpass
 
     from einvoice.errors import ConflictError, NotFoundError

@@ -1,12 +1,16 @@
-"""The one place that builds the engine, the broker and the pipeline from ``Settings``.
+"""The one place that builds the database engine, the broker, the validator, the connectors, the
+receipt signer and the pipeline from ``Settings``.
 
     runtime = build()              # settings from the environment
     runtime.start_background()     # what this process runs besides serving requests
     ...
     runtime.stop()
 
+``database_engine(settings)`` is the one function that makes a database engine from settings: the
+runtime's, the admin commands', the benchmarks' and alembic's command line's.
+
 Embedded mode (no broker URL): SQLite under the data directory, migrated on start; the queue
-is in-process and ``start_background`` starts a worker thread (``EINVOICE_WORKERS_IN_PROCESS``,
+is in-process and ``start_background`` starts worker threads (``Settings.workers_in_process``,
 default 1), the outbox relay and the sweeper. With 0 worker threads the server runs no relay:
 an ``einvoice worker`` on the same database file relays to, and consumes, its own in-process
 queue.
@@ -21,27 +25,31 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dramatiq
 from sqlalchemy import Engine, text
 
 from einvoice import messaging, store
+from einvoice.errors import ConfigurationError, TransientError
 from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import process, sweeper
 from einvoice.settings import Settings, get_settings
 from einvoice.store import UnitOfWork
 from einvoice.validation.pool import ValidationPool
-from einvoice.worker import Pipeline, declare_actors, pool_validator
+from einvoice.worker import Pipeline, declare_actors
+
+if TYPE_CHECKING:
+    from einvoice.receipts import ReceiptSigner
+    from einvoice.validation.report import ValidationReport
 
 log = logging.getLogger(__name__)
 
-WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
 RELAY_INTERVAL_SECONDS = 0.2
 SWEEP_INTERVAL_SECONDS = 15.0
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -62,15 +70,31 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_purge: float = float("-inf")
     _batch_sender: Callable[[Sequence[tuple[str, str]]], None] | None = None
+    signs_receipts: bool = True
+    _signer: ReceiptSigner | None = None
+
+    @property
+    def signer(self) -> ReceiptSigner:
+        """The receipt signer (``receipts.load_signer``), loaded on first use: the API takes it at
+        its start, so a missing production key stops the server there; worker processes, built
+        with ``signs_receipts=False``, never load one. Raises ConfigurationError."""
+        with self._lock:
+            if self._signer is None:
+                if not self.signs_receipts:
+                    raise ConfigurationError("this process was built without a receipt signer (signs_receipts=False)")
+                from einvoice.receipts import load_signer
+
+                self._signer = load_signer(self.settings)
+            return self._signer
 
     # --- background work ---------------------------------------------------------------------
 
     def start_background(self) -> None:
         """Start what a serving process runs besides requests: the outbox relay and the sweeper,
-        and in embedded mode the in-process worker (``EINVOICE_WORKERS_IN_PROCESS`` threads)."""
+        and in embedded mode the in-process worker (``Settings.workers_in_process`` threads)."""
         relay = True
         if messaging.is_in_process(self.broker):
-            threads = _int_env(WORKERS_IN_PROCESS_ENV, 1)
+            threads = self.settings.workers_in_process
             if threads > 0:
                 self._start_validation(threads)
                 self._start_dramatiq_worker(threads)
@@ -207,11 +231,38 @@ def _check_artefacts(settings: Settings) -> str:
     return "ok" if settings.rules_dir.is_dir() else f"error: no artefacts under {settings.rules_dir}"
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
+def database_engine(settings: Settings) -> Engine:
+    """The database engine ``settings`` call for (``store.make_engine``), the embedded default's
+    data directory created first. Every engine built from settings is built here."""
+    url = settings.effective_database_url
+    if store.is_sqlite(url) and settings.uses_default_database:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return store.make_engine(url)
+
+
+def make_validator(pool: ValidationPool) -> process.Validator:
+    """The stage's validator: each document validated in one of ``pool``'s subprocesses, held to
+    the time and memory limits (a document over them is ``invalid``: ``VALIDATION-LIMIT``).
+
+    A report whose verdict is ``error`` (a layer could not run) is a TransientError here: the
+    message is retried (the operator may be installing artefacts) and the document goes ``dead``
+    when retries run out.
+    """
+
+    def validate(raw: bytes, /, *, institution: str | None = None, at: datetime | None = None) -> ValidationReport:
+        report = pool.validate(raw, institution=institution, at=at)
+        if report.verdict == "error":
+            causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
+            raise TransientError(f"validation could not run: {causes or 'engine error'}")
+        return report
+
+    return validate
+
+
+def make_poster(settings: Settings) -> process.Poster | None:
+    """The ERP connector that posts approved documents, or None: no connector is built yet (posting
+    comes with its own issue), so documents rest at ``approved``."""
+    return None
 
 
 def build(
@@ -222,7 +273,10 @@ def build(
     migrate: bool | None = None,
     signs_receipts: bool = True,
 ) -> Runtime:
-    """Build the runtime: engine, unit-of-work factory, broker with the actors declared.
+    """Build the runtime: engine, unit-of-work factory, broker with the actors declared, the
+    validator (``make_validator``: validation subprocesses, started when first needed), the
+    document parser, the ERP connector (``make_poster``) and the receipt signer
+    (``Runtime.signer``, loaded on first use).
 
     Migrates the database in embedded mode (or when ``migrate`` says so). ``validator`` and
     ``poster`` replace the real ones (tests); without a poster, documents rest at ``approved``.
@@ -231,10 +285,7 @@ def build(
     """
     settings = settings or get_settings()
     settings.check_production(signs_receipts=signs_receipts)
-    url = settings.effective_database_url
-    if store.is_sqlite(url) and settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = store.make_engine(url)
+    engine = database_engine(settings)
     if migrate if migrate is not None else settings.mode == "embedded":
         store.migrate(engine)
     uow_factory = store.uow_factory_for(engine)
@@ -243,6 +294,14 @@ def build(
     parser = functools.partial(
         parse_for_pipeline, max_bytes=settings.max_document_bytes, max_depth=settings.max_xml_depth
     )
-    pipeline = Pipeline(uow_factory, settings, validator or pool_validator(validation_pool), poster, parser=parser)
+    pipeline = Pipeline(
+        uow_factory,
+        settings,
+        validator if validator is not None else make_validator(validation_pool),
+        poster if poster is not None else make_poster(settings),
+        parser=parser,
+    )
     actors = declare_actors(broker, pipeline)
-    return Runtime(settings, uow_factory, broker, engine, pipeline, actors, validation_pool)
+    return Runtime(
+        settings, uow_factory, broker, engine, pipeline, actors, validation_pool, signs_receipts=signs_receipts
+    )

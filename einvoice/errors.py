@@ -1,9 +1,57 @@
-"""One exception root with a subtree per concern.
+"""Every error the package raises on purpose: one root, ``EInvoiceError``, and a subtree per concern.
 
-HTTP status codes are chosen in ``einvoice.api`` only; CLI exit codes in ``einvoice.cli``.
+What an error is about travels in typed fields set by its constructor (``IntakeError.document_id``
+and ``findings``, ``SellerMismatchError.reason``, ``ConflictError.status``, ``UblParseError.element``
+and ``line``), never in attributes attached after it was raised. The message is ``str(error)``.
+
+HTTP status codes are chosen in ``einvoice.api.problems`` only, by class (a subclass answers as its
+parent does); CLI exit codes in ``einvoice.cli``. The modules that defined some of these classes
+before they moved here still export them under the same names.
+
+Errors survive pickling with their fields (``BaseException`` pickles the constructor's positional
+arguments and the instance's ``__dict__``), so they can cross a process boundary.
+
+    EInvoiceError
+    ├── ConfigurationError
+    ├── InputError                      a path given on the command line cannot be used
+    ├── DecimalSyntaxError (ValueError) not an xs:decimal
+    ├── ArtefactError                   the official validation artefacts
+    │   ├── ArtefactMissingError
+    │   ├── ArtefactCorruptError
+    │   └── RuleSetError
+    ├── IntakeError                     a document refused before validation
+    │   ├── NotWellFormedError
+    │   ├── UnsafeXmlError
+    │   │   └── DocumentTooLargeError
+    │   ├── UnsupportedDocumentError
+    │   ├── UnknownBuyerError
+    │   └── IdempotencyConflictError
+    ├── ValidationEngineError
+    ├── PipelineError                   processing after intake
+    │   ├── TransientError
+    │   └── PermanentError
+    │       └── UblParseError
+    ├── AccountError                    registering institutions and suppliers
+    │   ├── InvalidEndpointError (ValueError)
+    │   ├── InvalidIdentifierError (ValueError)
+    │   └── DuplicateAccountError
+    ├── NotFoundError
+    ├── ConflictError                   a decision the document's state no longer allows
+    ├── AuthenticationError
+    ├── AuthorizationError
+    │   └── SellerMismatchError
+    └── BenchmarkError                  the benchmarks' own HTTP client
+        ├── HttpProtocolError
+        └── ServerClosedError (ConnectionError)
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from einvoice.domain.findings import Finding
 
 
 class EInvoiceError(Exception):
@@ -12,6 +60,14 @@ class EInvoiceError(Exception):
 
 class ConfigurationError(EInvoiceError):
     """A setting is missing or invalid (for example a secret without a value outside embedded mode)."""
+
+
+class InputError(EInvoiceError):
+    """A path given on the command line cannot be used (``einvoice validate``, ``einvoice bench``)."""
+
+
+class DecimalSyntaxError(EInvoiceError, ValueError):
+    """A text is not in the ``xs:decimal`` lexical space."""
 
 
 # --- artefacts -------------------------------------------------------------------------------
@@ -29,11 +85,33 @@ class ArtefactCorruptError(ArtefactError):
     """An artefact does not have the sha256 the manifest records."""
 
 
+class RuleSetError(ArtefactError):
+    """No artefact set of the needed kind is in force at the document's receipt time."""
+
+
 # --- intake ----------------------------------------------------------------------------------
 
 
 class IntakeError(EInvoiceError):
-    """A document was refused before validation could start."""
+    """A document was refused before validation could start.
+
+    ``document_id``: the refused document when it was still recorded (state ``refused``), else
+    None. ``findings``: what the supplier is told, each with a rule id (empty: the API states one
+    from the class). ``line``: where in the document, when known.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        document_id: str | None = None,
+        findings: Iterable[Finding] = (),
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.document_id = document_id
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        self.line = line
 
 
 class NotWellFormedError(IntakeError):
@@ -52,11 +130,34 @@ class UnsupportedDocumentError(IntakeError):
     """Well-formed XML, but not a document type the engine processes."""
 
 
+class UnknownBuyerError(IntakeError):
+    """The buyer endpoint (BT-49) is not a registered institution."""
+
+
+class IdempotencyConflictError(IntakeError):
+    """An Idempotency-Key was used before with different bytes."""
+
+
 # --- validation ------------------------------------------------------------------------------
 
 
 class ValidationEngineError(EInvoiceError):
     """A validation layer could not run (never to be reported as 'valid')."""
+
+
+class ValidationSubprocessEnded(ValidationEngineError):
+    """A validation subprocess had ended before it was given the document (``validation.pool``
+    starts another and gives it the document)."""
+
+
+class ValidationStopped(ValidationEngineError):
+    """A validation subprocess was stopped at a limit (time, memory), or died, before it finished
+    the document: ``what`` says which, ``findings`` are those of the layers that had finished."""
+
+    def __init__(self, what: str, findings: list[Any] | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.findings = findings or []
 
 
 # --- pipeline --------------------------------------------------------------------------------
@@ -77,11 +178,66 @@ class PermanentError(PipelineError):
 class DocumentParseError(PermanentError):
     """A document cannot be read into the domain ``Invoice``: its bytes do not parse safely, its
     root is not a UBL Invoice or CreditNote, or an element holds a value outside its lexical space
-    (``parsers.ubl.UblParseError`` says which element, on which line)."""
+    (``UblParseError`` says which element, on which line)."""
+
+
+class StoredInvoiceError(PermanentError):
+    """Stored data that is not an ``Invoice`` in a form this engine reads (another format version,
+    or data changed by hand)."""
+
+
+class UblParseError(DocumentParseError):
+    """A UBL element holds a value the parser cannot read (a malformed amount, date, boolean, ...).
+
+    Also raised for a root that is neither a UBL Invoice nor a UBL CreditNote. Permanent: the same
+    bytes will never parse. ``element`` is the local name of the offending element, ``line`` its
+    source line, where known.
+    """
+
+    def __init__(self, message: str = "", *, element: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.element = element
+        self.line = line
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+class AccountError(EInvoiceError):
+    """An institution or supplier could not be added as asked."""
+
+
+class InvalidEndpointError(AccountError, ValueError):
+    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654325``)."""
+
+
+class InvalidIdentifierError(AccountError, ValueError):
+    """An endpoint's scheme is not a Peppol one, or an identifier fails its scheme's form or check
+    digit, or a VAT identifier its country's (``einvoice.domain.identifiers``)."""
+
+
+class DuplicateAccountError(AccountError):
+    """An institution or supplier with this endpoint already exists."""
+
+
+# --- requests: what a caller may see and do --------------------------------------------------
 
 
 class NotFoundError(EInvoiceError):
     """A requested entity does not exist (or is not visible to the caller)."""
+
+
+class ConflictError(EInvoiceError):
+    """A decision on a document whose state no longer allows it (it moved on, or was never there):
+    a dead document sent back twice, a decision on a document another person already decided.
+
+    ``document_id`` is the document; ``status`` the state it is in now, when known.
+    """
+
+    def __init__(self, message: str = "", *, document_id: str | None = None, status: str | None = None) -> None:
+        super().__init__(message)
+        self.document_id = document_id
+        self.status = status
 
 
 class AuthenticationError(EInvoiceError):
@@ -90,3 +246,28 @@ class AuthenticationError(EInvoiceError):
 
 class AuthorizationError(EInvoiceError):
     """Authenticated, but not allowed to do this."""
+
+
+class SellerMismatchError(AuthorizationError):
+    """The authenticated supplier is not the seller the document names; ``reason`` says by which
+    identifier. Intake records nothing then, so ``document_id`` is None."""
+
+    def __init__(self, reason: str = "", *, document_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.document_id = document_id
+
+
+# --- the benchmarks' HTTP client ---------------------------------------------------------------
+
+
+class BenchmarkError(EInvoiceError):
+    """The benchmark could not measure (``einvoice bench``)."""
+
+
+class HttpProtocolError(BenchmarkError):
+    """The server answered something the benchmark's client does not parse as an HTTP/1.1 response."""
+
+
+class ServerClosedError(BenchmarkError, ConnectionError):
+    """The server closed the connection before sending any byte of a response."""

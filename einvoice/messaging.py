@@ -38,7 +38,7 @@ MAX_BACKOFF_MS = 5 * 60_000
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
     """Return the broker the settings call for, with retries configured. Connects lazily."""
-    url = settings.broker_url
+    url = settings.effective_broker_url
     broker: dramatiq.Broker
     if not url:
         broker = StubBroker()
@@ -52,8 +52,9 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
         broker = RedisBroker(url=url)
     else:
         from einvoice.errors import ConfigurationError
+        from einvoice.settings import mask_url
 
-        raise ConfigurationError(f"EINVOICE_BROKER_URL must be amqp://… or redis://…, not {url!r}")
+        raise ConfigurationError(f"EINVOICE_BROKER_URL must be amqp://… or redis://…, not {mask_url(url)!r}")
     for middleware in broker.middleware:
         if isinstance(middleware, Retries):
             middleware.max_retries = settings.max_retries

@@ -1,4 +1,4 @@
-"""The pipeline's dramatiq actors, and ``einvoice worker``.
+"""The pipeline's dramatiq actors (``einvoice worker``, in ``einvoice.cli.run``, runs them).
 
 Actors are thin: a document id in, a ``services.process`` call, nothing else. They are declared
 on a broker at run time (``declare_actors``), never at import, so importing this module builds
@@ -9,23 +9,19 @@ Errors: ``PermanentError`` records ``dead`` at once. Anything else (database or 
 validator that could not run, a bug) propagates and dramatiq retries with exponential backoff;
 when retries run out, ``stage_gave_up`` records ``dead`` with the last error.
 
-Test hook for fault drills: ``EINVOICE_FAULT_PAUSE=validate=30`` makes the validate stage sleep
-30 seconds after claiming its document (so a test can kill the process mid-stage).
+Test hook for fault drills: ``EINVOICE_FAULT_PAUSE=validate=30`` (``Settings.fault_pause``) makes
+the validate stage sleep 30 seconds after claiming its document (so a test can kill the process
+mid-stage).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
-import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -38,18 +34,7 @@ from einvoice.services.stages import Runner, StageRegistry, StageResult
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 
-if TYPE_CHECKING:
-    from einvoice.validation.pool import ValidationPool
-    from einvoice.validation.report import ValidationReport
-
 log = logging.getLogger(__name__)
-
-FAULT_PAUSE_ENV = "EINVOICE_FAULT_PAUSE"
-WORKER_THREADS_ENV = "EINVOICE_WORKER_THREADS"
-#: Measured when validation still held the worker's interpreter (on 2 cores at 100 documents/s,
-#: 1 thread per process 10.2 ms of worker CPU per document, 2 threads 11.6); each thread now
-#: validates in a subprocess of its own (``validation.pool``), not measured again.
-DEFAULT_WORKER_THREADS = 1
 
 
 @dataclass
@@ -69,8 +54,8 @@ class Pipeline:
         return process.Ports(self.validator, self.poster, self.approval, self.parser)
 
     def runner(self) -> Runner[process.Ports]:
-        """A runner for one message (the fault-drill pause is read from the environment each time)."""
-        pause = _fault_pause()
+        """A runner for one message."""
+        pause = fault_pause(self.settings.fault_pause)
         return process.runner(
             self.uow_factory,
             self.ports,
@@ -81,26 +66,9 @@ class Pipeline:
         )
 
 
-def pool_validator(pool: ValidationPool) -> process.Validator:
-    """The stage's validator: each document validated in one of ``pool``'s subprocesses, held to
-    the time and memory limits (a document over them is ``invalid``: ``VALIDATION-LIMIT``).
-
-    A validator that could not run is a TransientError here: the message is retried (the
-    operator may be installing artefacts) and the document goes ``dead`` when retries run out.
-    """
-
-    def validate(raw: bytes, /, *, institution: str | None = None, at: datetime | None = None) -> ValidationReport:
-        report = pool.validate(raw, institution=institution, at=at)
-        if report.verdict == "error":
-            causes = "; ".join(f.message for f in report.findings if f.layer.value == "engine")[:500]
-            raise TransientError(f"validation could not run: {causes or 'engine error'}")
-        return report
-
-    return validate
-
-
-def _fault_pause() -> Callable[[str], None] | None:
-    spec = os.environ.get(FAULT_PAUSE_ENV)
+def fault_pause(spec: str | None) -> Callable[[str], None] | None:
+    """The fault drills' pause for ``STAGE=SECONDS`` (``Settings.fault_pause``): after claiming a
+    document for that stage, sleep that long. None without a spec."""
     if not spec or "=" not in spec:
         return None
     stage, _, seconds = spec.partition("=")
@@ -198,45 +166,3 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dra
     }
     actors[GAVE_UP_ACTOR] = dramatiq.actor(actor_name=GAVE_UP_ACTOR, queue_name=QUEUE, broker=broker)(stage_gave_up)
     return actors
-
-
-def worker_threads() -> int:
-    try:
-        return max(1, int(os.environ.get(WORKER_THREADS_ENV, DEFAULT_WORKER_THREADS)))
-    except ValueError:
-        return DEFAULT_WORKER_THREADS
-
-
-def main(threads: int | None = None) -> None:
-    """``einvoice worker``: consume the queue with ``threads`` threads (default
-    ``EINVOICE_WORKER_THREADS`` or 1), run the outbox relay and the sweeper, stop on SIGTERM/SIGINT
-    after the messages in hand are finished (unfinished ones go back to the broker)."""
-    from einvoice import logs
-    from einvoice.bootstrap import build
-    from einvoice.settings import get_settings
-
-    settings = get_settings()
-    logs.configure(settings.log_level, json_lines=settings.log_json)
-    logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connection close at INFO
-    runtime = build(settings, signs_receipts=False)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping after the messages in hand", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # What was built so far lives as long as the process: kept out of the collector's full
-    # passes, which would otherwise walk all of it again and again while documents flow.
-    gc.collect()
-    gc.freeze()
-    runtime.start_worker(threads or worker_threads())
-    log.info(
-        "einvoice worker %d: %d threads on %s", os.getpid(), threads or worker_threads(), type(runtime.broker).__name__
-    )
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        runtime.stop()

@@ -1,9 +1,9 @@
 """The FastAPI application: ``create_app()`` assembles routers, problem handlers and the lifespan.
 
 Nothing is built at import time. Without a runtime, the lifespan builds one from the settings at
-startup (``einvoice.bootstrap.build``), starts its background work (the in-process worker and
-outbox relay in embedded mode) and stops it at shutdown. A runtime passed in belongs to the
-caller, who starts and stops it.
+startup (``einvoice.bootstrap.build``: given ones, else the environment's), starts its background
+work (the in-process worker and outbox relay in embedded mode) and stops it at shutdown. A runtime
+passed in belongs to the caller, who starts and stops it. The receipt signer is the runtime's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from einvoice import __version__
 from einvoice.api import documents, health, problems, receipt_keys, validate
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
-from einvoice.receipts import load_signer
+from einvoice.settings import Settings
 
 DESCRIPTION = """
 Intake of Peppol BIS Billing 3.0 (EN 16931, UBL 2.1) invoices and credit notes for the
@@ -49,8 +49,9 @@ OPENAPI_TAGS = [
 ]
 
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
-    """Return the API application, wired to ``runtime`` or to one built from settings at startup."""
+def create_app(runtime: Runtime | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """Return the API application, wired to ``runtime`` or to one built at startup from ``settings``
+    (default: the environment's)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,10 +59,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         if getattr(app.state, "runtime", None) is None:
             from einvoice.bootstrap import build
 
-            owned = await run_in_threadpool(build)
+            owned = await run_in_threadpool(build, settings)
             app.state.runtime = owned
         try:
-            app.state.signer = load_signer(app.state.runtime.settings)
+            app.state.signer = app.state.runtime.signer
             if owned is not None:
                 await run_in_threadpool(owned.start_background)
                 # What startup built lives as long as the process: kept out of the collector's
@@ -91,7 +92,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.api_metrics = ApiMetrics()
     if runtime is not None:
-        app.state.signer = load_signer(runtime.settings)
+        app.state.signer = runtime.signer
     problems.install(app)
     app.include_router(documents.router)
     app.include_router(validate.router)

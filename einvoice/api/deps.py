@@ -25,6 +25,11 @@ class Runtime(Protocol):
     settings: Settings
     uow_factory: Callable[[], UnitOfWork]
 
+    @property
+    def signer(self) -> ReceiptSigner:
+        """The receipt signer (``bootstrap.Runtime.signer``)."""
+        ...
+
     def check_ready(self) -> dict[str, str]: ...
 
 

@@ -13,19 +13,23 @@ answer. Choices worth explaining:
   (not a UBL Invoice or CreditNote), an unknown buyer, and request parameters that fail validation.
 - 401: missing or wrong API key; 403: authenticated, but not the seller of the document; 404: not
   found or not visible to the caller (the two are not told apart, so ids cannot be probed).
+- 409: a decision on a document whose state no longer allows it (``ConflictError``: the document
+  moved on, say someone else already sent it back). An Idempotency-Key reused for other bytes is
+  a 422, as it always was: the request, not the document's state, is what cannot be processed.
 - 503: a validation artefact is missing or a transient database/broker fault; retrying may help.
 
 The body always has ``type``, ``title``, ``status`` and ``detail``; ``findings`` when the error
-carries any, ``document_id`` and ``status_url`` when the refused document was still recorded.
+carries any, ``document_id`` and ``status_url`` when the error names a document (a refused one
+that was still recorded, one whose state refused a decision).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -59,26 +63,29 @@ class ProblemKind:
     title: str
 
 
-# Most specific first is not needed: the lookup walks the MRO of the raised class.
-_BY_CLASS: dict[str, ProblemKind] = {
-    "NotWellFormedError": ProblemKind(400, "not-well-formed", "Not well-formed XML"),
-    "UnsafeXmlError": ProblemKind(400, "unsafe-xml", "Refused XML construct"),
-    "DocumentTooLargeError": ProblemKind(413, "too-large", "Document too large"),
-    "UnsupportedDocumentError": ProblemKind(422, "unsupported-document", "Unsupported document type"),
-    "UnknownBuyerError": ProblemKind(422, "unknown-buyer", "Unknown buyer"),
-    "IdempotencyConflictError": ProblemKind(
+# Keyed by class, looked up along the raised class's MRO: the nearest class in the table answers,
+# so a subclass added later answers as its parent does. Never by name: a class that merely shares
+# a name with one of these is not one of them.
+_BY_CLASS: dict[type[errors.EInvoiceError], ProblemKind] = {
+    errors.NotWellFormedError: ProblemKind(400, "not-well-formed", "Not well-formed XML"),
+    errors.UnsafeXmlError: ProblemKind(400, "unsafe-xml", "Refused XML construct"),
+    errors.DocumentTooLargeError: ProblemKind(413, "too-large", "Document too large"),
+    errors.UnsupportedDocumentError: ProblemKind(422, "unsupported-document", "Unsupported document type"),
+    errors.UnknownBuyerError: ProblemKind(422, "unknown-buyer", "Unknown buyer"),
+    errors.IdempotencyConflictError: ProblemKind(
         422, "idempotency-key-reused", "Idempotency-Key already used for other bytes"
     ),
-    "IntakeError": ProblemKind(422, "refused", "Document refused"),
-    "SellerMismatchError": ProblemKind(403, "seller-mismatch", "Not the seller of this document"),
-    "AuthorizationError": ProblemKind(403, "forbidden", "Forbidden"),
-    "AuthenticationError": ProblemKind(401, "unauthenticated", "Missing or wrong API key"),
-    "NotFoundError": ProblemKind(404, "not-found", "Not found"),
-    "ArtefactError": ProblemKind(503, "artefacts-unavailable", "Validation artefacts unavailable"),
-    "ValidationEngineError": ProblemKind(503, "validation-unavailable", "Validation could not run"),
-    "TransientError": ProblemKind(503, "temporarily-unavailable", "Temporarily unavailable"),
-    "ConfigurationError": ProblemKind(500, "configuration", "Server misconfigured"),
-    "EInvoiceError": ProblemKind(500, "internal", "Internal error"),
+    errors.IntakeError: ProblemKind(422, "refused", "Document refused"),
+    errors.SellerMismatchError: ProblemKind(403, "seller-mismatch", "Not the seller of this document"),
+    errors.AuthorizationError: ProblemKind(403, "forbidden", "Forbidden"),
+    errors.AuthenticationError: ProblemKind(401, "unauthenticated", "Missing or wrong API key"),
+    errors.NotFoundError: ProblemKind(404, "not-found", "Not found"),
+    errors.ConflictError: ProblemKind(409, "conflict", "Conflict with the document's state"),
+    errors.ArtefactError: ProblemKind(503, "artefacts-unavailable", "Validation artefacts unavailable"),
+    errors.ValidationEngineError: ProblemKind(503, "validation-unavailable", "Validation could not run"),
+    errors.TransientError: ProblemKind(503, "temporarily-unavailable", "Temporarily unavailable"),
+    errors.ConfigurationError: ProblemKind(500, "configuration", "Server misconfigured"),
+    errors.EInvoiceError: ProblemKind(500, "internal", "Internal error"),
 }
 
 # Titles of plain HTTP statuses raised by FastAPI/Starlette themselves or by our routers.
@@ -96,47 +103,57 @@ _HTTP_TITLES = {
 }
 
 # Intake errors without findings of their own get one, so a supplier sees a rule id and a line:
-# the ids ``einvoice validate`` and ``POST /v1/validate`` give the same problem.
-_INTAKE_RULES = {
-    "NotWellFormedError": RULE_NOT_WELL_FORMED,
-    "DocumentTooLargeError": RULE_TOO_LARGE,
-    "UnsafeXmlError": RULE_UNSAFE,
-    "UnsupportedDocumentError": RULE_UNSUPPORTED,
-    "UnknownBuyerError": RULE_UNKNOWN_BUYER,
-    "SellerMismatchError": RULE_SELLER_MISMATCH,
+# the ids ``einvoice validate`` and ``POST /v1/validate`` give the same problem. By class, as above.
+_INTAKE_RULES: dict[type[errors.EInvoiceError], str] = {
+    errors.NotWellFormedError: RULE_NOT_WELL_FORMED,
+    errors.DocumentTooLargeError: RULE_TOO_LARGE,
+    errors.UnsafeXmlError: RULE_UNSAFE,
+    errors.UnsupportedDocumentError: RULE_UNSUPPORTED,
+    errors.UnknownBuyerError: RULE_UNKNOWN_BUYER,
+    errors.SellerMismatchError: RULE_SELLER_MISMATCH,
 }
+
+T = TypeVar("T")
+
+
+def _nearest(table: Mapping[type[errors.EInvoiceError], T], exc: BaseException) -> T | None:
+    """The entry of the nearest class of ``exc``'s MRO that ``table`` holds, or None."""
+    for cls in type(exc).__mro__:
+        found = table.get(cls)
+        if found is not None:
+            return found
+    return None
 
 
 def problem_kind(exc: BaseException) -> ProblemKind:
     """Return the status, type slug and title for an engine error (500 for anything unknown)."""
-    for cls in type(exc).__mro__:
-        kind = _BY_CLASS.get(cls.__name__)
-        if kind is not None and issubclass(cls, errors.EInvoiceError):
-            return kind
-    return _BY_CLASS["EInvoiceError"]
+    return _nearest(_BY_CLASS, exc) or _BY_CLASS[errors.EInvoiceError]
+
+
+def document_id_of(exc: BaseException) -> str | None:
+    """The document an error is about, when it names one (a refused document that was recorded,
+    a document whose state refused a decision)."""
+    if isinstance(exc, errors.IntakeError | errors.ConflictError | errors.SellerMismatchError):
+        return exc.document_id
+    return None
 
 
 def _findings_of(exc: BaseException) -> list[dict[str, Any]]:
-    raw: Iterable[Any] | None = getattr(exc, "findings", None)
-    single = getattr(exc, "finding", None)
-    if raw is None and single is not None:
-        raw = [single]
-    items = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in (raw or [])]
-    if items:
-        return [_with_former_rule(item) for item in items]
-    for cls in type(exc).__mro__:
-        rule = _INTAKE_RULES.get(cls.__name__)
-        if rule:
-            line = getattr(exc, "line", None)
-            finding = Finding(
-                rule=rule,
-                severity=Severity.FATAL,
-                layer=Layer.INTAKE,
-                message=str(exc) or cls.__name__,
-                line=line if isinstance(line, int) else None,
-            )
-            return [_with_former_rule(finding.to_dict())]
-    return []
+    found: tuple[Finding, ...] = exc.findings if isinstance(exc, errors.IntakeError) else ()
+    if found:
+        return [_with_former_rule(f.to_dict()) for f in found]
+    rule = _nearest(_INTAKE_RULES, exc)
+    if rule is None:
+        return []
+    line = exc.line if isinstance(exc, errors.IntakeError) else None
+    finding = Finding(
+        rule=rule,
+        severity=Severity.FATAL,
+        layer=Layer.INTAKE,
+        message=str(exc) or type(exc).__name__,
+        line=line,
+    )
+    return [_with_former_rule(finding.to_dict())]
 
 
 def _with_former_rule(item: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +215,7 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 def problem_for_error(exc: errors.EInvoiceError, *, instance: str | None = None) -> JSONResponse:
     """Return the problem response for an engine error."""
     kind = problem_kind(exc)
-    document_id = getattr(exc, "document_id", None)
+    document_id = document_id_of(exc)
     detail = str(exc) or kind.title
     if kind.status >= 500:
         if kind.status == 500:

@@ -42,6 +42,7 @@ from xml.sax.saxutils import escape
 import typer
 
 from einvoice.benchmarks.cpu import per_document
+from einvoice.errors import HttpProtocolError, ServerClosedError  # defined there; importable from here too
 
 if TYPE_CHECKING:
     from einvoice.settings import Settings
@@ -263,14 +264,6 @@ def random_invoice(
 # client rather than httpx: a request is one pre-encoded ``bytes`` written to a keep-alive
 # connection, the answer is parsed only as far as HTTP/1.1 framing needs. Everything else (health
 # check, warm-up, polling, ``/metrics``) runs outside the measured window or rarely, and uses httpx.
-
-
-class HttpProtocolError(Exception):
-    """The server answered something this client does not parse as an HTTP/1.1 response."""
-
-
-class ServerClosedError(ConnectionError):
-    """The server closed the connection before sending any byte of a response."""
 
 
 @dataclass(frozen=True)
@@ -878,13 +871,13 @@ def _random_ytunnus() -> str:
 def provision(settings: Settings, *, buyer_endpoint: str = BENCHMARK_BUYER_ENDPOINT) -> tuple[str, str, str, str]:
     """Register a fresh supplier (and the buyer institution if missing) in the database of
     ``settings``; return (api key, seller endpoint, seller VAT id, buyer endpoint)."""
+    from einvoice.bootstrap import database_engine
     from einvoice.services.accounts import DuplicateAccountError, add_institution, add_supplier
-    from einvoice.store import make_engine, migrate, uow_factory_for
+    from einvoice.store import migrate, uow_factory_for
 
-    url = settings.effective_database_url
-    migrate(url)
-    engine = make_engine(url)
+    engine = database_engine(settings)
     try:
+        migrate(engine)
         uow_factory = uow_factory_for(engine)
         with contextlib.suppress(DuplicateAccountError):
             add_institution(uow_factory(), name="Benchmark Ministry", endpoint=buyer_endpoint)
@@ -1032,7 +1025,7 @@ def bench_pipeline(
     scratch: tempfile.TemporaryDirectory[str] | None = None
     try:
         env = dict(os.environ)
-        if url is None and settings.mode == "embedded" and "EINVOICE_DATA_DIR" not in os.environ:
+        if url is None and settings.mode == "embedded" and "data_dir" not in settings.model_fields_set:
             scratch = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
             env["EINVOICE_DATA_DIR"] = scratch.name
             settings = settings.model_copy(update={"data_dir": Path(scratch.name)})

@@ -4,8 +4,9 @@
 These need the database only (no broker). In embedded mode the database is created and migrated
 on first use; in production run ``einvoice db upgrade`` once per release.
 
-Exit codes: 0 done; 1 refused (invalid endpoint, endpoint already registered); 2 the database
-cannot be reached or is not migrated.
+Exit codes: 0 done; 1 refused (invalid endpoint, endpoint already registered, unknown id, a
+document whose state does not allow the decision: ``error: conflict: …``); 2 the database cannot
+be reached or is not migrated.
 """
 
 from __future__ import annotations
@@ -45,12 +46,9 @@ UncheckedOption = Annotated[
 
 
 def _engine(settings: Settings) -> Engine:
-    from einvoice import store
+    from einvoice.bootstrap import database_engine
 
-    url = settings.effective_database_url
-    if store.is_sqlite(url) and settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return store.make_engine(url)
+    return database_engine(settings)
 
 
 def _open(*, migrate_embedded: bool = True) -> tuple[Engine, Callable[[], UnitOfWork]]:
@@ -284,10 +282,11 @@ def documents_retry(
     reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the document's history.")] = None,
 ) -> None:
     """Send a dead document back to the stage it died in (once its cause is fixed). The running
-    relay picks it up."""
+    relay picks it up. A document that is not dead (sent back already, or moved on) is refused as
+    a conflict."""
     import getpass
 
-    from einvoice.errors import NotFoundError, PermanentError
+    from einvoice.errors import ConflictError, NotFoundError
     from einvoice.services import process
 
     engine, uow_factory = _open()
@@ -295,8 +294,8 @@ def documents_retry(
         state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
     except NotFoundError as exc:
         raise _refused(f"{exc} in {database_in_use()}") from None
-    except PermanentError as exc:
-        raise _refused(exc) from None
+    except ConflictError as exc:
+        raise _refused(f"conflict: {exc}") from None
     finally:
         engine.dispose()
     typer.echo(f"document {document_id}: {state}")

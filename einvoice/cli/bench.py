@@ -33,10 +33,9 @@ ROUNDS = 3  # each throughput figure is measured this many times; the median and
 
 def default_bench_path() -> Path | None:
     """The corpus's valid Peppol samples, when ../shared (or EINVOICE_SHARED_DIR) is present."""
-    from einvoice.settings import PROJECT_ROOT
+    from einvoice.settings import get_settings
 
-    shared = Path(os.environ.get("EINVOICE_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
-    billing = shared / "corpus" / "peppol-2026.5" / "billing"
+    billing = get_settings().shared_dir / "corpus" / "peppol-2026.5" / "billing"
     return billing if billing.is_dir() else None
 
 

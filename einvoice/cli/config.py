@@ -7,27 +7,38 @@ broker? where are the artefacts?") without reading environment variables by hand
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 
 import typer
 
-_SECRET_FIELDS = frozenset({"erp_token"})
 _URL_FIELDS = frozenset({"database_url", "broker_url", "erp_url"})
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of ``scheme://user:password@host/...``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user, colon, _ = credentials.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    """Hide the password of ``scheme://user:password@host/...`` (``einvoice.settings.mask_url``)."""
+    from einvoice.settings import mask_url
+
+    return mask_url(url)
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A setting as ``einvoice config`` shows it: a URL with its password masked, any other secret
+    as ``***``."""
+    from pydantic import SecretStr
+
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        return mask_url(secret) if name in _URL_FIELDS else "***"
+    if isinstance(value, str) and name in _URL_FIELDS:
+        return mask_url(value)
+    return value
 
 
 def effective_settings() -> list[dict[str, Any]]:
-    """One entry per setting: name, environment variable, value (masked), source, description."""
+    """One entry per setting: name, environment variable, value (masked), source, description.
+
+    The source is ``environment`` for a value given in the environment or ``.env``, ``derived``
+    for one computed from others (the database under the data directory), else ``default``."""
     from einvoice.settings import Settings
 
     settings = Settings()
@@ -40,15 +51,12 @@ def effective_settings() -> list[dict[str, Any]]:
     for name, field in Settings.model_fields.items():
         env = f"EINVOICE_{name.upper()}"
         value: Any = getattr(settings, name)
-        source = "environment" if env in os.environ else "default"
+        source = "environment" if name in settings.model_fields_set else "default"
         if value is None and name in derived:
             value, source = derived[name], "derived"
         if name == "broker_url" and value is None:
             value = "in-process queue"
-        if value is not None and name in _SECRET_FIELDS:
-            value = "***"
-        elif isinstance(value, str) and name in _URL_FIELDS:
-            value = mask_url(value)
+        value = _shown(name, value)
         rows.append(
             {
                 "name": name,

@@ -1,16 +1,25 @@
-"""``einvoice serve`` (the HTTP API) and ``einvoice worker`` (the pipeline's worker process)."""
+"""``einvoice serve`` (the HTTP API) and ``einvoice worker`` (the pipeline's worker process).
+
+Both build their runtime with ``einvoice.bootstrap.build`` from the settings; the worker's actors
+are in ``einvoice.worker``.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-from typing import Annotated
+import threading
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from einvoice.errors import ConfigurationError
 
-WORKERS_IN_PROCESS_ENV = "EINVOICE_WORKERS_IN_PROCESS"
+if TYPE_CHECKING:
+    from einvoice.settings import Settings
+
+log = logging.getLogger("einvoice.worker")
 
 
 def serve(
@@ -19,13 +28,14 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: EINVOICE_PORT, else 8000).")] = None,
     workers_in_process: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers-in-process",
             min=0,
-            help="Embedded mode: worker threads inside the server (0: none, run 'einvoice worker' instead).",
+            help="Embedded mode: worker threads inside the server (0: none, run 'einvoice worker' instead; "
+            "default: EINVOICE_WORKERS_IN_PROCESS, else 1).",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Start the HTTP API. In embedded mode the pipeline's worker runs inside the server too."""
     import uvicorn
@@ -40,8 +50,8 @@ def serve(
         raise typer.Exit(2) from exc
     host = host or settings.host
     port = port if port is not None else settings.port
-    # The runtime is built in the server's lifespan (bootstrap reads the same environment).
-    os.environ[WORKERS_IN_PROCESS_ENV] = str(workers_in_process)
+    if workers_in_process is not None:
+        settings = settings.model_copy(update={"workers_in_process": workers_in_process})
 
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - only for display
     url = f"http://{shown_host}:{port}"
@@ -51,7 +61,7 @@ def serve(
         typer.echo(f"  web pages:         {url}/")
         typer.echo(f"  health:            {url}/healthz, {url}/readyz, {url}/metrics")
         typer.echo(f"  data directory:    {settings.data_dir.resolve()}")
-        typer.echo(f"  worker threads:    {workers_in_process} in this process")
+        typer.echo(f"  worker threads:    {settings.workers_in_process} in this process")
 
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
     # that was there before it started: make that one a clean exit, so a stop is not a failure.
@@ -60,9 +70,11 @@ def serve(
 
     # One log format for the engine and uvicorn: uvicorn's loggers propagate to the root handler.
     logs.configure(settings.log_level, json_lines=settings.log_json)
+    from einvoice.api import create_app
+
+    # The runtime is built from these settings in the server's lifespan.
     uvicorn.run(
-        "einvoice.api:create_app",
-        factory=True,
+        create_app(settings=settings),
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
@@ -82,7 +94,12 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 def worker(
     threads: Annotated[
-        int | None, typer.Option(min=1, help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1).")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1: validation holds the "
+            "GIL, and one thread costs less CPU per document than two).",
+        ),
     ] = None,
     processes: Annotated[
         int,
@@ -93,12 +110,54 @@ def worker(
         ),
     ] = 1,
 ) -> None:
-    """Run the pipeline worker (validation, matching, posting) until SIGTERM or Ctrl-C."""
+    """Run the pipeline worker (validation, matching, posting) until SIGTERM or Ctrl-C: it takes
+    messages from the queue, and runs an outbox relay and a sweeper too. On SIGTERM or Ctrl-C it
+    finishes the messages in hand; unfinished ones go back to the broker."""
     if processes > 1:
         raise typer.Exit(_run_processes(processes, threads))
-    from einvoice.worker import main as worker_main
+    from einvoice.settings import get_settings
 
-    worker_main(threads)
+    settings = get_settings()
+    try:
+        settings.check_production(signs_receipts=False)
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    run_worker(settings, threads)
+
+
+def run_worker(settings: Settings, threads: int | None = None) -> None:
+    """Consume the queue with ``threads`` threads (default ``settings.worker_threads``), run the
+    outbox relay and the sweeper, and stop on SIGTERM/SIGINT after the messages in hand are
+    finished (unfinished ones go back to the broker)."""
+    import gc
+
+    from einvoice import logs
+    from einvoice.bootstrap import build
+
+    logs.configure(settings.log_level, json_lines=settings.log_json)
+    logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connection close at INFO
+    runtime = build(settings, signs_receipts=False)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the messages in hand", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # What was built so far lives as long as the process: kept out of the collector's full
+    # passes, which would otherwise walk all of it again and again while documents flow.
+    gc.collect()
+    gc.freeze()
+    threads = threads or settings.worker_threads
+    try:
+        runtime.start_worker(threads)
+        log.info("einvoice worker %d: %d threads on %s", os.getpid(), threads, type(runtime.broker).__name__)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        runtime.stop()
 
 
 def _run_processes(count: int, threads: int | None) -> int:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from einvoice.errors import InputError  # defined there; importable from here too
+
 if TYPE_CHECKING:
     from einvoice.validation.report import ValidationReport
 
@@ -36,10 +38,6 @@ class RulesChoice(StrEnum):
     auto = "auto"
     en16931 = "en16931"
     peppol_bis3 = "peppol-bis3"
-
-
-class InputError(Exception):
-    """A path given on the command line cannot be used."""
 
 
 def collect_files(paths: Sequence[Path]) -> list[Path]:

@@ -20,16 +20,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from einvoice.errors import DecimalSyntaxError  # a ValueError; defined there, importable from here
+
 AMOUNT_DECIMALS = 2
 AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_DECIMALS)  # Decimal("0.01")
 ZERO = Decimal("0.00")
 
 # xs:decimal lexical space: optional sign, digits with an optional fraction, no exponent.
 _XS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
-
-
-class DecimalSyntaxError(ValueError):
-    """A text is not in the ``xs:decimal`` lexical space."""
 
 
 def parse_decimal(text: str) -> Decimal:

@@ -22,15 +22,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from einvoice.domain.invoice import Invoice
-from einvoice.errors import PermanentError
+from einvoice.errors import StoredInvoiceError  # defined there; importable from here too
 
 #: The form of the data ``invoice_to_dict`` gives; stored beside it.
 FORMAT_VERSION = 1
-
-
-class StoredInvoiceError(PermanentError):
-    """Stored data that is not an ``Invoice`` in a form this engine reads (another format version,
-    or data changed by hand)."""
 
 
 @functools.cache

@@ -50,27 +50,13 @@ from einvoice.domain.invoice import (
     VatBreakdown,
 )
 from einvoice.domain.money import Amount, DecimalSyntaxError, Quantity, parse_decimal
-from einvoice.errors import DocumentParseError, IntakeError
+from einvoice.errors import DocumentParseError, IntakeError, UblParseError  # UblParseError: importable from here too
 from einvoice.parsers import safe_xml
 from einvoice.parsers.namespaces import CREDIT_NOTE_TAG, INVOICE_TAG, cac, cbc
 
 # Document type codes of additional document references with a meaning of their own (UNCL 1001).
 _INVOICED_OBJECT_CODE = "130"  # BT-18 / BT-128
 _PROJECT_CODE = "50"  # BT-11 in a credit note (which has no cac:ProjectReference)
-
-
-class UblParseError(DocumentParseError):
-    """A UBL element holds a value the parser cannot read (a malformed amount, date, boolean, ...).
-
-    Also raised for a root that is neither a UBL Invoice nor a UBL CreditNote. Permanent: the same
-    bytes will never parse. ``element`` is the local name of the offending element, ``line`` its
-    source line, where known.
-    """
-
-    def __init__(self, message: str, *, element: str | None = None, line: int | None = None) -> None:
-        super().__init__(message)
-        self.element = element
-        self.line = line
 
 
 # --- reading elements ------------------------------------------------------------------------

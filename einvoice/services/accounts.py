@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from einvoice.domain.identifiers import endpoint_problem, vat_problem
-from einvoice.errors import EInvoiceError
+
+# defined in einvoice.errors; importable from here too, where they were first defined
+from einvoice.errors import AccountError, DuplicateAccountError, InvalidEndpointError, InvalidIdentifierError
 from einvoice.services import (
     InstitutionView,
     SupplierView,
@@ -28,23 +30,6 @@ from einvoice.store.tables import InstitutionRow, SupplierRow, column_length
 
 API_KEY_PREFIX = "eik_"
 _ENDPOINT = re.compile(r"^(?P<scheme>[0-9A-Za-z]{1,16}):(?P<id>\S{1,128})$")
-
-
-class AccountError(EInvoiceError):
-    """An institution or supplier could not be added as asked."""
-
-
-class InvalidEndpointError(AccountError, ValueError):
-    """An endpoint is not of the form ``SCHEME:ID`` (e.g. ``0192:987654325``)."""
-
-
-class InvalidIdentifierError(AccountError, ValueError):
-    """An endpoint's scheme is not a Peppol one, or an identifier fails its scheme's form or check
-    digit, or a VAT identifier its country's (``einvoice.domain.identifiers``)."""
-
-
-class DuplicateAccountError(AccountError):
-    """An institution or supplier with this endpoint already exists."""
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, str]:

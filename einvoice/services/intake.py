@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from einvoice import errors
 from einvoice.domain.findings import RULE_UNKNOWN_BUYER, RULE_UNSUPPORTED, Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
+from einvoice.errors import IdempotencyConflictError, SellerMismatchError, UnknownBuyerError
 from einvoice.parsers import safe_xml
 from einvoice.parsers.ubl import DocumentHeader, read_header
 from einvoice.services import (
@@ -54,36 +55,14 @@ ACTOR = "api"
 
 
 # --- errors --------------------------------------------------------------------------------------
-
-
-class UnknownBuyerError(errors.IntakeError):
-    """The buyer endpoint (BT-49) is not a registered institution."""
-
-
-class SellerMismatchError(errors.AuthorizationError):
-    """The authenticated supplier is not the seller the document names."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.document_id: str | None = None
-
-
-class IdempotencyConflictError(errors.IntakeError):
-    """An Idempotency-Key was used before with different bytes."""
-
+# UnknownBuyerError, SellerMismatchError and IdempotencyConflictError are defined in einvoice.errors
+# and stay importable from here, where they were first defined.
 
 _REFUSALS: dict[str, type[errors.IntakeError]] = {
     "unsupported-document": errors.UnsupportedDocumentError,
     "unknown-buyer": UnknownBuyerError,
 }
 _RULE_OF = {"unsupported-document": RULE_UNSUPPORTED, "unknown-buyer": RULE_UNKNOWN_BUYER}
-
-
-def _decorate(exc: errors.EInvoiceError, *, document_id: str | None, findings: tuple[Finding, ...] = ()) -> None:
-    """Attach what the API layer reports with an intake error (``document_id``, ``findings``)."""
-    exc.document_id = document_id  # type: ignore[attr-defined]
-    exc.findings = findings  # type: ignore[attr-defined]
 
 
 # --- what intake reads from a document ----------------------------------------------------------
@@ -197,10 +176,7 @@ class _Refusal:
     reason: str
 
     def error(self, document_id: str | None) -> errors.IntakeError:
-        exc = _REFUSALS[self.code](self.reason)
-        finding = Finding(rule=_RULE_OF[self.code], severity=Severity.FATAL, layer=Layer.INTAKE, message=self.reason)
-        _decorate(exc, document_id=document_id, findings=(finding,))
-        return exc
+        return _REFUSALS[self.code](self.reason, document_id=document_id, findings=(self.finding(),))
 
     def finding(self) -> Finding:
         return Finding(rule=_RULE_OF[self.code], severity=Severity.FATAL, layer=Layer.INTAKE, message=self.reason)
@@ -304,11 +280,9 @@ def _record(
         if look_first and existing is None and idempotency_key is not None:
             existing = uow.documents.by_idempotency_key(supplier.id, idempotency_key)
             if existing is not None and existing.sha256 != sha256:
-                exc = IdempotencyConflictError(
+                raise IdempotencyConflictError(
                     f"Idempotency-Key {idempotency_key!r} was used for a different document ({existing.id})"
                 )
-                _decorate(exc, document_id=None)
-                raise exc
 
         institution_id = None
         if fields is not None and refusal is None:

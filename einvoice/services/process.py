@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
-from einvoice.errors import NotFoundError, PermanentError, TransientError
+from einvoice.errors import ConflictError, NotFoundError, PermanentError, TransientError
 from einvoice.services import DocumentView, finding_from_row, finding_values
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
@@ -323,21 +323,31 @@ def retry_dead(
     registry: StageRegistry[Ports] = REGISTRY,
 ) -> str:
     """Send a ``dead`` document back to the stage it died in (after a person fixed the cause);
-    return the state it is now in. Raises NotFoundError, or PermanentError when it is not dead."""
+    return the state it is now in. Raises NotFoundError, or ConflictError when its state does not
+    allow it: not dead (say, someone sent it back already), dead in a state no stage resumes, or
+    changed between the read and the write."""
     now = clock()
     with uow_factory() as uow:
         row = uow.documents.get(document_id)
         if row is None:
             raise NotFoundError(f"no document {document_id}")
         if row.status != S.DEAD:
-            raise PermanentError(f"document {document_id} is {row.status}, not dead")
+            raise ConflictError(
+                f"document {document_id} is {row.status}, not dead: nothing to send back",
+                document_id=document_id,
+                status=row.status,
+            )
         died_in = next(
             (t.from_status for t in reversed(uow.documents.transitions(document_id)) if t.to_status == S.DEAD),
             None,
         )
         resume = registry.resume_point(died_in) if died_in is not None else None
         if resume is None:
-            raise PermanentError(f"document {document_id} died in state {died_in}; nothing to resume")
+            raise ConflictError(
+                f"document {document_id} died in state {died_in}, which no stage resumes",
+                document_id=document_id,
+                status=row.status,
+            )
         back_to, stage = resume
         kept = [finding_values(f) for f in _findings(uow, document_id) if f.rule != "ENGINE-STAGE-FAILED"]
         if not uow.documents.compare_and_set(
@@ -349,6 +359,9 @@ def retry_dead(
             findings=kept,
             message=stage.name,
         ):
-            raise PermanentError(f"document {document_id} changed meanwhile")
+            raise ConflictError(
+                f"document {document_id} changed while it was being sent back; look at it again",
+                document_id=document_id,
+            )
         uow.commit()
     return back_to

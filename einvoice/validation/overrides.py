@@ -16,7 +16,6 @@ that could not be read safely, or a layer that did not run, is not a matter of p
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -103,24 +102,6 @@ def parse_overrides(raw: Any, origin: str = "rule overrides") -> tuple[Override,
 
 _cache: dict[Path, tuple[float, tuple[Override, ...]]] = {}
 _cache_lock = threading.Lock()
-_ENV_NAME = "EINVOICE_RULE_OVERRIDES_FILE"
-_default_file: dict[str | None, Path | None] = {}
-
-
-def _configured_file() -> Path | None:
-    """``Settings().rule_overrides_file``, built once per value of the environment variable.
-
-    Building ``Settings`` costs a few milliseconds (it reads the environment and ``.env``), too
-    much to pay per document.
-    """
-    key = os.environ.get(_ENV_NAME)
-    with _cache_lock:
-        if key in _default_file:
-            return _default_file[key]
-    value = Settings().rule_overrides_file
-    with _cache_lock:
-        _default_file[key] = value
-    return value
 
 
 def load_overrides(source: Path | None = None, settings: Settings | None = None) -> tuple[Override, ...]:
@@ -130,7 +111,9 @@ def load_overrides(source: Path | None = None, settings: Settings | None = None)
     Raises ``ConfigurationError`` if the file is missing or malformed.
     """
     if source is None:
-        source = settings.rule_overrides_file if settings is not None else _configured_file()
+        # Without settings, the environment's: building them costs a few milliseconds, which the
+        # validator (it passes its own) never pays per document.
+        source = (settings if settings is not None else Settings()).rule_overrides_file
         if source is None:
             return ()
     source = source.expanduser().resolve()

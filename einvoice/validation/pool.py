@@ -41,7 +41,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from einvoice.domain.findings import Finding
-from einvoice.errors import ValidationEngineError
+from einvoice.errors import ValidationEngineError, ValidationStopped, ValidationSubprocessEnded
 from einvoice.settings import Settings
 from einvoice.validation.limits import limit_finding
 from einvoice.validation.report import ValidationReport
@@ -159,19 +159,6 @@ def _rss_bytes(pid: int) -> int | None:
 # --- the parent's side --------------------------------------------------------------------------------
 
 
-class _Ended(Exception):
-    """The subprocess had ended before it was given the document."""
-
-
-class _Stopped(Exception):
-    """The subprocess was stopped (or stopped) before it finished the document."""
-
-    def __init__(self, what: str, findings: list[Finding]) -> None:
-        super().__init__(what)
-        self.what = what
-        self.findings = findings
-
-
 @dataclass
 class _Child:
     process: Any  # multiprocessing.process.BaseProcess
@@ -203,7 +190,7 @@ class _Child:
         self.ready_rss = _rss_bytes(self.pid)
 
     def validate(self, request: _Request, *, timeout: float, memory_mb: int) -> ValidationReport:
-        """Send ``request`` and wait for the report. Raises _Stopped at a limit (or when the
+        """Send ``request`` and wait for the report. Raises ValidationStopped at a limit (or when the
         subprocess ended), ValidationEngineError when it failed otherwise."""
         self.documents += 1
         found: list[Finding] = []
@@ -213,15 +200,15 @@ class _Child:
         try:
             self.conn.send(request)
         except (OSError, ValueError):
-            raise _Ended() from None
+            raise ValidationSubprocessEnded() from None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _Stopped(f"it took longer than the time limit of {timeout:g} s", found)
+                raise ValidationStopped(f"it took longer than the time limit of {timeout:g} s", found)
             if not self.conn.poll(min(remaining, MEMORY_POLL_SECONDS)):
                 rss = _rss_bytes(self.pid)
                 if rss is not None and baseline is not None and rss - baseline > memory_mb * _MB:
-                    raise _Stopped(
+                    raise ValidationStopped(
                         f"it needed more than the memory limit of {memory_mb:,} MB"
                         f" (after {time.monotonic() - started:.1f} s)",
                         found,
@@ -231,7 +218,7 @@ class _Child:
                 kind, payload = self.conn.recv()
             except (EOFError, OSError):
                 self.process.join(1)
-                raise _Stopped(
+                raise ValidationStopped(
                     f"the validation subprocess ended (exit code {self.process.exitcode})"
                     f" after {time.monotonic() - started:.1f} s",
                     found,
@@ -242,7 +229,7 @@ class _Child:
                 report: ValidationReport = payload
                 return report
             elif kind == "memory":
-                raise _Stopped(f"it needed more than the memory limit of {memory_mb:,} MB", found)
+                raise ValidationStopped(f"it needed more than the memory limit of {memory_mb:,} MB", found)
             else:
                 raise ValidationEngineError(f"validation failed: {payload}")
 
@@ -362,7 +349,7 @@ class ValidationPool:
         for _ in range(3):  # a subprocess found ended between documents is replaced, the document sent again
             try:
                 return self._validate(request)
-            except _Ended:
+            except ValidationSubprocessEnded:
                 continue
             except ValidationEngineError as exc:
                 return _engine_report(request, str(exc))
@@ -377,7 +364,7 @@ class ValidationPool:
             raise
         try:
             report = child.validate(request, timeout=self.timeout_seconds, memory_mb=self.memory_mb)
-        except _Stopped as stopped:
+        except ValidationStopped as stopped:
             self._replace(child, f"document stopped: {stopped.what}")
             if self._closed:
                 raise ValidationEngineError("the validation pool was closed during the document") from None
@@ -433,7 +420,7 @@ class ValidationPool:
             self._idle.appendleft(self._spawn())
             self._returned.notify()
 
-    def _limit_report(self, request: _Request, stopped: _Stopped) -> ValidationReport:
+    def _limit_report(self, request: _Request, stopped: ValidationStopped) -> ValidationReport:
         from einvoice.validation import rulesets
 
         findings: list[Finding] = list(stopped.findings)

@@ -40,7 +40,7 @@ from typing import Literal
 from lxml import etree
 
 from einvoice.domain.findings import Layer
-from einvoice.errors import ArtefactError, UnsupportedDocumentError
+from einvoice.errors import RuleSetError, UnsupportedDocumentError
 from einvoice.parsers.safe_xml import UBL_NS_PREFIX, DocumentType, detect_type
 from einvoice.settings import Settings
 from einvoice.validation import artefacts
@@ -131,10 +131,6 @@ _PEPPOL_STYLESHEETS = (
     (Layer.PEPPOL, "PEPPOL-EN16931-UBL.xslt"),
 )
 _CEN_STYLESHEETS = ((Layer.EN16931, "EN16931-UBL-validation.xslt"),)
-
-
-class RuleSetError(ArtefactError):
-    """No artefact set of the needed kind is in force at the document's receipt time."""
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ from tests.integration.pipeline_support import (
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[bootstrap.Runtime]:
-    monkeypatch.setenv(bootstrap.WORKERS_IN_PROCESS_ENV, "2")
-    runtime = bootstrap.build(Settings(mode="embedded", data_dir=tmp_path / "var", broker_url=None, database_url=None))
+def runtime(tmp_path: Path) -> Iterator[bootstrap.Runtime]:
+    runtime = bootstrap.build(
+        Settings(mode="embedded", data_dir=tmp_path / "var", broker_url=None, database_url=None, workers_in_process=2)
+    )
     runtime.start_background()
     yield runtime
     runtime.stop()

@@ -49,10 +49,9 @@ def quoting(raw: bytes, **context: object) -> Report:
 
 
 @pytest.fixture
-def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bootstrap.Runtime]:
+def runtime(request: pytest.FixtureRequest) -> Iterator[bootstrap.Runtime]:
     validator = getattr(request, "param", valid)
-    monkeypatch.setenv(bootstrap.WORKERS_IN_PROCESS_ENV, "0")
-    settings = Settings(database_url="sqlite://", broker_url=None, max_retries=1)
+    settings = Settings(database_url="sqlite://", broker_url=None, max_retries=1, workers_in_process=0)
     runtime = bootstrap.build(settings, validator=validator, migrate=True)
     yield runtime
     runtime.stop()

@@ -27,10 +27,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
+    from einvoice.bootstrap import database_engine
     from einvoice.settings import get_settings
-    from einvoice.store.engine import make_engine
 
-    engine = make_engine(get_settings().effective_database_url)
+    engine = database_engine(get_settings())
     try:
         with engine.connect() as new_connection:
             _run(new_connection)

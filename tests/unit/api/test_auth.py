@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
+from einvoice.receipts import ReceiptSigner, load_signer
 from einvoice.settings import Settings
 
 KEY = "eik_test-key"
@@ -40,6 +41,10 @@ class FakeRuntime:
 
     def check_ready(self) -> dict[str, str]:
         return {"database": "ok", "broker": "ok", "artefacts": "ok"}
+
+    @property
+    def signer(self) -> ReceiptSigner:
+        return load_signer(self.settings)
 
 
 @pytest.fixture

@@ -10,17 +10,23 @@ from einvoice import errors
 from einvoice.api import problems
 from einvoice.domain.findings import Finding, Layer, Severity
 
-
-class UnknownBuyerError(errors.IntakeError):
-    """Stands for the services' error of the same name: the mapping goes by class name and tree."""
-
-
-class SellerMismatchError(errors.AuthorizationError):
-    pass
+UnknownBuyerError = errors.UnknownBuyerError
+SellerMismatchError = errors.SellerMismatchError
 
 
 class NewIntakeError(errors.UnsupportedDocumentError):
     """A subclass added later inherits its parent's answer."""
+
+
+class NewSellerError(errors.SellerMismatchError):
+    """Another subclass added later, two levels below the class the table names."""
+
+
+class NotTheSameSellerMismatchError(errors.IntakeError):
+    """Shares a name with a mapped class but not its place in the tree."""
+
+
+NotTheSameSellerMismatchError.__name__ = NotTheSameSellerMismatchError.__qualname__ = "SellerMismatchError"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +47,10 @@ class NewIntakeError(errors.UnsupportedDocumentError):
         (errors.TransientError("db"), 503, "temporarily-unavailable"),
         (errors.ConfigurationError("key"), 500, "configuration"),
         (errors.PermanentError("x"), 500, "internal"),
+        (errors.ConflictError("moved on", document_id="d1", status="validated"), 409, "conflict"),
+        (NewSellerError("not you either"), 403, "seller-mismatch"),
+        (errors.RuleSetError("no set in force"), 503, "artefacts-unavailable"),
+        (errors.UblParseError("bad amount"), 500, "internal"),
     ],
 )
 def test_problem_kind(exc: errors.EInvoiceError, status: int, slug: str) -> None:
@@ -58,12 +68,15 @@ def _app() -> FastAPI:
 
     @app.get("/recorded")
     def recorded() -> None:
-        exc = UnknownBuyerError("buyer 0037:999 is not a registered institution")
-        exc.document_id = "abc"  # type: ignore[attr-defined]
-        exc.findings = (  # type: ignore[attr-defined]
-            Finding("INTAKE-UNKNOWN-BUYER", Severity.FATAL, Layer.INTAKE, "unknown buyer", "/Invoice"),
+        raise UnknownBuyerError(
+            "buyer 0037:999 is not a registered institution",
+            document_id="abc",
+            findings=(Finding("INTAKE-UNKNOWN-BUYER", Severity.FATAL, Layer.INTAKE, "unknown buyer", "/Invoice"),),
         )
-        raise exc
+
+    @app.post("/retry")
+    def retry() -> None:
+        raise errors.ConflictError("document d1 is validated, not dead", document_id="d1", status="validated")
 
     @app.get("/secret")
     def secret() -> None:
@@ -148,3 +161,35 @@ def test_database_pool_exhaustion_is_503_and_bugs_are_500_problems(client: TestC
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert "oops" not in response.text
+
+
+def test_problems_are_chosen_by_class_never_by_name() -> None:
+    """A class named like a mapped one answers as its own place in the tree says (here: a refused
+    document, 422), not as the class it shares a name with (403)."""
+    exc = NotTheSameSellerMismatchError("looks like a seller mismatch")
+    assert type(exc).__name__ == "SellerMismatchError"
+    kind = problems.problem_kind(exc)
+    assert (kind.status, kind.slug) == (422, "refused")
+
+
+def test_every_error_class_of_the_package_has_a_problem() -> None:
+    """Each class of ``einvoice.errors`` finds a status along its MRO; the root is the only 500 by
+    default, and no class outside the tree is in the table."""
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.EInvoiceError)]
+    assert len(classes) >= 30
+    for cls in classes:
+        assert problems.problem_kind(cls("x")).status in (400, 401, 403, 404, 409, 413, 422, 500, 503)
+    assert all(issubclass(cls, errors.EInvoiceError) for cls in problems._BY_CLASS)
+
+
+def test_conflict_is_409_naming_the_document(client: TestClient) -> None:
+    response = client.post("/retry")
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "urn:einvoice:problem:conflict"
+    assert body["title"] == "Conflict with the document's state"
+    assert body["detail"] == "document d1 is validated, not dead"
+    assert body["document_id"] == "d1"
+    assert body["status_url"] == "/v1/documents/d1"
+    assert "findings" not in body

@@ -86,7 +86,9 @@ def test_documents_show_and_retry(data_dir: Path) -> None:
         retried = runner.invoke(app, ["documents", "retry", doc, "--reason", "artefacts installed"])
         assert retried.exit_code == 0, retried.output
         assert queries.get_document(factory(), doc).status == "received"
-        assert runner.invoke(app, ["documents", "retry", doc]).exit_code == 1
+        again = runner.invoke(app, ["documents", "retry", doc])
+        assert again.exit_code == 1
+        assert f"error: conflict: document {doc} is received, not dead: nothing to send back" in again.output
         assert runner.invoke(app, ["documents", "show", "nope"]).exit_code == 1
     finally:
         engine.dispose()

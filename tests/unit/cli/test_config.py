@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -41,3 +42,31 @@ def test_config_masks_passwords_and_tokens_and_flags_missing_production_secrets(
     assert rows["erp_token"]["value"] == "***"
     assert result.exit_code == 2
     assert "EINVOICE_BROKER_URL" in result.stderr
+
+
+def test_config_lists_every_setting_with_its_variable_and_masks_the_broker_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EINVOICE_BROKER_URL", "amqp://mq:hunter2@mq:5672/%2F")
+    monkeypatch.setenv("EINVOICE_WORKER_THREADS", "2")
+    result = runner.invoke(app, ["config", "--json"])
+    assert "hunter2" not in result.output
+    rows = _rows(result.stdout)
+    assert rows["broker_url"]["value"] == "amqp://mq:***@mq:5672/%2F"
+    assert (rows["worker_threads"]["env"], rows["worker_threads"]["value"]) == ("EINVOICE_WORKER_THREADS", "2")
+    assert rows["worker_threads"]["source"] == "environment"
+    for name in ("workers_in_process", "fault_pause", "shared_dir"):
+        assert rows[name]["env"] == f"EINVOICE_{name.upper()}"
+        assert rows[name]["description"]
+    assert rows["workers_in_process"]["source"] == "default"
+
+
+def test_config_says_a_value_from_the_env_file_is_given_not_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``.env`` is read as the environment is; it said ``default`` for what ``.env`` set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EINVOICE_MAX_RETRIES", raising=False)
+    (tmp_path / ".env").write_text("EINVOICE_MAX_RETRIES=3\n", encoding="utf-8")
+    rows = _rows(runner.invoke(app, ["config", "--json"]).stdout)
+    assert (rows["max_retries"]["value"], rows["max_retries"]["source"]) == ("3", "environment")

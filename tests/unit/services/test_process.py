@@ -10,7 +10,7 @@ import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus as S
-from einvoice.errors import PermanentError, TransientError
+from einvoice.errors import ConflictError, PermanentError, TransientError
 from einvoice.services import DocumentView, SupplierView, process, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
@@ -284,8 +284,26 @@ def test_a_dead_document_can_be_sent_back_to_its_stage(
         "validated",
     ]
     assert all(f.rule != "ENGINE-STAGE-FAILED" for f in view_.findings)
-    with pytest.raises(PermanentError):
+    with pytest.raises(ConflictError, match="is validated, not dead") as conflict:
         process.retry_dead(uow_factory, doc, actor="admin:cli")
+    assert (conflict.value.document_id, conflict.value.status) == (doc, S.VALIDATED)
+
+
+def test_retry_of_a_document_that_changes_meanwhile_is_a_conflict(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people send the same dead document back at once: the one whose guarded write finds it no
+    longer dead is told so as a conflict (a decision the state no longer allows), not as a failure."""
+    doc = submitted(uow_factory, supplier)
+    process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
+    with uow_factory() as uow:
+        repository = type(uow.documents)
+    monkeypatch.setattr(repository, "compare_and_set", lambda self, *args, **kwargs: False)
+    with pytest.raises(ConflictError, match="changed while it was being sent back") as conflict:
+        process.retry_dead(uow_factory, doc, actor="admin:cli")
+    assert conflict.value.document_id == doc
+    assert not isinstance(conflict.value, PermanentError)  # a worker would take it for a stage that died
+    assert view(uow_factory, doc).status == S.DEAD
 
 
 def test_validation_chained_with_matching_writes_validation_and_match_in_one_call(

@@ -29,11 +29,9 @@ class DocumentStatus(StrEnum):
 
 S = DocumentStatus
 
-#: States a worker holds a document in while it does a stage (guarded by a lease).
-WORKING_STATES = frozenset({S.VALIDATING, S.MATCHING, S.POSTING})
-#: States that wait for the next stage's message; the sweeper re-sends when one waits too long.
-#: (``approved`` waits for posting only when an ERP connector is configured.)
-WAITING_STATES = frozenset({S.RECEIVED, S.VALIDATED, S.APPROVED, S.POSTING_FAILED})
+# Which states wait for a stage, which a stage works in, and where a stage resumes are declared
+# with the stages themselves (``services.process.REGISTRY``) and derived from it.
+
 #: States nothing automatic moves on from (a person or a later issue's stage may).
 FINAL_STATES = frozenset({S.REJECTED, S.EXCEPTION, S.POSTED, S.DEAD, S.REFUSED})
 #: Where documents rest today: the final states, and ``approved`` until posting is built.

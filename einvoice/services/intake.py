@@ -248,7 +248,7 @@ INSTITUTION_TTL = 60.0
 
 
 def _institution_id(uow: UnitOfWork, endpoint: tuple[str, str]) -> str | None:
-    cache = _institutions.setdefault(uow.session.get_bind(), {})
+    cache = _institutions.setdefault(uow.scope, {})
     hit = cache.get(endpoint)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from einvoice.domain.states import WORKING_STATES, DocumentStatus
+from einvoice.domain.states import DocumentStatus
 from einvoice.errors import NotFoundError
 from einvoice.services import (
     DocumentView,
@@ -16,13 +16,19 @@ from einvoice.services import (
     finding_from_row,
     transition_view,
 )
+from einvoice.services.process import POST, REGISTRY, Ports
 from einvoice.store import UnitOfWork
 
 __all__ = ["DocumentView", "MetricsSnapshot", "get_document", "get_raw", "list_documents", "metrics"]
 
 S = DocumentStatus
-#: States in which a document waits for the pipeline (queue lag is the age of the oldest).
-PIPELINE_WAITING = frozenset({S.RECEIVED, S.VALIDATED, S.POSTING_FAILED}) | WORKING_STATES
+#: The working states of the stage registry (stage latencies are the time spent in them).
+WORKING_STATES = REGISTRY.working_states
+#: States in which a document waits for the pipeline (queue lag is the age of the oldest): the
+#: registry's waiting states for the stages that always run (``approved`` waits for posting only
+#: where an ERP connector is wired; a document in ``posting_failed`` was given one), and its
+#: working states.
+PIPELINE_WAITING = REGISTRY.waiting_states(Ports()) | {POST.resume} | WORKING_STATES
 LATENCY_WINDOW = timedelta(hours=1)
 #: Stage latencies are read from at most this many recent transitions: a scrape's cost is bounded.
 LATENCY_TRANSITIONS = 5_000

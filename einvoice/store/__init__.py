@@ -11,11 +11,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from einvoice.store.engine import is_sqlite, make_engine
-from einvoice.store.uow import UnitOfWork, uow_factory_for
+from einvoice.store.ports import UnitOfWork
+from einvoice.store.uow import SqlUnitOfWork, uow_factory_for
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-__all__ = ["MIGRATIONS_DIR", "UnitOfWork", "is_sqlite", "make_engine", "migrate", "uow_factory_for"]
+__all__ = ["MIGRATIONS_DIR", "SqlUnitOfWork", "UnitOfWork", "is_sqlite", "make_engine", "migrate", "uow_factory_for"]
 
 
 def _alembic_config(connection: object | None = None) -> object:

@@ -19,6 +19,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from einvoice.store.ports import UnitOfWork
 from einvoice.store.repositories import (
     DocumentRepository,
     InstitutionRepository,
@@ -27,16 +28,17 @@ from einvoice.store.repositories import (
 )
 
 
-class UnitOfWork:
-    """A SQLAlchemy session and the repositories bound to it."""
+class SqlUnitOfWork:
+    """A SQLAlchemy session and the repositories bound to it (``ports.UnitOfWork``)."""
 
     institutions: InstitutionRepository
     suppliers: SupplierRepository
     documents: DocumentRepository
     outbox: OutboxRepository
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
+    def __init__(self, session_factory: Callable[[], Session], engine: Engine | None = None) -> None:
         self._session_factory = session_factory
+        self._engine = engine
         self._session: Session | None = None
         self._depth = 0
 
@@ -50,7 +52,12 @@ class UnitOfWork:
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    def __enter__(self) -> UnitOfWork:
+    @property
+    def scope(self) -> object:
+        """The engine: what identifies the data behind this unit of work, for per-store caches."""
+        return self._engine
+
+    def __enter__(self) -> SqlUnitOfWork:
         self._depth += 1
         if self._depth == 1:
             session = self._session_factory()
@@ -95,4 +102,4 @@ class UnitOfWork:
 def uow_factory_for(engine: Engine) -> Callable[[], UnitOfWork]:
     """Return a factory of units of work on ``engine``."""
     session_factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
-    return lambda: UnitOfWork(session_factory)
+    return lambda: SqlUnitOfWork(session_factory, engine)

@@ -46,7 +46,7 @@ def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         database = None
         settings = Settings(data_dir=data_dir, max_document_bytes=MAX_BYTES)
     else:
-        from tests.integration.test_store_postgres import fresh_postgres_database
+        from tests.integration.databases import fresh_postgres_database
 
         database = fresh_postgres_database(request.getfixturevalue("postgres_url"))
         settings = Settings(data_dir=data_dir, max_document_bytes=MAX_BYTES, database_url=database.__enter__())

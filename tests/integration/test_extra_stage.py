@@ -64,7 +64,7 @@ def uow_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Call
         yield store.uow_factory_for(engine)
         engine.dispose()
         return
-    from tests.integration.test_store_postgres import fresh_postgres_database
+    from tests.integration.databases import fresh_postgres_database
 
     with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
         engine = store.make_engine(url)

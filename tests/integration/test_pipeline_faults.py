@@ -18,6 +18,7 @@ from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import queries
 from tests.conftest import POSTGRES_URL, RABBITMQ_URL, reachable
 from tests.integration import test_pipeline_production
+from tests.integration.databases import fresh_postgres_database
 from tests.integration.pipeline_support import (
     assert_processed_once,
     corpus_invoice,
@@ -32,7 +33,6 @@ from tests.integration.private_servers import (
     private_rabbitmq,
 )
 from tests.integration.test_pipeline_production import Production
-from tests.integration.test_store_postgres import fresh_postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -15,6 +15,7 @@ from einvoice.services import SupplierView, accounts, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from tests.integration.databases import fresh_postgres_database
 from tests.integration.pipeline_support import (
     BUYER_ENDPOINT,
     SELLER_ENDPOINT,
@@ -25,7 +26,6 @@ from tests.integration.pipeline_support import (
     fresh_rabbitmq_vhost,
     wait_for,
 )
-from tests.integration.test_store_postgres import fresh_postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 

@@ -1,6 +1,4 @@
-"""The stage tests of ``tests/unit/services/test_process.py``, run against a fresh PostgreSQL
-database: there a stage's claim and its finish are single statements (data-modifying CTEs), so
-the guards, leases, transitions and findings are proven on that path too."""
+"""Stages on PostgreSQL only: a claim and a finish are one statement each, in one round trip."""
 
 from __future__ import annotations
 
@@ -13,15 +11,14 @@ import pytest
 
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import DocumentView, SupplierView, process
-from einvoice.store import UnitOfWork, make_engine, uow_factory_for
-from tests.integration.test_store_postgres import fresh_postgres_database, record_round_trips
+from einvoice.store import UnitOfWork
+from tests.integration.databases import fresh_postgres_database, record_round_trips
 from tests.unit.services.conftest import institution, supplier, supplier_and_key  # noqa: F401 - fixtures
-from tests.unit.services.test_process import *  # noqa: F403 - the same test functions
 from tests.unit.services.test_process import (
     THROUGH_TO_APPROVED,
     WARNING,
     Report,
-    _registered,  # noqa: F401 - autouse, not exported by *
+    _registered,  # noqa: F401 - autouse
     submitted,
     view,
 )
@@ -30,11 +27,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def uow_factory(postgres_url: str) -> Iterator[Callable[[], UnitOfWork]]:  # type: ignore[no-redef]
+def database_url(postgres_url: str) -> Iterator[str]:
+    """PostgreSQL only, in this module."""
     with fresh_postgres_database(postgres_url) as url:
-        engine = make_engine(url)
-        yield uow_factory_for(engine)
-        engine.dispose()
+        yield url
 
 
 def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(

@@ -19,7 +19,7 @@ from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
 from einvoice.store.tables import DocumentRow, ParsedDocumentRow
-from tests.integration.test_store_postgres import fresh_postgres_database
+from tests.integration.databases import fresh_postgres_database
 from tests.unit.services import documents
 
 PARSED = ParsedDocumentRow.__table__

@@ -1,10 +1,10 @@
-"""The tests of ``test_store_sqlite.py``, run against a fresh PostgreSQL database."""
+"""The store on PostgreSQL only: lost connections, one round trip per intake, claim and finish,
+plans that read a document by its key whatever the backlog, the relay's plain index scans.
+(``test_store.py`` runs the store's tests on both databases.)"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,70 +12,25 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from einvoice import messaging, store
+from einvoice import messaging
 from einvoice.errors import TransientError
 from einvoice.services import SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.writes import DocumentChange, Step
-from tests.integration.test_store_sqlite import *  # noqa: F403 - the same test functions
-from tests.integration.test_store_sqlite import submit_many
+from tests.integration.databases import fresh_postgres_database, record_round_trips, terminate_other_backends
+from tests.integration.test_store import submit_many
 from tests.unit.services import documents
 
 pytestmark = pytest.mark.postgres
 
 
-@contextmanager
-def fresh_postgres_database(server_url: str) -> Iterator[str]:
-    """Create ``einvoice_test_<random>`` on the server of ``server_url``, migrate it, yield its
-    URL, drop it afterwards (even when connections are left open)."""
-    url = make_url(server_url)
-    name = f"einvoice_test_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    database_url = url.set(database=name).render_as_string(hide_password=False)
-    try:
-        store.migrate(database_url)
-        yield database_url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
-def database_url(postgres_url: str) -> Iterator[str]:  # type: ignore[no-redef]
+def database_url(postgres_url: str) -> Iterator[str]:
+    """PostgreSQL only, in this module."""
     with fresh_postgres_database(postgres_url) as url:
         yield url
-
-
-def _terminate_other_backends(database_url: str) -> None:
-    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-
-
-def record_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
-    """From now on, what psycopg sends: (first word of each statement, or command such as BEGIN;
-    whether it went inside a pipeline), in order."""
-    sent: list[tuple[str, bool]] = []
-    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
-
-    def counting_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(query).split()[0], self.connection._pipeline is not None))
-        return execute(self, query, *args, **kwargs)
-
-    def counting_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(command_), self._pipeline is not None))
-        return command(self, command_, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
-    monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
-    return sent
 
 
 def test_a_lost_connection_during_intake_answers_transient_and_the_next_submission_succeeds(
@@ -87,7 +42,7 @@ def test_a_lost_connection_during_intake_answers_transient_and_the_next_submissi
         )
 
     submit("LOST-0")  # the pool now holds a connection, used a moment ago: no ping before the next use
-    _terminate_other_backends(database_url)
+    terminate_other_backends(database_url)
     with pytest.raises(TransientError):
         submit("LOST-1")
     assert submit("LOST-1").created

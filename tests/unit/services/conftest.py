@@ -1,23 +1,21 @@
-"""Unit-test wiring for services: an in-memory SQLite store, fresh per test."""
+"""Unit-test wiring for services: the store's in-memory twin (``store.memory``), fresh per test:
+no database, no I/O. The same services run against SQLite and PostgreSQL in ``tests/integration``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from einvoice.services import InstitutionView, SupplierView, accounts
-from einvoice.store import UnitOfWork, make_engine, uow_factory_for
-from einvoice.store.tables import Base
+from einvoice.store import UnitOfWork
+from einvoice.store.memory import memory_uow_factory
 from tests.unit.services.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_LEGAL_ID, SELLER_VAT
 
 
 @pytest.fixture
-def uow_factory() -> Iterator[Callable[[], UnitOfWork]]:
-    engine = make_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    yield uow_factory_for(engine)
-    engine.dispose()
+def uow_factory() -> Callable[[], UnitOfWork]:
+    return memory_uow_factory()
 
 
 @pytest.fixture

@@ -1,16 +1,13 @@
-"""The store and intake against a real database file: migrations, UTC, concurrency.
-
-``test_store_postgres.py`` runs these same test functions against a fresh PostgreSQL database
-by overriding the ``database_url`` fixture.
-"""
+"""The store and intake against a real database, each test on SQLite and on PostgreSQL (the
+``database_url`` fixture of ``conftest.py``): migrations, UTC, concurrency, values longer than their
+columns. ``test_store_postgres.py`` has what only PostgreSQL does."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -28,36 +25,6 @@ from einvoice.store.tables import Base
 from tests.unit.services import documents
 
 THREADS = 20
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'einvoice.db'}"
-    store.migrate(url)
-    return url
-
-
-@pytest.fixture
-def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
-    engine = store.make_engine(database_url)
-    yield store.uow_factory_for(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def supplier(uow_factory: Callable[[], UnitOfWork]) -> SupplierView:
-    accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True)
-    # Registered with every identifier the test documents state for their seller, so intake never
-    # has to ask the register whether another supplier holds one (an extra round trip).
-    supplier, _ = accounts.add_supplier(
-        uow_factory(),
-        name="Acme",
-        endpoint=documents.SELLER_ENDPOINT,
-        vat=documents.SELLER_VAT,
-        legal_id=documents.SELLER_LEGAL_ID,
-        unchecked=True,
-    )
-    return supplier
 
 
 def in_threads(count: int, fn: Callable[[int], object]) -> list[object]:

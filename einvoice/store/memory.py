@@ -1,0 +1,425 @@
+"""The store's in-memory twin: a unit of work over dicts, for unit tests of services and stages
+without a database (as dramatiq's StubBroker stands in for a broker).
+
+It keeps the rules the services rely on: guarded writes (``DocumentChange``: the expected states
+and lease holder, or nothing written), unique keys (a repeated sha256, idempotency key, endpoint
+or API key raises ``IntegrityError`` as the databases do), UTC-only timestamps, transactions
+(``with uow:`` works on a copy; ``commit()`` makes it the store's; leaving without a commit drops
+it; one transaction at a time, as SQLite's write lock allows). Rows are plain objects with the
+attributes of the table classes.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace, TracebackType
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
+
+from einvoice.domain.invoice import Invoice
+from einvoice.parsers.invoice_dict import invoice_from_dict
+from einvoice.store.ports import UnitOfWork
+from einvoice.store.tables import (
+    Base,
+    DocumentRow,
+    FindingRow,
+    InstitutionRow,
+    OutboxRow,
+    ParsedDocumentRow,
+    SupplierRow,
+    TransitionRow,
+    new_id,
+    number_key,
+)
+from einvoice.store.writes import ANYONE, DocumentChange, NewDocument, Step, Written
+
+Row = Any
+
+
+def _table(row_class: type[Base]) -> Table:
+    table: Table = row_class.__table__  # type: ignore[assignment]
+    return table
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value
+
+
+def _row(row_class: type[Base], values: dict[str, Any] | Any) -> Row:
+    """A row of ``row_class``'s table: every column, ``values`` over the column defaults."""
+    given = values if isinstance(values, dict) else {c.name: getattr(values, c.name, None) for c in _table(row_class).c}
+    row = {}
+    for column in _table(row_class).c:
+        value = given.get(column.name)
+        default: Any = column.default
+        if value is None and default is not None:
+            if default.is_scalar:
+                value = default.arg
+            elif default.is_callable and column.name == "id":
+                value = new_id()
+        row[column.name] = _utc(value)
+    return SimpleNamespace(**row)
+
+
+def _conflict(what: str) -> IntegrityError:
+    return IntegrityError(f"unique key: {what}", None, Exception(what))
+
+
+@dataclass
+class _Data:
+    institutions: dict[str, Row] = field(default_factory=dict)
+    suppliers: dict[str, Row] = field(default_factory=dict)
+    documents: dict[str, Row] = field(default_factory=dict)
+    contents: dict[str, bytes] = field(default_factory=dict)
+    transitions: list[Row] = field(default_factory=list)
+    findings: dict[str, list[Row]] = field(default_factory=dict)
+    outbox: list[Row] = field(default_factory=list)
+    parsed: dict[str, Row] = field(default_factory=dict)
+    serial: int = 0
+
+    def next_serial(self) -> int:
+        self.serial += 1
+        return self.serial
+
+
+class MemoryStore:
+    """The data every unit of work of one factory shares."""
+
+    def __init__(self) -> None:
+        self.data = _Data()
+        self.lock = threading.RLock()
+
+
+class MemoryUnitOfWork:
+    """A unit of work on a ``MemoryStore`` (``ports.UnitOfWork``)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._depth = 0
+        self._data: _Data | None = None
+        self.institutions = _Institutions(self)
+        self.suppliers = _Suppliers(self)
+        self.documents = _Documents(self)
+        self.outbox = _Outbox(self)
+
+    @property
+    def scope(self) -> object:
+        return self._store
+
+    @property
+    def data(self) -> _Data:
+        if self._data is None:
+            raise RuntimeError("unit of work used outside its 'with' block")
+        return self._data
+
+    def __enter__(self) -> MemoryUnitOfWork:
+        self._depth += 1
+        if self._depth == 1:
+            self._store.lock.acquire()
+            self._data = copy.deepcopy(self._store.data)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._data = None
+            self._store.lock.release()
+
+    def commit(self) -> None:
+        """Make this transaction's data the store's (an outer block's commit does it when nested)."""
+        if self._depth == 1:
+            self._store.data = copy.deepcopy(self.data)
+
+    def rollback(self) -> None:
+        self._data = copy.deepcopy(self._store.data)
+
+
+def memory_uow_factory(store: MemoryStore | None = None) -> Callable[[], UnitOfWork]:
+    """A factory of units of work sharing one (new, unless given) ``MemoryStore``."""
+    shared = store or MemoryStore()
+    return lambda: MemoryUnitOfWork(shared)
+
+
+class _Repository:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self.uow = uow
+
+    @property
+    def data(self) -> _Data:
+        return self.uow.data
+
+
+class _Institutions(_Repository):
+    def add(self, row: InstitutionRow) -> Row:
+        added = _row(InstitutionRow, row)
+        if self.by_endpoint(added.endpoint_scheme, added.endpoint_id) is not None:
+            raise _conflict("institution endpoint")
+        self.data.institutions[added.id] = added
+        return added
+
+    def get(self, institution_id: str) -> Row | None:
+        return self.data.institutions.get(institution_id)
+
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> Row | None:
+        found = (
+            r for r in self.data.institutions.values() if (r.endpoint_scheme, r.endpoint_id) == (scheme, endpoint_id)
+        )
+        return next(found, None)
+
+    def list(self) -> list[Row]:
+        return sorted(self.data.institutions.values(), key=lambda r: (r.name, r.id))
+
+
+class _Suppliers(_Repository):
+    def add(self, row: SupplierRow) -> Row:
+        added = _row(SupplierRow, row)
+        if self.by_endpoint(added.endpoint_scheme, added.endpoint_id) is not None:
+            raise _conflict("supplier endpoint")
+        if self.by_key_hash(added.api_key_hash) is not None:
+            raise _conflict("supplier API key")
+        self.data.suppliers[added.id] = added
+        return added
+
+    def get(self, supplier_id: str) -> Row | None:
+        return self.data.suppliers.get(supplier_id)
+
+    def by_key_hash(self, key_hash: str) -> Row | None:
+        return next((r for r in self.data.suppliers.values() if r.api_key_hash == key_hash), None)
+
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> Row | None:
+        found = (r for r in self.data.suppliers.values() if (r.endpoint_scheme, r.endpoint_id) == (scheme, endpoint_id))
+        return next(found, None)
+
+    def list(self) -> list[Row]:
+        return sorted(self.data.suppliers.values(), key=lambda r: (r.name, r.id))
+
+    def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]:
+        held: set[str] = set()
+        for row in self.data.suppliers.values():
+            if row.id != other_than:
+                held |= {v for v in (row.vat_id, row.legal_id, row.tax_id) if v is not None and v in values}
+        return held
+
+
+class _Documents(_Repository):
+    def _insert(self, new: NewDocument, earlier: str | None, detail: str | None) -> None:
+        values = dict(new.values)
+        document = _row(DocumentRow, {**values, "suspected_duplicate_of": earlier})
+        for other in self.data.documents.values():
+            if other.supplier_id == document.supplier_id and (
+                other.sha256 == document.sha256
+                or (document.idempotency_key is not None and other.idempotency_key == document.idempotency_key)
+            ):
+                raise _conflict("document sha256 or idempotency key")
+        self.data.documents[document.id] = document
+        self.data.contents[document.id] = new.raw
+        self._transitions(document.id, (Step(None, document.status, new.actor, detail),), document.received_at)
+        if new.findings:
+            self._set_findings(document.id, new.findings)
+        if new.message is not None:
+            self.uow.outbox.add(document.id, new.message, now=document.received_at)
+
+    def _transitions(self, document_id: str, steps: Sequence[Step], at: datetime) -> None:
+        for s in steps:
+            row: dict[str, Any] = {"document_id": document_id, "from_status": s.from_status, "to_status": s.to_status}
+            row |= {"actor": s.actor, "at": at, "detail": s.detail, "id": self.data.next_serial()}
+            self.data.transitions.append(_row(TransitionRow, row))
+
+    def _set_findings(self, document_id: str, findings: Iterable[Any]) -> None:
+        self.data.findings[document_id] = [
+            _row(FindingRow, {**f, "document_id": document_id, "position": n, "id": self.data.next_serial()})
+            for n, f in enumerate(findings)
+        ]
+
+    def add_refused(
+        self, values: dict[str, Any], raw: bytes, *, actor: str, detail: str, findings: Sequence[dict[str, Any]]
+    ) -> None:
+        key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
+        new = NewDocument({**values, "number_key": key}, raw, actor=actor, message=None, findings=tuple(findings))
+        self._insert(new, None, detail)
+
+    def add_received(
+        self,
+        values: dict[str, Any],
+        raw: bytes,
+        *,
+        actor: str,
+        next_action: str,
+        not_duplicate_of: Collection[str] = (),
+        commit: bool = False,
+    ) -> str | None:
+        key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
+        new = NewDocument({**values, "number_key": key}, raw, actor=actor, message=next_action)
+        earlier = self.earlier_with_key(key, not_duplicate_of=not_duplicate_of)
+        self._insert(new, earlier, f"suspected duplicate of {earlier}" if earlier else None)
+        return earlier
+
+    def earlier_with_key(self, key: str | None, *, not_duplicate_of: Collection[str] = ()) -> str | None:
+        if key is None:
+            return None
+        found = [d for d in self.data.documents.values() if d.number_key == key and d.status not in not_duplicate_of]
+        return min(found, key=lambda d: (d.received_at, d.id)).id if found else None
+
+    def write(self, change: DocumentChange, *, commit: bool = False) -> Written:
+        document = self.data.documents.get(change.document_id)
+        if document is None or document.status not in change.expected:
+            return Written(False)
+        if change.holder is not ANYONE and document.lease_token != change.holder:
+            return Written(False)
+        _utc(change.at)
+        for name, value in change.values.items():
+            setattr(document, name, _utc(value))
+        self._transitions(document.id, change.steps, change.at)
+        if change.findings is not None:
+            self._set_findings(document.id, change.findings)
+        if change.message is not None:
+            self.uow.outbox.add(document.id, change.message, now=change.at)
+        for table, rows in change.rows.items():
+            if table != ParsedDocumentRow.__tablename__:
+                raise KeyError(f"the memory store keeps no table {table!r}")
+            for row in rows:
+                self.data.parsed[document.id] = _row(ParsedDocumentRow, {**row, "document_id": document.id})
+        if not change.read:
+            return Written(True)
+        raw = self.data.contents.get(document.id) if change.read == "row+raw" else None
+        return Written(True, copy.copy(document), raw)
+
+    def compare_and_set(
+        self,
+        document_id: str,
+        *,
+        expected: Collection[str],
+        values: dict[str, Any],
+        at: datetime,
+        steps: Sequence[Step] = (),
+        holder: Any = ANYONE,
+        findings: Sequence[dict[str, Any]] | None = None,
+        message: str | None = None,
+    ) -> bool:
+        change = DocumentChange(
+            document_id, tuple(expected), values, at, tuple(steps), holder, findings=findings, message=message
+        )
+        return self.write(change).changed
+
+    def get(self, document_id: str, *, for_update: bool = False) -> Row | None:
+        return self.data.documents.get(document_id)
+
+    def refresh(self, row: Any) -> None:
+        return None  # rows are the data itself
+
+    def by_sha256(self, supplier_id: str, sha256: str) -> Row | None:
+        found = (d for d in self.data.documents.values() if (d.supplier_id, d.sha256) == (supplier_id, sha256))
+        return next(found, None)
+
+    def by_idempotency_key(self, supplier_id: str, key: str) -> Row | None:
+        found = (d for d in self.data.documents.values() if (d.supplier_id, d.idempotency_key) == (supplier_id, key))
+        return next(found, None)
+
+    def lock_number(self, key: str) -> None:
+        return None  # one transaction at a time already
+
+    def raw(self, document_id: str) -> bytes | None:
+        return self.data.contents.get(document_id)
+
+    def list_for_supplier(
+        self, supplier_id: str, *, status: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[Row]:
+        rows = [
+            d
+            for d in self.data.documents.values()
+            if d.supplier_id == supplier_id
+            and (status is None or d.status == status)
+            and (since is None or d.received_at >= since)
+        ]
+        return sorted(rows, key=lambda d: (d.received_at, d.id), reverse=True)[:limit]
+
+    def stuck(
+        self,
+        *,
+        idle_statuses: Collection[str],
+        idle_before: datetime,
+        working_statuses: Collection[str],
+        now: datetime,
+        limit: int = 500,
+    ) -> list[Row]:
+        def is_stuck(d: Row) -> bool:
+            if d.status in idle_statuses:
+                return bool(d.status_changed_at < idle_before)
+            return d.status in working_statuses and (d.lease_expires_at is None or d.lease_expires_at < now)
+
+        return sorted(filter(is_stuck, self.data.documents.values()), key=lambda d: d.status_changed_at)[:limit]
+
+    def oldest_status_change(self, statuses: Collection[str]) -> datetime | None:
+        return min((d.status_changed_at for d in self.data.documents.values() if d.status in statuses), default=None)
+
+    def count_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.data.documents.values():
+            counts[d.status] = counts.get(d.status, 0) + 1
+        return counts
+
+    def transitions(self, document_id: str) -> list[Row]:
+        return sorted((t for t in self.data.transitions if t.document_id == document_id), key=lambda t: t.id)
+
+    def transitions_since(self, since: datetime, *, limit: int = 5_000) -> list[Row]:
+        return sorted((t for t in self.data.transitions if t.at >= since), key=lambda t: t.id)[-limit:]
+
+    def findings(self, document_id: str) -> list[Row]:
+        return list(self.data.findings.get(document_id, ()))
+
+    def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None:
+        from einvoice.store.repositories import parsed_row
+
+        self.data.parsed[document_id] = _row(ParsedDocumentRow, parsed_row(document_id, invoice, at))
+
+    def parsed(self, document_id: str) -> Invoice | None:
+        row = self.data.parsed.get(document_id)
+        return None if row is None else invoice_from_dict(row.data, format_version=row.format_version)
+
+
+class _Outbox(_Repository):
+    def add(self, document_id: str, action: str, *, now: datetime) -> None:
+        row = {"id": self.data.next_serial(), "document_id": document_id, "action": action, "created_at": now}
+        self.data.outbox.append(_row(OutboxRow, row))
+
+    def _unsent(self) -> list[Row]:
+        return [o for o in self.data.outbox if o.sent_at is None]
+
+    def claim_pending(self, limit: int = 100) -> list[Row]:
+        return self._unsent()[:limit]
+
+    def take_pending(self, limit: int = 100, *, now: datetime) -> list[tuple[int, str, str]]:
+        taken = self._unsent()[:limit]
+        self.mark_sent(taken, now=now)
+        return [(o.id, o.action, o.document_id) for o in taken]
+
+    def mark_sent(self, rows: Iterable[Any], *, now: datetime) -> None:
+        ids = {row.id for row in rows}
+        for o in self.data.outbox:
+            if o.id in ids:
+                o.sent_at = _utc(now)
+
+    def last_written_at(self, document_id: str) -> datetime | None:
+        return max((o.created_at for o in self.data.outbox if o.document_id == document_id), default=None)
+
+    def pending_count(self) -> int:
+        return len(self._unsent())
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        return min((o.created_at for o in self._unsent()), default=None)
+
+    def purge_sent(self, *, before: datetime) -> int:
+        kept = [o for o in self.data.outbox if o.sent_at is None or o.sent_at >= before]
+        purged = len(self.data.outbox) - len(kept)
+        self.data.outbox[:] = kept
+        return purged

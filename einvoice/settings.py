@@ -7,6 +7,7 @@ working defaults: ``Settings.check_production()`` refuses to start without them.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -86,6 +87,27 @@ class Settings(BaseSettings):
     # --- pipeline --------------------------------------------------------------------------------
     stuck_after_seconds: int = Field(300, description="A document in a working state longer than this is re-sent")
     max_retries: int = Field(8, description="Retries of a transient failure before the document goes dead")
+
+    # --- matching (einvoice.matching; the tolerances are the commitments') -----------------------
+    match_duplicate_window_days: int = Field(
+        7,
+        ge=0,
+        description="SUSPECTED_DUPLICATE: same supplier and BT-112, another number, issue dates this many days apart",
+    )
+    match_anomaly_deviations: Decimal = Field(
+        Decimal(3), gt=0, description="AMOUNT_ANOMALY: BT-112 more than this many standard deviations from the mean"
+    )
+    match_anomaly_invoices: int = Field(
+        30, ge=2, description="AMOUNT_ANOMALY: of the supplier's last this many invoices with the institution"
+    )
+    match_anomaly_minimum: int = Field(
+        5,
+        ge=2,
+        description="AMOUNT_ANOMALY: only when the supplier has at least this many invoices with the institution",
+    )
+    match_description_similarity: float = Field(
+        90.0, ge=0, le=100, description="Lines match by description above this similarity (0-100), same unit code"
+    )
 
     # --- ERP connector ---------------------------------------------------------------------------
     erp_connector: Literal["folder", "http", "pull"] = "folder"

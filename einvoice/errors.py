@@ -223,6 +223,20 @@ class DuplicateAccountError(AccountError):
 # --- requests: what a caller may see and do --------------------------------------------------
 
 
+# --- matching --------------------------------------------------------------------------------
+
+
+class MatchingError(PermanentError):
+    """Matching cannot work with what it was given (an invoice without the total amount with VAT,
+    BT-112, that every valid invoice states)."""
+
+
+class ReservationError(MatchingError):
+    """A reservation does not fit the commitment it is applied to: another commitment's, a line the
+    commitment does not have, more than the commitment allows (its amount or a line's ordered
+    quantity plus tolerance), or a release or consumption of more than is held."""
+
+
 class NotFoundError(EInvoiceError):
     """A requested entity does not exist (or is not visible to the caller)."""
 

@@ -12,6 +12,7 @@ database and broker URLs, which hold passwords, and the ERP token) are ``SecretS
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -110,6 +111,27 @@ class Settings(BaseSettings):
         None,
         description="Fault drills only: STAGE=SECONDS makes a worker sleep that long after claiming a document "
         "for that stage (e.g. validate=30), so that a test can kill it mid-stage",
+    )
+
+    # --- matching (einvoice.matching; the tolerances are the commitments') -----------------------
+    match_duplicate_window_days: int = Field(
+        7,
+        ge=0,
+        description="SUSPECTED_DUPLICATE: same supplier and BT-112, another number, issue dates this many days apart",
+    )
+    match_anomaly_deviations: Decimal = Field(
+        Decimal(3), gt=0, description="AMOUNT_ANOMALY: BT-112 more than this many standard deviations from the mean"
+    )
+    match_anomaly_invoices: int = Field(
+        30, ge=2, description="AMOUNT_ANOMALY: of the supplier's last this many invoices with the institution"
+    )
+    match_anomaly_minimum: int = Field(
+        5,
+        ge=2,
+        description="AMOUNT_ANOMALY: only when the supplier has at least this many invoices with the institution",
+    )
+    match_description_similarity: float = Field(
+        90.0, ge=0, le=100, description="Lines match by description above this similarity (0-100), same unit code"
     )
 
     # --- ERP connector ---------------------------------------------------------------------------

@@ -282,3 +282,45 @@ class MatchResult:
             "lines": [line.to_dict() for line in self.lines],
             "reserved": str(self.reserved),
         }
+
+
+# --- what a document holds on its commitment ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineReservation:
+    line: str  # the commitment line's id
+    quantity: Decimal  # in the commitment line's unit; negative for what a credit note gives back
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What one document holds on one commitment: the amount (an invoice's BT-112) and the quantity
+    per commitment line. An invoice's figures are positive (a line that returns goods may be
+    negative); a credit note's are negative, what it gives back, and ``gives_back`` says so.
+    ``NO_RESERVATION`` holds nothing (a document in exception, or matched to no commitment).
+    ``einvoice.matching.reservations`` applies it to a ``Commitment``."""
+
+    commitment: str | None
+    amount: Decimal = Decimal("0.00")
+    lines: tuple[LineReservation, ...] = ()
+    gives_back: bool = False  # a credit note's: frees what an invoice took, once posted
+
+    @property
+    def holds_nothing(self) -> bool:
+        return self.commitment is None or (self.amount == 0 and all(line.quantity == 0 for line in self.lines))
+
+    def quantity(self, line_id: str) -> Decimal:
+        """The quantity it holds on one commitment line (0 when it holds none there)."""
+        return sum((line.quantity for line in self.lines if line.line == line_id), Decimal(0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "commitment": self.commitment,
+            "amount": str(self.amount),
+            "lines": [{"line": line.line, "quantity": str(line.quantity)} for line in self.lines],
+            "gives_back": self.gives_back,
+        }
+
+
+NO_RESERVATION = Reservation(commitment=None)

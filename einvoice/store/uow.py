@@ -19,6 +19,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from einvoice.store.commitments import CommitmentRepository
 from einvoice.store.repositories import (
     DocumentRepository,
     InstitutionRepository,
@@ -34,6 +35,7 @@ class UnitOfWork:
     suppliers: SupplierRepository
     documents: DocumentRepository
     outbox: OutboxRepository
+    commitments: CommitmentRepository
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self._session_factory = session_factory
@@ -59,6 +61,7 @@ class UnitOfWork:
             self.suppliers = SupplierRepository(session)
             self.documents = DocumentRepository(session)
             self.outbox = OutboxRepository(session)
+            self.commitments = CommitmentRepository(session)
         return self
 
     def __exit__(

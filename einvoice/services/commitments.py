@@ -506,3 +506,193 @@ def late_documents(uow: UnitOfWork, *, institution_id: str, number: str) -> list
     before their order)."""
     with database_errors_as_transient(), uow:
         return uow.commitments.documents_referencing(institution_id, number, status=DocumentStatus.EXCEPTION.value)
+
+
+# --- bulk import (CSV) -----------------------------------------------------------------------------
+
+#: The columns of ``einvoice commitments import``: one row per commitment line; the commitment's own
+#: columns repeat on each of its rows (the first row's count, the others must agree or be empty).
+HEADER_COLUMNS = (
+    "number",
+    "kind",
+    "supplier_endpoint",
+    "supplier_vat",
+    "supplier_legal_id",
+    "currency",
+    "valid_from",
+    "valid_to",
+    "budget_programme",
+    "budget_economic_code",
+    "account",
+    "receipt_required",
+    "amount",
+    "price_percent",
+    "price_amount",
+    "quantity_percent",
+    "amount_percent",
+    "amount_amount",
+    "status",
+)
+LINE_COLUMNS = (
+    "line",
+    "seller_item_id",
+    "standard_item_id",
+    "description",
+    "quantity",
+    "unit_code",
+    "unit_price",
+    "vat_category",
+    "vat_rate",
+    "line_account",
+)
+CSV_COLUMNS = HEADER_COLUMNS + LINE_COLUMNS
+REQUIRED_COLUMNS = ("number", "kind", "currency")
+
+_TOLERANCE_COLUMNS = ("price_percent", "price_amount", "quantity_percent", "amount_percent", "amount_amount")
+# The JSON field a column fills, and back (for errors): line fields by their JSON names.
+_LINE_FIELD = {"line": "id", "line_account": "account"}
+_LINE_COLUMN = {v: k for k, v in _LINE_FIELD.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int  # the line of the file (the header is line 1)
+    column: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """One commitment of an import: ``created``, ``unchanged`` (registered before with the same
+    content) or ``failed`` (``errors``, each on its row; the commitment's other rows are not
+    imported either)."""
+
+    number: str
+    rows: tuple[int, ...]
+    outcome: str
+    errors: tuple[RowError, ...] = ()
+
+
+def group_rows(rows: list[tuple[int, dict[str, str]]]) -> list[tuple[str, list[tuple[int, dict[str, str]]]]]:
+    """The rows (line number, cells) by commitment number, in the order numbers first appear."""
+    groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for row_number, cells in rows:
+        groups.setdefault((cells.get("number") or "").strip(), []).append((row_number, cells))
+    return list(groups.items())
+
+
+def _cell(cells: dict[str, str], column: str) -> str | None:
+    value = (cells.get(column) or "").strip()
+    return value or None
+
+
+def input_from_rows(rows: list[tuple[int, dict[str, str]]]) -> tuple[dict[str, Any] | None, list[RowError]]:
+    """The JSON form of the commitment ``rows`` (line number, cells) describe, or the errors that
+    keep them from describing one: a commitment column that differs from the first row's, a
+    second row without a line."""
+    first_row, first = rows[0]
+    errors: list[RowError] = []
+    for row_number, cells in rows[1:]:
+        for column in HEADER_COLUMNS:
+            value = _cell(cells, column)
+            if value is not None and value != _cell(first, column):
+                errors.append(
+                    RowError(row_number, column, f"{value!r} differs from {_cell(first, column)!r} on row {first_row}")
+                )
+    lines: list[dict[str, Any]] = []
+    for row_number, cells in rows:
+        line = {_LINE_FIELD.get(c, c): _cell(cells, c) for c in LINE_COLUMNS}
+        if line["id"] is None:
+            if len(rows) > 1 or any(v is not None for v in line.values()):
+                errors.append(
+                    RowError(row_number, "line", "each row of a commitment with several rows needs its line id")
+                )
+            continue
+        lines.append({k: v for k, v in line.items() if v is not None})
+    if errors:
+        return None, errors
+    supplier = {
+        "endpoint": _cell(first, "supplier_endpoint"),
+        "vat": _cell(first, "supplier_vat"),
+        "legal_id": _cell(first, "supplier_legal_id"),
+    }
+    data: dict[str, Any] = {
+        "number": _cell(first, "number"),
+        "kind": _cell(first, "kind"),
+        "supplier": {k: v for k, v in supplier.items() if v is not None},
+        "currency": _cell(first, "currency"),
+        "valid_from": _cell(first, "valid_from"),
+        "valid_to": _cell(first, "valid_to"),
+        "budget": {
+            "programme": _cell(first, "budget_programme"),
+            "economic_code": _cell(first, "budget_economic_code"),
+        },
+        "account": _cell(first, "account"),
+        "receipt_required": _cell(first, "receipt_required"),
+        "amount": _cell(first, "amount"),
+        "status": _cell(first, "status"),
+        "lines": lines,
+    }
+    tolerances = {c: _cell(first, c) for c in _TOLERANCE_COLUMNS}
+    if any(v is not None for v in tolerances.values()):
+        data["tolerances"] = {k: v for k, v in tolerances.items() if v is not None}
+    return {k: v for k, v in data.items() if v is not None}, []
+
+
+def _column_of(location: tuple[Any, ...] | list[Any], rows: list[tuple[int, dict[str, str]]]) -> tuple[int, str | None]:
+    """The row and column of the CSV an input form's error location (``("lines", 2, "quantity")``)
+    points at."""
+    parts = list(location)
+    first_row = rows[0][0]
+    if not parts:
+        return first_row, None
+    if parts[0] == "lines" and len(parts) >= 2 and isinstance(parts[1], int):
+        # lines come from the rows in order (the rows without a line make no line)
+        with_lines = [n for n, cells in rows if _cell(cells, "line") is not None]
+        row = with_lines[parts[1]] if parts[1] < len(with_lines) else first_row
+        field = str(parts[2]) if len(parts) > 2 else "line"
+        return row, _LINE_COLUMN.get(field, field)
+    if parts[0] == "lines":
+        return first_row, "line"
+    if parts[0] in ("supplier", "budget") and len(parts) > 1:
+        return first_row, f"{parts[0]}_{parts[1]}"
+    if parts[0] == "tolerances" and len(parts) > 1:
+        return first_row, str(parts[1])
+    if parts[0] == "supplier":
+        return first_row, "supplier_endpoint"
+    return first_row, str(parts[0])
+
+
+def import_commitment(uow: UnitOfWork, rows: list[tuple[int, dict[str, str]]], *, institution_id: str) -> ImportOutcome:
+    """Register the commitment ``rows`` (line number, cells, one row per line) describe for the
+    institution, as ``register`` does (the same content again changes nothing). An error fails the
+    commitment, never the import: it is returned on its row and column."""
+    from pydantic import ValidationError
+
+    number = _cell(rows[0][1], "number") or ""
+    row_numbers = tuple(n for n, _ in rows)
+
+    def failed(*errors: RowError) -> ImportOutcome:
+        return ImportOutcome(number, row_numbers, "failed", tuple(errors))
+
+    data, errors = input_from_rows(rows)
+    if data is None:
+        return failed(*errors)
+    try:
+        form = CommitmentInput.model_validate(data)
+    except ValidationError as exc:
+        found = []
+        for error in exc.errors():
+            row, column = _column_of(error["loc"], rows)
+            found.append(RowError(row, column, error["msg"].removeprefix("Value error, ")))
+        return failed(*found)
+    try:
+        outcome = register(uow, form, institution_id=institution_id, source="import", field_prefix="")
+    except InvalidCommitmentError as exc:
+        row, column = _column_of(exc.field.split("."), rows)
+        return failed(RowError(row, column, exc.message))
+    except CommitmentConflictError:
+        return failed(
+            RowError(rows[0][0], None, f"commitment {number} is registered with other content; change it with PUT")
+        )
+    return ImportOutcome(number, row_numbers, "created" if outcome.created else "unchanged")

@@ -16,8 +16,10 @@ from einvoice.cli.admin import EXIT_REFUSED, _open, _refused, database_in_use
 
 commitments_app = typer.Typer(help="Institutions' commitments (orders, contracts, frameworks).", no_args_is_help=True)
 
-IMPORT_HELP = """Import commitments from a CSV file: one row per commitment line, UTF-8, comma-separated,
-with a header row naming the columns (in any order; those left out are empty):
+IMPORT_HELP = """Import commitments from a CSV file, one row per commitment line.
+
+The file is UTF-8, comma-separated, with a header row naming the columns (in any order; those left
+out are empty):
 
 number, kind, supplier_endpoint, supplier_vat, supplier_legal_id, currency, valid_from, valid_to,
 budget_programme, budget_economic_code, account, receipt_required, amount, price_percent,

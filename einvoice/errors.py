@@ -237,6 +237,29 @@ class ReservationError(MatchingError):
     quantity plus tolerance), or a release or consumption of more than is held."""
 
 
+# --- commitments -----------------------------------------------------------------------------
+
+
+class CommitmentError(EInvoiceError):
+    """A commitment or a receipt could not be registered or changed as asked."""
+
+
+class InvalidCommitmentError(CommitmentError, ValueError):
+    """Input that breaks a rule of the register, naming the field (``field``, a dotted path such as
+    ``body.supplier`` or ``lines.2.quantity``): a supplier nobody registered, an end before the
+    start, an order without lines, a receipt for a line the commitment does not have."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class CommitmentConflictError(CommitmentError):
+    """The number (or a receipt's reference) is registered already with other content, or a
+    change would take away what invoices and receipts already hold."""
+
+
 class NotFoundError(EInvoiceError):
     """A requested entity does not exist (or is not visible to the caller)."""
 

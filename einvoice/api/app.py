@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from einvoice import __version__
-from einvoice.api import documents, health, problems, receipt_keys, validate
+from einvoice.api import commitments, documents, health, problems, receipt_keys, validate
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.settings import Settings
@@ -28,7 +28,8 @@ Intake of Peppol BIS Billing 3.0 (EN 16931, UBL 2.1) invoices and credit notes f
 institutions of the shared services centre.
 
 **Authentication.** Supplier routes need the API key the service centre issued:
-`Authorization: Bearer <key>`. A supplier sees only its own documents.
+`Authorization: Bearer <key>`. A supplier sees only its own documents. Commitment routes need an
+institution's key (`einvoice institutions new-key ENDPOINT`); an institution sees only its own.
 
 **Flow.** `POST /v1/documents` stores the document and answers `202` with a signed receipt;
 validation, matching and posting follow asynchronously. Poll the `status_url` (or list with
@@ -43,6 +44,10 @@ receipt; `GET /v1/receipt-keys` publishes the keys.
 
 OPENAPI_TAGS = [
     {"name": "documents", "description": "Submit invoices and credit notes, follow their processing"},
+    {
+        "name": "commitments",
+        "description": "Institutions register the orders, contracts and frameworks invoices are matched against",
+    },
     {"name": "validation", "description": "Check a document before sending it"},
     {"name": "receipts", "description": "Keys to verify intake receipts"},
     {"name": "operations", "description": "Health, readiness and metrics for operators"},
@@ -95,6 +100,7 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
         app.state.signer = runtime.signer
     problems.install(app)
     app.include_router(documents.router)
+    app.include_router(commitments.router)
     app.include_router(validate.router)
     app.include_router(receipt_keys.router)
     app.include_router(health.router)

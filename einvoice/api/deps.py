@@ -14,7 +14,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from einvoice.errors import AuthenticationError, DocumentTooLargeError
 from einvoice.receipts import ReceiptSigner
-from einvoice.services import SupplierView
+from einvoice.services import InstitutionView, SupplierView
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 
@@ -118,6 +118,39 @@ async def current_supplier(
 
 
 SupplierDep = Annotated[SupplierView, Depends(current_supplier)]
+
+institution_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="InstitutionApiKey",
+    description="The API key of a buyer institution (`einvoice institutions new-key ENDPOINT`): "
+    "`Authorization: Bearer <key>`.",
+)
+
+
+def _lookup_institution(runtime: Runtime, api_key: str) -> InstitutionView | None:
+    from einvoice.services.accounts import authenticate_institution
+
+    with runtime.uow_factory() as uow:
+        return authenticate_institution(uow, api_key)
+
+
+async def current_institution(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(institution_bearer_scheme)],
+) -> InstitutionView:
+    """Return the institution whose API key the request carries; raise AuthenticationError (401)
+    otherwise. Looked up on every request, as suppliers' keys are: a key replaced by ``institutions
+    new-key`` is refused from the next request on."""
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("send the institution API key as 'Authorization: Bearer <key>'")
+    institution = await in_database_thread(_lookup_institution, request.app.state.runtime, credentials.credentials)
+    if institution is None:
+        raise AuthenticationError("unknown or replaced institution API key")
+    request.state.institution_id = institution.id  # named in the log line of a refusal that follows
+    return institution
+
+
+InstitutionDep = Annotated[InstitutionView, Depends(current_institution)]
 
 
 def _media_type(request: Request) -> str:

@@ -11,6 +11,8 @@ answer. Choices worth explaining:
   type of the request, so it is used only for that.
 - 422: well-formed XML with an accepted media type that is not a document the engine processes
   (not a UBL Invoice or CreditNote), an unknown buyer, and request parameters that fail validation.
+- 409: a commitment's number (or a receipt's reference) registered before with other content, or
+  a change that would take away what invoices or receipts hold.
 - 401: missing or wrong API key; 403: authenticated, but not the seller of the document; 404: not
   found or not visible to the caller (the two are not told apart, so ids cannot be probed).
 - 409: a decision on a document whose state no longer allows it (``ConflictError``: the document
@@ -77,6 +79,8 @@ _BY_CLASS: dict[type[errors.EInvoiceError], ProblemKind] = {
     ),
     errors.IntakeError: ProblemKind(422, "refused", "Document refused"),
     errors.SellerMismatchError: ProblemKind(403, "seller-mismatch", "Not the seller of this document"),
+    errors.InvalidCommitmentError: ProblemKind(422, "invalid-commitment", "Invalid commitment"),
+    errors.CommitmentConflictError: ProblemKind(409, "commitment-conflict", "Commitment registered with other content"),
     errors.AuthorizationError: ProblemKind(403, "forbidden", "Forbidden"),
     errors.AuthenticationError: ProblemKind(401, "unauthenticated", "Missing or wrong API key"),
     errors.NotFoundError: ProblemKind(404, "not-found", "Not found"),
@@ -95,6 +99,7 @@ _HTTP_TITLES = {
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
     406: ("not-acceptable", "Not acceptable"),
     413: ("too-large", "Document too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
@@ -203,6 +208,9 @@ def log_refusal(request: Request, body: dict[str, Any]) -> None:
     extra: dict[str, Any] = {"status": status, "problem": slug}
     if supplier_id:
         extra["supplier_id"] = str(supplier_id)
+    institution_id = getattr(request.state, "institution_id", None)
+    if institution_id:
+        extra["institution_id"] = str(institution_id)
     if body.get("document_id"):
         extra["document_id"] = body["document_id"]
     log.info("refused %s %s: %s %s: %s", request.method, request.url.path, status, slug, detail, extra=extra)
@@ -231,6 +239,9 @@ def problem_for_error(exc: errors.EInvoiceError, *, instance: str | None = None)
         document_id=str(document_id) if document_id else None,
         status_url=f"/v1/documents/{document_id}" if document_id else None,
     )
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and kind.status < 500:  # as request validation names its fields
+        body["errors"] = [{"location": field, "message": str(getattr(exc, "message", exc))}]
     headers = {"WWW-Authenticate": 'Bearer realm="einvoice"'} if kind.status == 401 else None
     if kind.status == 503:
         headers = {"Retry-After": "5"}

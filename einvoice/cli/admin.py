@@ -1,4 +1,4 @@
-"""Administration: ``einvoice institutions add|list``, ``einvoice suppliers add|list``,
+"""Administration: ``einvoice institutions add|list|new-key|set-tolerances``, ``einvoice suppliers add|list``,
 ``einvoice documents show|retry``, ``einvoice db upgrade``.
 
 These need the database only (no broker). In embedded mode the database is created and migrated
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -120,6 +121,96 @@ def institutions_add(
     finally:
         engine.dispose()
     typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
+
+
+@institutions_app.command("new-key")
+def institutions_new_key(
+    endpoint: Annotated[str, typer.Argument(help="The institution's Peppol endpoint SCHEME:ID.")],
+) -> None:
+    """Issue the institution an API key, for its commitments (POST /v1/commitments and the routes
+    under it), and print it on the last line. Only its hash is stored; a key issued before stops
+    working. The key reaches only this institution's commitments."""
+    from einvoice.errors import NotFoundError
+    from einvoice.services import accounts
+
+    engine, uow_factory = _open()
+    try:
+        institution, api_key = accounts.new_institution_key(uow_factory(), endpoint)
+    except accounts.AccountError as exc:
+        raise _refused(exc) from None
+    except NotFoundError as exc:
+        raise _refused(f"{exc} in {database_in_use()}") from None
+    finally:
+        engine.dispose()
+    typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
+    typer.echo("API key (shown only now; only its hash is stored; a key issued before no longer works):")
+    typer.echo(api_key)
+
+
+def _tolerance(value: str | None, option: str) -> Decimal | None:
+    from einvoice.domain.money import DecimalSyntaxError, parse_decimal
+
+    if value is None:
+        return None
+    try:
+        number = parse_decimal(value)
+    except DecimalSyntaxError:
+        raise _refused(f"{option}: not a decimal number: {value!r}") from None
+    if number < 0:
+        raise _refused(f"{option}: must not be negative, not {value}")
+    return number
+
+
+def _tolerance_option(name: str, what: str) -> Any:
+    return typer.Option(name, help=what + " Left out: not allowed (exact).")
+
+
+@institutions_app.command("set-tolerances")
+def institutions_set_tolerances(
+    endpoint: Annotated[str, typer.Argument(help="The institution's Peppol endpoint SCHEME:ID.")],
+    price_percent: Annotated[
+        str | None, _tolerance_option("--price-percent", "Unit price above the committed one, in percent.")
+    ] = None,
+    price_amount: Annotated[
+        str | None, _tolerance_option("--price-amount", "Unit price above the committed one, as an amount.")
+    ] = None,
+    quantity_percent: Annotated[
+        str | None, _tolerance_option("--quantity-percent", "Quantity beyond the ordered one, in percent.")
+    ] = None,
+    amount_percent: Annotated[
+        str | None, _tolerance_option("--amount-percent", "Invoice amount beyond what remains, in percent.")
+    ] = None,
+    amount_amount: Annotated[
+        str | None, _tolerance_option("--amount-amount", "Invoice amount beyond what remains, as an amount.")
+    ] = None,
+) -> None:
+    """Set the default tolerances of the institution's commitments: those registered from now on
+    without tolerances of their own take them. Replaces the defaults set before; with no option the
+    defaults are exact again. A variance is within tolerance when it exceeds neither the percentage
+    nor the amount that is set."""
+    from einvoice.domain.commitments import Tolerances
+    from einvoice.errors import NotFoundError
+    from einvoice.services import accounts, commitments
+
+    tolerances = Tolerances(
+        price_percent=_tolerance(price_percent, "--price-percent"),
+        price_amount=_tolerance(price_amount, "--price-amount"),
+        quantity_percent=_tolerance(quantity_percent, "--quantity-percent"),
+        amount_percent=_tolerance(amount_percent, "--amount-percent"),
+        amount_amount=_tolerance(amount_amount, "--amount-amount"),
+    )
+    engine, uow_factory = _open()
+    try:
+        institution = accounts.institution_by_endpoint(uow_factory(), endpoint)
+        commitments.set_default_tolerances(uow_factory(), institution_id=institution.id, tolerances=tolerances)
+    except accounts.AccountError as exc:
+        raise _refused(exc) from None
+    except NotFoundError as exc:
+        raise _refused(f"{exc} in {database_in_use()}") from None
+    finally:
+        engine.dispose()
+    shown = ", ".join(f"{k} {v}" for k, v in tolerances.to_dict().items() if v is not None) or "exact"
+    typer.echo(f"institution {institution.id} ({institution.endpoint}): default tolerances {shown}")
 
 
 @institutions_app.command("list")

@@ -8,11 +8,14 @@ API's: every amount and quantity a decimal written as a string.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from einvoice.domain.money import round_amount
 
 
 class CommitmentKind(StrEnum):
@@ -164,6 +167,33 @@ class Commitment:
         }
 
 
+def amount_of_lines(lines: Iterable[CommitmentLine]) -> Decimal:
+    """What ``lines`` cost with their VAT, as an invoice of them would total it (BT-112): the net
+    amount of each line rounded to two decimals, the VAT of each category and rate computed on the
+    sum of its lines and rounded once (BR-CO-17), the sum of both. A line without a rate adds no VAT."""
+    net_by_rate: dict[tuple[str | None, Decimal], Decimal] = {}
+    for line in lines:
+        key = (line.vat_category, line.vat_rate or Decimal(0))
+        net_by_rate[key] = net_by_rate.get(key, Decimal(0)) + round_amount(line.quantity * line.unit_price)
+    total = Decimal("0.00")
+    for (_, rate), net in net_by_rate.items():
+        total += net + round_amount(net * rate / 100)
+    return round_amount(total)
+
+
+def definition(commitment: Commitment) -> Commitment:
+    """The commitment as registered, without what has happened to it since (reserved, consumed,
+    received, invoiced all zero): two registrations of one number are the same when their
+    definitions are equal (decimals compare by value: ``3.5`` is ``3.50``)."""
+    zero = Decimal(0)
+    return replace(
+        commitment,
+        reserved=zero,
+        consumed=zero,
+        lines=tuple(replace(line, received=zero, invoiced=zero) for line in commitment.lines),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiptLine:
     line: str  # the commitment line's id
@@ -177,6 +207,13 @@ class Receipt:
     reference: str
     received_on: date
     lines: tuple[ReceiptLine, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "received_on": self.received_on.isoformat(),
+            "lines": [{"line": line.line, "quantity": str(line.quantity)} for line in self.lines],
+        }
 
 
 # --- what matching decides -------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Institutions (buyers) and suppliers (who may submit), and supplier API keys.
+"""Institutions (buyers) and suppliers (who may submit), and their API keys.
 
 An API key is ``eik_`` followed by 43 url-safe characters (32 random bytes). Only its sha256 is
-stored; the key itself is returned once, by ``add_supplier``.
+stored; the key itself is returned once, by ``add_supplier``, ``new_supplier_key`` or
+``new_institution_key``. A supplier's key submits documents; an institution's key registers its
+commitments (and reaches nothing of another institution).
 """
 
 from __future__ import annotations
@@ -203,6 +205,49 @@ def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
         if row is None or not row.active or not hmac.compare_digest(row.api_key_hash, key_hash):
             return None
         return supplier_view(row)
+
+
+def institution_by_endpoint(uow: UnitOfWork, endpoint: str) -> InstitutionView:
+    """The institution registered with ``endpoint`` (``SCHEME:ID``). Raises InvalidEndpointError,
+    NotFoundError."""
+    from einvoice.errors import NotFoundError
+
+    scheme, endpoint_id = parse_endpoint(endpoint)
+    with uow:
+        row = uow.institutions.by_endpoint(scheme, endpoint_id)
+        if row is None:
+            raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
+        return institution_view(row)
+
+
+def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView, str]:
+    """Issue a new API key to the institution registered with ``endpoint``; return it and the key
+    (the only time the key is available; a key issued before stops working). Raises
+    InvalidEndpointError, NotFoundError."""
+    from einvoice.errors import NotFoundError
+
+    scheme, endpoint_id = parse_endpoint(endpoint)
+    api_key = new_api_key()
+    with uow:
+        row = uow.institutions.by_endpoint(scheme, endpoint_id)
+        if row is None:
+            raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
+        row.api_key_hash = hash_api_key(api_key)
+        view = institution_view(row)
+        uow.commit()
+    return view, api_key
+
+
+def authenticate_institution(uow: UnitOfWork, api_key: str) -> InstitutionView | None:
+    """Return the institution holding ``api_key``, or None."""
+    if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
+        return None
+    key_hash = hash_api_key(api_key)
+    with database_errors_as_transient(), uow:
+        row = uow.institutions.by_key_hash(key_hash)
+        if row is None or row.api_key_hash is None or not hmac.compare_digest(row.api_key_hash, key_hash):
+            return None
+        return institution_view(row)
 
 
 def list_institutions(uow: UnitOfWork) -> list[InstitutionView]:

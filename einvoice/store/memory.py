@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
+from einvoice.domain.commitments import Commitment, CommitmentKind, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.store.ports import UnitOfWork
@@ -109,6 +111,7 @@ class MemoryUnitOfWork:
         self.suppliers = _Suppliers(self)
         self.documents = _Documents(self)
         self.outbox = _Outbox(self)
+        self.commitments = _Commitments(self)
 
     @property
     def scope(self) -> object:
@@ -423,3 +426,40 @@ class _Outbox(_Repository):
         purged = len(self.data.outbox) - len(kept)
         self.data.outbox[:] = kept
         return purged
+
+
+class _Commitments(_Repository):
+    """Not kept by the twin yet: tests of the commitments register run on SQLite and PostgreSQL."""
+
+    def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def by_number(self, institution_id: str, number: str, *, kinds: Collection[CommitmentKind] | None = None, for_update: bool = False) -> Commitment | None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def list_for(self, institution_id: str, *, supplier_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Commitment]:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def receipt(self, institution_id: str, number: str, reference: str) -> Receipt | None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def documents_referencing(self, institution_id: str, number: str, *, status: str) -> list[str]:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def add(self, commitment: Commitment, *, source: str, at: datetime) -> None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def replace(self, commitment: Commitment, *, at: datetime) -> None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def change_figures(self, institution_id: str, number: str, *, at: datetime, reserved: Decimal = Decimal(0), consumed: Decimal = Decimal(0), received: Mapping[str, Decimal] | None = None, invoiced: Mapping[str, Decimal] | None = None) -> Commitment:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def default_tolerances(self, institution_id: str) -> Tolerances:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def set_default_tolerances(self, institution_id: str, tolerances: Tolerances, *, at: datetime) -> None:
+        raise NotImplementedError("the in-memory store keeps no commitments")

@@ -79,6 +79,9 @@ class InstitutionRepository:
     def get(self, institution_id: str) -> InstitutionRow | None:
         return self.session.get(InstitutionRow, institution_id)
 
+    def by_key_hash(self, key_hash: str) -> InstitutionRow | None:
+        return self.session.scalars(select(InstitutionRow).where(InstitutionRow.api_key_hash == key_hash)).first()
+
     def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRow | None:
         return self.session.scalars(
             select(InstitutionRow).where(
@@ -101,6 +104,10 @@ class SupplierRepository:
 
     def get(self, supplier_id: str) -> SupplierRow | None:
         return self.session.get(SupplierRow, supplier_id)
+
+    def by_identifier(self, column: str, value: str) -> SupplierRow | None:
+        """The supplier whose ``vat_id`` or ``legal_id`` (``column``) is ``value`` (compact form)."""
+        return self.session.scalars(select(SupplierRow).where(getattr(SupplierRow, column) == value)).first()
 
     def by_key_hash(self, key_hash: str) -> SupplierRow | None:
         return self.session.scalars(select(SupplierRow).where(SupplierRow.api_key_hash == key_hash)).first()

@@ -56,13 +56,35 @@ class InstitutionRow(Base):
     """A buyer institution; documents are addressed to its Peppol endpoint (BT-49)."""
 
     __tablename__ = "institutions"
-    __table_args__ = (UniqueConstraint("endpoint_scheme", "endpoint_id"),)
+    __table_args__ = (
+        UniqueConstraint("endpoint_scheme", "endpoint_id"),
+        # A unique index rather than a constraint: added by ALTER TABLE on SQLite (no batch copy of
+        # a table that documents and commitments reference).
+        Index("ix_institutions_api_key_hash", "api_key_hash", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     endpoint_scheme: Mapped[str] = mapped_column(String(16))
     endpoint_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: sha256 of the institution's API key (``einvoice institutions new-key``); None: no key issued.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class InstitutionToleranceRow(Base):
+    """An institution's default tolerances, for commitments registered without their own. No row,
+    or a column left None: that limit allows nothing (exact)."""
+
+    __tablename__ = "institution_tolerances"
+
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+    price_percent: Mapped[Decimal | None] = mapped_column(DecimalText())
+    price_amount: Mapped[Decimal | None] = mapped_column(DecimalText())
+    quantity_percent: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_percent: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_amount: Mapped[Decimal | None] = mapped_column(DecimalText())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SupplierRow(Base):
@@ -220,3 +242,88 @@ class OutboxRow(Base):
     action: Mapped[str] = mapped_column(String(32))  # validate | match | post
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- the commitments register ----------------------------------------------------------------------
+
+
+class CommitmentRow(Base):
+    """An order, contract or framework of one institution with one supplier (``domain.commitments``).
+    ``reserved`` and ``consumed`` change only under a lock on the row (``CommitmentRepository``)."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "number"),
+        Index("ix_commitments_supplier", "institution_id", "supplier_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id"))
+    number: Mapped[str] = mapped_column(String(200))  # compared with BT-13, BT-12, BT-10
+    kind: Mapped[str] = mapped_column(String(16))  # order | contract | framework
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.id"))
+    #: The supplier as the commitment named it (any one identifies it).
+    supplier_endpoint: Mapped[str | None] = mapped_column(String(160))  # BT-34 "scheme:id"
+    supplier_vat: Mapped[str | None] = mapped_column(String(64))  # BT-31
+    supplier_legal_id: Mapped[str | None] = mapped_column(String(128))  # BT-30
+    currency: Mapped[str] = mapped_column(String(3))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    budget_programme: Mapped[str | None] = mapped_column(String(64))
+    budget_economic_code: Mapped[str | None] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(64))
+    receipt_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount: Mapped[Decimal] = mapped_column(DecimalText())  # VAT included
+    price_percent: Mapped[Decimal | None] = mapped_column(DecimalText())
+    price_amount: Mapped[Decimal | None] = mapped_column(DecimalText())
+    quantity_percent: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_percent: Mapped[Decimal | None] = mapped_column(DecimalText())
+    amount_amount: Mapped[Decimal | None] = mapped_column(DecimalText())
+    status: Mapped[str] = mapped_column(String(16))  # open | closed
+    reserved: Mapped[Decimal] = mapped_column(DecimalText())
+    consumed: Mapped[Decimal] = mapped_column(DecimalText())
+    source: Mapped[str] = mapped_column(String(16))  # api | import | order
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CommitmentLineRow(Base):
+    """One line of a commitment, with what receipts say arrived and what matched invoices hold."""
+
+    __tablename__ = "commitment_lines"
+
+    commitment_id: Mapped[str] = mapped_column(ForeignKey("commitments.id", ondelete="CASCADE"), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[Decimal] = mapped_column(DecimalText())
+    unit_code: Mapped[str | None] = mapped_column(String(16))
+    unit_price: Mapped[Decimal] = mapped_column(DecimalText())  # net
+    description: Mapped[str | None] = mapped_column(Text)
+    seller_item_id: Mapped[str | None] = mapped_column(String(200))  # BT-155
+    standard_item_id: Mapped[str | None] = mapped_column(String(200))  # BT-157 "scheme:id"
+    vat_category: Mapped[str | None] = mapped_column(String(8))  # BT-151
+    vat_rate: Mapped[Decimal | None] = mapped_column(DecimalText())  # BT-152
+    account: Mapped[str | None] = mapped_column(String(64))
+    received: Mapped[Decimal] = mapped_column(DecimalText())
+    invoiced: Mapped[Decimal] = mapped_column(DecimalText())
+
+
+class ReceiptRow(Base):
+    """Goods received or services accepted against a commitment: the buyer's word."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (UniqueConstraint("commitment_id", "reference"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    commitment_id: Mapped[str] = mapped_column(ForeignKey("commitments.id", ondelete="CASCADE"))
+    reference: Mapped[str] = mapped_column(String(200))
+    received_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReceiptLineRow(Base):
+    __tablename__ = "receipt_lines"
+
+    receipt_id: Mapped[str] = mapped_column(ForeignKey("receipts.id", ondelete="CASCADE"), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the commitment line
+    quantity: Mapped[Decimal] = mapped_column(DecimalText())

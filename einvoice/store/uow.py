@@ -19,6 +19,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from einvoice.store.commitments import CommitmentRepository
 from einvoice.store.ports import UnitOfWork
 from einvoice.store.repositories import (
     DocumentRepository,
@@ -35,6 +36,7 @@ class SqlUnitOfWork:
     suppliers: SupplierRepository
     documents: DocumentRepository
     outbox: OutboxRepository
+    commitments: CommitmentRepository
 
     def __init__(self, session_factory: Callable[[], Session], engine: Engine | None = None) -> None:
         self._session_factory = session_factory
@@ -66,6 +68,7 @@ class SqlUnitOfWork:
             self.suppliers = SupplierRepository(session)
             self.documents = DocumentRepository(session)
             self.outbox = OutboxRepository(session)
+            self.commitments = CommitmentRepository(session)
         return self
 
     def __exit__(

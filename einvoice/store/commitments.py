@@ -1,0 +1,348 @@
+"""The commitments register: commitments with their lines, receipts, institutions' default
+tolerances, read and written as the domain types of ``einvoice.domain.commitments``.
+
+A commitment is addressed by its institution and number (unique together). Its figures
+(``reserved``, ``consumed``, and per line ``received`` and ``invoiced``) change only through
+``change_figures``, which reads the commitment ``FOR UPDATE`` on PostgreSQL (SQLite's
+``BEGIN IMMEDIATE`` serialises writers already): any number of workers matching invoices against
+one commitment at once take their turns on its row. Nothing here commits: the unit of work does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from einvoice.domain.commitments import (
+    Budget,
+    Commitment,
+    CommitmentKind,
+    CommitmentLine,
+    CommitmentStatus,
+    Receipt,
+    ReceiptLine,
+    Supplier,
+    Tolerances,
+)
+from einvoice.store.tables import (
+    CommitmentLineRow,
+    CommitmentRow,
+    DocumentRow,
+    InstitutionToleranceRow,
+    ParsedDocumentRow,
+    ReceiptLineRow,
+    ReceiptRow,
+)
+
+ZERO = Decimal(0)
+_TOLERANCE_FIELDS = ("price_percent", "price_amount", "quantity_percent", "amount_percent", "amount_amount")
+
+#: The references of an invoice that may name a commitment, as ``parsed_documents`` keeps them:
+#: BT-13 (purchase order), BT-12 (contract), BT-10 (buyer reference).
+REFERENCE_FIELDS = ("order_reference", "contract_reference", "buyer_reference")
+
+
+class CommitmentRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None:
+        """The institution's commitment ``number`` with its lines, or None. ``for_update``: locked
+        until the transaction ends (PostgreSQL ``SELECT … FOR UPDATE``), for a change of its figures
+        that depends on them (matching's reservation)."""
+        row = self._row(institution_id, number, for_update=for_update)
+        return None if row is None else self._commitment(row)
+
+    def by_number(
+        self,
+        institution_id: str,
+        number: str,
+        *,
+        kinds: Collection[CommitmentKind] | None = None,
+        for_update: bool = False,
+    ) -> Commitment | None:
+        """The institution's commitment ``number`` if it is of one of ``kinds`` (None: any kind):
+        the lookups of matching, by BT-13 (orders), BT-12 (contracts and frameworks) and BT-10
+        (any kind)."""
+        row = self._row(institution_id, number, for_update=for_update)
+        if row is None or (kinds is not None and row.kind not in {CommitmentKind(k).value for k in kinds}):
+            return None
+        return self._commitment(row)
+
+    def list_for(
+        self,
+        institution_id: str,
+        *,
+        supplier_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[Commitment]:
+        """The institution's commitments, by number, filtered by supplier and status."""
+        query = select(CommitmentRow).where(CommitmentRow.institution_id == institution_id)
+        if supplier_id is not None:
+            query = query.where(CommitmentRow.supplier_id == supplier_id)
+        if status is not None:
+            query = query.where(CommitmentRow.status == status)
+        rows = self.session.scalars(query.order_by(CommitmentRow.number).limit(limit)).all()
+        lines = self._lines([row.id for row in rows])
+        return [_commitment(row, lines.get(row.id, [])) for row in rows]
+
+    def receipt(self, institution_id: str, number: str, reference: str) -> Receipt | None:
+        """The commitment's receipt ``reference``, or None."""
+        row = self.session.scalars(
+            select(ReceiptRow)
+            .join(CommitmentRow, CommitmentRow.id == ReceiptRow.commitment_id)
+            .where(
+                CommitmentRow.institution_id == institution_id,
+                CommitmentRow.number == number,
+                ReceiptRow.reference == reference,
+            )
+        ).first()
+        if row is None:
+            return None
+        lines = self.session.scalars(
+            select(ReceiptLineRow).where(ReceiptLineRow.receipt_id == row.id).order_by(ReceiptLineRow.line_id)
+        ).all()
+        return Receipt(
+            reference=row.reference,
+            received_on=row.received_on,
+            lines=tuple(ReceiptLine(line=line.line_id, quantity=line.quantity) for line in lines),
+        )
+
+    def documents_referencing(self, institution_id: str, number: str, *, status: str) -> list[str]:
+        """Ids of the institution's documents in ``status`` whose parsed data names ``number`` as
+        BT-13, BT-12 or BT-10, oldest first (the JSON of ``parsed_documents``; a document without
+        a parsed form is not found)."""
+        data = ParsedDocumentRow.data
+        names = [data[field].as_string() == number for field in REFERENCE_FIELDS]
+        query = (
+            select(DocumentRow.id)
+            .join(ParsedDocumentRow, ParsedDocumentRow.document_id == DocumentRow.id)
+            .where(DocumentRow.status == status, DocumentRow.institution_id == institution_id)
+            .where(names[0] | names[1] | names[2])
+            .order_by(DocumentRow.received_at, DocumentRow.id)
+        )
+        return list(self.session.scalars(query).all())
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def add(self, commitment: Commitment, *, source: str, at: datetime) -> None:
+        """Register ``commitment`` (figures as it carries them). A number the institution has
+        registered already raises IntegrityError at the flush."""
+        row = CommitmentRow(
+            institution_id=commitment.institution_id,
+            number=commitment.number,
+            source=source,
+            created_at=at,
+        )
+        _set_definition(row, commitment, at)
+        row.reserved, row.consumed = commitment.reserved, commitment.consumed
+        self.session.add(row)
+        self.session.flush()
+        self._put_lines(row.id, commitment.lines)
+
+    def replace(self, commitment: Commitment, *, at: datetime) -> None:
+        """Replace the definition and lines of the registered commitment of the same institution
+        and number with ``commitment``'s (its figures too: a caller that changes a commitment
+        carries over what it read, under the lock of ``get(..., for_update=True)``)."""
+        row = self._row(commitment.institution_id, commitment.number, for_update=True)
+        if row is None:
+            raise LookupError(f"no commitment {commitment.number}")
+        _set_definition(row, commitment, at)
+        row.reserved, row.consumed = commitment.reserved, commitment.consumed
+        self.session.flush()
+        self.session.query(CommitmentLineRow).filter(CommitmentLineRow.commitment_id == row.id).delete()
+        self._put_lines(row.id, commitment.lines)
+
+    def change_figures(
+        self,
+        institution_id: str,
+        number: str,
+        *,
+        at: datetime,
+        reserved: Decimal = ZERO,
+        consumed: Decimal = ZERO,
+        received: Mapping[str, Decimal] | None = None,
+        invoiced: Mapping[str, Decimal] | None = None,
+    ) -> Commitment:
+        """Add ``reserved`` and ``consumed`` (negative to release) to the commitment's figures, and
+        per line id ``received`` and ``invoiced`` to its lines, under a lock on the commitment;
+        return it as it is now. Raises LookupError for an unknown commitment or line. Checks
+        nothing else: whether a change is allowed is the caller's (matching's) to decide, on the
+        figures it read with ``get(..., for_update=True)`` in the same transaction."""
+        row = self._row(institution_id, number, for_update=True)
+        if row is None:
+            raise LookupError(f"no commitment {number}")
+        row.reserved += reserved
+        row.consumed += consumed
+        row.updated_at = at
+        changes = {**{k: (v, ZERO) for k, v in (received or {}).items()}}
+        for line_id, quantity in (invoiced or {}).items():
+            changes[line_id] = (changes.get(line_id, (ZERO, ZERO))[0], quantity)
+        if changes:
+            lines = {
+                line.line_id: line
+                for line in self.session.scalars(
+                    select(CommitmentLineRow).where(
+                        CommitmentLineRow.commitment_id == row.id, CommitmentLineRow.line_id.in_(list(changes))
+                    )
+                ).all()
+            }
+            for line_id, (received_delta, invoiced_delta) in changes.items():
+                line = lines.get(line_id)
+                if line is None:
+                    raise LookupError(f"commitment {number} has no line {line_id}")
+                line.received += received_delta
+                line.invoiced += invoiced_delta
+        self.session.flush()
+        return self._commitment(row)
+
+    def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
+        """Record ``receipt`` against the commitment and add its quantities to the lines'
+        ``received`` (``change_figures``). Raises LookupError for an unknown commitment or line;
+        a reference recorded before raises IntegrityError at the flush."""
+        row = self._row(institution_id, number, for_update=True)
+        if row is None:
+            raise LookupError(f"no commitment {number}")
+        receipt_row = ReceiptRow(
+            commitment_id=row.id, reference=receipt.reference, received_on=receipt.received_on, created_at=at
+        )
+        self.session.add(receipt_row)
+        self.session.flush()
+        self.session.add_all(
+            ReceiptLineRow(receipt_id=receipt_row.id, line_id=line.line, quantity=line.quantity)
+            for line in receipt.lines
+        )
+        received: dict[str, Decimal] = {}
+        for line in receipt.lines:
+            received[line.line] = received.get(line.line, ZERO) + line.quantity
+        self.change_figures(institution_id, number, at=at, received=received)
+
+    # --- institutions' default tolerances ------------------------------------------------------
+
+    def default_tolerances(self, institution_id: str) -> Tolerances:
+        """The institution's default tolerances (exact when it has set none)."""
+        row = self.session.get(InstitutionToleranceRow, institution_id)
+        if row is None:
+            return Tolerances()
+        return Tolerances(**{name: getattr(row, name) for name in _TOLERANCE_FIELDS})
+
+    def set_default_tolerances(self, institution_id: str, tolerances: Tolerances, *, at: datetime) -> None:
+        row = self.session.get(InstitutionToleranceRow, institution_id)
+        if row is None:
+            row = InstitutionToleranceRow(institution_id=institution_id, updated_at=at)
+            self.session.add(row)
+        for name in _TOLERANCE_FIELDS:
+            setattr(row, name, getattr(tolerances, name))
+        row.updated_at = at
+        self.session.flush()
+
+    # --- rows ----------------------------------------------------------------------------------
+
+    def _row(self, institution_id: str, number: str, *, for_update: bool) -> CommitmentRow | None:
+        query = select(CommitmentRow).where(
+            CommitmentRow.institution_id == institution_id, CommitmentRow.number == number
+        )
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalars(query).first()
+
+    def _lines(self, commitment_ids: Sequence[str]) -> dict[str, list[CommitmentLineRow]]:
+        lines: dict[str, list[CommitmentLineRow]] = {}
+        if not commitment_ids:
+            return lines
+        for line in self.session.scalars(
+            select(CommitmentLineRow)
+            .where(CommitmentLineRow.commitment_id.in_(list(commitment_ids)))
+            .order_by(CommitmentLineRow.commitment_id, CommitmentLineRow.position)
+        ).all():
+            lines.setdefault(line.commitment_id, []).append(line)
+        return lines
+
+    def _commitment(self, row: CommitmentRow) -> Commitment:
+        return _commitment(row, self._lines([row.id]).get(row.id, []))
+
+    def _put_lines(self, commitment_id: str, lines: Sequence[CommitmentLine]) -> None:
+        self.session.add_all(
+            CommitmentLineRow(
+                commitment_id=commitment_id,
+                line_id=line.id,
+                position=position,
+                quantity=line.quantity,
+                unit_code=line.unit_code,
+                unit_price=line.unit_price,
+                description=line.description,
+                seller_item_id=line.seller_item_id,
+                standard_item_id=line.standard_item_id,
+                vat_category=line.vat_category,
+                vat_rate=line.vat_rate,
+                account=line.account,
+                received=line.received,
+                invoiced=line.invoiced,
+            )
+            for position, line in enumerate(lines)
+        )
+        self.session.flush()
+
+
+def _set_definition(row: CommitmentRow, commitment: Commitment, at: datetime) -> None:
+    row.kind = commitment.kind.value
+    row.supplier_id = commitment.supplier_id
+    row.supplier_endpoint = commitment.supplier.endpoint
+    row.supplier_vat = commitment.supplier.vat
+    row.supplier_legal_id = commitment.supplier.legal_id
+    row.currency = commitment.currency
+    row.valid_from, row.valid_to = commitment.valid_from, commitment.valid_to
+    row.budget_programme = commitment.budget.programme
+    row.budget_economic_code = commitment.budget.economic_code
+    row.account = commitment.account
+    row.receipt_required = commitment.receipt_required
+    row.amount = commitment.amount
+    for name in _TOLERANCE_FIELDS:
+        setattr(row, name, getattr(commitment.tolerances, name))
+    row.status = commitment.status.value
+    row.updated_at = at
+
+
+def _commitment(row: CommitmentRow, lines: Sequence[CommitmentLineRow]) -> Commitment:
+    return Commitment(
+        number=row.number,
+        kind=CommitmentKind(row.kind),
+        institution_id=row.institution_id,
+        supplier_id=row.supplier_id,
+        currency=row.currency,
+        amount=row.amount,
+        lines=tuple(
+            CommitmentLine(
+                id=line.line_id,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                unit_code=line.unit_code,
+                description=line.description,
+                seller_item_id=line.seller_item_id,
+                standard_item_id=line.standard_item_id,
+                vat_category=line.vat_category,
+                vat_rate=line.vat_rate,
+                account=line.account,
+                received=line.received,
+                invoiced=line.invoiced,
+            )
+            for line in lines
+        ),
+        supplier=Supplier(endpoint=row.supplier_endpoint, vat=row.supplier_vat, legal_id=row.supplier_legal_id),
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        budget=Budget(programme=row.budget_programme, economic_code=row.budget_economic_code),
+        account=row.account,
+        receipt_required=row.receipt_required,
+        tolerances=Tolerances(**{name: getattr(row, name) for name in _TOLERANCE_FIELDS}),
+        status=CommitmentStatus(row.status),
+        reserved=row.reserved,
+        consumed=row.consumed,
+    )

@@ -1,0 +1,165 @@
+"""The commitments register in the store (``uow.commitments``), on SQLite and on PostgreSQL: the
+domain ``Commitment`` back with its figures, the lookups matching needs, figures changed under the
+commitment's lock by many threads at once, and the documents waiting for a late commitment."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from einvoice import store
+from einvoice.domain.commitments import Commitment, CommitmentKind, CommitmentLine
+from einvoice.parsers.ubl import parse_for_pipeline
+from einvoice.services import SupplierView, accounts
+from einvoice.services.commitments import late_documents
+from einvoice.services.intake import submit_document
+from einvoice.settings import Settings
+from einvoice.store import UnitOfWork
+from tests.integration.test_store_postgres import fresh_postgres_database
+from tests.unit.services import documents
+
+AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def uow_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], UnitOfWork]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'einvoice.db'}"
+        store.migrate(url)
+        engine = store.make_engine(url)
+        yield store.uow_factory_for(engine)
+        engine.dispose()
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        engine = store.make_engine(url)
+        yield store.uow_factory_for(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def parties(uow_factory: Callable[[], UnitOfWork]) -> tuple[str, SupplierView]:
+    institution = accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT)
+    supplier, _ = accounts.add_supplier(
+        uow_factory(), name="Acme", endpoint=documents.SELLER_ENDPOINT, vat=documents.SELLER_VAT
+    )
+    return institution.id, supplier
+
+
+def order(
+    institution_id: str, supplier_id: str, number: str = "PO-1", kind: CommitmentKind = CommitmentKind.ORDER
+) -> Commitment:
+    return Commitment(
+        number=number,
+        kind=kind,
+        institution_id=institution_id,
+        supplier_id=supplier_id,
+        currency="EUR",
+        amount=Decimal("1000.00"),
+        lines=(
+            CommitmentLine(id="1", quantity=Decimal("100"), unit_price=Decimal("3.50"), vat_rate=Decimal("21")),
+            CommitmentLine(id="2", quantity=Decimal("2.5"), unit_price=Decimal("10.00"), unit_code="HUR"),
+        ),
+        reserved=Decimal("0.00"),
+        consumed=Decimal("0.00"),
+    )
+
+
+def test_a_commitment_reads_back_as_it_was_added_and_by_number_for_its_kinds(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+    added = order(institution_id, supplier.id)
+    contract = order(institution_id, supplier.id, "CT-1", CommitmentKind.CONTRACT)
+    with uow_factory() as uow:
+        uow.commitments.add(added, source="api", at=AT)
+        uow.commitments.add(replace(contract, lines=()), source="api", at=AT)
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.commitments.get(institution_id, "PO-1") == added
+        assert uow.commitments.by_number(institution_id, "PO-1", kinds=[CommitmentKind.ORDER]) == added
+        assert uow.commitments.by_number(institution_id, "PO-1", kinds=[CommitmentKind.CONTRACT]) is None
+        found = uow.commitments.by_number(institution_id, "CT-1", kinds=[CommitmentKind.CONTRACT, "framework"])
+        assert found is not None
+        assert found.lines == ()
+        assert uow.commitments.by_number("another", "PO-1") is None
+        assert [c.number for c in uow.commitments.list_for(institution_id)] == ["CT-1", "PO-1"]
+
+
+def test_figures_change_under_the_lock_and_none_is_lost_by_threads_at_once(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+    with uow_factory() as uow:
+        uow.commitments.add(order(institution_id, supplier.id), source="api", at=AT)
+        uow.commit()
+    errors: list[BaseException] = []
+
+    def reserve() -> None:
+        try:
+            with uow_factory() as uow:
+                held = uow.commitments.get(institution_id, "PO-1", for_update=True)
+                assert held is not None
+                # read, then write what was read plus one: lost updates would show without the lock
+                uow.commitments.change_figures(
+                    institution_id, "PO-1", at=AT, reserved=Decimal("1.25"), invoiced={"1": Decimal("0.5")}
+                )
+                uow.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reserve) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with uow_factory() as uow:
+        after = uow.commitments.change_figures(
+            institution_id,
+            "PO-1",
+            at=AT,
+            consumed=Decimal("5.00"),
+            reserved=Decimal("-5.00"),
+            received={"2": Decimal("1.5")},
+        )
+        uow.commit()
+    assert (after.reserved, after.consumed, after.remaining) == (Decimal("15.00"), Decimal("5.00"), Decimal("980.00"))
+    assert [(line.invoiced, line.received) for line in after.lines] == [(Decimal("8.0"), 0), (0, Decimal("1.5"))]
+    with uow_factory() as uow:
+        assert uow.commitments.get(institution_id, "PO-1") == after
+        with pytest.raises(LookupError):
+            uow.commitments.change_figures(institution_id, "PO-1", at=AT, invoiced={"9": Decimal(1)})
+
+
+def test_late_documents_are_the_institutions_exceptions_that_reference_the_number(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+
+    def document(number: str, status: str, **references: str) -> str:
+        raw = documents.invoice(number)
+        outcome = submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings())
+        document_id = outcome.document.id
+        with uow_factory() as uow:
+            uow.documents.add_parsed(document_id, replace(parse_for_pipeline(raw), **references), at=AT)
+            assert uow.documents.compare_and_set(document_id, expected={"received"}, values={"status": status}, at=AT)
+            uow.commit()
+        return document_id
+
+    by_order = document("I-1", "exception", order_reference="PO-7")
+    by_contract = document("I-2", "exception", contract_reference="PO-7", order_reference="NA")
+    by_buyer_reference = document("I-3", "exception", buyer_reference="PO-7")
+    document("I-4", "approved", order_reference="PO-7")  # not waiting
+    document("I-5", "exception", order_reference="PO-70")  # another number
+    assert late_documents(uow_factory(), institution_id=institution_id, number="PO-7") == [
+        by_order,
+        by_contract,
+        by_buyer_reference,
+    ]
+    assert late_documents(uow_factory(), institution_id="another", number="PO-7") == []

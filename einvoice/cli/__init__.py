@@ -43,6 +43,7 @@ _COMMAND_MODULES = (
     "einvoice.cli.validate",
     "einvoice.cli.bench",
     "einvoice.cli.admin",
+    "einvoice.cli.users",
     "einvoice.cli.run",
     "einvoice.cli.config",
 )

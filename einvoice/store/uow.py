@@ -24,6 +24,7 @@ from einvoice.store.repositories import (
     InstitutionRepository,
     OutboxRepository,
     SupplierRepository,
+    UserRepository,
 )
 
 
@@ -34,6 +35,7 @@ class UnitOfWork:
     suppliers: SupplierRepository
     documents: DocumentRepository
     outbox: OutboxRepository
+    users: UserRepository
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self._session_factory = session_factory
@@ -59,6 +61,7 @@ class UnitOfWork:
             self.suppliers = SupplierRepository(session)
             self.documents = DocumentRepository(session)
             self.outbox = OutboxRepository(session)
+            self.users = UserRepository(session)
         return self
 
     def __exit__(

@@ -43,7 +43,7 @@ def users_add(
         str,
         typer.Option(
             "--role",
-            help="accountant (works the queue), approver (also approves over a variance) or administrator "
+            help="One of accountant (works the queue), approver (also approves over a variance) or administrator "
             "(also manages users and approval rules).",
         ),
     ],
@@ -51,6 +51,7 @@ def users_add(
         list[str] | None,
         typer.Option(
             "--institution",
+            metavar="ENDPOINT",
             help="Endpoint SCHEME:ID of an institution whose documents the user sees; repeat for several.",
         ),
     ] = None,

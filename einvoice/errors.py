@@ -308,3 +308,32 @@ class HttpProtocolError(BenchmarkError):
 
 class ServerClosedError(BenchmarkError, ConnectionError):
     """The server closed the connection before sending any byte of a response."""
+
+
+# --- people: accountants' sign-in and decisions ----------------------------------------------
+
+
+class UserError(EInvoiceError):
+    """A user could not be added or changed as asked (unknown role, weak password, no such user)."""
+
+
+class SignInError(AuthenticationError):
+    """Wrong user name or password, or a disabled user (not told apart)."""
+
+
+class AccountLockedError(SignInError):
+    """Too many failed sign-ins in a row: the user is locked out for a while."""
+
+
+class DecisionError(EInvoiceError):
+    """A person's decision on a document was refused."""
+
+
+class DecisionConflictError(DecisionError):
+    """The document's state no longer allows the decision (someone else decided first, or the
+    pipeline moved it on)."""
+
+
+class DecisionRefusedError(DecisionError):
+    """The decision is incomplete or not this person's to make: a comment or reason missing, a
+    role short of what the approval rules ask, the same person approving twice."""

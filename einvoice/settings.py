@@ -140,6 +140,19 @@ class Settings(BaseSettings):
     erp_token: SecretStr | None = Field(None, description="Bearer token of the http connector (a secret)")
     erp_outbox_dir: Path | None = Field(None, description="Folder connector target; default <data_dir>/erp-outbox")
 
+    # --- accountants' pages (/ui/) -------------------------------------------------------------
+    ui_session_idle_minutes: int = Field(
+        30, ge=1, description="A signed-in session ends after this many minutes without a request"
+    )
+    ui_session_max_hours: float = Field(10, gt=0, description="A session ends this long after sign-in, however busy")
+    ui_lockout_attempts: int = Field(5, ge=1, description="Failed sign-ins in a row that lock a user out")
+    ui_lockout_minutes: int = Field(15, ge=1, description="How long a locked-out user must wait")
+    ui_secure_cookies: bool | None = Field(
+        None,
+        description="Mark the session cookie Secure; default: when the request came over https (behind a TLS "
+        "proxy: run uvicorn with --proxy-headers, or set this to true)",
+    )
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -22,6 +22,8 @@ from einvoice.api import commitments, documents, health, problems, receipt_keys,
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.settings import Settings
+from einvoice.receipts import load_signer
+from einvoice.ui import pages as ui_pages
 
 DESCRIPTION = """
 Intake of Peppol BIS Billing 3.0 (EN 16931, UBL 2.1) invoices and credit notes for the
@@ -104,6 +106,7 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
     app.include_router(validate.router)
     app.include_router(receipt_keys.router)
     app.include_router(health.router)
+    ui_pages.install(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
@@ -112,6 +115,7 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
             "<h1>einvoice</h1><ul>"
             '<li><a href="/docs">API documentation</a> (<a href="/redoc">ReDoc</a>, '
             '<a href="/openapi.json">OpenAPI</a>)</li>'
+            '<li><a href="/ui/queue">Accountants\' pages</a> (sign in)</li>'
             '<li><a href="/v1/receipt-keys">Receipt keys</a></li>'
             '<li><a href="/healthz">Health</a>, <a href="/readyz">readiness</a>, '
             '<a href="/metrics">metrics</a></li></ul></html>'

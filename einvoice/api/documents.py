@@ -22,6 +22,7 @@ from einvoice.api.deps import (
     in_database_thread,
 )
 from einvoice.api.models import (
+    Decision,
     DocumentDetail,
     DocumentList,
     DocumentReport,
@@ -100,9 +101,10 @@ def _match_result(value: Any) -> dict[str, Any] | None:
     return {"result": str(value)}
 
 
-def to_detail(view: DocumentView) -> DocumentDetail:
+def to_detail(view: DocumentView, decisions: list[dict[str, Any]] | None = None) -> DocumentDetail:
     url = status_url(str(view.id))
     return DocumentDetail(
+        decisions=[Decision.model_validate(d) for d in decisions or []],
         **_summary_fields(view),
         history=[_transition(t) for t in view.history],
         findings=[FindingModel.model_validate(f.to_dict()) for f in view.findings],
@@ -246,13 +248,27 @@ async def _own_document(runtime: Any, supplier: Any, document_id: str) -> Docume
     return await in_database_thread(_read_own_document, runtime, supplier, document_id)
 
 
+def _read_detail(runtime: Any, supplier: Any, document_id: str) -> DocumentDetail:
+    from einvoice.services import review
+
+    view = _read_own_document(runtime, supplier, document_id)
+    return to_detail(view, [d.to_dict() for d in review.decisions_of(runtime.uow_factory(), document_id)])
+
+
 @router.get(
     "/{document_id}",
-    summary="Status, history, findings, match result and journal reference of one document",
+    summary="Status, history, findings, match result, decisions and journal reference of one document",
+    description=(
+        "`decisions` lists what the buyer's accountants decided, oldest first: `approve`, `reject` (with "
+        "an Invoice Response status reason code in `reason` and words in `comment`) and `query` (the "
+        "document is `under_query`; `comment` says what information is asked for: answer with a new or "
+        "corrected document). A document above the buyer's four-eyes limit is `awaiting_second_approval` "
+        "after the first approval."
+    ),
     responses={**AUTH_PROBLEMS, **NOT_FOUND},
 )
 async def get_document(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> DocumentDetail:
-    return to_detail(await _own_document(runtime, supplier, document_id))
+    return await in_database_thread(_read_detail, runtime, supplier, document_id)
 
 
 @router.get(

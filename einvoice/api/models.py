@@ -137,6 +137,23 @@ class Transition(BaseModel):
     detail: str | None = None
 
 
+class Decision(BaseModel):
+    """A person's decision on the document at the buyer (the accountants' pages)."""
+
+    action: str = Field(description="approve, reject or query", examples=["reject"])
+    by: str = Field(description="The user name of who decided")
+    at: datetime
+    from_status: str = Field(description="State before the decision")
+    to_status: str = Field(
+        description="State after: approved, awaiting_second_approval (four eyes), rejected, under_query"
+    )
+    reason: str | None = Field(
+        None, description="Invoice Response status reason code (OPStatusReason: REF, PRI, QTY, …)", examples=["PRI"]
+    )
+    reason_text: str | None = Field(None, description="The code's meaning", examples=["Prices incorrect"])
+    comment: str | None = Field(None, description="The words for the supplier: why, or what information is asked")
+
+
 class DocumentSummary(BaseModel):
     id: str
     status: str
@@ -157,6 +174,11 @@ class DocumentDetail(DocumentSummary):
     findings: list[FindingModel] = Field(default_factory=list)
     match_result: dict[str, Any] | None = None
     journal_ref: str | None = Field(None, description="Reference of the posted journal entry")
+    decisions: list[Decision] = Field(
+        default_factory=list,
+        description="The buyer's decisions on the document, oldest first: approved, rejected (with a status "
+        "reason code and words), put under query (with the question for the supplier)",
+    )
     report_urls: dict[str, str] = Field(default_factory=dict)
 
 

@@ -2,6 +2,8 @@
 
 ``received → validating → rejected | validated → matching → exception | matched → approved → posting →
 posted``, with ``posting_failed`` (retrying), ``dead`` (needs a person) and ``refused`` (at intake).
+A person's decisions add ``under_query`` (the supplier was asked for information) and
+``awaiting_second_approval`` (four eyes: one approval recorded, another person's needed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class DocumentStatus(StrEnum):
     POSTING_FAILED = "posting_failed"
     DEAD = "dead"
     REFUSED = "refused"  # refused at intake; recorded so the supplier can look it up
+    UNDER_QUERY = "under_query"  # an accountant asked the supplier for information
+    AWAITING_SECOND_APPROVAL = "awaiting_second_approval"  # approved once; four eyes need another person
 
 
 S = DocumentStatus
@@ -36,3 +40,6 @@ S = DocumentStatus
 FINAL_STATES = frozenset({S.REJECTED, S.EXCEPTION, S.POSTED, S.DEAD, S.REFUSED})
 #: Where documents rest today: the final states, and ``approved`` until posting is built.
 RESTING_STATES = FINAL_STATES | {S.APPROVED}
+#: States in which a document waits for a person's decision (the accountants' queue); ``matched``
+#: only when the approval rules held it back (``domain.review``).
+REVIEW_STATES = frozenset({S.EXCEPTION, S.MATCHED, S.UNDER_QUERY, S.AWAITING_SECOND_APPROVAL})

@@ -31,6 +31,8 @@ from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
 from einvoice.store.tables import (
+    ApprovalRuleRow,
+    DecisionRow,
     DocumentContentRow,
     DocumentRow,
     FindingRow,
@@ -39,6 +41,9 @@ from einvoice.store.tables import (
     ParsedDocumentRow,
     SupplierRow,
     TransitionRow,
+    UserInstitutionRow,
+    UserRow,
+    UserSessionRow,
     number_key,
 )
 
@@ -406,6 +411,71 @@ def parsed_row(document_id: str, invoice: Invoice, at: datetime) -> dict[str, An
         "format_version": FORMAT_VERSION,
         "parsed_at": at,
     }
+
+
+class UserRepository:
+    """Users of the accountants' pages, the institutions each sees, their sessions."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRow:
+        self.session.add(row)
+        self.session.flush()
+        for institution_id in institution_ids:
+            self.session.add(UserInstitutionRow(user_id=row.id, institution_id=institution_id))
+        self.session.flush()
+        return row
+
+    def get(self, user_id: str) -> UserRow | None:
+        return self.session.get(UserRow, user_id)
+
+    def by_username(self, username: str) -> UserRow | None:
+        return self.session.scalars(select(UserRow).where(UserRow.username == username)).first()
+
+    def list(self) -> Sequence[UserRow]:
+        return self.session.scalars(select(UserRow).order_by(UserRow.username)).all()
+
+    def institutions_of(self, user_id: str) -> Sequence[InstitutionRow]:
+        return self.session.scalars(
+            select(InstitutionRow)
+            .join(UserInstitutionRow, UserInstitutionRow.institution_id == InstitutionRow.id)
+            .where(UserInstitutionRow.user_id == user_id)
+            .order_by(InstitutionRow.name, InstitutionRow.id)
+        ).all()
+
+    def add_session(self, row: UserSessionRow) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def session_by_hash(self, token_hash: str) -> UserSessionRow | None:
+        return self.session.get(UserSessionRow, token_hash)
+
+    def end_session(self, token_hash: str) -> None:
+        sessions = _table(UserSessionRow)
+        self.session.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+
+    def end_sessions_of(self, user_id: str) -> None:
+        sessions = _table(UserSessionRow)
+        self.session.execute(delete(sessions).where(sessions.c.user_id == user_id))
+
+    def end_expired_sessions(self, now: datetime) -> None:
+        sessions = _table(UserSessionRow)
+        self.session.execute(delete(sessions).where(sessions.c.expires_at < now))
+
+    # --- approval rules and decisions ------------------------------------------------------------
+
+    def approval_rule(self, institution_id: str) -> ApprovalRuleRow | None:
+        return self.session.get(ApprovalRuleRow, institution_id)
+
+    def set_approval_rule(self, row: ApprovalRuleRow) -> None:
+        self.session.merge(row)
+        self.session.flush()
+
+    def decisions(self, document_id: str) -> Sequence[DecisionRow]:
+        return self.session.scalars(
+            select(DecisionRow).where(DecisionRow.document_id == document_id).order_by(DecisionRow.id)
+        ).all()
 
 
 class OutboxRepository:

@@ -327,3 +327,77 @@ class ReceiptLineRow(Base):
     receipt_id: Mapped[str] = mapped_column(ForeignKey("receipts.id", ondelete="CASCADE"), primary_key=True)
     line_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the commitment line
     quantity: Mapped[Decimal] = mapped_column(DecimalText())
+
+
+# --- the accountants: users, sessions, decisions, approval rules (migration 0008) ------------------
+
+
+class UserRow(Base):
+    """A person who signs in to the accountants' pages. Only an Argon2id hash of the password is
+    kept; ``failed_sign_ins`` in a row lock the user out until ``locked_until``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # accountant | approver | administrator
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserInstitutionRow(Base):
+    """An institution whose documents a user sees (and none other's)."""
+
+    __tablename__ = "user_institutions"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+
+
+class UserSessionRow(Base):
+    """A signed-in session: the sha256 of the random token its (signed) cookie carries, the CSRF
+    token of its forms, and when it ends (idle or not)."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user", "user_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DecisionRow(Base):
+    """A person's decision on a document: who, when, what (approve, reject, query), why (the
+    Invoice Response status reason code, a comment) and what it changed (states)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_document", "document_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(8))  # OPStatusReason code
+    comment: Mapped[str | None] = mapped_column(Text)
+    from_status: Mapped[str] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApprovalRuleRow(Base):
+    """An institution's approval limits (``domain.review.ApprovalRule``)."""
+
+    __tablename__ = "approval_rules"
+
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+    person_above: Mapped[Decimal | None] = mapped_column(DecimalText())
+    two_people_above: Mapped[Decimal | None] = mapped_column(DecimalText())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -26,6 +26,7 @@ from einvoice.store.repositories import (
     InstitutionRepository,
     OutboxRepository,
     SupplierRepository,
+    UserRepository,
 )
 
 
@@ -37,6 +38,7 @@ class SqlUnitOfWork:
     documents: DocumentRepository
     outbox: OutboxRepository
     commitments: CommitmentRepository
+    users: UserRepository
 
     def __init__(self, session_factory: Callable[[], Session], engine: Engine | None = None) -> None:
         self._session_factory = session_factory
@@ -69,6 +71,7 @@ class SqlUnitOfWork:
             self.documents = DocumentRepository(session)
             self.outbox = OutboxRepository(session)
             self.commitments = CommitmentRepository(session)
+            self.users = UserRepository(session)
         return self
 
     def __exit__(

@@ -1,0 +1,427 @@
+"""The accountants' review: the queue of documents waiting for a person, one document with all a
+person needs to decide, and the decisions (approve, reject, query).
+
+Every read is limited to the institutions the user sees: a document of another institution is
+``NotFoundError``, exactly as one that does not exist. A decision is one guarded write
+(``store.writes.DocumentChange``): the document's state as read, the new state, the transition by
+``user:<name>``, and the decision row; when the state changed meanwhile it writes nothing and
+raises ``DecisionConflictError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Numeric, case, cast, func, or_, select
+
+from einvoice.domain.invoice import Invoice
+from einvoice.domain.review import (
+    ACTION_FROM,
+    REASON_LABELS,
+    STATUS_REASONS,
+    Action,
+    ApprovalRule,
+    check_approval,
+    reason_codes,
+)
+from einvoice.domain.states import REVIEW_STATES, DocumentStatus
+from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoundError
+from einvoice.services import DocumentView, database_errors_as_transient
+from einvoice.services.queries import get_document
+from einvoice.services.users import SignedIn, approval_rule
+from einvoice.store import UnitOfWork
+from einvoice.store.tables import DecisionRow, DocumentRow, InstitutionRow, SupplierRow
+from einvoice.store.writes import DocumentChange, Step
+
+S = DocumentStatus
+
+SORTS: dict[str, Any] = {
+    "age": DocumentRow.status_changed_at,
+    "amount": cast(DocumentRow.payable_amount, Numeric()),
+    "issue_date": DocumentRow.issue_date,
+    "supplier": SupplierRow.name,
+    "number": DocumentRow.number,
+    "institution": InstitutionRow.name,
+}
+PAGE_SIZES = (25, 50, 100)
+#: Codes of the state's own reasons (``domain.review.reason_codes``), found by state, not by text.
+_STATE_REASONS = {
+    "APPROVAL_REQUIRED": S.MATCHED,
+    "SECOND_APPROVAL": S.AWAITING_SECOND_APPROVAL,
+    "UNDER_QUERY": S.UNDER_QUERY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What the queue shows: every field is a query parameter of ``/ui/queue`` of the same name."""
+
+    institution: str | None = None  # an institution id
+    reason: str | None = None  # a reason code
+    supplier: str | None = None  # part of the supplier's name or endpoint
+    status: str | None = None  # one of REVIEW_STATES
+    min_age_days: int | None = None  # waiting at least this many days
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    sort: str = "age"
+    descending: bool = True  # age: the longest waiting first
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    id: str
+    institution: str
+    supplier: str
+    number: str | None
+    issue_date: date | None
+    amount: Decimal | None
+    currency: str | None
+    status: str
+    reasons: tuple[str, ...]
+    waiting_since: datetime
+
+    def age(self, now: datetime) -> str:
+        seconds = max(0, int((now - self.waiting_since).total_seconds()))
+        if seconds >= 86_400:
+            return f"{seconds // 86_400} d"
+        if seconds >= 3_600:
+            return f"{seconds // 3_600} h"
+        return f"{seconds // 60} min"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    rows: tuple[QueueRow, ...]
+    total: int  # rows the filter finds
+    by_reason: Mapping[str, int]  # the user's whole queue, by reason code
+    by_institution: Mapping[str, tuple[str, int]]  # institution id -> (name, count)
+    institutions: Mapping[str, str]  # the user's institutions: id -> name
+
+    def pages(self, per_page: int) -> int:
+        return max(1, -(-self.total // per_page))
+
+
+def _reason_condition(code: str) -> Any:
+    if code in _STATE_REASONS:
+        return DocumentRow.status == _STATE_REASONS[code]
+    text = DocumentRow.match_result.like(f'%"{code}"%')
+    if code == "SUSPECTED_DUPLICATE":
+        return or_(DocumentRow.suspected_duplicate_of.is_not(None), text)
+    return text
+
+
+def _visible(user: SignedIn) -> list[Any]:
+    return [DocumentRow.status.in_(sorted(REVIEW_STATES)), DocumentRow.institution_id.in_(sorted(user.institution_ids))]
+
+
+def queue(uow: UnitOfWork, user: SignedIn, wanted: QueueFilter, *, now: datetime | None = None) -> QueuePage:
+    """One page of the documents waiting for a person in the user's institutions, as ``wanted``
+    filters and sorts them (ties broken by id, so pages do not overlap), with the counts of the
+    user's whole queue by reason and by institution."""
+    now = now or datetime.now(UTC)
+    with database_errors_as_transient(), uow:
+        session = uow.session
+        institutions = {
+            row.id: row.name
+            for row in session.scalars(
+                select(InstitutionRow).where(InstitutionRow.id.in_(sorted(user.institution_ids)))
+            ).all()
+        }
+        visible = _visible(user)
+        conditions = list(visible)
+        if wanted.institution:
+            conditions.append(DocumentRow.institution_id == wanted.institution)
+        if wanted.status:
+            conditions.append(DocumentRow.status == wanted.status)
+        if wanted.reason:
+            conditions.append(_reason_condition(wanted.reason))
+        if wanted.supplier:
+            pattern = f"%{wanted.supplier.strip().lower()}%"
+            conditions.append(
+                or_(func.lower(SupplierRow.name).like(pattern), func.lower(DocumentRow.seller_endpoint).like(pattern))
+            )
+        if wanted.min_age_days:
+            conditions.append(DocumentRow.status_changed_at <= now - timedelta(days=wanted.min_age_days))
+        amount = cast(DocumentRow.payable_amount, Numeric())
+        if wanted.min_amount is not None:
+            conditions.append(amount >= wanted.min_amount)
+        if wanted.max_amount is not None:
+            conditions.append(amount <= wanted.max_amount)
+
+        joined = (
+            select(DocumentRow.id)
+            .join(SupplierRow, SupplierRow.id == DocumentRow.supplier_id)
+            .join(InstitutionRow, InstitutionRow.id == DocumentRow.institution_id)
+        )
+        total = int(session.scalar(select(func.count()).select_from(joined.where(*conditions).subquery())) or 0)
+        key = SORTS.get(wanted.sort, SORTS["age"])
+        order = [key.desc(), DocumentRow.id.desc()] if wanted.descending else [key.asc(), DocumentRow.id.asc()]
+        page = max(1, wanted.page)
+        rows = session.execute(
+            select(
+                DocumentRow.id,
+                InstitutionRow.name,
+                SupplierRow.name,
+                DocumentRow.number,
+                DocumentRow.issue_date,
+                DocumentRow.payable_amount,
+                DocumentRow.currency,
+                DocumentRow.status,
+                DocumentRow.match_result,
+                DocumentRow.suspected_duplicate_of,
+                DocumentRow.status_changed_at,
+            )
+            .join(SupplierRow, SupplierRow.id == DocumentRow.supplier_id)
+            .join(InstitutionRow, InstitutionRow.id == DocumentRow.institution_id)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(wanted.per_page)
+            .offset((page - 1) * wanted.per_page)
+        ).all()
+        items = tuple(
+            QueueRow(
+                id=r[0],
+                institution=r[1],
+                supplier=r[2],
+                number=r[3],
+                issue_date=r[4],
+                amount=r[5],
+                currency=r[6],
+                status=r[7],
+                reasons=reason_codes(r[7], json.loads(r[8]) if r[8] else None, r[9]),
+                waiting_since=r[10],
+            )
+            for r in rows
+        )
+        codes = list(REASON_LABELS)
+        counted = session.execute(
+            select(*(func.sum(case((_reason_condition(code), 1), else_=0)) for code in codes)).where(*visible)
+        ).one()
+        by_reason = {code: int(n or 0) for code, n in zip(codes, counted, strict=True) if n}
+        by_institution = {
+            str(institution_id): (institutions.get(str(institution_id), str(institution_id)), int(n))
+            for institution_id, n in session.execute(
+                select(DocumentRow.institution_id, func.count()).where(*visible).group_by(DocumentRow.institution_id)
+            )
+        }
+    return QueuePage(items, total, by_reason, by_institution, institutions)
+
+
+# --- one document ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionView:
+    action: str
+    username: str
+    at: datetime
+    from_status: str
+    to_status: str
+    reason: str | None
+    comment: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's form (``GET /v1/documents/{id}``: ``decisions``)."""
+        return {
+            "action": self.action,
+            "by": self.username,
+            "at": self.at.isoformat(),
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "reason": self.reason,
+            "reason_text": STATUS_REASONS.get(self.reason) if self.reason else None,
+            "comment": self.comment,
+        }
+
+
+def decision_view(row: DecisionRow) -> DecisionView:
+    return DecisionView(row.action, row.username, row.at, row.from_status, row.to_status, row.reason, row.comment)
+
+
+def decisions_of(uow: UnitOfWork, document_id: str) -> list[DecisionView]:
+    with uow:
+        return [decision_view(row) for row in uow.users.decisions(document_id)]
+
+
+@dataclass(frozen=True)
+class Review:
+    """One document as the document page shows it."""
+
+    document: DocumentView
+    institution: str
+    supplier: str
+    invoice: Invoice | None  # the parsed document; None before validation found it valid
+    reasons: tuple[str, ...]
+    decisions: tuple[DecisionView, ...]
+    rule: ApprovalRule
+    actions: frozenset[str] = field(default_factory=frozenset)  # what the state allows
+
+
+def _own_row(uow: UnitOfWork, user: SignedIn, document_id: str) -> DocumentRow:
+    row = uow.documents.get(document_id)
+    if row is None or row.institution_id not in user.institution_ids:
+        raise NotFoundError(f"no document {document_id}")
+    return row
+
+
+def review(uow: UnitOfWork, user: SignedIn, document_id: str) -> Review:
+    """The document with its parsed invoice, findings, history, match result, reasons and
+    decisions. Raises NotFoundError for an unknown document or one of an institution the user
+    does not see."""
+    with database_errors_as_transient(), uow:
+        row = _own_row(uow, user, document_id)
+        view = get_document(uow, document_id)
+        institution_row = uow.institutions.get(row.institution_id) if row.institution_id else None
+        supplier_row = uow.suppliers.get(row.supplier_id)
+        institution = institution_row.name if institution_row else ""
+        supplier = supplier_row.name if supplier_row else ""
+        invoice = uow.documents.parsed(document_id)
+        decisions = tuple(decision_view(d) for d in uow.users.decisions(document_id))
+        rule = approval_rule(uow, row.institution_id)
+    return Review(
+        document=view,
+        institution=institution,
+        supplier=supplier,
+        invoice=invoice,
+        reasons=reason_codes(view.status, view.match_result, view.suspected_duplicate_of),
+        decisions=decisions,
+        rule=rule,
+        actions=frozenset(a.value for a, states in ACTION_FROM.items() if view.status in states),
+    )
+
+
+def raw_of(uow: UnitOfWork, user: SignedIn, document_id: str) -> bytes:
+    """The document's bytes as received; NotFoundError as ``review``."""
+    with database_errors_as_transient(), uow:
+        _own_row(uow, user, document_id)
+        raw = uow.documents.raw(document_id)
+        if raw is None:  # pragma: no cover - stored with the row
+            raise NotFoundError(f"no document {document_id}")
+        return raw
+
+
+# --- decisions ---------------------------------------------------------------------------------------
+
+
+def decide(
+    uow: UnitOfWork,
+    user: SignedIn,
+    document_id: str,
+    *,
+    action: str,
+    reason: str | None = None,
+    comment: str | None = None,
+    next_message: Any = None,
+    now: datetime | None = None,
+) -> DecisionView:
+    """Record ``user``'s decision on the document and move it on:
+
+    - ``approve``: to ``approved`` (or ``awaiting_second_approval`` when the institution's rules
+      ask two people for this amount and this is the first approval); a comment is required over a
+      variance or a duplicate warning, the approver role over a variance, and a second approval
+      must come from another person;
+    - ``reject``: to ``rejected``, with a status reason code (``domain.review.STATUS_REASONS``)
+      and words for the supplier;
+    - ``query``: to ``under_query``, with the question for the supplier.
+
+    ``next_message(state)``: the stage to message after the new state (posting after approval,
+    when an ERP connector is configured), or None. Raises NotFoundError (unknown, or another
+    institution's), DecisionRefusedError (something missing, not this person's to approve),
+    DecisionConflictError (the state does not allow it, or changed meanwhile)."""
+    now = now or datetime.now(UTC)
+    comment = (comment or "").strip() or None
+    reason = (reason or "").strip().upper() or None
+    try:
+        chosen = Action(action)
+    except ValueError:
+        raise DecisionRefusedError(f"unknown decision {action!r}: approve, reject or query") from None
+    if chosen not in ACTION_FROM:
+        raise DecisionRefusedError("re-matching comes with commitment matching; it is not available yet")
+    if reason is not None and reason not in STATUS_REASONS:
+        raise DecisionRefusedError(f"reason must be an Invoice Response status reason code, not {reason!r}")
+    with database_errors_as_transient(), uow:
+        row = _own_row(uow, user, document_id)
+        status = row.status
+        if status not in ACTION_FROM[chosen]:
+            raise DecisionConflictError(f"the document is {status}: it cannot be {_past(chosen)} now")
+        if chosen is Action.APPROVE:
+            match_result = json.loads(row.match_result) if row.match_result else None
+            first = None
+            if status == S.AWAITING_SECOND_APPROVAL:
+                first = next(
+                    (
+                        d.username
+                        for d in reversed(uow.users.decisions(document_id))
+                        if d.action == Action.APPROVE and d.to_status == S.AWAITING_SECOND_APPROVAL
+                    ),
+                    None,
+                )
+            check = check_approval(
+                role=user.role,
+                username=user.username,
+                codes=reason_codes(status, match_result, row.suspected_duplicate_of),
+                comment=comment,
+                amount=row.payable_amount,
+                rule=approval_rule(uow, row.institution_id),
+                first_approver=first,
+            )
+            if check.refused:
+                raise DecisionRefusedError(check.refused)
+            to = S.APPROVED if check.final else S.AWAITING_SECOND_APPROVAL
+            detail = "approved" if check.final else "first approval: four eyes, a second approver is needed"
+            if first is not None:
+                detail = f"second approval (first by {first})"
+        elif chosen is Action.REJECT:
+            if reason is None or reason == "NON":
+                raise DecisionRefusedError("a rejection needs a status reason code (REF, PRI, QTY, …)")
+            if comment is None:
+                raise DecisionRefusedError("a rejection needs words for the supplier (the comment)")
+            to, detail = S.REJECTED, f"rejected: {reason} {STATUS_REASONS[reason].lower()}"
+        else:
+            if comment is None:
+                raise DecisionRefusedError("a query needs the question for the supplier (the comment)")
+            to, detail = S.UNDER_QUERY, "under query: information asked of the supplier"
+        if comment:
+            detail = f"{detail}: {comment}"
+        actor = f"user:{user.username}"
+        decision = {
+            "user_id": user.user_id,
+            "username": user.username,
+            "action": chosen.value,
+            "reason": reason,
+            "comment": comment,
+            "from_status": status,
+            "to_status": to,
+            "at": now,
+        }
+        written = uow.documents.write(
+            DocumentChange(
+                document_id,
+                (status,),
+                {"status": to, "status_changed_at": now},
+                now,
+                steps=(Step(status, to, actor, detail[:4000]),),
+                message=next_message(to) if next_message is not None else None,
+                rows={DecisionRow.__tablename__: [decision]},
+            )
+        )
+        if not written.changed:
+            raise DecisionConflictError("the document changed meanwhile: reload it and decide again")
+        uow.commit()
+    return DecisionView(chosen.value, user.username, now, status, to, reason, comment)
+
+
+def _past(action: Action) -> str:
+    return {Action.APPROVE: "approved", Action.REJECT: "rejected", Action.QUERY: "put under query"}.get(
+        action, str(action)
+    )
+
+
+__all__ = ["QueueFilter", "QueuePage", "Review", "decide", "queue", "review"]

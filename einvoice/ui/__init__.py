@@ -1,0 +1,1 @@
+"""The accountants' server-rendered pages under ``/ui/`` (``pages.install`` mounts them)."""

@@ -200,6 +200,33 @@ class UblParseError(DocumentParseError):
         self.line = line
 
 
+# --- posting ---------------------------------------------------------------------------------
+
+
+class PostingError(PipelineError):
+    """A journal entry cannot be built or delivered."""
+
+
+class PostingNotReadyError(PostingError):
+    """The institution's books are not ready for the document: no complete posting profile, an
+    account the profile or the chart lacks (input VAT for a rate, an expense account), or no
+    exchange rate for its currency. The document waits in ``approved`` with this as its reason
+    until the cause is fixed."""
+
+
+class PostingSetupError(EInvoiceError):
+    """A chart of accounts or a posting profile cannot be stored as given (a malformed CSV row,
+    an unknown profile key, an account the profile names that the chart does not hold)."""
+
+
+class ProfileError(PostingSetupError, ValueError):
+    """A posting profile's JSON is not one (an unknown key, a rate that is not a number)."""
+
+
+class ErpDeliveryError(TransientError):
+    """The ERP did not take an entry this time (unreachable, timed out, answered 5xx)."""
+
+
 # --- accounts --------------------------------------------------------------------------------
 
 
@@ -249,7 +276,7 @@ class InvalidCommitmentError(CommitmentError, ValueError):
     ``body.supplier`` or ``lines.2.quantity``): a supplier nobody registered, an end before the
     start, an order without lines, a receipt for a line the commitment does not have."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str = "") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message

@@ -22,7 +22,6 @@ from einvoice.api import commitments, documents, health, problems, receipt_keys,
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.settings import Settings
-from einvoice.receipts import load_signer
 from einvoice.ui import pages as ui_pages
 
 DESCRIPTION = """

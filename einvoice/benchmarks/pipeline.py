@@ -98,12 +98,17 @@ def invoice_xml(
 ) -> bytes:
     """Return a Peppol BIS Billing 3.0 UBL Invoice with the given parties and lines.
 
-    Endpoints are ``"scheme:id"`` (BT-34, BT-49). Totals and the VAT breakdown (BG-23) are computed
-    from the lines with EN 16931 rounding, so the document passes the EN 16931 and Peppol rules.
+    Endpoints are ``"scheme:id"`` (BT-34, BT-49; a buyer endpoint of None leaves it out). Totals
+    and the VAT breakdown (BG-23) are computed from the lines with EN 16931 rounding, so the
+    document passes the EN 16931 and Peppol rules. The tests build their invoices with it too
+    (``tests/e2e/documents.py``, ``tests/unit/services/documents.py``).
     """
     lines = list(lines or [InvoiceLine("Consulting", Decimal("2"), Decimal("100.00"))])
     seller_scheme, seller_id = seller_endpoint.split(":", 1)
-    buyer_scheme, buyer_id = buyer_endpoint.split(":", 1)
+    buyer_endpoint_xml = ""
+    if buyer_endpoint is not None:
+        buyer_scheme, buyer_id = buyer_endpoint.split(":", 1)
+        buyer_endpoint_xml = f'<cbc:EndpointID schemeID="{escape(buyer_scheme)}">{escape(buyer_id)}</cbc:EndpointID>'
 
     groups: dict[tuple[str, Decimal], Decimal] = {}
     for line in lines:
@@ -174,7 +179,7 @@ def invoice_xml(
         f"{seller_legal}</cac:PartyLegalEntity>"
         "</cac:Party></cac:AccountingSupplierParty>"
         "<cac:AccountingCustomerParty><cac:Party>"
-        f'<cbc:EndpointID schemeID="{escape(buyer_scheme)}">{escape(buyer_id)}</cbc:EndpointID>'
+        f"{buyer_endpoint_xml}"
         f"<cac:PartyName><cbc:Name>{escape(buyer_name)}</cbc:Name></cac:PartyName>"
         "<cac:PostalAddress><cbc:CityName>Helsinki</cbc:CityName>"
         f"<cac:Country><cbc:IdentificationCode>{country}</cbc:IdentificationCode></cac:Country></cac:PostalAddress>"

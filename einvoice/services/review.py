@@ -11,6 +11,7 @@ raises ``DecisionConflictError``.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,7 +35,7 @@ from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoun
 from einvoice.services import DocumentView, database_errors_as_transient
 from einvoice.services.queries import get_document
 from einvoice.services.users import SignedIn, approval_rule
-from einvoice.store import UnitOfWork
+from einvoice.store import SqlUnitOfWork, UnitOfWork
 from einvoice.store.tables import DecisionRow, DocumentRow, InstitutionRow, SupplierRow
 from einvoice.store.writes import DocumentChange, Step
 
@@ -127,7 +128,7 @@ def queue(uow: UnitOfWork, user: SignedIn, wanted: QueueFilter, *, now: datetime
     user's whole queue by reason and by institution."""
     now = now or datetime.now(UTC)
     with database_errors_as_transient(), uow:
-        session = uow.session
+        session = typing.cast(SqlUnitOfWork, uow).session  # the queue's filters and counts are SQL
         institutions = {
             row.id: row.name
             for row in session.scalars(

@@ -28,7 +28,9 @@ from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.store.ports import UnitOfWork
 from einvoice.store.tables import (
+    ApprovalRuleRow,
     Base,
+    DecisionRow,
     DocumentRow,
     FindingRow,
     InstitutionRow,
@@ -36,6 +38,8 @@ from einvoice.store.tables import (
     ParsedDocumentRow,
     SupplierRow,
     TransitionRow,
+    UserRow,
+    UserSessionRow,
     new_id,
     number_key,
 )
@@ -112,6 +116,7 @@ class MemoryUnitOfWork:
         self.documents = _Documents(self)
         self.outbox = _Outbox(self)
         self.commitments = _Commitments(self)
+        self.users = _Users(self)
 
     @property
     def scope(self) -> object:
@@ -173,6 +178,9 @@ class _Institutions(_Repository):
     def get(self, institution_id: str) -> Row | None:
         return self.data.institutions.get(institution_id)
 
+    def by_key_hash(self, key_hash: str) -> Row | None:
+        return next((r for r in self.data.institutions.values() if r.api_key_hash == key_hash), None)
+
     def by_endpoint(self, scheme: str, endpoint_id: str) -> Row | None:
         found = (
             r for r in self.data.institutions.values() if (r.endpoint_scheme, r.endpoint_id) == (scheme, endpoint_id)
@@ -198,6 +206,9 @@ class _Suppliers(_Repository):
 
     def by_key_hash(self, key_hash: str) -> Row | None:
         return next((r for r in self.data.suppliers.values() if r.api_key_hash == key_hash), None)
+
+    def by_identifier(self, column: str, value: str) -> Row | None:
+        return next((r for r in self.data.suppliers.values() if getattr(r, column) == value), None)
 
     def by_endpoint(self, scheme: str, endpoint_id: str) -> Row | None:
         found = (r for r in self.data.suppliers.values() if (r.endpoint_scheme, r.endpoint_id) == (scheme, endpoint_id))
@@ -434,10 +445,19 @@ class _Commitments(_Repository):
     def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None:
         raise NotImplementedError("the in-memory store keeps no commitments")
 
-    def by_number(self, institution_id: str, number: str, *, kinds: Collection[CommitmentKind] | None = None, for_update: bool = False) -> Commitment | None:
+    def by_number(
+        self,
+        institution_id: str,
+        number: str,
+        *,
+        kinds: Collection[CommitmentKind] | None = None,
+        for_update: bool = False,
+    ) -> Commitment | None:
         raise NotImplementedError("the in-memory store keeps no commitments")
 
-    def list_for(self, institution_id: str, *, supplier_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Commitment]:
+    def list_for(
+        self, institution_id: str, *, supplier_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Commitment]:
         raise NotImplementedError("the in-memory store keeps no commitments")
 
     def receipt(self, institution_id: str, number: str, reference: str) -> Receipt | None:
@@ -452,7 +472,17 @@ class _Commitments(_Repository):
     def replace(self, commitment: Commitment, *, at: datetime) -> None:
         raise NotImplementedError("the in-memory store keeps no commitments")
 
-    def change_figures(self, institution_id: str, number: str, *, at: datetime, reserved: Decimal = Decimal(0), consumed: Decimal = Decimal(0), received: Mapping[str, Decimal] | None = None, invoiced: Mapping[str, Decimal] | None = None) -> Commitment:
+    def change_figures(
+        self,
+        institution_id: str,
+        number: str,
+        *,
+        at: datetime,
+        reserved: Decimal = Decimal(0),
+        consumed: Decimal = Decimal(0),
+        received: Mapping[str, Decimal] | None = None,
+        invoiced: Mapping[str, Decimal] | None = None,
+    ) -> Commitment:
         raise NotImplementedError("the in-memory store keeps no commitments")
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
@@ -463,3 +493,46 @@ class _Commitments(_Repository):
 
     def set_default_tolerances(self, institution_id: str, tolerances: Tolerances, *, at: datetime) -> None:
         raise NotImplementedError("the in-memory store keeps no commitments")
+
+
+class _Users(_Repository):
+    """Not kept by the twin yet: tests of sign-in and sessions run on SQLite."""
+
+    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRow:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def get(self, user_id: str) -> UserRow | None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def by_username(self, username: str) -> UserRow | None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def list(self) -> Sequence[UserRow]:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def institutions_of(self, user_id: str) -> Sequence[InstitutionRow]:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def add_session(self, row: UserSessionRow) -> None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def session_by_hash(self, token_hash: str) -> UserSessionRow | None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def end_session(self, token_hash: str) -> None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def end_sessions_of(self, user_id: str) -> None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def end_expired_sessions(self, now: datetime) -> None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def approval_rule(self, institution_id: str) -> ApprovalRuleRow | None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def set_approval_rule(self, row: ApprovalRuleRow) -> None:
+        raise NotImplementedError("the in-memory store keeps no users")
+
+    def decisions(self, document_id: str) -> Sequence[DecisionRow]:
+        raise NotImplementedError("the in-memory store keeps no users")

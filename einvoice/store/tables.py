@@ -329,7 +329,7 @@ class ReceiptLineRow(Base):
     quantity: Mapped[Decimal] = mapped_column(DecimalText())
 
 
-# --- the accountants: users, sessions, decisions, approval rules (migration 0008) ------------------
+# --- the accountants: users, sessions, decisions, approval rules (migration 0007) ------------------
 
 
 class UserRow(Base):

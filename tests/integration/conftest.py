@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from einvoice import store
-from einvoice.services import SupplierView, accounts
+from einvoice.services import InstitutionView, SupplierView, accounts
 from einvoice.store import UnitOfWork
 from tests.integration.databases import fresh_postgres_database
 from tests.unit.services import documents
@@ -39,9 +39,14 @@ def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
 
 
 @pytest.fixture
-def supplier(uow_factory: Callable[[], UnitOfWork]) -> SupplierView:
+def institution(uow_factory: Callable[[], UnitOfWork]) -> InstitutionView:
+    """The test documents' buyer (``tests.unit.services.documents``)."""
+    return accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True)
+
+
+@pytest.fixture
+def supplier(uow_factory: Callable[[], UnitOfWork], institution: InstitutionView) -> SupplierView:
     """The test documents' seller (``tests.unit.services.documents``), with their buyer registered."""
-    accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True)
     # Registered with every identifier the test documents state for their seller, so intake never
     # has to ask the register whether another supplier holds one (an extra round trip).
     supplier, _ = accounts.add_supplier(

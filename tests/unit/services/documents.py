@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
+from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
+
 SELLER_ENDPOINT = "0192:123456785"
 SELLER_VAT = "NO123456785MVA"
 SELLER_LEGAL_ID = "123456785"
@@ -19,40 +24,23 @@ def invoice(
     amount: str = "125.00",
     note: str = "",
 ) -> bytes:
-    """A UBL Invoice with the fields intake reads (not a complete, valid BIS 3 invoice)."""
-    seller_scheme, seller_id = seller_endpoint.split(":", 1)
-    vat = (
-        f"<cac:PartyTaxScheme><cbc:CompanyID>{seller_vat}</cbc:CompanyID>"
-        "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme>"
-        if seller_vat
-        else ""
+    """A Peppol BIS 3 invoice of one zero-rated line, so that its payable amount (BT-115) is
+    ``amount``, from the one invoice factory the tests and the benchmarks share
+    (``einvoice.benchmarks.pipeline.invoice_xml``). An amount too long for any real invoice is
+    written into the document as it is (intake's tests of values longer than their columns)."""
+    written = Decimal(amount) if len(amount) <= 20 else Decimal("1.00")
+    document = invoice_xml(
+        number=number,
+        issue_date=date.fromisoformat(issue_date),
+        seller_endpoint=seller_endpoint,
+        seller_vat=seller_vat,
+        seller_legal_id=seller_legal_id,
+        seller_name="Acme",
+        buyer_endpoint=buyer_endpoint,
+        lines=[InvoiceLine("Goods", Decimal(1), written, "Z", Decimal(0))],
+        country="NO",
+        note=note or None,
     )
-    legal = (
-        f"<cac:PartyLegalEntity><cbc:RegistrationName>Acme</cbc:RegistrationName>"
-        f"<cbc:CompanyID>{seller_legal_id}</cbc:CompanyID></cac:PartyLegalEntity>"
-        if seller_legal_id
-        else ""
-    )
-    if buyer_endpoint:
-        buyer_scheme, buyer_id = buyer_endpoint.split(":", 1)
-        buyer = f'<cbc:EndpointID schemeID="{buyer_scheme}">{buyer_id}</cbc:EndpointID>'
-    else:
-        buyer = ""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-  xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-  xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-  <cbc:CustomizationID>urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0</cbc:CustomizationID>
-  <cbc:ProfileID>urn:fdc:peppol.eu:2017:poacc:billing:01:1.0</cbc:ProfileID>
-  <cbc:ID>{number}</cbc:ID>
-  <cbc:IssueDate>{issue_date}</cbc:IssueDate>
-  <cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>
-  <cbc:Note>{note}</cbc:Note>
-  <cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>
-  <cac:AccountingSupplierParty><cac:Party>
-    <cbc:EndpointID schemeID="{seller_scheme}">{seller_id}</cbc:EndpointID>{vat}{legal}
-  </cac:Party></cac:AccountingSupplierParty>
-  <cac:AccountingCustomerParty><cac:Party>{buyer}</cac:Party></cac:AccountingCustomerParty>
-  <cac:LegalMonetaryTotal><cbc:PayableAmount currencyID="EUR">{amount}</cbc:PayableAmount></cac:LegalMonetaryTotal>
-</Invoice>
-""".encode()
+    if len(amount) > 20:
+        document = document.replace(b">1.00</cbc:PayableAmount>", f">{amount}</cbc:PayableAmount>".encode())
+    return document

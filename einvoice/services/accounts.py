@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +33,7 @@ from einvoice.store import UnitOfWork
 from einvoice.store.tables import InstitutionRow, SupplierRow, column_length
 
 API_KEY_PREFIX = "eik_"
+V = TypeVar("V")
 _ENDPOINT = re.compile(r"^(?P<scheme>[0-9A-Za-z]{1,16}):(?P<id>\S{1,128})$")
 
 
@@ -195,43 +198,52 @@ def set_supplier_active(uow: UnitOfWork, supplier_id: str, *, active: bool) -> S
     return view
 
 
-def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
-    """Return the active supplier holding ``api_key``, or None."""
+def _key_holder(
+    uow: UnitOfWork, api_key: str, store: Callable[[UnitOfWork], Any], view: Callable[[Any], V]
+) -> V | None:
+    """The ``view`` of the row of ``store`` holding ``api_key`` (compared in constant time), or None."""
     if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
         return None
     key_hash = hash_api_key(api_key)
     with database_errors_as_transient(), uow:
-        row = uow.suppliers.by_key_hash(key_hash)
-        if row is None or not row.active or not hmac.compare_digest(row.api_key_hash, key_hash):
+        row = store(uow).by_key_hash(key_hash)
+        if row is None or row.api_key_hash is None or not hmac.compare_digest(row.api_key_hash, key_hash):
             return None
-        return supplier_view(row)
+        return view(row)
+
+
+def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
+    """Return the active supplier holding ``api_key``, or None."""
+    supplier = _key_holder(uow, api_key, lambda u: u.suppliers, supplier_view)
+    return supplier if supplier is not None and supplier.active else None
+
+
+def _institution(uow: UnitOfWork, endpoint: str) -> InstitutionRow:
+    """The institution row registered with ``endpoint`` (inside ``uow``). Raises
+    InvalidEndpointError, NotFoundError."""
+    from einvoice.errors import NotFoundError
+
+    scheme, endpoint_id = parse_endpoint(endpoint)
+    row = uow.institutions.by_endpoint(scheme, endpoint_id)
+    if row is None:
+        raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
+    return row
 
 
 def institution_by_endpoint(uow: UnitOfWork, endpoint: str) -> InstitutionView:
     """The institution registered with ``endpoint`` (``SCHEME:ID``). Raises InvalidEndpointError,
     NotFoundError."""
-    from einvoice.errors import NotFoundError
-
-    scheme, endpoint_id = parse_endpoint(endpoint)
     with uow:
-        row = uow.institutions.by_endpoint(scheme, endpoint_id)
-        if row is None:
-            raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
-        return institution_view(row)
+        return institution_view(_institution(uow, endpoint))
 
 
 def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView, str]:
     """Issue a new API key to the institution registered with ``endpoint``; return it and the key
     (the only time the key is available; a key issued before stops working). Raises
     InvalidEndpointError, NotFoundError."""
-    from einvoice.errors import NotFoundError
-
-    scheme, endpoint_id = parse_endpoint(endpoint)
     api_key = new_api_key()
     with uow:
-        row = uow.institutions.by_endpoint(scheme, endpoint_id)
-        if row is None:
-            raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
+        row = _institution(uow, endpoint)
         row.api_key_hash = hash_api_key(api_key)
         view = institution_view(row)
         uow.commit()
@@ -240,14 +252,7 @@ def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView
 
 def authenticate_institution(uow: UnitOfWork, api_key: str) -> InstitutionView | None:
     """Return the institution holding ``api_key``, or None."""
-    if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
-        return None
-    key_hash = hash_api_key(api_key)
-    with database_errors_as_transient(), uow:
-        row = uow.institutions.by_key_hash(key_hash)
-        if row is None or row.api_key_hash is None or not hmac.compare_digest(row.api_key_hash, key_hash):
-            return None
-        return institution_view(row)
+    return _key_holder(uow, api_key, lambda u: u.institutions, institution_view)
 
 
 def list_institutions(uow: UnitOfWork) -> list[InstitutionView]:

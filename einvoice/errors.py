@@ -364,3 +364,11 @@ class DecisionConflictError(DecisionError):
 class DecisionRefusedError(DecisionError):
     """The decision is incomplete or not this person's to make: a comment or reason missing, a
     role short of what the approval rules ask, the same person approving twice."""
+
+
+# --- responses to suppliers ---------------------------------------------------------------------------
+
+
+class ResponseError(EInvoiceError, ValueError):
+    """A response to a supplier that the Peppol rules do not allow: an unknown code, a status that
+    moves backwards (``AB → IP → UQ → CA → RE → AP → PD``), a clarification the status cannot carry."""

@@ -31,6 +31,7 @@ from einvoice.api.models import (
     ProblemDetails,
     Receipt,
     SubmitResponse,
+    SupplierResponse,
     Transition,
 )
 from einvoice.api.reports import render_report_html, report_of
@@ -296,3 +297,58 @@ async def report_html(runtime: RuntimeDep, supplier: SupplierDep, document_id: s
         return render_report_html(_read_own_document(runtime, supplier, document_id))
 
     return HTMLResponse(await in_database_thread(render))
+
+
+def _read_responses(runtime: Any, supplier: Any, document_id: str) -> list[SupplierResponse]:
+    from einvoice.services import responses
+
+    views = responses.list_responses(runtime.uow_factory(), document_id, supplier_id=supplier.id)
+    return [SupplierResponse(**view.to_dict()) for view in views]
+
+
+@router.get(
+    "/{document_id}/responses",
+    summary="The responses the buyer gave the supplier about one document",
+    description=(
+        "Oldest first. `type` is `invoice-response` (Peppol Invoice Response, BIS 63, T111: `code` IP when "
+        "the document waits for a person, UQ under query, RE rejected, AP accepted, with the OPStatusReason "
+        "`reason`, the OPStatusAction `action` and words in `note` where there are any) or "
+        "`message-level-response` (Peppol MLR, BIS 36, T71: `code` RE, the document was rejected by "
+        "validation; its XML has one line response per fatal finding). Each is fetched as UBL "
+        "ApplicationResponse XML at its `url`."
+    ),
+    responses={**AUTH_PROBLEMS, **NOT_FOUND},
+)
+async def list_responses(runtime: RuntimeDep, supplier: SupplierDep, document_id: str) -> list[SupplierResponse]:
+    return await in_database_thread(_read_responses, runtime, supplier, document_id)
+
+
+def _read_response_xml(runtime: Any, supplier: Any, document_id: str, response_id: str) -> bytes:
+    from einvoice.errors import NotFoundError
+    from einvoice.services import responses
+
+    number = response_id.removesuffix(".xml")
+    if not number.isdigit() or len(number) > 18:
+        raise NotFoundError(f"no response {response_id} of document {document_id}")
+    return responses.response_xml(runtime.uow_factory(), document_id, int(number), supplier_id=supplier.id)
+
+
+@router.get(
+    "/{document_id}/responses/{response_id}",
+    summary="One response to the supplier, as UBL ApplicationResponse XML",
+    description=(
+        "`response_id` is the `id` of the list, with or without `.xml` (the list's `url`). An Invoice "
+        "Response has CustomizationID `urn:fdc:peppol.eu:poacc:trns:invoice_response:3`, a Message Level "
+        "Response `urn:fdc:peppol.eu:poacc:trns:mlr:3`; both pass the UBL 2.1 ApplicationResponse XSD and "
+        "the official T111 or T71 rules."
+    ),
+    response_class=Response,
+    responses={
+        200: {"content": {"application/xml": {}}, "description": "The UBL ApplicationResponse"},
+        **AUTH_PROBLEMS,
+        404: problem_doc("No such document or response, or it belongs to another supplier"),
+    },
+)
+async def response_xml(runtime: RuntimeDep, supplier: SupplierDep, document_id: str, response_id: str) -> Response:
+    xml = await in_database_thread(_read_response_xml, runtime, supplier, document_id, response_id)
+    return Response(xml, media_type="application/xml")

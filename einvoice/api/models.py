@@ -154,6 +154,32 @@ class Decision(BaseModel):
     comment: str | None = Field(None, description="The words for the supplier: why, or what information is asked")
 
 
+class SupplierResponse(BaseModel):
+    """A response the buyer gave the supplier about the document: a Peppol Invoice Response (BIS
+    63, T111) or Message Level Response (BIS 36, T71), fetched as XML at ``url``."""
+
+    id: int = Field(description="The response's id within the engine", examples=[1])
+    type: str = Field(description="invoice-response or message-level-response", examples=["invoice-response"])
+    code: str = Field(
+        description=(
+            "Invoice Response status code (UNCL 4343 subset): IP in process (waiting for a person), UQ under "
+            "query, RE rejected, AP accepted; RE for a Message Level Response (rejected by validation)"
+        ),
+        examples=["RE"],
+    )
+    issued_at: datetime
+    reason: str | None = Field(
+        None, description="Status reason code (OPStatusReason: REF, PRI, QTY, …, OTH)", examples=["PRI"]
+    )
+    action: str | None = Field(
+        None, description="Status action code (OPStatusAction: NOA, PIN, NIN, CNF, CNP, CNA, OTH)", examples=["PIN"]
+    )
+    note: str | None = Field(None, description="Words for the supplier: why, or what information is asked")
+    url: str = Field(
+        description="Where its UBL ApplicationResponse XML is", examples=["/v1/documents/0f3c…/responses/1.xml"]
+    )
+
+
 class DocumentSummary(BaseModel):
     id: str
     status: str

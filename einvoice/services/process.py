@@ -26,10 +26,11 @@ from einvoice.domain.invoice import Invoice
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, TransientError
 from einvoice.services import DocumentView, finding_from_row, finding_values
+from einvoice.services.responses import invoice_response_row, message_level_response_row
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
-from einvoice.store.tables import ParsedDocumentRow
+from einvoice.store.tables import ParsedDocumentRow, ResponseRow
 from einvoice.store.writes import Step
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,9 @@ def validate(work: Work[Ports]) -> Outcome:
             invoice = work.ports.parser(work.raw)
             rows[ParsedDocumentRow.__tablename__] = [parsed_row(work.document.id, invoice, datetime.now(UTC))]
     elif report.verdict in ("invalid", "unsupported"):
-        path = ((S.REJECTED, f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document"),)
+        detail = f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document"
+        path = ((S.REJECTED, detail),)
+        rows[ResponseRow.__tablename__] = [message_level_response_row(datetime.now(UTC), detail)]
     else:
         cause = f"validation could not run (verdict {report.verdict})"
         path = ((S.DEAD, cause),)
@@ -161,14 +164,20 @@ def pass_through_match(document: DocumentView) -> tuple[str, dict[str, Any], str
 
 
 def match(work: Work[Ports]) -> Outcome:
-    """``exception`` for a person, or ``matched`` and, as the approval policy decides, ``approved``."""
+    """``exception`` for a person, or ``matched`` and, as the approval policy decides, ``approved``.
+    The supplier gets an Invoice Response in the same write: ``IP`` when the document waits for a
+    person (``exception``, or ``matched`` and not approved), ``AP`` when it is approved."""
     outcome, result, detail = pass_through_match(work.document)
     path: list[tuple[str, str | None]] = [(outcome, detail)]
     if outcome == S.MATCHED:
         decision = work.ports.approval(work.document, result)
         if decision is not None:
             path.append(decision)
-    return Outcome(tuple(path), {"match_result": json.dumps(result, sort_keys=True)})
+    code = "AP" if path[-1][0] == S.APPROVED else "IP"
+    response = invoice_response_row(code, datetime.now(UTC))
+    return Outcome(
+        tuple(path), {"match_result": json.dumps(result, sort_keys=True)}, rows={ResponseRow.__tablename__: [response]}
+    )
 
 
 def post(work: Work[Ports]) -> Outcome:

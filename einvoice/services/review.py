@@ -32,11 +32,13 @@ from einvoice.domain.review import (
 )
 from einvoice.domain.states import REVIEW_STATES, DocumentStatus
 from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoundError
+from einvoice.responses import may_follow
 from einvoice.services import DocumentView, database_errors_as_transient
 from einvoice.services.queries import get_document
+from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.users import SignedIn, approval_rule
 from einvoice.store import SqlUnitOfWork, UnitOfWork
-from einvoice.store.tables import DecisionRow, DocumentRow, InstitutionRow, SupplierRow
+from einvoice.store.tables import DecisionRow, DocumentRow, InstitutionRow, ResponseRow, SupplierRow
 from einvoice.store.writes import DocumentChange, Step
 
 S = DocumentStatus
@@ -391,6 +393,7 @@ def decide(
             to, detail = S.UNDER_QUERY, "under query: information asked of the supplier"
         if comment:
             detail = f"{detail}: {comment}"
+        response = _response(chosen, to, reason, comment, now, prior_codes(uow.documents.responses(document_id)))
         actor = f"user:{user.username}"
         decision = {
             "user_id": user.user_id,
@@ -410,13 +413,34 @@ def decide(
                 now,
                 steps=(Step(status, to, actor, detail[:4000]),),
                 message=next_message(to) if next_message is not None else None,
-                rows={DecisionRow.__tablename__: [decision]},
+                rows={DecisionRow.__tablename__: [decision], ResponseRow.__tablename__: response},
             )
         )
         if not written.changed:
             raise DecisionConflictError("the document changed meanwhile: reload it and decide again")
         uow.commit()
     return DecisionView(chosen.value, user.username, now, status, to, reason, comment)
+
+
+def _response(
+    action: Action, to: str, reason: str | None, comment: str | None, at: datetime, previous: list[str]
+) -> list[dict[str, Any]]:
+    """The Invoice Response a decision sends the supplier (none where its code may not follow the
+    responses before it: no ``IP`` once the document was under query): ``AP`` for an approval (its
+    words with reason ``NON``), ``IP`` for the first of two, ``RE`` with the reason and the words
+    for a rejection, ``UQ`` with the reason (``OTH`` when none was given) and action ``PIN``
+    (provide information) for a query."""
+    if action is Action.APPROVE:
+        code, response_action = ("AP" if to == S.APPROVED else "IP"), None
+        comment = comment if code == "AP" else None  # a first approval's comment is for the second approver
+        reason = "NON" if comment else None  # the words go with reason NON, "no issue"
+    elif action is Action.REJECT:
+        code, response_action = "RE", None
+    else:
+        code, reason, response_action = "UQ", reason or "OTH", "PIN"
+    if not may_follow(previous, code):
+        return []
+    return [invoice_response_row(code, at, reason=reason, action=response_action, note=comment)]
 
 
 def _past(action: Action) -> str:

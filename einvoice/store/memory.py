@@ -36,6 +36,7 @@ from einvoice.store.tables import (
     InstitutionRow,
     OutboxRow,
     ParsedDocumentRow,
+    ResponseRow,
     SupplierRow,
     TransitionRow,
     UserRow,
@@ -89,6 +90,7 @@ class _Data:
     findings: dict[str, list[Row]] = field(default_factory=dict)
     outbox: list[Row] = field(default_factory=list)
     parsed: dict[str, Row] = field(default_factory=dict)
+    responses: list[Row] = field(default_factory=list)
     serial: int = 0
 
     def next_serial(self) -> int:
@@ -299,6 +301,11 @@ class _Documents(_Repository):
         if change.message is not None:
             self.uow.outbox.add(document.id, change.message, now=change.at)
         for table, rows in change.rows.items():
+            if table == ResponseRow.__tablename__:
+                for row in rows:
+                    values = {**row, "document_id": document.id, "id": self.data.next_serial()}
+                    self.data.responses.append(_row(ResponseRow, values))
+                continue
             if table != ParsedDocumentRow.__tablename__:
                 raise KeyError(f"the memory store keeps no table {table!r}")
             for row in rows:
@@ -390,6 +397,12 @@ class _Documents(_Repository):
 
     def findings(self, document_id: str) -> list[Row]:
         return list(self.data.findings.get(document_id, ()))
+
+    def responses(self, document_id: str) -> list[Row]:
+        return [r for r in self.data.responses if r.document_id == document_id]
+
+    def response(self, document_id: str, response_id: int) -> Row | None:
+        return next((r for r in self.responses(document_id) if r.id == response_id), None)
 
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None:
         from einvoice.store.repositories import parsed_row

@@ -22,6 +22,7 @@ from einvoice.store.tables import (
     FindingRow,
     InstitutionRow,
     OutboxRow,
+    ResponseRow,
     SupplierRow,
     TransitionRow,
     UserRow,
@@ -101,6 +102,8 @@ class DocumentStore(Protocol):
     def findings(self, document_id: str) -> Sequence[FindingRow]: ...
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None: ...
     def parsed(self, document_id: str) -> Invoice | None: ...
+    def responses(self, document_id: str) -> Sequence[ResponseRow]: ...
+    def response(self, document_id: str, response_id: int) -> ResponseRow | None: ...
 
 
 class OutboxStore(Protocol):

@@ -39,6 +39,7 @@ from einvoice.store.tables import (
     InstitutionRow,
     OutboxRow,
     ParsedDocumentRow,
+    ResponseRow,
     SupplierRow,
     TransitionRow,
     UserInstitutionRow,
@@ -374,6 +375,19 @@ class DocumentRepository:
         return self.session.scalars(
             select(FindingRow).where(FindingRow.document_id == document_id).order_by(FindingRow.position)
         ).all()
+
+    # --- responses to the supplier --------------------------------------------------------------
+
+    def responses(self, document_id: str) -> Sequence[ResponseRow]:
+        """The responses the document got, oldest first."""
+        return self.session.scalars(
+            select(ResponseRow).where(ResponseRow.document_id == document_id).order_by(ResponseRow.id)
+        ).all()
+
+    def response(self, document_id: str, response_id: int) -> ResponseRow | None:
+        """One response of the document; None for an unknown id or another document's."""
+        row = self.session.get(ResponseRow, response_id)
+        return row if row is not None and row.document_id == document_id else None
 
     # --- the parsed document -------------------------------------------------------------------
 

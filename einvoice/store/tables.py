@@ -401,3 +401,24 @@ class ApprovalRuleRow(Base):
     person_above: Mapped[Decimal | None] = mapped_column(DecimalText())
     two_people_above: Mapped[Decimal | None] = mapped_column(DecimalText())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ResponseRow(Base):
+    """A response the buyer gave the supplier about a document (``einvoice.responses``): a Peppol
+    Invoice Response (``kind`` ``invoice-response``: the status ``code``, its OPStatusReason
+    ``reason`` and OPStatusAction ``action``, ``note`` in words) or a Message Level Response
+    (``message-level-response``, code ``RE``: the document's fatal findings). ``number`` is the
+    response's cbc:ID; its XML is built from this row, the document and its parties."""
+
+    __tablename__ = "responses"
+    __table_args__ = (Index("ix_responses_document", "document_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(2))
+    reason: Mapped[str | None] = mapped_column(String(8))
+    action: Mapped[str | None] = mapped_column(String(8))
+    note: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,8 +10,8 @@ import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus as S
-from einvoice.errors import ConflictError, PermanentError, TransientError
-from einvoice.services import DocumentView, SupplierView, process, queries
+from einvoice.errors import ConflictError, NotFoundError, PermanentError, TransientError
+from einvoice.services import DocumentView, SupplierView, process, queries, responses
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
@@ -383,3 +383,36 @@ def test_validation_chained_with_matching_discards_its_result_when_the_lease_was
     assert final.findings == (FATAL,)
     assert final.match_result is None
     assert [t.to_status for t in final.history].count("matching") == 0
+
+
+def codes_of(uow_factory: Callable[[], UnitOfWork], document_id: str) -> list[tuple[str, str]]:
+    return [(r.kind, r.code) for r in responses.list_responses(uow_factory(), document_id)]
+
+
+def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    rejected = submitted(uow_factory, supplier, "RSP-1")
+    validator = FakeValidator(Report("invalid", (FATAL, WARNING)))
+    process.validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True)
+    assert codes_of(uow_factory, rejected) == [("message-level-response", "RE")]
+    assert not process.validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True).ran
+    assert codes_of(uow_factory, rejected) == [("message-level-response", "RE")]  # a redelivery adds none
+    [mlr] = responses.list_responses(uow_factory(), rejected)
+    xml = responses.response_xml(uow_factory(), rejected, mlr.id, supplier_id=supplier.id)
+    assert b"<cbc:Description>[BR-01] specification identifier missing</cbc:Description>" in xml
+    assert xml.count(b"<cac:LineResponse>") == 1  # the fatal finding only, not the warning
+
+    first = submitted(uow_factory, supplier, "RSP-2", amount="1.00")
+    second = submitted(uow_factory, supplier, "RSP-2", amount="2.00")
+    for doc in (first, second):
+        process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
+    assert codes_of(uow_factory, first) == [("invoice-response", "AP")]
+    assert codes_of(uow_factory, second) == [("invoice-response", "IP")]
+    [ip] = responses.list_responses(uow_factory(), second)
+    xml = responses.response_xml(uow_factory(), second, ip.id)
+    assert b"<cbc:ResponseCode>IP</cbc:ResponseCode>" in xml
+    with pytest.raises(NotFoundError):
+        responses.response_xml(uow_factory(), first, ip.id)  # another document's response
+    with pytest.raises(NotFoundError):
+        responses.list_responses(uow_factory(), first, supplier_id="someone-else")

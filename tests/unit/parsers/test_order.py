@@ -26,7 +26,8 @@ ORDER_LINE = """
     <cac:Item>
       <cbc:Name>{name}</cbc:Name>
       <cac:SellersItemIdentification><cbc:ID>SKU-{id}</cbc:ID></cac:SellersItemIdentification>
-      <cac:StandardItemIdentification><cbc:ID schemeID="0160">0570406620409{id}</cbc:ID></cac:StandardItemIdentification>
+      <cac:StandardItemIdentification>
+        <cbc:ID schemeID="0160">0570406620409{id}</cbc:ID></cac:StandardItemIdentification>
       <cac:ClassifiedTaxCategory><cbc:ID>S</cbc:ID><cbc:Percent>21</cbc:Percent>
         <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:ClassifiedTaxCategory>
     </cac:Item>
@@ -70,7 +71,8 @@ def order(*lines: str, payable: str | None = "42.35", extra: str = "", root: str
   </cac:Party></cac:BuyerCustomerParty>
   <cac:SellerSupplierParty><cac:Party>
     <cbc:EndpointID schemeID="0088">7300010000001</cbc:EndpointID>
-    <cac:PartyTaxScheme><cbc:CompanyID>LV40003000000</cbc:CompanyID><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme>
+    <cac:PartyTaxScheme><cbc:CompanyID>LV40003000000</cbc:CompanyID>
+      <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme>
     <cac:PartyLegalEntity><cbc:RegistrationName>Paper SIA</cbc:RegistrationName><cbc:CompanyID>40003000000</cbc:CompanyID></cac:PartyLegalEntity>
   </cac:Party></cac:SellerSupplierParty>
   {extra}{total}{"".join(lines)}
@@ -182,7 +184,8 @@ def test_a_despatch_advice_reads_with_its_lines_and_expected_deliveries() -> Non
         ("3A", "3", Decimal("3.0"), "KGM"),
         ("3B", "3", Decimal("0.975"), "KGM"),
     ]
-    assert [(x.order, x.seller_item_id, x.description) for x in advice.lines][0] == ("PO-2026-0042", "A-1", "Apples")
+    first = advice.lines[0]
+    assert (first.order, first.seller_item_id, first.description) == ("PO-2026-0042", "A-1", "Apples")
     assert advice.expected() == {"1": Decimal(10), "3": Decimal("3.975")}
 
 

@@ -73,7 +73,8 @@ def order(*lines: str, payable: str | None = "42.35", extra: str = "", root: str
     <cbc:EndpointID schemeID="0088">7300010000001</cbc:EndpointID>
     <cac:PartyTaxScheme><cbc:CompanyID>LV40003000000</cbc:CompanyID>
       <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme>
-    <cac:PartyLegalEntity><cbc:RegistrationName>Paper SIA</cbc:RegistrationName><cbc:CompanyID>40003000000</cbc:CompanyID></cac:PartyLegalEntity>
+    <cac:PartyLegalEntity><cbc:RegistrationName>Paper SIA</cbc:RegistrationName>
+      <cbc:CompanyID>40003000000</cbc:CompanyID></cac:PartyLegalEntity>
   </cac:Party></cac:SellerSupplierParty>
   {extra}{total}{"".join(lines)}
 </{root}>""".encode()

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from einvoice import __version__
-from einvoice.api import commitments, documents, health, problems, receipt_keys, validate
+from einvoice.api import commitments, documents, health, orders, problems, receipt_keys, validate
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.settings import Settings
@@ -102,6 +102,8 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
     problems.install(app)
     app.include_router(documents.router)
     app.include_router(commitments.router)
+    app.include_router(orders.orders)
+    app.include_router(orders.despatch_advices)
     app.include_router(validate.router)
     app.include_router(receipt_keys.router)
     app.include_router(health.router)

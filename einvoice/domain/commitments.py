@@ -361,3 +361,90 @@ class Reservation:
 
 
 NO_RESERVATION = Reservation(commitment=None)
+
+
+# --- Peppol Orders and Despatch Advices ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A Peppol BIS Order (T01) read as the commitment it registers: ``commitment`` has the Order's
+    number, lines, currency and amounts; its ``institution_id`` and ``supplier_id`` are empty until
+    the register resolves ``buyer`` (the BuyerCustomerParty's endpoint, ``SCHEME:ID``) and the
+    supplier (``commitment.supplier``: the SellerSupplierParty's endpoint, VAT id, legal id)."""
+
+    commitment: Commitment
+    buyer: str | None
+
+
+class DespatchStatus(StrEnum):
+    ADVISED = "advised"  # what the supplier says it shipped: expected deliveries
+    CONFIRMED = "confirmed"  # the institution confirmed what arrived: a receipt
+
+
+@dataclass(frozen=True, slots=True)
+class DespatchLine:
+    """One line of a Despatch Advice: what was shipped against one order line."""
+
+    id: str  # cac:DespatchLine/cbc:ID
+    order_line: str  # cac:OrderLineReference/cbc:LineID: the commitment line
+    quantity: Decimal  # cbc:DeliveredQuantity
+    unit_code: str | None = None
+    order: str | None = None  # the line's own cac:OrderReference/cbc:ID, when it names one
+    seller_item_id: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "line": self.id,
+            "order_line": self.order_line,
+            "quantity": str(self.quantity),
+            "unit_code": self.unit_code,
+            "seller_item_id": self.seller_item_id,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DespatchAdvice:
+    """A supplier's Peppol Despatch Advice (T16): what was shipped, not yet what arrived. Stored
+    against the order's lines as expected deliveries (``expected``); the institution's confirmation
+    makes it a receipt (``receipt_reference``)."""
+
+    number: str  # cbc:ID
+    order: str  # cac:OrderReference/cbc:ID: the commitment's number
+    lines: tuple[DespatchLine, ...]
+    issue_date: date | None = None
+    supplier_endpoint: str | None = None  # DespatchSupplierParty, SCHEME:ID
+    customer_endpoint: str | None = None  # DeliveryCustomerParty, SCHEME:ID: the institution
+    id: str = ""  # the register's, once stored
+    status: DespatchStatus = DespatchStatus.ADVISED
+    receipt_reference: str | None = None  # the receipt the confirmation recorded
+
+    def expected(self) -> dict[str, Decimal]:
+        """What the advice says is coming, per order line (lines for one order line added up)."""
+        expected: dict[str, Decimal] = {}
+        for line in self.lines:
+            expected[line.order_line] = expected.get(line.order_line, Decimal(0)) + line.quantity
+        return expected
+
+    def same_content(self, other: DespatchAdvice) -> bool:
+        """Whether ``other`` advises the same shipment (number, order, date, lines)."""
+
+        def key(advice: DespatchAdvice) -> tuple[object, ...]:
+            lines = sorted((x.id, x.order_line, x.quantity, x.unit_code) for x in advice.lines)
+            return (advice.number, advice.order, advice.issue_date, lines)
+
+        return key(self) == key(other)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "order": self.order,
+            "issue_date": self.issue_date.isoformat() if self.issue_date else None,
+            "status": self.status.value,
+            "receipt_reference": self.receipt_reference,
+            "lines": [line.to_dict() for line in self.lines],
+            "expected": [{"line": k, "quantity": str(v)} for k, v in self.expected().items()],
+        }

@@ -50,3 +50,8 @@ class Tags:
 
 cbc = Tags(CBC_NS)
 cac = Tags(CAC_NS)
+
+ORDER_NS = UBL_NS_PREFIX + "Order-2"
+DESPATCH_ADVICE_NS = UBL_NS_PREFIX + "DespatchAdvice-2"
+ORDER_TAG = f"{{{ORDER_NS}}}Order"
+DESPATCH_ADVICE_TAG = f"{{{DESPATCH_ADVICE_NS}}}DespatchAdvice"

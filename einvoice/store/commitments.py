@@ -23,6 +23,9 @@ from einvoice.domain.commitments import (
     CommitmentKind,
     CommitmentLine,
     CommitmentStatus,
+    DespatchAdvice,
+    DespatchLine,
+    DespatchStatus,
     Receipt,
     ReceiptLine,
     Supplier,
@@ -31,6 +34,8 @@ from einvoice.domain.commitments import (
 from einvoice.store.tables import (
     CommitmentLineRow,
     CommitmentRow,
+    DespatchAdviceLineRow,
+    DespatchAdviceRow,
     DocumentRow,
     InstitutionToleranceRow,
     ParsedDocumentRow,
@@ -223,6 +228,116 @@ class CommitmentRepository:
         for line in receipt.lines:
             received[line.line] = received.get(line.line, ZERO) + line.quantity
         self.change_figures(institution_id, number, at=at, received=received)
+
+    # --- Despatch Advices ----------------------------------------------------------------------
+
+    def add_despatch_advice(
+        self, advice: DespatchAdvice, *, institution_id: str, supplier_id: str, at: datetime
+    ) -> DespatchAdvice:
+        """Store ``advice`` against the institution's commitment ``advice.order`` (status advised);
+        return it with its id. Raises LookupError for an unknown commitment; a number the supplier
+        has sent before raises IntegrityError at the flush."""
+        commitment = self._row(institution_id, advice.order, for_update=False)
+        if commitment is None:
+            raise LookupError(f"no commitment {advice.order}")
+        row = DespatchAdviceRow(
+            institution_id=institution_id,
+            supplier_id=supplier_id,
+            commitment_id=commitment.id,
+            number=advice.number,
+            issue_date=advice.issue_date,
+            status=DespatchStatus.ADVISED.value,
+            received_at=at,
+        )
+        self.session.add(row)
+        self.session.flush()
+        self.session.add_all(
+            DespatchAdviceLineRow(
+                despatch_advice_id=row.id,
+                line_id=line.id,
+                position=position,
+                order_line=line.order_line,
+                quantity=line.quantity,
+                unit_code=line.unit_code,
+                seller_item_id=line.seller_item_id,
+                description=line.description,
+            )
+            for position, line in enumerate(advice.lines)
+        )
+        self.session.flush()
+        return self._despatch_advice(row, advice.order)
+
+    def despatch_advice(self, advice_id: str, *, for_update: bool = False) -> DespatchAdvice | None:
+        """The stored Despatch Advice ``advice_id``, or None; ``for_update``: locked until the
+        transaction ends (its confirmation)."""
+        query = select(DespatchAdviceRow).where(DespatchAdviceRow.id == advice_id)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        row = self.session.scalars(query).first()
+        return None if row is None else self._despatch_advice(row)
+
+    def despatch_advice_by_number(self, supplier_id: str, number: str) -> DespatchAdvice | None:
+        """The supplier's stored Despatch Advice ``number``, or None."""
+        row = self.session.scalars(
+            select(DespatchAdviceRow).where(
+                DespatchAdviceRow.supplier_id == supplier_id, DespatchAdviceRow.number == number
+            )
+        ).first()
+        return None if row is None else self._despatch_advice(row)
+
+    def despatch_advice_owner(self, advice_id: str) -> tuple[str, str] | None:
+        """(institution id, supplier id) of the stored Despatch Advice ``advice_id``, or None."""
+        row = self.session.get(DespatchAdviceRow, advice_id)
+        return None if row is None else (row.institution_id, row.supplier_id)
+
+    def list_despatch_advices(
+        self, institution_id: str, *, status: str | None = None, limit: int = 100
+    ) -> list[DespatchAdvice]:
+        """The institution's Despatch Advices, oldest first, filtered by status."""
+        query = select(DespatchAdviceRow).where(DespatchAdviceRow.institution_id == institution_id)
+        if status is not None:
+            query = query.where(DespatchAdviceRow.status == status)
+        rows = self.session.scalars(query.order_by(DespatchAdviceRow.received_at, DespatchAdviceRow.id).limit(limit))
+        return [self._despatch_advice(row) for row in rows.all()]
+
+    def confirm_despatch_advice(self, advice_id: str, *, receipt_reference: str, at: datetime) -> None:
+        """Mark the Despatch Advice confirmed, naming the receipt it recorded (``add_receipt`` in
+        the same transaction). Raises LookupError for an unknown advice."""
+        row = self.session.get(DespatchAdviceRow, advice_id)
+        if row is None:
+            raise LookupError(f"no despatch advice {advice_id}")
+        row.status = DespatchStatus.CONFIRMED.value
+        row.receipt_reference = receipt_reference
+        row.confirmed_at = at
+        self.session.flush()
+
+    def _despatch_advice(self, row: DespatchAdviceRow, order: str | None = None) -> DespatchAdvice:
+        if order is None:
+            order = self.session.scalar(select(CommitmentRow.number).where(CommitmentRow.id == row.commitment_id))
+        lines = self.session.scalars(
+            select(DespatchAdviceLineRow)
+            .where(DespatchAdviceLineRow.despatch_advice_id == row.id)
+            .order_by(DespatchAdviceLineRow.position)
+        ).all()
+        return DespatchAdvice(
+            id=row.id,
+            number=row.number,
+            order=order or "",
+            issue_date=row.issue_date,
+            status=DespatchStatus(row.status),
+            receipt_reference=row.receipt_reference,
+            lines=tuple(
+                DespatchLine(
+                    id=line.line_id,
+                    order_line=line.order_line,
+                    quantity=line.quantity,
+                    unit_code=line.unit_code,
+                    seller_item_id=line.seller_item_id,
+                    description=line.description,
+                )
+                for line in lines
+            ),
+        )
 
     # --- institutions' default tolerances ------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
-from einvoice.domain.commitments import Commitment, CommitmentKind, Receipt, Tolerances
+from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.store.ports import UnitOfWork
@@ -505,6 +505,28 @@ class _Commitments(_Repository):
         raise NotImplementedError("the in-memory store keeps no commitments")
 
     def set_default_tolerances(self, institution_id: str, tolerances: Tolerances, *, at: datetime) -> None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def add_despatch_advice(
+        self, advice: DespatchAdvice, *, institution_id: str, supplier_id: str, at: datetime
+    ) -> DespatchAdvice:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def despatch_advice(self, advice_id: str, *, for_update: bool = False) -> DespatchAdvice | None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def despatch_advice_by_number(self, supplier_id: str, number: str) -> DespatchAdvice | None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def despatch_advice_owner(self, advice_id: str) -> tuple[str, str] | None:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def list_despatch_advices(
+        self, institution_id: str, *, status: str | None = None, limit: int = 100
+    ) -> list[DespatchAdvice]:
+        raise NotImplementedError("the in-memory store keeps no commitments")
+
+    def confirm_despatch_advice(self, advice_id: str, *, receipt_reference: str, at: datetime) -> None:
         raise NotImplementedError("the in-memory store keeps no commitments")
 
 

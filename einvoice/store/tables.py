@@ -329,6 +329,46 @@ class ReceiptLineRow(Base):
     quantity: Mapped[Decimal] = mapped_column(DecimalText())
 
 
+class DespatchAdviceRow(Base):
+    """A supplier's Peppol Despatch Advice against an order commitment (migration 0010): expected
+    deliveries until the institution confirms it (``status`` confirmed, ``receipt_reference`` the
+    receipt it recorded)."""
+
+    __tablename__ = "despatch_advices"
+    __table_args__ = (
+        UniqueConstraint("supplier_id", "number"),
+        Index("ix_despatch_advices_institution", "institution_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id"))
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.id"))
+    commitment_id: Mapped[str] = mapped_column(ForeignKey("commitments.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(200))  # cbc:ID
+    issue_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # advised | confirmed
+    receipt_reference: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DespatchAdviceLineRow(Base):
+    """One line of a Despatch Advice: what was shipped against one commitment (order) line."""
+
+    __tablename__ = "despatch_advice_lines"
+
+    despatch_advice_id: Mapped[str] = mapped_column(
+        ForeignKey("despatch_advices.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # cac:DespatchLine/cbc:ID
+    position: Mapped[int] = mapped_column(Integer)
+    order_line: Mapped[str] = mapped_column(String(64))  # the commitment line
+    quantity: Mapped[Decimal] = mapped_column(DecimalText())
+    unit_code: Mapped[str | None] = mapped_column(String(16))
+    seller_item_id: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
 # --- the accountants: users, sessions, decisions, approval rules (migration 0007) ------------------
 
 

@@ -259,10 +259,19 @@ def make_validator(pool: ValidationPool) -> process.Validator:
     return validate
 
 
-def make_poster(settings: Settings) -> process.Poster | None:
-    """The ERP connector that posts approved documents, or None: no connector is built yet (posting
-    comes with its own issue), so documents rest at ``approved``."""
-    return None
+def make_poster(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> process.Poster | None:
+    """The poster of approved documents, or None (``EINVOICE_POSTING_ENABLED`` off, the default):
+    documents then rest at ``approved``. On: ``services.posting.EntryPoster`` with the folder
+    connector (``EINVOICE_ERP_OUTBOX_DIR``, ``EINVOICE_ERP_FILE_FORMAT``). Raises
+    ConfigurationError for a connector not built yet (http, pull)."""
+    if not settings.posting_enabled:
+        return None
+    if settings.erp_connector != "folder":
+        raise ConfigurationError(f"the {settings.erp_connector} ERP connector is not built yet; use folder")
+    from einvoice.posting.files import FileExport
+    from einvoice.services.posting import EntryPoster
+
+    return EntryPoster(uow_factory, FileExport(settings.effective_erp_outbox_dir, settings.erp_file_format))
 
 
 def build(
@@ -298,7 +307,7 @@ def build(
         uow_factory,
         settings,
         validator if validator is not None else make_validator(validation_pool),
-        poster if poster is not None else make_poster(settings),
+        poster if poster is not None else make_poster(settings, uow_factory),
         parser=parser,
     )
     actors = declare_actors(broker, pipeline)

@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     erp_url: str | None = Field(None, description="ERP endpoint of the http connector")
     erp_token: SecretStr | None = Field(None, description="Bearer token of the http connector (a secret)")
     erp_outbox_dir: Path | None = Field(None, description="Folder connector target; default <data_dir>/erp-outbox")
+    erp_file_format: Literal["jsonl", "csv"] = Field(
+        "jsonl", description="Folder connector: journal entries as JSON lines or CSV batches"
+    )
+    posting_enabled: bool = Field(
+        False,
+        description="Post approved documents to the ERP (the folder connector); off: documents rest at approved",
+    )
 
     # --- accountants' pages (/ui/) -------------------------------------------------------------
     ui_session_idle_minutes: int = Field(

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from einvoice import __version__
-from einvoice.api import commitments, documents, health, orders, problems, receipt_keys, validate
+from einvoice.api import commitments, documents, health, institutions, orders, problems, receipt_keys, validate
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.settings import Settings
@@ -49,6 +49,7 @@ OPENAPI_TAGS = [
         "name": "commitments",
         "description": "Institutions register the orders, contracts and frameworks invoices are matched against",
     },
+    {"name": "institutions", "description": "An institution's chart of accounts and posting profile"},
     {"name": "validation", "description": "Check a document before sending it"},
     {"name": "receipts", "description": "Keys to verify intake receipts"},
     {"name": "operations", "description": "Health, readiness and metrics for operators"},
@@ -104,6 +105,7 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
     app.include_router(commitments.router)
     app.include_router(orders.orders)
     app.include_router(orders.despatch_advices)
+    app.include_router(institutions.router)
     app.include_router(validate.router)
     app.include_router(receipt_keys.router)
     app.include_router(health.router)

@@ -81,6 +81,7 @@ _BY_CLASS: dict[type[errors.EInvoiceError], ProblemKind] = {
     errors.SellerMismatchError: ProblemKind(403, "seller-mismatch", "Not the seller of this document"),
     errors.InvalidCommitmentError: ProblemKind(422, "invalid-commitment", "Invalid commitment"),
     errors.CommitmentConflictError: ProblemKind(409, "commitment-conflict", "Commitment registered with other content"),
+    errors.PostingSetupError: ProblemKind(422, "posting-setup", "Chart of accounts or posting profile refused"),
     errors.AuthorizationError: ProblemKind(403, "forbidden", "Forbidden"),
     errors.AuthenticationError: ProblemKind(401, "unauthenticated", "Missing or wrong API key"),
     errors.NotFoundError: ProblemKind(404, "not-found", "Not found"),

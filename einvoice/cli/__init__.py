@@ -44,6 +44,7 @@ _COMMAND_MODULES = (
     "einvoice.cli.bench",
     "einvoice.cli.admin",
     "einvoice.cli.commitments",
+    "einvoice.cli.posting",
     "einvoice.cli.users",
     "einvoice.cli.run",
     "einvoice.cli.config",

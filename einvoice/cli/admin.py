@@ -128,8 +128,9 @@ def institutions_new_key(
     endpoint: Annotated[str, typer.Argument(help="The institution's Peppol endpoint SCHEME:ID.")],
 ) -> None:
     """Issue the institution an API key, for its commitments (POST /v1/commitments and the routes
-    under it), and print it on the last line. Only its hash is stored; a key issued before stops
-    working. The key reaches only this institution's commitments."""
+    under it) and its books (PUT /v1/institutions/ENDPOINT/accounts and /posting-profile), and print
+    it on the last line. Only its hash is stored; a key issued before stops working. The key
+    reaches only this institution's commitments and books."""
     from einvoice.errors import NotFoundError
     from einvoice.services import accounts
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
-from einvoice.errors import ConflictError, NotFoundError, PermanentError, TransientError
+from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.services import DocumentView, finding_from_row, finding_values
 from einvoice.services.responses import invoice_response_row, message_level_response_row
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
@@ -180,13 +180,23 @@ def match(work: Work[Ports]) -> Outcome:
     )
 
 
+#: How the reason of a document held in ``approved`` by posting begins.
+WAITING = "waiting: "
+
+
 def post(work: Work[Ports]) -> Outcome:
     """``posted`` with the journal reference, or ``posting_failed`` recorded and the TransientError
-    raised again, so that the message is retried."""
+    raised again, so that the message is retried. A document whose institution's books are not
+    ready (PostingNotReadyError: no complete posting profile, an account missing, no exchange
+    rate) goes back to ``approved`` with the reason and rests there, held: no message, no retry,
+    the sweeper leaves it alone; setting the profile sends it on (``services.posting``)."""
     if work.ports.poster is None:
         raise PermanentError("no ERP connector configured")
     try:
         journal_ref = work.ports.poster(work.document, work.raw or b"")
+    except PostingNotReadyError as exc:
+        reason = WAITING + str(exc)
+        return Outcome(((S.APPROVED, reason),), {"failure_reason": reason}, hold=True)
     except TransientError as exc:
         return Outcome(((S.POSTING_FAILED, str(exc)),), {"failure_reason": str(exc)}, retry=exc)
     return Outcome(((S.POSTED, f"journal {journal_ref}"),), {"journal_ref": journal_ref, "failure_reason": None})
@@ -216,11 +226,12 @@ POST = Stage[Ports](
     "post",
     starts_from=frozenset({S.APPROVED, S.POSTING_FAILED}),
     working=S.POSTING,
-    outcomes=frozenset({S.POSTED, S.POSTING_FAILED}),
+    outcomes=frozenset({S.POSTED, S.POSTING_FAILED, S.APPROVED}),
     resume=S.POSTING_FAILED,
     handler=post,
     needs_raw=True,
     runs_with=lambda ports: ports.poster is not None,
+    holds=frozenset({S.APPROVED}),  # waiting for the institution's posting profile, chart or rate
 )
 REGISTRY = StageRegistry[Ports]([VALIDATE, MATCH, POST])
 

@@ -74,6 +74,10 @@ class Outcome:
     rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     #: Raised once the outcome is written (a posting that failed for now: recorded, then retried).
     retry: Exception | None = None
+    #: The document rests where the path leaves it, with no message for the stage that starts
+    #: there (posting sends it back to ``approved`` until its institution's books are set up).
+    #: Only into a state its stage declares in ``holds``.
+    hold: bool = False
 
     @property
     def status(self) -> str:
@@ -87,6 +91,7 @@ class Outcome:
             more.findings if more.findings is not None else self.findings,
             {**self.rows, **more.rows},
             more.retry,
+            more.hold,
         )
 
 
@@ -117,6 +122,10 @@ class Stage(Generic[P]):
     #: Whether the ports allow the stage at all (posting needs an ERP connector); a document
     #: waiting for a stage that cannot run rests there.
     runs_with: Callable[[P], bool] = field(default=lambda ports: True)
+    #: States the handler may hold a document in (an ``Outcome`` with ``hold``), each one of its
+    #: ``starts_from`` and ``outcomes``: the document rests there with its ``failure_reason``, no
+    #: message is sent and the sweeper leaves it alone, until a person or a setting sends it on.
+    holds: frozenset[str] = frozenset()
 
     @property
     def actor(self) -> str:
@@ -146,6 +155,9 @@ class StageRegistry(Generic[P]):
                 self._starting[state] = stage
         if len(self.by_name) != len(self.stages) or len(self.by_working) != len(self.stages):
             raise ValueError("stage names and working states must be unique")
+        for stage in self.stages:
+            if not stage.holds <= stage.starts_from & stage.outcomes:
+                raise ValueError(f"{stage.name} holds documents only in states it starts from and ends in")
 
     def __getitem__(self, name: str) -> Stage[P]:
         return self.by_name[name]
@@ -162,6 +174,12 @@ class StageRegistry(Generic[P]):
     @property
     def working_states(self) -> frozenset[str]:
         return frozenset(self.by_working)
+
+    @property
+    def holding_states(self) -> frozenset[str]:
+        """States in which a document with a ``failure_reason`` rests, held by its stage: the
+        sweeper sends it no message."""
+        return frozenset(s for stage in self.stages for s in stage.holds)
 
     def resume_point(self, state: str) -> tuple[str, Stage[P]] | None:
         """Where a document that stopped in ``state`` (a dead one, or one whose lease ran out)
@@ -337,14 +355,23 @@ class Runner(Generic[P]):
         """The transitions of ``outcome`` (from ``stage``'s working state) and the outcome itself,
         extended through the ``at_once`` stages that follow it; the message for the stage after."""
         steps = _steps(stage.working, stage.actor, outcome.path)
-        follower = self.registry.next_stage(outcome.status, self.ports)
+        follower = self._follower(stage, outcome)
         while self.chain and follower is not None and follower.at_once and outcome.retry is None:
             more = follower.handler(Work(document, None, self.ports))
             steps += [Step(outcome.status, follower.working, follower.actor)]
             steps += _steps(follower.working, follower.actor, more.path)
             outcome = outcome.then(more)
-            follower = self.registry.next_stage(outcome.status, self.ports)
+            follower = self._follower(follower, outcome)
         return steps, outcome, (follower.name if follower is not None else None)
+
+    def _follower(self, stage: Stage[P], outcome: Outcome) -> Stage[P] | None:
+        """The stage a document left by ``outcome`` of ``stage`` goes on to; None when it rests
+        (held where the stage may hold it, or no stage runs from there)."""
+        if outcome.hold:
+            if outcome.status not in stage.holds:
+                raise ValueError(f"{stage.name} does not hold documents in {outcome.status}")
+            return None
+        return self.registry.next_stage(outcome.status, self.ports)
 
     def _finish(
         self,

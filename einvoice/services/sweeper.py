@@ -81,6 +81,9 @@ def sweep(
                 working_statuses=registry.working_states,
                 now=now,
                 limit=limit,
+                # Held by their stage with a reason (posting waiting for an institution's books):
+                # a person or a setting sends them on, not a message.
+                resting_with_reason=registry.holding_states,
             )
         ]
     resent: list[str] = []

@@ -8,19 +8,21 @@ Rows come back as objects with the attributes of the table classes in ``tables``
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
+from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
 from einvoice.store.tables import (
     ApprovalRuleRow,
     DecisionRow,
     DocumentRow,
     FindingRow,
     InstitutionRow,
+    JournalEntryRow,
     OutboxRow,
     ResponseRow,
     SupplierRow,
@@ -94,6 +96,7 @@ class DocumentStore(Protocol):
         working_statuses: Collection[str],
         now: datetime,
         limit: int = 500,
+        resting_with_reason: Collection[str] = (),
     ) -> Sequence[DocumentRow]: ...
     def oldest_status_change(self, statuses: Collection[str]) -> datetime | None: ...
     def count_by_status(self) -> dict[str, int]: ...
@@ -162,6 +165,21 @@ class CommitmentStore(Protocol):
     def confirm_despatch_advice(self, advice_id: str, *, receipt_reference: str, at: datetime) -> None: ...
 
 
+class PostingStore(Protocol):
+    """Charts of accounts, posting profiles and journal entries (``store.posting.PostingRepository``)."""
+
+    def replace_chart(self, institution_id: str, effective_from: date, accounts: Iterable[Account]) -> None: ...
+    def chart(self, institution_id: str, at: date | None = None) -> ChartOfAccounts | None: ...
+    def profile(self, institution_id: str) -> PostingProfile | None: ...
+    def set_profile(self, institution_id: str, profile: PostingProfile, *, at: datetime) -> None: ...
+    def entry(self, document_id: str) -> JournalEntryRow | None: ...
+    def add_entry(self, row: JournalEntryRow) -> JournalEntryRow: ...
+    def mark_exported(
+        self, document_id: str, *, batch: str, confirmed_at: datetime | None = None, confirmed_by: str | None = None
+    ) -> None: ...
+    def waiting_for_setup(self, institution_id: str, status: str) -> Sequence[str]: ...
+
+
 class UserStore(Protocol):
     """The accountants' accounts and sessions (``store.repositories.UserRepository``)."""
 
@@ -196,6 +214,8 @@ class UnitOfWork(Protocol):
     def commitments(self) -> CommitmentStore: ...
     @property
     def users(self) -> UserStore: ...
+    @property
+    def posting(self) -> PostingStore: ...
 
     @property
     def scope(self) -> object:

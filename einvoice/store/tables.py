@@ -462,3 +462,46 @@ class ResponseRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
     number: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- posting ----------------------------------------------------------------------------------------
+
+
+class AccountRow(Base):
+    """One account of an institution's chart of accounts, in the version in force from
+    ``effective_from`` (a chart is every row of an institution with one ``effective_from``)."""
+
+    __tablename__ = "accounts"
+
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # domain.journal.AccountKind
+
+
+class PostingProfileRow(Base):
+    """An institution's posting profile: ``domain.journal.PostingProfile.to_dict``."""
+
+    __tablename__ = "posting_profiles"
+
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JsonData)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JournalEntryRow(Base):
+    """The journal entry of a document (one per document: its id is ``je_<document id>``), kept as
+    built so that every delivery of it, and every retry, sends the same entry. ``batch`` is the
+    file it was exported in; ``confirmed_at`` when the ERP confirmed it, ``confirmed_by`` how."""
+
+    __tablename__ = "journal_entries"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(64), unique=True)
+    institution_id: Mapped[str | None] = mapped_column(ForeignKey("institutions.id"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JsonData)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    batch: Mapped[str | None] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))

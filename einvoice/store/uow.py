@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from einvoice.store.commitments import CommitmentRepository
 from einvoice.store.ports import UnitOfWork
+from einvoice.store.posting import PostingRepository
 from einvoice.store.repositories import (
     DocumentRepository,
     InstitutionRepository,
@@ -39,6 +40,7 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     commitments: CommitmentRepository
     users: UserRepository
+    posting: PostingRepository
 
     def __init__(self, session_factory: Callable[[], Session], engine: Engine | None = None) -> None:
         self._session_factory = session_factory
@@ -72,6 +74,7 @@ class SqlUnitOfWork:
             self.outbox = OutboxRepository(session)
             self.commitments = CommitmentRepository(session)
             self.users = UserRepository(session)
+            self.posting = PostingRepository(session)
         return self
 
     def __exit__(

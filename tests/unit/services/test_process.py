@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus as S
-from einvoice.errors import ConflictError, NotFoundError, PermanentError, TransientError
+from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.services import DocumentView, SupplierView, process, queries, responses
 from einvoice.services.intake import submit_document
+from einvoice.services.stages import StageRegistry
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from tests.unit.services import documents
@@ -246,6 +247,46 @@ def test_posting_when_a_poster_is_wired(uow_factory: Callable[[], UnitOfWork], s
     assert final.journal_ref == f"JE-{doc[:8]}"
     assert len(poster.calls) == 2
     assert [t.to_status for t in final.history][-4:] == ["posting", "posting_failed", "posting", "posted"]
+
+
+class NotReadyPoster:
+    """A poster whose institution's books are not ready until ``ready`` is set."""
+
+    def __init__(self) -> None:
+        self.ready = False
+
+    def __call__(self, document: DocumentView, raw: bytes) -> str:
+        if not self.ready:
+            raise PostingNotReadyError("institution 0192:987654325 has no posting profile")
+        return "JE-1"
+
+
+def test_a_document_whose_books_are_not_ready_is_held_in_approved_with_the_reason(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    poster = NotReadyPoster()
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+    assert pending(uow_factory).count(("post", doc)) == 1
+    result = process.post_document(uow_factory, doc, poster=poster)  # no TransientError: nothing to retry
+    held = view(uow_factory, doc)
+    assert (result.status, held.status) == (S.APPROVED, S.APPROVED)
+    assert held.failure_reason == "waiting: institution 0192:987654325 has no posting profile"
+    assert [(t.from_status, t.to_status, t.detail) for t in held.history][-2:] == [
+        ("approved", "posting", None),
+        ("posting", "approved", held.failure_reason),
+    ]
+    # Held: no new message for the post stage that starts from approved.
+    assert pending(uow_factory).count(("post", doc)) == 1
+    poster.ready = True
+    assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
+    assert view(uow_factory, doc).failure_reason is None
+
+
+def test_a_stage_holds_documents_only_where_it_declares() -> None:
+    with pytest.raises(ValueError, match="holds documents only in states it starts from and ends in"):
+        StageRegistry([replace(process.POST, holds=frozenset({S.POSTED}))])
+    assert process.REGISTRY.holding_states == {S.APPROVED}
 
 
 def test_without_a_poster_posting_does_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:

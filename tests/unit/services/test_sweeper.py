@@ -8,7 +8,7 @@ import pytest
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, process, queries, sweeper
 from einvoice.store import UnitOfWork
-from tests.unit.services.test_process import FakeValidator, Report, submitted
+from tests.unit.services.test_process import FakeValidator, NotReadyPoster, Report, submitted
 
 STUCK = timedelta(seconds=300)
 
@@ -72,6 +72,20 @@ def test_resting_documents_are_left_alone(uow_factory: Callable[[], UnitOfWork],
     assert sweeper.sweep(
         uow_factory, stuck_after=STUCK, now=much_later, ports=process.Ports(poster=lambda document, raw: "JE-1")
     ).resent == (doc,)
+
+
+def test_documents_held_by_posting_are_left_alone(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    doc = submitted(uow_factory, supplier)
+    poster = NotReadyPoster()
+    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+    process.post_document(uow_factory, doc, poster=poster)
+    outbox(uow_factory)
+    much_later = datetime.now(UTC) + timedelta(days=1)
+    ports = process.Ports(poster=poster)
+    assert queries.get_document(uow_factory(), doc).failure_reason is not None
+    assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later, ports=ports).total == 0
 
 
 def test_sent_messages_are_purged_after_a_week(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:

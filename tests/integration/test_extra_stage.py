@@ -5,14 +5,12 @@ killed mid-stage)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from einvoice import store
 from einvoice.services import accounts, process, queries, sweeper
 from einvoice.services.intake import submit_document
 from einvoice.services.stages import Outcome, Runner, Stage, StageRegistry, Work
@@ -55,21 +53,7 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def uow_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], UnitOfWork]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'einvoice.db'}"
-        store.migrate(url)
-        engine = store.make_engine(url)
-        yield store.uow_factory_for(engine)
-        engine.dispose()
-        return
-    from tests.integration.databases import fresh_postgres_database
-
-    with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
-        engine = store.make_engine(url)
-        yield store.uow_factory_for(engine)
-        engine.dispose()
+# uow_factory: tests/integration/conftest.py (each test on SQLite and PostgreSQL)
 
 
 def submitted(uow_factory: Callable[[], UnitOfWork], number: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,13 +13,12 @@ from einvoice import store
 from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, StoredInvoiceError
 from einvoice.parsers.ubl import parse_for_pipeline
-from einvoice.services import SupplierView, accounts
+from einvoice.services import SupplierView
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
 from einvoice.store.tables import DocumentRow, ParsedDocumentRow
-from tests.integration.databases import fresh_postgres_database
 from tests.unit.services import documents
 
 PARSED = ParsedDocumentRow.__table__
@@ -27,35 +26,7 @@ BASE_EXAMPLE = "peppol-2026.5/billing/base-example.xml"
 AT = datetime(2026, 12, 2, 13, 30, tzinfo=timezone(timedelta(hours=2)))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'einvoice.db'}"
-        store.migrate(url)
-        yield url
-        return
-    with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
-        yield url
-
-
-@pytest.fixture
-def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
-    engine = store.make_engine(database_url)
-    yield store.uow_factory_for(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def supplier(uow_factory: Callable[[], UnitOfWork]) -> SupplierView:
-    accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT)
-    supplier, _ = accounts.add_supplier(
-        uow_factory(),
-        name="Acme",
-        endpoint=documents.SELLER_ENDPOINT,
-        vat=documents.SELLER_VAT,
-        legal_id=documents.SELLER_LEGAL_ID,
-    )
-    return supplier
+# database_url, uow_factory, supplier: tests/integration/conftest.py (each test on SQLite and PostgreSQL)
 
 
 def submitted(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, number: str = "P-1") -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,17 +26,11 @@ from sqlalchemy.engine import make_url
 
 from einvoice.receipts import verify_receipt
 from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice
+from tests.serving import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
 BEFORE_VALIDATION = {"received", "validating"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +106,7 @@ def deployment(database_url: str, broker_url: str, tmp_path_factory: pytest.Temp
         "EINVOICE_SIGNING_KEY_FILE": str(key_file),
         "EINVOICE_DATA_DIR": str(home),
     }
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "einvoice"]
     processes = [
         subprocess.Popen([*command, "serve", "--port", str(port), "--workers-in-process", "0"], env=env),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving import free_port
+
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EINVOICE_")}
     env |= {"EINVOICE_DATA_DIR": str(tmp_path), "EINVOICE_SHARED_DIR": os.environ.get("EINVOICE_SHARED_DIR", "")}
     if not env["EINVOICE_SHARED_DIR"]:

@@ -6,18 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from tests.conftest import IN_CI
+from tests.serving import served as serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -26,13 +21,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 CHROMIUM_ARGS += ["--disable-sync"]
 # Operation summaries of the OpenAPI description that each page must list.
 OPERATIONS = ("Submit an invoice or credit note", "Validate without storing", "List the supplier's own documents")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -48,35 +36,10 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``einvoice serve`` on a free port with a fresh data directory; its base URL."""
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EINVOICE_")}
     env["EINVOICE_DATA_DIR"] = str(tmp_path_factory.mktemp("served"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "einvoice", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "einvoice serve exited"
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /healthz within 60 s"
-            time.sleep(0.2)
+    with serving(env) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _page_text_offline(chromium: str, url: str, wait_for: str) -> tuple[str, list[tuple[str, str]]]:

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT, SHARED_DIR
+from tests.serving import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,6 @@ def walkthrough_commands(readme: str) -> list[str]:
     return commands
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert shutil.which("curl"), "the walk-through uses curl"
     commands = walkthrough_commands((REPO_ROOT / "README.md").read_text(encoding="utf-8"))
@@ -56,7 +49,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "--unchecked" in commands[1]
     assert commands[3].endswith(PLACEHOLDER)
 
-    port = _free_port()
+    port = free_port()
     # As written, but on a free port, with this interpreter's einvoice and the shared folder found.
     bin_dir = str(Path(sys.executable).parent)
 

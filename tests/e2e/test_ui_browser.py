@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice
-from tests.e2e.test_docs_offline import CHROMIUM_ARGS, _free_port, chromium  # noqa: F401 (a fixture)
+from tests.e2e.test_docs_offline import CHROMIUM_ARGS, chromium  # noqa: F401 (a fixture)
+from tests.serving import served as serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -58,33 +59,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         args = ["users", "add", "--username", name, "--role", role, "--institution", institution]
         _cli(env, *args, "--password-stdin", stdin=PASSWORD + "\n")
     assert "anna" in _cli(env, "users", "list")
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "einvoice", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "einvoice serve exited"
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /healthz within 60 s"
-            time.sleep(0.2)
+    with serving(env) as base:
         yield {"base": base, "key": key}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _status(served: dict[str, Any], document_id: str) -> dict[str, Any]:

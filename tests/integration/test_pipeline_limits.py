@@ -11,10 +11,6 @@ again each time its lease ran out."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +31,7 @@ from tests.integration.test_pipeline_production import (  # noqa: F401 (fixtures
     database_url,
     production,
 )
+from tests.serving import served
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -49,13 +46,6 @@ def large_invoice(number: str) -> bytes:
     return raw.replace(b"<cac:InvoiceLine>", b"<cac:InvoiceLine/>" * LINES + b"<cac:InvoiceLine>", 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def api(production: Production) -> Iterator[str]:  # noqa: F811
     """``einvoice serve`` in production mode (relay and sweeper, no worker threads); its URL."""
@@ -65,36 +55,20 @@ def api(production: Production) -> Iterator[str]:  # noqa: F811
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
-    port = _free_port()
-    log = (production.tmp / "serve.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "einvoice", "serve", "--port", str(port), "--workers-in-process", "0"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **production.env, "EINVOICE_VALIDATION_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, (production.tmp / "serve.log").read_text()
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready within 90 s"
-            time.sleep(0.3)
+    env = {**os.environ, **production.env, "EINVOICE_VALIDATION_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)}
+    with (
+        (production.tmp / "serve.log").open("ab") as log,
+        served(
+            env,
+            args=["--workers-in-process", "0"],
+            until="/readyz",
+            timeout=90,
+            cwd=REPO_ROOT,
+            output=log,
+            died=lambda: (production.tmp / "serve.log").read_text(),
+        ) as url,
+    ):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 class HealthProbe(threading.Thread):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -226,8 +226,9 @@ def _step_rows(change: DocumentChange) -> list[dict[str, Any]]:
     ]
 
 
-def _finding_rows(change: DocumentChange) -> list[dict[str, Any]]:
-    return [{**f, "document_id": change.document_id, "position": n} for n, f in enumerate(change.findings or ())]
+def _finding_rows(document_id: str, findings: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """The findings' rows of the document, numbered in order."""
+    return [{**f, "document_id": document_id, "position": n} for n, f in enumerate(findings or ())]
 
 
 def run_sequentially(connection: Connection, change: DocumentChange) -> Written:
@@ -241,7 +242,7 @@ def run_sequentially(connection: Connection, change: DocumentChange) -> Written:
     if change.findings is not None:
         connection.execute(_DELETE_FINDINGS, {"document_id": change.document_id})
         if change.findings:
-            connection.execute(_insert(FINDINGS.name), _finding_rows(change))
+            connection.execute(_insert(FINDINGS.name), _finding_rows(change.document_id, change.findings))
     if change.message is not None:
         connection.execute(
             _insert(OUTBOX.name),
@@ -388,7 +389,7 @@ def one_statement(change: DocumentChange) -> tuple[str, dict[str, Any]]:
         ]
     )
     if change.findings is not None:
-        parameters["findings"] = _json_rows(FINDINGS, _finding_rows(change))
+        parameters["findings"] = _json_rows(FINDINGS, _finding_rows(change.document_id, change.findings))
     if change.message is not None:
         parameters["action"] = change.message
     for table_name, rows in change.rows.items():
@@ -493,8 +494,7 @@ def insert_new_document(
     detail = detail or (f"suspected duplicate of {earlier}" if earlier else None)
     connection.execute(_insert(TRANSITIONS.name), [{**first, "at": at, "detail": detail}])
     if new.findings:
-        rows = [{**f, "document_id": document_id, "position": n} for n, f in enumerate(new.findings)]
-        connection.execute(_insert(FINDINGS.name), rows)
+        connection.execute(_insert(FINDINGS.name), _finding_rows(document_id, new.findings))
     if new.message is not None:
         connection.execute(
             _insert(OUTBOX.name), [{"document_id": document_id, "action": new.message, "created_at": at}]

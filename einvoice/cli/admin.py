@@ -12,7 +12,8 @@ be reached or is not migrated.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -75,6 +76,17 @@ def _open(*, migrate_embedded: bool = True) -> tuple[Engine, Callable[[], UnitOf
     return engine, store.uow_factory_for(engine)
 
 
+@contextmanager
+def opened(*, migrate_embedded: bool = True) -> Iterator[Callable[[], UnitOfWork]]:
+    """The unit-of-work factory of the database in use (``_open``) for the ``with`` block; the
+    engine is disposed of when it ends."""
+    engine, uow_factory = _open(migrate_embedded=migrate_embedded)
+    try:
+        yield uow_factory
+    finally:
+        engine.dispose()
+
+
 def database_in_use() -> str:
     """The database the admin commands open, for messages (password masked)."""
     from einvoice.cli.config import mask_url
@@ -113,13 +125,11 @@ def institutions_add(
     scheme's check digits unless --unchecked."""
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
-        institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint, unchecked=unchecked)
-    except accounts.AccountError as exc:
-        raise _refused_registration(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            institution = accounts.add_institution(uow_factory(), name=name, endpoint=endpoint, unchecked=unchecked)
+        except accounts.AccountError as exc:
+            raise _refused_registration(exc) from None
     typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
 
 
@@ -134,15 +144,13 @@ def institutions_new_key(
     from einvoice.errors import NotFoundError
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
-        institution, api_key = accounts.new_institution_key(uow_factory(), endpoint)
-    except accounts.AccountError as exc:
-        raise _refused(exc) from None
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            institution, api_key = accounts.new_institution_key(uow_factory(), endpoint)
+        except accounts.AccountError as exc:
+            raise _refused(exc) from None
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
     typer.echo(f"institution {institution.id}: {institution.name} ({institution.endpoint})")
     typer.echo("API key (shown only now; only its hash is stored; a key issued before no longer works):")
     typer.echo(api_key)
@@ -200,16 +208,14 @@ def institutions_set_tolerances(
         amount_percent=_tolerance(amount_percent, "--amount-percent"),
         amount_amount=_tolerance(amount_amount, "--amount-amount"),
     )
-    engine, uow_factory = _open()
-    try:
-        institution = accounts.institution_by_endpoint(uow_factory(), endpoint)
-        commitments.set_default_tolerances(uow_factory(), institution_id=institution.id, tolerances=tolerances)
-    except accounts.AccountError as exc:
-        raise _refused(exc) from None
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            institution = accounts.institution_by_endpoint(uow_factory(), endpoint)
+            commitments.set_default_tolerances(uow_factory(), institution_id=institution.id, tolerances=tolerances)
+        except accounts.AccountError as exc:
+            raise _refused(exc) from None
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
     shown = ", ".join(f"{k} {v}" for k, v in tolerances.to_dict().items() if v is not None) or "exact"
     typer.echo(f"institution {institution.id} ({institution.endpoint}): default tolerances {shown}")
 
@@ -219,11 +225,8 @@ def institutions_list(as_json: JsonOption = False) -> None:
     """List the registered institutions."""
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
+    with opened() as uow_factory:
         items = accounts.list_institutions(uow_factory())
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps([i.to_dict() for i in items], indent=2))
     if not items:
@@ -257,21 +260,19 @@ def suppliers_add(
     registered to no other supplier)."""
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
-        supplier, api_key = accounts.add_supplier(
-            uow_factory(),
-            name=name,
-            endpoint=endpoint,
-            vat=vat,
-            legal_id=legal_id,
-            tax_id=tax_id,
-            unchecked=unchecked,
-        )
-    except accounts.AccountError as exc:
-        raise _refused_registration(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            supplier, api_key = accounts.add_supplier(
+                uow_factory(),
+                name=name,
+                endpoint=endpoint,
+                vat=vat,
+                legal_id=legal_id,
+                tax_id=tax_id,
+                unchecked=unchecked,
+            )
+        except accounts.AccountError as exc:
+            raise _refused_registration(exc) from None
     typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
     typer.echo("API key (shown only now; only its hash is stored):")
     typer.echo(api_key)
@@ -283,13 +284,11 @@ def suppliers_new_key(supplier_id: Annotated[str, typer.Argument(help="The suppl
     from einvoice.errors import NotFoundError
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
-        supplier, api_key = accounts.new_supplier_key(uow_factory(), supplier_id)
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            supplier, api_key = accounts.new_supplier_key(uow_factory(), supplier_id)
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
     typer.echo(f"supplier {supplier.id}: {supplier.name} ({supplier.endpoint})")
     typer.echo("new API key (shown only now; the old key no longer works):")
     typer.echo(api_key)
@@ -299,13 +298,11 @@ def _set_active(supplier_id: str, *, active: bool) -> None:
     from einvoice.errors import NotFoundError
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
-        supplier = accounts.set_supplier_active(uow_factory(), supplier_id, active=active)
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            supplier = accounts.set_supplier_active(uow_factory(), supplier_id, active=active)
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
     typer.echo(f"supplier {supplier.id}: {supplier.name} {'active' if active else 'deactivated'}")
 
 
@@ -326,11 +323,8 @@ def suppliers_list(as_json: JsonOption = False) -> None:
     """List the registered suppliers (never their keys)."""
     from einvoice.services import accounts
 
-    engine, uow_factory = _open()
-    try:
+    with opened() as uow_factory:
         items = accounts.list_suppliers(uow_factory())
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps([s.to_dict() for s in items], indent=2))
     if not items:
@@ -358,13 +352,11 @@ def documents_show(document_id: Annotated[str, typer.Argument(help="The document
     from einvoice.errors import NotFoundError
     from einvoice.services import queries
 
-    engine, uow_factory = _open()
-    try:
-        view = queries.get_document(uow_factory(), document_id)
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            view = queries.get_document(uow_factory(), document_id)
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
     typer.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
 
 
@@ -381,15 +373,13 @@ def documents_retry(
     from einvoice.errors import ConflictError, NotFoundError
     from einvoice.services import process
 
-    engine, uow_factory = _open()
-    try:
-        state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    except ConflictError as exc:
-        raise _refused(f"conflict: {exc}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            state = process.retry_dead(uow_factory, document_id, actor=f"admin:{getpass.getuser()}", reason=reason)
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
+        except ConflictError as exc:
+            raise _refused(f"conflict: {exc}") from None
     typer.echo(f"document {document_id}: {state}")
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from einvoice.cli.admin import EXIT_REFUSED, _open, _refused, database_in_use
+from einvoice.cli.admin import EXIT_REFUSED, _refused, database_in_use, opened
 
 commitments_app = typer.Typer(help="Institutions' commitments (orders, contracts, frameworks).", no_args_is_help=True)
 
@@ -75,8 +75,7 @@ def commitments_import(
             + f" (the columns: {', '.join(commitments.CSV_COLUMNS)})"
         )
 
-    engine, uow_factory = _open()
-    try:
+    with opened() as uow_factory:
         try:
             owner = accounts.institution_by_endpoint(uow_factory(), institution)
         except accounts.AccountError as exc:
@@ -93,8 +92,6 @@ def commitments_import(
             for _, group in groups:
                 outcomes.append(commitments.import_commitment(uow_factory(), group, institution_id=owner.id))
                 progress.advance(task)
-    finally:
-        engine.dispose()
 
     failed = [o for o in outcomes if o.outcome == "failed"]
     for outcome in failed:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from einvoice.cli.admin import _open, _refused
+from einvoice.cli.admin import _refused, opened
 
 accounts_app = typer.Typer(
     help="Each institution's chart of accounts, versioned by effective date.", no_args_is_help=True
@@ -61,13 +61,11 @@ def accounts_import(
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise _refused(f"{file} is not UTF-8") from None
-    engine, uow_factory = _open()
-    try:
-        chart = posting.import_accounts(uow_factory(), endpoint=institution, text=text, effective_from=when)
-    except (NotFoundError, PostingSetupError, AccountError) as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            chart = posting.import_accounts(uow_factory(), endpoint=institution, text=text, effective_from=when)
+        except (NotFoundError, PostingSetupError, AccountError) as exc:
+            raise _refused(exc) from None
     typer.echo(f"{len(chart.accounts)} accounts for {institution}, in force from {chart.effective_from}")
 
 
@@ -101,13 +99,11 @@ def profile_set(
         raise _refused(f"the profile is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _refused("the profile is a JSON object")
-    engine, uow_factory = _open()
-    try:
-        saved, sent = posting.set_posting_profile(uow_factory(), endpoint=institution, data=data)
-    except (NotFoundError, PostingSetupError, AccountError) as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            saved, sent = posting.set_posting_profile(uow_factory(), endpoint=institution, data=data)
+        except (NotFoundError, PostingSetupError, AccountError) as exc:
+            raise _refused(exc) from None
     missing = saved.missing()
     state = f"incomplete, lacks {', '.join(missing)}" if missing else "complete"
     typer.echo(f"posting profile of {institution} set ({state}); {len(sent)} waiting documents sent on")
@@ -119,13 +115,11 @@ def profile_show(institution: InstitutionOption) -> None:
     from einvoice.errors import AccountError, NotFoundError
     from einvoice.services import posting
 
-    engine, uow_factory = _open()
-    try:
-        profile = posting.posting_profile(uow_factory(), endpoint=institution)
-    except (NotFoundError, AccountError) as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            profile = posting.posting_profile(uow_factory(), endpoint=institution)
+        except (NotFoundError, AccountError) as exc:
+            raise _refused(exc) from None
     if profile is None:
         raise _refused(f"institution {institution} has no posting profile")
     typer.echo(json.dumps(profile.to_dict(), indent=2))

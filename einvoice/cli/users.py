@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from einvoice.cli.admin import _open, _refused, _say_empty, database_in_use, institutions_app
+from einvoice.cli.admin import _refused, _say_empty, database_in_use, institutions_app, opened
 
 users_app = typer.Typer(
     help="People who sign in to the accountants' pages (/ui/): their role and the institutions they see.",
@@ -63,15 +63,13 @@ def users_add(
     from einvoice.services import users
 
     password = _password(password_stdin)
-    engine, uow_factory = _open()
-    try:
-        user = users.add_user(
-            uow_factory(), username=username, role=role, institutions=institution or [], password=password
-        )
-    except (UserError, NotFoundError, ValueError) as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            user = users.add_user(
+                uow_factory(), username=username, role=role, institutions=institution or [], password=password
+            )
+        except (UserError, NotFoundError, ValueError) as exc:
+            raise _refused(exc) from None
     typer.echo(f"user {user.username}: {user.role.value}, institutions {', '.join(user.institutions) or 'none'}")
 
 
@@ -80,11 +78,8 @@ def users_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON 
     """List the users (never their passwords)."""
     from einvoice.services import users
 
-    engine, uow_factory = _open()
-    try:
+    with opened() as uow_factory:
         items = users.list_users(uow_factory())
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps([u.to_dict() for u in items], indent=2))
     if not items:
@@ -113,13 +108,11 @@ def users_disable(username: Annotated[str, typer.Argument(help="The user's name.
     from einvoice.errors import NotFoundError
     from einvoice.services import users
 
-    engine, uow_factory = _open()
-    try:
-        user = users.disable_user(uow_factory(), username)
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            user = users.disable_user(uow_factory(), username)
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
     typer.echo(f"user {user.username}: disabled")
 
 
@@ -133,15 +126,13 @@ def users_reset_password(
     from einvoice.services import users
 
     password = _password(password_stdin)
-    engine, uow_factory = _open()
-    try:
-        user = users.reset_password(uow_factory(), username, password)
-    except NotFoundError as exc:
-        raise _refused(f"{exc} in {database_in_use()}") from None
-    except UserError as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            user = users.reset_password(uow_factory(), username, password)
+        except NotFoundError as exc:
+            raise _refused(f"{exc} in {database_in_use()}") from None
+        except UserError as exc:
+            raise _refused(exc) from None
     typer.echo(f"user {user.username}: password reset")
 
 
@@ -163,15 +154,13 @@ def institutions_set_approval(
     from einvoice.errors import NotFoundError, UserError
     from einvoice.services import users
 
-    engine, uow_factory = _open()
-    try:
-        rule = users.set_approval_rule(
-            uow_factory(), endpoint, person_above=person_above, two_people_above=two_people_above
-        )
-    except (NotFoundError, UserError, ValueError) as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    with opened() as uow_factory:
+        try:
+            rule = users.set_approval_rule(
+                uow_factory(), endpoint, person_above=person_above, two_people_above=two_people_above
+            )
+        except (NotFoundError, UserError, ValueError) as exc:
+            raise _refused(exc) from None
     typer.echo(
         f"institution {endpoint}: a person above {rule.person_above if rule.person_above is not None else 'no limit'}, "
         f"two people above {rule.two_people_above if rule.two_people_above is not None else 'no limit'}"

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
 from einvoice.settings import Settings
-from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice
+from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice, register_contracts
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,7 @@ def key(runtime: Any) -> str:
     _, api_key = add_supplier(
         runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contracts(runtime.uow_factory)  # the contract the invoices name (BT-10)
     for name, role, institutions in [
         ("anna", "accountant", [BUYER_ENDPOINT]),
         ("olga", "accountant", [OTHER_BUYER]),

@@ -21,6 +21,12 @@ OTHER_SELLER_ENDPOINT = "0216:003730000004"
 OTHER_SELLER_VAT = "FI30000004"
 
 
+def default_issue_date(number: str) -> date:
+    """The issue date ``invoice`` gives a number when none is asked for: 2026-11-02 moved by a
+    multiple of 8 days the number chooses."""
+    return date(2026, 11, 2) + timedelta(days=8 * (zlib.crc32(number.encode()) % 1000))
+
+
 def invoice(
     number: str = "INV-1",
     *,
@@ -37,7 +43,7 @@ def invoice(
     ``issue_date``, 2026-11-02 moved by a multiple of 8 days the number chooses: invoices of one
     total issued within 7 days of each other would be suspected duplicates."""
     if issue_date is None:
-        issue_date = date(2026, 11, 2) + timedelta(days=8 * (zlib.crc32(number.encode()) % 1000))
+        issue_date = default_issue_date(number)
     parsed = [
         InvoiceLine(name, Decimal(qty), Decimal(price), category, Decimal(rate))
         for name, qty, price, category, rate in (lines or [("Consulting", "2", "100.00", "S", "24")])

@@ -224,9 +224,13 @@ def test_a_refused_document_accepted_later_is_checked_for_duplicates(
     refused = submit(client, keys["seller"], invoice(number, issue_date=issued, buyer_endpoint=LATE_BUYER_ENDPOINT))
     assert refused.status_code == 422, refused.text
     first_id = refused.json()["document_id"]
-    other = submit(client, keys["seller"], invoice(number, issue_date=date(2026, 6, 1)))
+    # a total of its own: another invoice of the module's usual total within 7 days is a suspected duplicate
+    unusual = [("Consulting", "2", "100.37", "S", "24")]
+    other = submit(client, keys["seller"], invoice(number, issue_date=date(2026, 6, 1), lines=unusual))
     assert other.status_code == 202, other.text
     assert other.json()["suspected_duplicate_of"] is None  # the refused one is no invoice to pay
+    # matched while the refused one is no one's history; revived first, it would count as earlier
+    assert final_status(client, keys["seller"], other.json()["id"])["status"] == "approved"
 
     add_institution(runtime.uow_factory(), name="Late Agency", endpoint=LATE_BUYER_ENDPOINT, unchecked=True)
     again = submit(client, keys["seller"], invoice(number, issue_date=issued, buyer_endpoint=LATE_BUYER_ENDPOINT))

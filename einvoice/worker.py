@@ -28,6 +28,7 @@ from dramatiq.middleware import CurrentMessage
 
 from einvoice.errors import PermanentError, TransientError
 from einvoice.logs import redact
+from einvoice.matching import MatchConfig
 from einvoice.messaging import GAVE_UP_ACTOR, QUEUE
 from einvoice.services import process
 from einvoice.services.stages import Runner, StageRegistry, StageResult
@@ -51,7 +52,9 @@ class Pipeline:
 
     @property
     def ports(self) -> process.Ports:
-        return process.Ports(self.validator, self.poster, self.approval, self.parser)
+        return process.Ports(
+            self.validator, self.poster, self.approval, self.parser, MatchConfig.from_settings(self.settings)
+        )
 
     def runner(self) -> Runner[process.Ports]:
         """A runner for one message."""

@@ -86,6 +86,18 @@ def _out(commitment: Commitment) -> CommitmentOut:
     return CommitmentOut.model_validate(commitment.to_dict())
 
 
+async def match_late(runtime: Any, institution_id: str, number: str) -> None:
+    """Send the institution's documents waiting in ``exception`` that name commitment ``number``
+    through matching again, in the request (``services.matching.match_late_documents``)."""
+    from einvoice.matching import MatchConfig
+    from einvoice.services.matching import match_late_documents
+
+    config = MatchConfig.from_settings(runtime.settings)
+    await in_database_thread(
+        lambda: match_late_documents(runtime.uow_factory, institution_id=institution_id, number=number, config=config)
+    )
+
+
 def _location(number: str) -> str:
     return "/v1/commitments/" + quote(number, safe="")
 
@@ -118,6 +130,8 @@ async def register_commitment(
     )
     response.status_code = 201 if outcome.created else 200
     response.headers["Location"] = _location(outcome.commitment.number)
+    if outcome.created:
+        await match_late(runtime, institution.id, outcome.commitment.number)
     return _out(outcome.commitment)
 
 
@@ -179,6 +193,7 @@ async def change_commitment(
     changed = await in_database_thread(
         lambda: commitments.change(runtime.uow_factory(), body, institution_id=institution.id, number=number)
     )
+    await match_late(runtime, institution.id, number)
     return _out(changed)
 
 
@@ -207,4 +222,6 @@ async def record_receipt(
         lambda: commitments.record_receipt(runtime.uow_factory(), body, institution_id=institution.id, number=number)
     )
     response.status_code = 201 if outcome.created else 200
+    if outcome.created:  # three-way outcomes change with what arrived
+        await match_late(runtime, institution.id, number)
     return ReceiptOut.model_validate({**outcome.receipt.to_dict(), "commitment": outcome.commitment.to_dict()})

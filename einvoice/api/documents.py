@@ -37,6 +37,7 @@ from einvoice.api.models import (
 from einvoice.api.reports import render_report_html, report_of
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import EInvoiceError
+from einvoice.services.matching import HOLDS
 
 if TYPE_CHECKING:
     from einvoice.services.queries import DocumentView
@@ -91,7 +92,11 @@ def _transition(item: Any) -> Transition:
 
 
 def _match_result(value: Any) -> dict[str, Any] | None:
-    if value is None or isinstance(value, dict):
+    """The match result as issue #11 shows it: without what the document holds on its commitment,
+    the register's own bookkeeping (``services.matching.HOLDS``)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != HOLDS}
+    if value is None:
         return value
     if isinstance(value, str):
         parsed = json.loads(value)

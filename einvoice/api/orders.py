@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from einvoice.api.commitments import CommitmentOut, _location, _out
+from einvoice.api.commitments import CommitmentOut, _location, _out, match_late
 from einvoice.api.deps import DocumentBytes, InstitutionDep, RuntimeDep, SupplierDep, in_database_thread
 from einvoice.api.documents import problem_doc
 from einvoice.domain.commitments import DespatchAdvice, DespatchStatus
@@ -115,6 +115,8 @@ async def register_order(
     )
     response.status_code = 201 if outcome.created else 200
     response.headers["Location"] = _location(outcome.commitment.number)
+    if outcome.created:
+        await match_late(runtime, institution.id, outcome.commitment.number)
     return _out(outcome.commitment)
 
 
@@ -283,6 +285,7 @@ async def confirm_despatch_advice(
     confirmed = await in_database_thread(
         lambda: service.confirm_despatch_advice(runtime.uow_factory(), advice_id, body, institution_id=institution.id)
     )
+    await match_late(runtime, institution.id, confirmed.commitment.number)  # a receipt: three-way outcomes change
     return ConfirmationOut.model_validate(
         {
             "despatch_advice": confirmed.advice.to_dict(),

@@ -33,7 +33,10 @@ amount left empty is the lines with their VAT, tolerances left empty the institu
 
 A row that fails is reported with its line and column and stops only its own commitment; a
 commitment registered before with the same content is left as it is, so importing a file twice
-changes nothing. One registered before with other content fails (change it with PUT)."""
+changes nothing. One registered before with other content fails (change it with PUT).
+
+Each commitment registered sends the institution's invoices waiting in exception that name it
+(BT-13, BT-12 or BT-10) through matching again, as it is imported."""
 
 
 # One line per paragraph: the help formatter wraps them to the terminal's width.
@@ -49,7 +52,10 @@ def commitments_import(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from einvoice.errors import NotFoundError
+    from einvoice.matching import MatchConfig
     from einvoice.services import accounts, commitments
+    from einvoice.services.matching import match_late_documents
+    from einvoice.settings import get_settings
 
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
@@ -89,8 +95,12 @@ def commitments_import(
             TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
         ) as progress:
             task = progress.add_task("import", total=len(groups))
+            config = MatchConfig.from_settings(get_settings())
             for _, group in groups:
-                outcomes.append(commitments.import_commitment(uow_factory(), group, institution_id=owner.id))
+                outcome = commitments.import_commitment(uow_factory(), group, institution_id=owner.id)
+                if outcome.outcome == "created":  # invoices that waited for it are matched again
+                    match_late_documents(uow_factory, institution_id=owner.id, number=outcome.number, config=config)
+                outcomes.append(outcome)
                 progress.advance(task)
 
     failed = [o for o in outcomes if o.outcome == "failed"]

@@ -27,6 +27,7 @@ from einvoice.posting import build_entry
 from einvoice.posting.files import FileExport
 from einvoice.services import DocumentView
 from einvoice.services.accounts import parse_endpoint
+from einvoice.services.matching import matched_commitment
 from einvoice.services.process import POST
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import InstitutionRow, JournalEntryRow
@@ -154,8 +155,8 @@ class KeptEntry:
     confirmed_at: datetime | None
 
 
-#: Finds the commitment a document was matched to (the commitments register; None until matching
-#: records which one).
+#: Finds the commitment a document was matched to (``services.matching.matched_commitment``: the
+#: one its ``match_result`` names; None when it names none).
 CommitmentLookup = Callable[[UnitOfWork, DocumentView, Invoice], Commitment | None]
 
 
@@ -172,7 +173,7 @@ class EntryPoster:
         uow_factory: Callable[[], UnitOfWork],
         export: FileExport,
         *,
-        commitments: CommitmentLookup | None = None,
+        commitments: CommitmentLookup | None = matched_commitment,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.uow_factory = uow_factory

@@ -2,9 +2,9 @@
 ports, and what a person does with a document a stage gave up on (``mark_dead``, ``retry_dead``).
 
 The protocol every stage follows (claim, work, guarded finish) and the runner are in
-``services.stages``. Matching here passes documents through (a suspected duplicate goes to
-``exception``, anything else to ``matched``); the ``ApprovalPolicy`` port then decides whether a
-matched document is ``approved`` at once (today: every one). Posting runs only when a ``Poster``
+``services.stages``. Matching (``services.matching``) takes a valid document to ``matched`` or
+``exception`` against the purchase commitments of its institution; the ``ApprovalPolicy`` port
+then decides whether a matched document is ``approved`` at once (today: every one). Posting runs only when a ``Poster``
 is wired in; without one, ``approved`` is where documents rest.
 
 Database and broker errors propagate, so the actor retries with backoff; a stage that cannot
@@ -17,7 +17,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -25,8 +25,9 @@ from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
+from einvoice.matching import MatchConfig
 from einvoice.services import DocumentView, finding_from_row, finding_values
-from einvoice.services.responses import invoice_response_row, message_level_response_row
+from einvoice.services.responses import message_level_response_row
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
@@ -100,6 +101,7 @@ class Ports:
     poster: Poster | None = None
     approval: ApprovalPolicy = approve_every_matched
     parser: Parser | None = None
+    match_config: MatchConfig = field(default_factory=MatchConfig)
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -137,47 +139,21 @@ def validate(work: Work[Ports]) -> Outcome:
     return Outcome(path, values, findings, rows)
 
 
-def pass_through_match(document: DocumentView) -> tuple[str, dict[str, Any], str]:
-    """The matching placeholder: (outcome state, match result, detail). Matching against purchase
-    commitments is a later issue; until then only suspected duplicates need a person."""
-    if document.suspected_duplicate_of:
-        reason = f"suspected duplicate of {document.suspected_duplicate_of} (same supplier, number and year)"
-        return (
-            S.EXCEPTION,
-            {
-                "method": "pass-through",
-                "outcome": "exception",
-                "reasons": [reason],
-                "suspected_duplicate_of": document.suspected_duplicate_of,
-            },
-            reason,
-        )
-    return (
-        S.MATCHED,
-        {
-            "method": "pass-through",
-            "outcome": "matched",
-            "reasons": ["no commitment matching yet: documents pass through"],
-        },
-        "pass-through: no commitment matching yet",
-    )
-
-
 def match(work: Work[Ports]) -> Outcome:
-    """``exception`` for a person, or ``matched`` and, as the approval policy decides, ``approved``.
-    The supplier gets an Invoice Response in the same write: ``IP`` when the document waits for a
-    person (``exception``, or ``matched`` and not approved), ``AP`` when it is approved."""
-    outcome, result, detail = pass_through_match(work.document)
-    path: list[tuple[str, str | None]] = [(outcome, detail)]
-    if outcome == S.MATCHED:
-        decision = work.ports.approval(work.document, result)
-        if decision is not None:
-            path.append(decision)
-    code = "AP" if path[-1][0] == S.APPROVED else "IP"
-    response = invoice_response_row(code, datetime.now(UTC))
-    return Outcome(
-        tuple(path), {"match_result": json.dumps(result, sort_keys=True)}, rows={ResponseRow.__tablename__: [response]}
-    )
+    """Matching against the buyer institution's purchase commitments (``services.matching``), in
+    the finish's transaction: the commitments its references name locked, the matcher run on the
+    parsed document and the supplier's history, the reservation of a match held on the commitment
+    in the write that records ``matched`` (and, as the approval policy decides, ``approved``) or
+    ``exception`` with every reason. The supplier gets an Invoice Response in the same write:
+    ``IP`` when the document waits for a person, ``AP`` when it is approved. A document without a
+    parsed form (no ``parser`` port wired) cannot be matched: PermanentError."""
+    from einvoice.services.matching import match_outcome, parsed_invoice
+
+    assert work.uow is not None, "MATCH runs in the finish's transaction"
+    invoice = parsed_invoice(work.uow, work.document.id, work.before)
+    if invoice is None:
+        raise PermanentError(f"document {work.document.id} has no parsed form to match: no parser is wired")
+    return match_outcome(work.uow, work.document, invoice, config=work.ports.match_config, approval=work.ports.approval)
 
 
 #: How the reason of a document held in ``approved`` by posting begins.
@@ -199,7 +175,14 @@ def post(work: Work[Ports]) -> Outcome:
         return Outcome(((S.APPROVED, reason),), {"failure_reason": reason}, hold=True)
     except TransientError as exc:
         return Outcome(((S.POSTING_FAILED, str(exc)),), {"failure_reason": str(exc)}, retry=exc)
-    return Outcome(((S.POSTED, f"journal {journal_ref}"),), {"journal_ref": journal_ref, "failure_reason": None})
+    from einvoice.services.matching import consume_held
+
+    return Outcome(
+        ((S.POSTED, f"journal {journal_ref}"),),
+        {"journal_ref": journal_ref, "failure_reason": None},
+        # what the document holds on its commitment is consumed in the write that records it posted
+        effects=(functools.partial(consume_held, document_id=work.document.id),),
+    )
 
 
 # --- the registry -----------------------------------------------------------------------------------
@@ -221,6 +204,7 @@ MATCH = Stage[Ports](
     resume=S.VALIDATED,
     handler=match,
     at_once=True,  # no slow work: run inside validation's finish, saving a round trip
+    in_finish=True,  # locks the commitments it reserves on in the transaction that records it
 )
 POST = Stage[Ports](
     "post",
@@ -261,6 +245,7 @@ def run_stage(
     poster: Poster | None = None,
     approval: ApprovalPolicy = approve_every_matched,
     parser: Parser | None = None,
+    match_config: MatchConfig | None = None,
     token: str | None = None,
     clock: Clock = utcnow,
     lease_seconds: float = 300,
@@ -271,7 +256,7 @@ def run_stage(
     follow it, in its finish)."""
     run = runner(
         uow_factory,
-        Ports(validator, poster, approval, parser),
+        Ports(validator, poster, approval, parser, match_config or MatchConfig()),
         clock=clock,
         lease_seconds=lease_seconds,
         pause=pause,

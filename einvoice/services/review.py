@@ -34,6 +34,7 @@ from einvoice.domain.states import REVIEW_STATES, DocumentStatus
 from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoundError
 from einvoice.responses import may_follow
 from einvoice.services import DocumentView, database_errors_as_transient
+from einvoice.services.matching import release_held
 from einvoice.services.queries import get_document
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.users import SignedIn, approval_rule
@@ -395,6 +396,11 @@ def decide(
             detail = f"{detail}: {comment}"
         response = _response(chosen, to, reason, comment, now, prior_codes(uow.documents.responses(document_id)))
         actor = f"user:{user.username}"
+        values: dict[str, Any] = {"status": to, "status_changed_at": now}
+        if to == S.REJECTED:  # what the document holds on its commitment goes back to the budget
+            released = release_held(uow, row, at=now)
+            if released is not None:
+                values["match_result"] = released
         decision = {
             "user_id": user.user_id,
             "username": user.username,
@@ -409,7 +415,7 @@ def decide(
             DocumentChange(
                 document_id,
                 (status,),
-                {"status": to, "status_changed_at": now},
+                values,
                 now,
                 steps=(Step(status, to, actor, detail[:4000]),),
                 message=next_message(to) if next_message is not None else None,

@@ -78,6 +78,10 @@ class Outcome:
     #: there (posting sends it back to ``approved`` until its institution's books are set up).
     #: Only into a state its stage declares in ``holds``.
     hold: bool = False
+    #: Work done in the finish's transaction, before the document's write, with the unit of work
+    #: it is written in (posting consumes the commitment's reservation as the document is
+    #: ``posted``): undone with it when the guard fails.
+    effects: tuple[Callable[[UnitOfWork], None], ...] = ()
 
     @property
     def status(self) -> str:
@@ -92,17 +96,23 @@ class Outcome:
             {**self.rows, **more.rows},
             more.retry,
             more.hold,
+            self.effects + more.effects,
         )
 
 
 @dataclass(frozen=True)
 class Work(Generic[P]):
     """What a handler works on: the document as claimed, its bytes (for stages that need them),
-    and the ports the runtime wired in."""
+    and the ports the runtime wired in. A stage declared ``in_finish`` also gets ``uow``, the unit
+    of work its finish is written in (what it reads there, and the locks it takes, hold until the
+    document's write commits), and ``before``, the outcome of the stages run before it in the same
+    finish, not written yet (validation's parsed document)."""
 
     document: DocumentView
     raw: bytes | None
     ports: P
+    uow: UnitOfWork | None = None
+    before: Outcome | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,10 @@ class Stage(Generic[P]):
     #: ``starts_from`` and ``outcomes``: the document rests there with its ``failure_reason``, no
     #: message is sent and the sweeper leaves it alone, until a person or a setting sends it on.
     holds: frozenset[str] = frozenset()
+    #: The handler runs inside the finish's transaction, with ``Work.uow``: it may read and lock
+    #: rows its outcome depends on (matching locks the commitments it reserves on). For fast
+    #: handlers only: the transaction is open while it runs.
+    in_finish: bool = False
 
     @property
     def actor(self) -> str:
@@ -251,34 +265,53 @@ class Runner(Generic[P]):
         document, raw = claim
         if self.pause is not None:
             self.pause(stage.name)
-        # The lease is extended every third of it while the handler works, so the sweeper takes
-        # back only the documents of workers that stopped.
-        with leases.keeper().keep(
-            self.uow_factory,
-            document_id=document_id,
-            working=stage.working,
-            token=token,
-            lease_seconds=self.lease.total_seconds(),
-        ):
-            outcome = stage.handler(Work(document, raw, self.ports))
-        steps, outcome, message = self._onward(stage, document, outcome)
-        change = self._finish(document_id, (stage.working,), steps, outcome, message, holder=token)
-        if not self._write(change):
+        outcome: Outcome | None = None
+        if not stage.in_finish:
+            # The lease is extended every third of it while the handler works, so the sweeper
+            # takes back only the documents of workers that stopped.
+            with leases.keeper().keep(
+                self.uow_factory,
+                document_id=document_id,
+                working=stage.working,
+                token=token,
+                lease_seconds=self.lease.total_seconds(),
+            ):
+                outcome = stage.handler(Work(document, raw, self.ports))
+        finished = self._complete(stage, document, outcome, (stage.working,), [], holder=token, raw=raw)
+        if finished is None:
             log.info("%s of %s: claim lost, result discarded", stage.name, document_id)
             return StageResult(document_id, stage.name, False, None, "claim lost")
-        if outcome.retry is not None:
-            raise outcome.retry
-        return StageResult(document_id, steps[-1].actor.removeprefix("worker:"), True, outcome.status, None, document)
+        return self._result(document, *finished)
 
     # --- the parts ------------------------------------------------------------------------------
 
-    def _write(self, change: DocumentChange) -> bool:
+    def _complete(
+        self,
+        stage: Stage[P],
+        document: DocumentView,
+        outcome: Outcome | None,
+        expected: tuple[str, ...],
+        lead: list[Step],
+        *,
+        holder: str | Anyone | None = ANYONE,
+        raw: bytes | None = None,
+    ) -> tuple[list[Step], Outcome] | None:
+        """The finish: in one unit of work, the handler of an ``in_finish`` stage (``outcome`` None),
+        the ``at_once`` stages that follow, the outcome's effects, and the guarded write of it all
+        (after the transitions ``lead``); the transitions and the outcome written, or None when
+        the guard failed and nothing was. When nothing before it read or locked, the write is
+        committed as it runs (one statement on PostgreSQL)."""
         with self.uow_factory() as uow:
-            # The unit of work holds nothing else: the store may commit the write as it runs it.
+            if outcome is None:
+                outcome = stage.handler(Work(document, raw, self.ports, uow))
+            steps, outcome, message = self._onward(stage, document, outcome, uow)
+            for effect in outcome.effects:
+                effect(uow)
+            change = self._finish(document.id, expected, [*lead, *steps], outcome, message, holder=holder)
             if not uow.documents.write(change, commit=True).changed:
-                return False
+                return None
             uow.commit()
-        return True
+        return [*lead, *steps], outcome
 
     def _claim(self, stage: Stage[P], document_id: str, token: str) -> tuple[DocumentView, bytes | None] | StageResult:
         now = self.clock()
@@ -339,25 +372,30 @@ class Runner(Generic[P]):
             if row is None or row.status not in stage.starts_from:
                 return None
             document = document_view(row)
-        outcome = stage.handler(Work(document, None, self.ports))
         waiting = document.status
-        steps, outcome, message = self._onward(stage, document, outcome)
-        steps = [Step(waiting, stage.working, stage.actor), *steps]
-        if not self._write(self._finish(document_id, (waiting,), steps, outcome, message)):
-            return None
+        lead = [Step(waiting, stage.working, stage.actor)]
+        outcome = None if stage.in_finish else stage.handler(Work(document, None, self.ports))
+        finished = self._complete(stage, document, outcome, (waiting,), lead)
+        return None if finished is None else self._result(document, *finished)
+
+    @staticmethod
+    def _result(document: DocumentView, steps: list[Step], outcome: Outcome) -> StageResult:
+        """What a finished stage did (its retry raised once written: recorded, then retried)."""
         if outcome.retry is not None:
             raise outcome.retry
-        return StageResult(document_id, steps[-1].actor.removeprefix("worker:"), True, outcome.status, None, document)
+        return StageResult(document.id, steps[-1].actor.removeprefix("worker:"), True, outcome.status, None, document)
 
     def _onward(
-        self, stage: Stage[P], document: DocumentView, outcome: Outcome
+        self, stage: Stage[P], document: DocumentView, outcome: Outcome, uow: UnitOfWork
     ) -> tuple[list[Step], Outcome, str | None]:
         """The transitions of ``outcome`` (from ``stage``'s working state) and the outcome itself,
-        extended through the ``at_once`` stages that follow it; the message for the stage after."""
+        extended through the ``at_once`` stages that follow it (those ``in_finish`` with ``uow``,
+        the finish's); the message for the stage after."""
         steps = _steps(stage.working, stage.actor, outcome.path)
         follower = self._follower(stage, outcome)
         while self.chain and follower is not None and follower.at_once and outcome.retry is None:
-            more = follower.handler(Work(document, None, self.ports))
+            given = uow if follower.in_finish else None
+            more = follower.handler(Work(document, None, self.ports, given, outcome))
             steps += [Step(outcome.status, follower.working, follower.actor)]
             steps += _steps(follower.working, follower.actor, more.path)
             outcome = outcome.then(more)

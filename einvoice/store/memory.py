@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace, TracebackType
@@ -27,7 +27,7 @@ from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvi
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
 from einvoice.parsers.invoice_dict import invoice_from_dict
-from einvoice.store.ports import UnitOfWork
+from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow, UnitOfWork
 from einvoice.store.tables import (
     ApprovalRuleRow,
     Base,
@@ -93,6 +93,9 @@ class _Data:
     outbox: list[Row] = field(default_factory=list)
     parsed: dict[str, Row] = field(default_factory=dict)
     responses: list[Row] = field(default_factory=list)
+    commitments: dict[tuple[str, str], Commitment] = field(default_factory=dict)  # (institution, number)
+    receipts: dict[tuple[str, str, str], Receipt] = field(default_factory=dict)  # (…, reference)
+    tolerances: dict[str, Tolerances] = field(default_factory=dict)
     serial: int = 0
 
     def next_serial(self) -> int:
@@ -418,6 +421,41 @@ class _Documents(_Repository):
         row = self.data.parsed.get(document_id)
         return None if row is None else invoice_from_dict(row.data, format_version=row.format_version)
 
+    def earlier_of_supplier(self, query: EarlierQuery) -> list[EarlierRow]:
+        def last_invoices() -> set[str]:
+            invoices = [
+                d
+                for d in self.data.documents.values()
+                if counts(d) and d.institution_id == query.institution_id and d.document_type == "invoice"
+            ]
+            invoices.sort(key=lambda d: (d.issue_date or date.min, d.received_at), reverse=True)
+            return {d.id for d in invoices[: query.last]}
+
+        def counts(d: Row) -> bool:
+            return (
+                d.supplier_id == query.supplier_id
+                and d.status not in NOT_HISTORY
+                and (d.received_at, d.id) < query.before
+            )
+
+        last = last_invoices() if query.institution_id is not None and query.last > 0 else set()
+        found = []
+        for d in sorted(self.data.documents.values(), key=lambda d: (d.received_at, d.id)):
+            window = query.issued_from is not None and query.issued_to is not None and d.issue_date is not None
+            if not counts(d) or not (
+                d.document_type == "credit_note"
+                or d.number in query.numbers
+                or (window and query.issued_from <= d.issue_date <= query.issued_to)
+                or d.id in last
+            ):
+                continue
+            data = self.data.parsed[d.id].data if d.id in self.data.parsed else {}
+            amount = ((data.get("totals") or {}).get("tax_inclusive_amount") or {}).get("value")
+            preceding = tuple(str(p["id"]) for p in data.get("preceding_invoices") or () if p.get("id"))
+            row = (d.id, d.number, d.issue_date, d.institution_id, d.match_result, amount)
+            found.append(EarlierRow(*row, data.get("kind"), data.get("type_code"), preceding))
+        return found
+
 
 class _Outbox(_Repository):
     def add(self, document_id: str, action: str, *, now: datetime) -> None:
@@ -458,10 +496,12 @@ class _Outbox(_Repository):
 
 
 class _Commitments(_Repository):
-    """Not kept by the twin yet: tests of the commitments register run on SQLite and PostgreSQL."""
+    """Commitments, their receipts and institutions' default tolerances (Despatch Advices are not
+    kept: their tests run on SQLite and PostgreSQL). ``for_update`` needs no lock: one transaction
+    runs at a time."""
 
     def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        return self.data.commitments.get((institution_id, number))
 
     def by_number(
         self,
@@ -471,24 +511,47 @@ class _Commitments(_Repository):
         kinds: Collection[CommitmentKind] | None = None,
         for_update: bool = False,
     ) -> Commitment | None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        found = self.get(institution_id, number)
+        return None if found is None or (kinds is not None and found.kind not in kinds) else found
 
     def list_for(
         self, institution_id: str, *, supplier_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Commitment]:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        found = [
+            c
+            for (institution, _), c in sorted(self.data.commitments.items())
+            if institution == institution_id
+            and (supplier_id is None or c.supplier_id == supplier_id)
+            and (status is None or c.status.value == status)
+        ]
+        return found[:limit]
 
     def receipt(self, institution_id: str, number: str, reference: str) -> Receipt | None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        return self.data.receipts.get((institution_id, number, reference))
 
     def documents_referencing(self, institution_id: str, number: str, *, status: str) -> list[str]:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        fields = ("order_reference", "contract_reference", "buyer_reference")
+        found = [
+            d
+            for d in self.data.documents.values()
+            if d.status == status
+            and d.institution_id == institution_id
+            and d.id in self.data.parsed
+            and any(self.data.parsed[d.id].data.get(f) == number for f in fields)
+        ]
+        return [d.id for d in sorted(found, key=lambda d: (d.received_at, d.id))]
 
     def add(self, commitment: Commitment, *, source: str, at: datetime) -> None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        key = (commitment.institution_id, commitment.number)
+        if key in self.data.commitments:
+            raise _conflict("commitment number")
+        self.data.commitments[key] = commitment
 
     def replace(self, commitment: Commitment, *, at: datetime) -> None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        key = (commitment.institution_id, commitment.number)
+        if key not in self.data.commitments:
+            raise LookupError(f"no commitment {commitment.number}")
+        self.data.commitments[key] = commitment
 
     def change_figures(
         self,
@@ -501,16 +564,43 @@ class _Commitments(_Repository):
         received: Mapping[str, Decimal] | None = None,
         invoiced: Mapping[str, Decimal] | None = None,
     ) -> Commitment:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        commitment = self.get(institution_id, number)
+        if commitment is None:
+            raise LookupError(f"no commitment {number}")
+        received, invoiced = received or {}, invoiced or {}
+        known = {line.id for line in commitment.lines}
+        for line_id in (*received, *invoiced):
+            if line_id not in known:
+                raise LookupError(f"commitment {number} has no line {line_id}")
+        lines = tuple(
+            replace(
+                line,
+                received=line.received + received.get(line.id, Decimal(0)),
+                invoiced=line.invoiced + invoiced.get(line.id, Decimal(0)),
+            )
+            for line in commitment.lines
+        )
+        changed = replace(
+            commitment, reserved=commitment.reserved + reserved, consumed=commitment.consumed + consumed, lines=lines
+        )
+        self.data.commitments[(institution_id, number)] = changed
+        return changed
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        key = (institution_id, number, receipt.reference)
+        if key in self.data.receipts:
+            raise _conflict("receipt reference")
+        received: dict[str, Decimal] = {}
+        for line in receipt.lines:
+            received[line.line] = received.get(line.line, Decimal(0)) + line.quantity
+        self.change_figures(institution_id, number, at=at, received=received)
+        self.data.receipts[key] = receipt
 
     def default_tolerances(self, institution_id: str) -> Tolerances:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        return self.data.tolerances.get(institution_id, Tolerances())
 
     def set_default_tolerances(self, institution_id: str, tolerances: Tolerances, *, at: datetime) -> None:
-        raise NotImplementedError("the in-memory store keeps no commitments")
+        self.data.tolerances[institution_id] = tolerances
 
     def add_despatch_advice(
         self, advice: DespatchAdvice, *, institution_id: str, supplier_id: str, at: datetime

@@ -8,6 +8,7 @@ Rows come back as objects with the attributes of the table classes in ``tables``
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -31,6 +32,38 @@ from einvoice.store.tables import (
     UserSessionRow,
 )
 from einvoice.store.writes import DocumentChange, Step, Written
+
+#: States whose documents are no one's history: refused at intake, or rejected.
+NOT_HISTORY = frozenset({"rejected", "refused"})
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierQuery:
+    """Which of a supplier's earlier documents matching's history needs (``earlier_of_supplier``)."""
+
+    supplier_id: str
+    before: tuple[datetime, str]  # (received_at, id) of the document being matched
+    numbers: frozenset[str] = frozenset()  # its BT-1 and a credit note's BT-25 numbers
+    issued_from: date | None = None  # the duplicate window around its BT-2
+    issued_to: date | None = None
+    institution_id: str | None = None
+    last: int = 0  # the last invoices with the institution, for the amount anomaly
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRow:
+    """One earlier document of the supplier as the store has it (the parsed fields None when no
+    parsed form is stored)."""
+
+    id: str
+    number: str | None
+    issue_date: date | None
+    institution_id: str | None
+    match_result: str | None  # JSON
+    amount: str | None  # BT-112
+    kind: str | None  # invoice | credit_note
+    type_code: str | None  # BT-3
+    preceding: tuple[str, ...] = ()  # BT-25 numbers
 
 
 class InstitutionStore(Protocol):
@@ -105,6 +138,7 @@ class DocumentStore(Protocol):
     def findings(self, document_id: str) -> Sequence[FindingRow]: ...
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None: ...
     def parsed(self, document_id: str) -> Invoice | None: ...
+    def earlier_of_supplier(self, query: EarlierQuery) -> Sequence[EarlierRow]: ...
     def responses(self, document_id: str) -> Sequence[ResponseRow]: ...
     def response(self, document_id: str, response_id: int) -> ResponseRow | None: ...
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     true,
     union,
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
+from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow
 from einvoice.store.tables import (
     ApprovalRuleRow,
     DecisionRow,
@@ -393,6 +396,50 @@ class DocumentRepository:
         row = self.session.get(ResponseRow, response_id)
         return row if row is not None and row.document_id == document_id else None
 
+    # --- a supplier's earlier documents (matching's history) -----------------------------------
+
+    def earlier_of_supplier(self, query: EarlierQuery) -> list[EarlierRow]:
+        """The supplier's documents received before ``query.before`` (received_at, id), neither
+        rejected nor refused, that matching's history needs: those numbered one of
+        ``query.numbers``, those issued within ``query.issued_from`` to ``issued_to``, its credit
+        notes, and its last ``query.last`` invoices with ``query.institution_id`` by issue date.
+        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored."""
+        d, p = _table(DocumentRow), _table(ParsedDocumentRow)
+        received_at, document_id = query.before
+        earlier = (d.c.received_at < received_at) | ((d.c.received_at == received_at) & (d.c.id < document_id))
+        base = [d.c.supplier_id == query.supplier_id, d.c.status.not_in(list(NOT_HISTORY)), earlier]
+        wanted = [d.c.document_type == "credit_note"]
+        if query.numbers:
+            wanted.append(d.c.number.in_(sorted(query.numbers)))
+        if query.issued_from is not None and query.issued_to is not None:
+            wanted.append(d.c.issue_date.between(query.issued_from, query.issued_to))
+        if query.institution_id is not None and query.last > 0:
+            last = (
+                select(d.c.id)
+                .where(*base, d.c.institution_id == query.institution_id, d.c.document_type == "invoice")
+                .order_by(d.c.issue_date.desc(), d.c.received_at.desc())
+                .limit(query.last)
+            )
+            wanted.append(d.c.id.in_(last.scalar_subquery()))
+        data = p.c.data
+        rows = self.session.connection().execute(
+            select(
+                d.c.id,
+                d.c.number,
+                d.c.issue_date,
+                d.c.institution_id,
+                d.c.match_result,
+                data["totals"]["tax_inclusive_amount"]["value"].as_string(),
+                data["kind"].as_string(),
+                data["type_code"].as_string(),
+                data["preceding_invoices"],
+            )
+            .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
+            .where(*base, or_(*wanted))
+            .order_by(d.c.received_at, d.c.id)
+        )
+        return [EarlierRow(*row[:8], tuple(_numbers(row[8]))) for row in rows]
+
     # --- the parsed document -------------------------------------------------------------------
 
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None:
@@ -416,6 +463,13 @@ class DocumentRepository:
         if row is None:
             return None
         return invoice_from_dict(row.data, format_version=row.format_version)
+
+
+def _numbers(preceding: Any) -> list[str]:
+    """The invoice numbers (BT-25) of a parsed ``preceding_invoices`` (JSON, or its text)."""
+    if isinstance(preceding, str):
+        preceding = json.loads(preceding)
+    return [str(p["id"]) for p in preceding or () if isinstance(p, dict) and p.get("id")]
 
 
 def parsed_row(document_id: str, invoice: Invoice, at: datetime) -> dict[str, Any]:

@@ -6,9 +6,11 @@ same kind of documents); this module gives it the defaults the tests share and a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 
@@ -19,10 +21,16 @@ OTHER_SELLER_ENDPOINT = "0216:003730000004"
 OTHER_SELLER_VAT = "FI30000004"
 
 
+def default_issue_date(number: str) -> date:
+    """The issue date ``invoice`` gives a number when none is asked for: 2026-11-02 moved by a
+    multiple of 8 days the number chooses."""
+    return date(2026, 11, 2) + timedelta(days=8 * (zlib.crc32(number.encode()) % 1000))
+
+
 def invoice(
     number: str = "INV-1",
     *,
-    issue_date: date = date(2026, 11, 2),
+    issue_date: date | None = None,
     seller_endpoint: str = SELLER_ENDPOINT,
     seller_vat: str | None = SELLER_VAT,
     seller_legal_id: str | None = None,
@@ -30,7 +38,12 @@ def invoice(
     lines: Sequence[tuple[str, str, str, str, str]] | None = None,
     note: str | None = None,
 ) -> bytes:
-    """Return an invoice; ``lines`` are (name, quantity, price, VAT category, VAT rate) tuples."""
+    """Return an invoice; ``lines`` are (name, quantity, price, VAT category, VAT rate) tuples. Its
+    buyer reference (BT-10) names the contract ``register_contracts`` registers. Without an
+    ``issue_date``, 2026-11-02 moved by a multiple of 8 days the number chooses: invoices of one
+    total issued within 7 days of each other would be suspected duplicates."""
+    if issue_date is None:
+        issue_date = default_issue_date(number)
     parsed = [
         InvoiceLine(name, Decimal(qty), Decimal(price), category, Decimal(rate))
         for name, qty, price, category, rate in (lines or [("Consulting", "2", "100.00", "S", "24")])
@@ -45,6 +58,16 @@ def invoice(
         lines=parsed,
         note=note,
     )
+
+
+def register_contracts(uow_factory: Callable[[], Any], buyer_endpoint: str = BUYER_ENDPOINT) -> None:
+    """The buyer's contract ``REF-1`` (what the invoices' buyer reference names) with the seller
+    (``SELLER_ENDPOINT``), large enough for every test: its valid invoices are then matched."""
+    from einvoice.services import accounts
+    from tests.unit.services.documents import register_contract
+
+    buyer = accounts.institution_by_endpoint(uow_factory(), buyer_endpoint)
+    register_contract(uow_factory, buyer.id, amount="100000000.00", supplier_endpoint=SELLER_ENDPOINT)
 
 
 def with_doctype(document: bytes) -> bytes:

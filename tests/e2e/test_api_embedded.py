@@ -31,6 +31,7 @@ from tests.e2e.documents import (
     SELLER_ENDPOINT,
     SELLER_VAT,
     invoice,
+    register_contracts,
     with_doctype,
 )
 
@@ -65,6 +66,7 @@ def keys(runtime: Any) -> dict[str, str]:
     _, seller = add_supplier(
         runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contracts(runtime.uow_factory)  # the contract the invoices name (BT-10)
     _, other = add_supplier(
         runtime.uow_factory(), name="Other Oy", endpoint=OTHER_SELLER_ENDPOINT, vat=OTHER_SELLER_VAT, unchecked=True
     )

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse, urlunparse
@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from einvoice.receipts import verify_receipt
-from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice
+from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice, register_contracts
 from tests.serving import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
@@ -96,6 +96,7 @@ def deployment(database_url: str, broker_url: str, tmp_path_factory: pytest.Temp
     _, api_key = add_supplier(
         uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contracts(uow_factory)  # the contract the invoices name (BT-10)
     engine.dispose()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EINVOICE_") or k == "EINVOICE_SHARED_DIR"}
@@ -144,7 +145,8 @@ def test_documents_end_to_end_over_http(deployment: Deployment) -> None:
         assert {"database", "broker", "artefacts"} <= set(ready["checks"])
         assert all(value == "ok" for value in ready["checks"].values()), ready
 
-        documents = [invoice(f"PROD-{i}", issue_date=date(2026, 10, i + 1)) for i in range(5)]
+        # issued 8 days apart: one total within 7 days would be a suspected duplicate
+        documents = [invoice(f"PROD-{i}", issue_date=date(2026, 9, 1) + timedelta(days=8 * i)) for i in range(5)]
         answers = [client.post("/v1/documents", content=doc) for doc in documents]
         assert [a.status_code for a in answers] == [202] * 5, [a.text for a in answers]
         ids = [a.json()["id"] for a in answers]

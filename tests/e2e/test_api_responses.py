@@ -19,7 +19,14 @@ from lxml import etree
 from einvoice.api import create_app
 from einvoice.settings import Settings
 from einvoice.validation import validate
-from tests.e2e.documents import BUYER_ENDPOINT, OTHER_SELLER_ENDPOINT, OTHER_SELLER_VAT, SELLER_ENDPOINT, SELLER_VAT
+from tests.e2e.documents import (
+    BUYER_ENDPOINT,
+    OTHER_SELLER_ENDPOINT,
+    OTHER_SELLER_VAT,
+    SELLER_ENDPOINT,
+    SELLER_VAT,
+    register_contracts,
+)
 from tests.e2e.documents import invoice as make_invoice
 
 pytestmark = pytest.mark.slow
@@ -54,6 +61,7 @@ def keys(runtime: Any) -> tuple[str, str]:
     _, key = add_supplier(
         runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contracts(runtime.uow_factory)  # the contract the invoices name (BT-10)
     _, other = add_supplier(
         runtime.uow_factory(), name="Other Oy", endpoint=OTHER_SELLER_ENDPOINT, vat=OTHER_SELLER_VAT, unchecked=True
     )

@@ -27,6 +27,7 @@ from tests.e2e.documents import (
     SELLER_ENDPOINT,
     SELLER_VAT,
     invoice,
+    register_contracts,
 )
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,7 @@ def keys(runtime: Any) -> dict[str, str]:
     _, seller = add_supplier(
         runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contracts(runtime.uow_factory)  # the contract the invoices name (BT-10)
     _, other = add_supplier(
         runtime.uow_factory(),
         name="Other Oy",
@@ -222,9 +224,13 @@ def test_a_refused_document_accepted_later_is_checked_for_duplicates(
     refused = submit(client, keys["seller"], invoice(number, issue_date=issued, buyer_endpoint=LATE_BUYER_ENDPOINT))
     assert refused.status_code == 422, refused.text
     first_id = refused.json()["document_id"]
-    other = submit(client, keys["seller"], invoice(number, issue_date=date(2026, 6, 1)))
+    # a total of its own: another invoice of the module's usual total within 7 days is a suspected duplicate
+    unusual = [("Consulting", "2", "100.37", "S", "24")]
+    other = submit(client, keys["seller"], invoice(number, issue_date=date(2026, 6, 1), lines=unusual))
     assert other.status_code == 202, other.text
     assert other.json()["suspected_duplicate_of"] is None  # the refused one is no invoice to pay
+    # matched while the refused one is no one's history; revived first, it would count as earlier
+    assert final_status(client, keys["seller"], other.json()["id"])["status"] == "approved"
 
     add_institution(runtime.uow_factory(), name="Late Agency", endpoint=LATE_BUYER_ENDPOINT, unchecked=True)
     again = submit(client, keys["seller"], invoice(number, issue_date=issued, buyer_endpoint=LATE_BUYER_ENDPOINT))

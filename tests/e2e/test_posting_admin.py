@@ -21,6 +21,7 @@ from einvoice.bootstrap import build
 from einvoice.cli import app
 from einvoice.domain.findings import Finding
 from einvoice.settings import Settings
+from tests.unit.services.documents import register_contract
 
 BUYER = "0002:FR23342"
 OTHER = "0002:FR99999"
@@ -152,6 +153,10 @@ def test_a_served_document_waits_for_the_profile_then_is_exported_and_posted_onc
     runtime = build(settings, validator=_valid)
     _, supplier_key = accounts.add_supplier(
         runtime.uow_factory(), name="Seller Ltd", endpoint="0088:9482348239847239874", vat="GB1232434", unchecked=True
+    )
+    buyer = accounts.institution_by_endpoint(runtime.uow_factory(), BUYER)
+    register_contract(  # the contract the example names by its buyer reference (BT-10)
+        runtime.uow_factory, buyer.id, number="0150abc", supplier_endpoint="0088:9482348239847239874"
     )
     runtime.start_background()
     client = TestClient(create_app(runtime))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,14 @@ from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
 from einvoice.settings import Settings
-from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice
+from tests.e2e.documents import (
+    BUYER_ENDPOINT,
+    SELLER_ENDPOINT,
+    SELLER_VAT,
+    default_issue_date,
+    invoice,
+    register_contracts,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +59,7 @@ def key(runtime: Any) -> str:
     _, api_key = add_supplier(
         runtime.uow_factory(), name="Supplier Oy", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contracts(runtime.uow_factory)  # the contract the invoices name (BT-10)
     for name, role, institutions in [
         ("anna", "accountant", [BUYER_ENDPOINT]),
         ("olga", "accountant", [OTHER_BUYER]),
@@ -399,4 +406,4 @@ def test_the_issue_date_is_shown_in_the_queue(app: Any, key: str) -> None:
     document_id = exception_document(app, key, "I-1")
     page = signed_in(app, "anna").get("/ui/queue?supplier=supplier").text
     row = page[page.index(f'data-document-id="{document_id}"') :]
-    assert date(2026, 11, 2).isoformat() in row[: row.index("</tr>")]
+    assert default_issue_date("I-1").isoformat() in row[: row.index("</tr>")]

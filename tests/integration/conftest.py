@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from einvoice import store
+from einvoice.domain.commitments import Commitment
 from einvoice.services import InstitutionView, SupplierView, accounts
 from einvoice.store import UnitOfWork
 from tests.integration.databases import fresh_postgres_database
@@ -58,3 +59,10 @@ def supplier(uow_factory: Callable[[], UnitOfWork], institution: InstitutionView
         unchecked=True,
     )
     return supplier
+
+
+@pytest.fixture
+def contract(uow_factory: Callable[[], UnitOfWork], institution: InstitutionView, supplier: SupplierView) -> Commitment:
+    """The institution's contract with the supplier that the test documents name (BT-10 ``REF-1``):
+    with it, a valid test document is matched and approved."""
+    return documents.register_contract(uow_factory, institution.id)

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlparse, urlunparse
 
@@ -28,14 +30,31 @@ SELLER_VAT = "GB1232434"
 BUYER_ENDPOINT = "0002:FR23342"
 
 
+#: The contract the base example names by its buyer reference (BT-10): registered for its seller,
+#: its invoices are matched and approved.
+CONTRACT = "0150abc"
+
+
 def corpus_invoice(number: str, *, payable: str | None = None) -> bytes:
-    """The Peppol base example with its number (BT-1) replaced; ``payable`` breaks BR-CO-16."""
+    """The Peppol base example with its number (BT-1) replaced, and its issue date (BT-2) moved by a
+    multiple of 8 days the number chooses: examples of one total issued within 7 days of each other
+    would be suspected duplicates (``SUSPECTED_DUPLICATE``). ``payable`` breaks BR-CO-16."""
     raw = BASE_EXAMPLE.read_bytes().replace(b"<cbc:ID>Snippet1</cbc:ID>", f"<cbc:ID>{number}</cbc:ID>".encode(), 1)
+    issued = date(2017, 11, 13) + timedelta(days=8 * (zlib.crc32(number.encode()) % 4000))
+    raw = raw.replace(b"<cbc:IssueDate>2017-11-13<", f"<cbc:IssueDate>{issued.isoformat()}<".encode(), 1)
     if payable is not None:
         raw = raw.replace(
             b'<cbc:PayableAmount currencyID="EUR">1656.25<', f'<cbc:PayableAmount currencyID="EUR">{payable}<'.encode()
         )
     return raw
+
+
+def register_contract(uow_factory: Callable[[], UnitOfWork], institution_id: str) -> None:
+    """The base example's contract (``CONTRACT``) of the institution with its seller, large enough
+    for every test's invoices."""
+    from tests.unit.services.documents import register_contract as register
+
+    register(uow_factory, institution_id, number=CONTRACT, amount="100000000.00", supplier_endpoint=SELLER_ENDPOINT)
 
 
 def wait_for(

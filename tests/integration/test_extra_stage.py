@@ -40,7 +40,7 @@ SCREEN = Stage[process.Ports](
 REGISTRY = StageRegistry[process.Ports](
     [process.VALIDATE, SCREEN, replace(process.MATCH, starts_from=frozenset({SCREENED})), process.POST]
 )
-PORTS = process.Ports(validator=FakeValidator(Report("valid")))
+PORTS = process.Ports(validator=FakeValidator(Report("valid")), parser=documents.PARSER)
 HISTORY = [
     (None, "received", "api"),
     ("received", "validating", "worker:validate"),
@@ -67,6 +67,7 @@ def submitted(uow_factory: Callable[[], UnitOfWork], number: str) -> str:
             legal_id=documents.SELLER_LEGAL_ID,
             unchecked=True,
         )
+        documents.register_contract(uow_factory, accounts.list_institutions(uow_factory())[0].id)
     supplier = accounts.list_suppliers(uow_factory())[0]
     raw = documents.invoice(number)
     return submit_document(

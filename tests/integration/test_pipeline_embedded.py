@@ -20,6 +20,7 @@ from tests.integration.pipeline_support import (
     SELLER_VAT,
     assert_processed_once,
     corpus_invoice,
+    register_contract,
     wait_for,
 )
 
@@ -37,10 +38,11 @@ def runtime(tmp_path: Path) -> Iterator[bootstrap.Runtime]:
 @pytest.fixture
 def supplier(runtime: bootstrap.Runtime) -> SupplierView:
     # the corpus sample's made-up identifiers
-    accounts.add_institution(runtime.uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
+    buyer = accounts.add_institution(runtime.uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
     supplier, _ = accounts.add_supplier(
         runtime.uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contract(runtime.uow_factory, buyer.id)
     return supplier
 
 

@@ -24,6 +24,7 @@ from tests.integration.pipeline_support import (
     assert_processed_once,
     corpus_invoice,
     fresh_rabbitmq_vhost,
+    register_contract,
     wait_for,
 )
 
@@ -86,10 +87,11 @@ def production(database_url: str, broker_url: str, tmp_path: Path) -> Iterator[P
     engine = store.make_engine(database_url)
     uow_factory = store.uow_factory_for(engine)
     # the corpus sample's made-up identifiers
-    accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
+    buyer = accounts.add_institution(uow_factory(), name="Ministère", endpoint=BUYER_ENDPOINT, unchecked=True)
     supplier, _ = accounts.add_supplier(
         uow_factory(), name="Seller", endpoint=SELLER_ENDPOINT, vat=SELLER_VAT, unchecked=True
     )
+    register_contract(uow_factory, buyer.id)
     env = Production(database_url, broker_url, tmp_path, uow_factory, supplier)
     try:
         yield env

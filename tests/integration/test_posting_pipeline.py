@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from einvoice.services.intake import submit_document
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from tests.unit.services.documents import register_contract
 
 BUYER = "0002:FR23342"
 PROFILE = {
@@ -79,9 +81,13 @@ def runner(uow_factory: Callable[[], UnitOfWork], export: FileExport) -> Runner[
 
 
 def approved(uow_factory: Callable[[], UnitOfWork], export: FileExport, corpus_dir: Path) -> str:
-    accounts.add_institution(uow_factory(), name="Buyer AB", endpoint=BUYER, unchecked=True)
+    buyer = accounts.add_institution(uow_factory(), name="Buyer AB", endpoint=BUYER, unchecked=True)
     supplier, _ = accounts.add_supplier(
         uow_factory(), name="Seller Ltd", endpoint="0088:9482348239847239874", vat="GB1232434", unchecked=True
+    )
+    # the contract the example names by its buyer reference (BT-10), with room for its 1656.25
+    register_contract(
+        uow_factory, buyer.id, number="0150abc", amount="5000.00", supplier_endpoint="0088:9482348239847239874"
     )
     raw = (corpus_dir / "peppol-2026.5/billing/base-example.xml").read_bytes()
     doc = submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings()).document
@@ -135,6 +141,11 @@ def test_a_corpus_invoice_is_posted_once_with_the_hand_worked_entry(
     assert run.run("post", doc).ran is False  # posted: a repeated message changes nothing
     assert [p.name for p in sorted(export.folder.iterdir())] == [batch.name, batch.name + ".ack"]
     assert [t.to_status for t in view.history].count(S.POSTED) == 1
+    with uow_factory() as uow:
+        contract = uow.commitments.get(view.institution_id or "", "0150abc")
+    assert contract is not None  # what the document held is consumed, in the write that posted it
+    assert (contract.reserved, contract.consumed) == (0, Decimal("1656.25"))
+    assert entry["commitment"] == "0150abc"  # the entry names the commitment the document matched
     with uow_factory() as uow:
         kept = uow.posting.entry(doc)
         assert kept is not None

@@ -5,6 +5,6 @@ guards, leases, transitions and findings are proven on both write paths."""
 
 from __future__ import annotations
 
-from tests.unit.services.conftest import institution, supplier, supplier_and_key  # noqa: F401 - fixtures
+from tests.unit.services.conftest import contract, institution, supplier, supplier_and_key  # noqa: F401 - fixtures
 from tests.unit.services.test_process import *  # noqa: F403 - the same test functions
 from tests.unit.services.test_process import _registered  # noqa: F401 - autouse, not exported by *

@@ -13,7 +13,8 @@ from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import DocumentView, SupplierView, process
 from einvoice.store import UnitOfWork
 from tests.integration.databases import fresh_postgres_database, record_round_trips
-from tests.unit.services.conftest import institution, supplier, supplier_and_key  # noqa: F401 - fixtures
+from tests.unit.services import documents
+from tests.unit.services.conftest import contract, institution, supplier, supplier_and_key  # noqa: F401 - fixtures
 from tests.unit.services.test_process import (
     THROUGH_TO_APPROVED,
     WARNING,
@@ -46,12 +47,27 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
         return Report("valid", (WARNING,))
 
     sent = record_round_trips(monkeypatch)
-    result = process.validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
+    result = process.validate_document(
+        uow_factory, doc, validator=validator, token="msg-1", chain=True, parser=documents.PARSER
+    )
     monkeypatch.undo()
     assert (result.stage, result.status) == ("match", S.APPROVED)
-    # The claim, then validation and matching's outcome: each one statement, committed as it
-    # runs; no BEGIN or COMMIT of their own.
-    assert sent == [("WITH", True), ("WITH", True)]
+    # The claim: one statement, committed as it runs. Then the finish, one transaction: matching
+    # reads the supplier's history and locks the commitment the invoice names (FOR UPDATE, with
+    # its lines), reserves on it (the locked row read again, its figures updated, its lines read
+    # back), and validation's and matching's outcome is one statement, committed with the rest.
+    assert sent == [
+        ("WITH", True),
+        ("SELECT", False),  # the supplier's earlier documents
+        ("b'BEGIN'", False),
+        ("SELECT", False),  # the commitment, FOR UPDATE
+        ("SELECT", False),  # its lines
+        ("SELECT", False),  # change_figures: the locked row
+        ("UPDATE", False),  # reserved
+        ("SELECT", False),  # its lines, as they are now
+        ("WITH", True),  # the document: states, transitions, findings, parsed form, response, message
+        ("b'COMMIT'", False),
+    ]
     final = view(uow_factory, doc)
     assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
     # The document as the claim read it back: what the column types give (UTC, Decimal).

@@ -105,7 +105,7 @@ def test_twenty_concurrent_submissions_with_one_idempotency_key_make_one_documen
 
 
 def test_concurrent_stage_calls_run_the_stage_once(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, contract: object
 ) -> None:
     doc = submit_document(
         uow_factory, supplier=supplier, raw=documents.invoice(), idempotency_key=None, settings=Settings()
@@ -123,7 +123,9 @@ def test_concurrent_stage_calls_run_the_stage_once(
         calls.append(1)
         return Report()
 
-    results = in_threads(10, lambda i: process.validate_document(uow_factory, doc, validator=validator))
+    results = in_threads(
+        10, lambda i: process.validate_document(uow_factory, doc, validator=validator, parser=documents.PARSER)
+    )
     ran = [r for r in results if isinstance(r, process.StageResult) and r.ran]
     assert len(ran) == 1, results
     assert len(calls) == 1

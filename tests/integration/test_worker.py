@@ -77,6 +77,8 @@ def submit(runtime: bootstrap.Runtime, number: str = "INV-1") -> str:
     supplier = next(iter(accounts.list_suppliers(runtime.uow_factory())), None)
     if supplier is None:
         supplier, _ = accounts.add_supplier(runtime.uow_factory(), name="Acme", endpoint=documents.SELLER_ENDPOINT)
+        institution = accounts.list_institutions(runtime.uow_factory())[0]
+        documents.register_contract(runtime.uow_factory, institution.id)
     return submit_document(
         runtime.uow_factory,
         supplier=supplier,
@@ -114,7 +116,7 @@ def test_validation_not_chained_with_matching_leaves_matching_a_message(runtime:
 
     doc = submit(runtime)
     # As a fault drill runs it (each stage in its own write), then the worker died.
-    process.validate_document(runtime.uow_factory, doc, validator=valid, chain=False)
+    process.validate_document(runtime.uow_factory, doc, validator=valid, chain=False, parser=documents.PARSER)
     runtime.actors["validate_document"].fn(doc)  # the message, delivered again: nothing to do
     assert queries.get_document(runtime.uow_factory(), doc).status == S.VALIDATED
     run_pipeline(runtime)  # the match message the validation wrote

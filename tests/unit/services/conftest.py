@@ -7,10 +7,17 @@ from collections.abc import Callable
 
 import pytest
 
+from einvoice.domain.commitments import Commitment
 from einvoice.services import InstitutionView, SupplierView, accounts
 from einvoice.store import UnitOfWork
 from einvoice.store.memory import memory_uow_factory
-from tests.unit.services.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_LEGAL_ID, SELLER_VAT
+from tests.unit.services.documents import (
+    BUYER_ENDPOINT,
+    SELLER_ENDPOINT,
+    SELLER_LEGAL_ID,
+    SELLER_VAT,
+    register_contract,
+)
 
 
 @pytest.fixture
@@ -33,3 +40,10 @@ def supplier_and_key(uow_factory: Callable[[], UnitOfWork]) -> tuple[SupplierVie
 @pytest.fixture
 def supplier(supplier_and_key: tuple[SupplierView, str]) -> SupplierView:
     return supplier_and_key[0]
+
+
+@pytest.fixture
+def contract(uow_factory: Callable[[], UnitOfWork], institution: InstitutionView, supplier: SupplierView) -> Commitment:
+    """The institution's contract with the supplier that the factory's invoices name (BT-10
+    ``REF-1``): with it, a valid invoice is matched and approved."""
+    return register_contract(uow_factory, institution.id)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 
 from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
+from einvoice.domain.commitments import Commitment
+from einvoice.parsers.ubl import parse_for_pipeline
+from einvoice.services import commitments
+from einvoice.store import UnitOfWork
 
 SELLER_ENDPOINT = "0192:123456785"
 SELLER_VAT = "NO123456785MVA"
@@ -44,3 +49,30 @@ def invoice(
     if len(amount) > 20:
         document = document.replace(b">1.00</cbc:PayableAmount>", f">{amount}</cbc:PayableAmount>".encode())
     return document
+
+
+#: The parser port the pipeline wires (``bootstrap``): matching reads the parsed document.
+PARSER = parse_for_pipeline
+
+
+def register_contract(
+    uow_factory: Callable[[], UnitOfWork],
+    institution_id: str,
+    *,
+    number: str = "REF-1",
+    amount: str = "1000000.00",
+    supplier_endpoint: str = SELLER_ENDPOINT,
+) -> Commitment:
+    """Register a contract without lines of the institution with the supplier, numbered as the
+    factory's invoices name it in their buyer reference (BT-10 ``REF-1``): their matching then
+    controls the amount only, and a valid invoice is ``matched``."""
+    data = commitments.CommitmentInput.model_validate(
+        {
+            "number": number,
+            "kind": "contract",
+            "supplier": {"endpoint": supplier_endpoint},
+            "currency": "EUR",
+            "amount": amount,
+        }
+    )
+    return commitments.register(uow_factory(), data, institution_id=institution_id).commitment

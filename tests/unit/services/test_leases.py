@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,12 +12,16 @@ import pytest
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, process, queries, sweeper
 from einvoice.store import UnitOfWork
+from tests.unit.services import documents
 from tests.unit.services.test_process import Report, submitted
 from tests.unit.services.test_sweeper import outbox
 
+#: Validation with the parser port the pipeline wires (matching reads the parsed document).
+validate_document = functools.partial(process.validate_document, parser=documents.PARSER)
+
 
 @pytest.fixture(autouse=True)
-def _registered(institution: object) -> None:
+def _registered(contract: object) -> None:
     pass
 
 
@@ -33,7 +38,7 @@ def test_a_validation_longer_than_its_lease_keeps_it(
             sweeps.append(sweeper.sweep(uow_factory, stuck_after=timedelta(seconds=300)))
         return Report("valid")
 
-    result = process.validate_document(uow_factory, doc, validator=slow, lease_seconds=0.3)
+    result = validate_document(uow_factory, doc, validator=slow, lease_seconds=0.3)
     assert result.status == S.VALIDATED
     assert [s.total for s in sweeps] == [0, 0, 0, 0]
     history = [(t.from_status, t.to_status) for t in queries.get_document(uow_factory(), doc).history]
@@ -49,7 +54,7 @@ def test_the_lease_is_no_longer_kept_once_the_stage_is_done(
         raise KeyboardInterrupt  # stands in for kill -9 mid-stage
 
     with pytest.raises(KeyboardInterrupt):
-        process.validate_document(uow_factory, doc, validator=dies, lease_seconds=0.2)
+        validate_document(uow_factory, doc, validator=dies, lease_seconds=0.2)
     time.sleep(0.4)
     assert sweeper.sweep(uow_factory, stuck_after=timedelta(seconds=300)).released == (doc,)
 
@@ -67,7 +72,7 @@ def test_a_validation_abandoned_twice_is_rejected_not_sent_again(
     for attempt, token in enumerate(("m1", "m2")):
         now = t0 + timedelta(seconds=1000 * attempt)
         with pytest.raises(KeyboardInterrupt):
-            process.validate_document(uow_factory, doc, validator=dies, token=token, clock=lambda now=now: now)
+            validate_document(uow_factory, doc, validator=dies, token=token, clock=lambda now=now: now)
         result = sweeper.sweep(uow_factory, stuck_after=timedelta(seconds=300), now=now + timedelta(seconds=301))
         if attempt == 0:
             assert result.released == (doc,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,9 @@ from einvoice.services.stages import StageRegistry
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from tests.unit.services import documents
+
+#: Validation with the parser port the pipeline wires (matching reads the parsed document).
+validate_document = functools.partial(process.validate_document, parser=documents.PARSER)
 
 WARNING = Finding("PEPPOL-EN16931-R003", Severity.WARNING, Layer.PEPPOL, "buyer reference advised")
 FATAL = Finding("BR-01", Severity.FATAL, Layer.EN16931, "specification identifier missing")
@@ -51,7 +55,7 @@ class FakeValidator:
 
 
 @pytest.fixture(autouse=True)
-def _registered(institution: object) -> None:
+def _registered(contract: object) -> None:
     pass
 
 
@@ -75,7 +79,7 @@ def test_valid_document_goes_through_to_approved_with_every_transition_recorded(
 ) -> None:
     doc = submitted(uow_factory, supplier)
     validator = FakeValidator(Report("valid", (WARNING,)))
-    result = process.validate_document(uow_factory, doc, validator=validator)
+    result = validate_document(uow_factory, doc, validator=validator)
     assert (result.ran, result.status) == (True, S.VALIDATED)
     assert ("match", doc) in pending(uow_factory)
     result = process.match_document(uow_factory, doc)
@@ -91,7 +95,7 @@ def test_valid_document_goes_through_to_approved_with_every_transition_recorded(
 
 def test_fatal_finding_rejects(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL, WARNING))))
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL, WARNING))))
     final = view(uow_factory, doc)
     assert final.status == S.REJECTED
     assert final.findings == (FATAL, WARNING)
@@ -104,7 +108,7 @@ def test_the_rule_set_is_stored_with_the_validation_also_when_matched_at_once(
 ) -> None:
     doc = submitted(uow_factory, supplier)
     assert view(uow_factory, doc).ruleset is None
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
     final = view(uow_factory, doc)
     assert final.status == S.APPROVED
     assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}
@@ -113,15 +117,15 @@ def test_the_rule_set_is_stored_with_the_validation_also_when_matched_at_once(
 def test_a_repeated_message_changes_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
     validator = FakeValidator(Report("valid", (WARNING,)))
-    first = process.validate_document(uow_factory, doc, validator=validator)
-    second = process.validate_document(uow_factory, doc, validator=validator)
+    first = validate_document(uow_factory, doc, validator=validator)
+    second = validate_document(uow_factory, doc, validator=validator)
     assert first.ran
     assert not second.ran
     assert validator.calls == 1
     process.match_document(uow_factory, doc)
     before = view(uow_factory, doc)
     assert not process.match_document(uow_factory, doc).ran
-    assert not process.validate_document(uow_factory, doc, validator=validator).ran
+    assert not validate_document(uow_factory, doc, validator=validator).ran
     after = view(uow_factory, doc)
     assert after == before
     assert pending(uow_factory).count(("match", doc)) == 1
@@ -131,13 +135,15 @@ def test_suspected_duplicate_goes_to_exception(uow_factory: Callable[[], UnitOfW
     first = submitted(uow_factory, supplier, "DUP-1", amount="1.00")
     second = submitted(uow_factory, supplier, "DUP-1", amount="2.00")
     for doc in (first, second):
-        process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
         process.match_document(uow_factory, doc)
     assert view(uow_factory, first).status == S.APPROVED
     dup = view(uow_factory, second)
     assert dup.status == S.EXCEPTION
     assert dup.match_result is not None
-    assert dup.match_result["suspected_duplicate_of"] == first
+    (reason,) = dup.match_result["reasons"]
+    assert reason["code"] == "DUPLICATE"
+    assert first in reason["message"]  # names the earlier document
 
 
 def test_the_lease_holder_resumes_and_others_wait(
@@ -150,10 +156,10 @@ def test_the_lease_holder_resumes_and_others_wait(
         raise TransientError("database went away")
 
     with pytest.raises(TransientError):
-        process.validate_document(uow_factory, doc, validator=boom, token="msg-1", clock=lambda: t0)
+        validate_document(uow_factory, doc, validator=boom, token="msg-1", clock=lambda: t0)
     assert view(uow_factory, doc).status == S.VALIDATING
     # Another message (the sweeper's, say) while the lease runs: not its turn.
-    other = process.validate_document(
+    other = validate_document(
         uow_factory,
         doc,
         validator=FakeValidator(Report("valid")),
@@ -162,7 +168,7 @@ def test_the_lease_holder_resumes_and_others_wait(
     )
     assert not other.ran
     # The retry of the first message resumes its own claim.
-    again = process.validate_document(
+    again = validate_document(
         uow_factory,
         doc,
         validator=FakeValidator(Report("valid")),
@@ -183,13 +189,13 @@ def test_an_expired_lease_is_taken_over_and_the_slow_worker_result_discarded(
 
     def slow_validator(raw: bytes, **context: object) -> Report:
         # While this worker is stuck, another takes over after the lease and finishes first.
-        taken = process.validate_document(
+        taken = validate_document(
             uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL,))), token="msg-2", clock=lambda: late
         )
         slow_result.append(taken)
         return Report("valid", (WARNING,))
 
-    result = process.validate_document(
+    result = validate_document(
         uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300
     )
     assert slow_result[0].status == S.REJECTED
@@ -213,7 +219,7 @@ def test_mark_dead_records_the_cause(uow_factory: Callable[[], UnitOfWork], supp
 def test_engine_error_verdict_is_dead(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
     engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
     assert view(uow_factory, doc).status == S.DEAD
 
 
@@ -234,7 +240,7 @@ class FakePoster:
 
 def test_posting_when_a_poster_is_wired(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
     process.match_document(uow_factory, doc, poster=FakePoster())
     assert ("post", doc) in pending(uow_factory)
     poster = FakePoster(fail_first=1)
@@ -266,7 +272,7 @@ def test_a_document_whose_books_are_not_ready_is_held_in_approved_with_the_reaso
 ) -> None:
     doc = submitted(uow_factory, supplier)
     poster = NotReadyPoster()
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
     assert pending(uow_factory).count(("post", doc)) == 1
     result = process.post_document(uow_factory, doc, poster=poster)  # no TransientError: nothing to retry
     held = view(uow_factory, doc)
@@ -291,14 +297,14 @@ def test_a_stage_holds_documents_only_where_it_declares() -> None:
 
 def test_without_a_poster_posting_does_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
     process.match_document(uow_factory, doc)
     assert not process.post_document(uow_factory, doc, poster=None).ran
     assert view(uow_factory, doc).status == S.APPROVED
 
 
 def test_unknown_document_is_not_an_error(uow_factory: Callable[[], UnitOfWork]) -> None:
-    assert not process.validate_document(uow_factory, "nope", validator=FakeValidator(Report("valid"))).ran
+    assert not validate_document(uow_factory, "nope", validator=FakeValidator(Report("valid"))).ran
 
 
 def test_a_dead_document_can_be_sent_back_to_its_stage(
@@ -310,11 +316,11 @@ def test_a_dead_document_can_be_sent_back_to_its_stage(
         raise TransientError("artefacts missing")
 
     with pytest.raises(TransientError):
-        process.validate_document(uow_factory, doc, validator=boom, token="m1")
+        validate_document(uow_factory, doc, validator=boom, token="m1")
     process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
     assert process.retry_dead(uow_factory, doc, actor="admin:cli") == S.RECEIVED
     assert ("validate", doc) in pending(uow_factory)
-    assert process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid"))).status == S.VALIDATED
+    assert validate_document(uow_factory, doc, validator=FakeValidator(Report("valid"))).status == S.VALIDATED
     view_ = view(uow_factory, doc)
     assert [t.to_status for t in view_.history] == [
         "received",
@@ -352,7 +358,7 @@ def test_validation_chained_with_matching_writes_validation_and_match_in_one_cal
 ) -> None:
     doc = submitted(uow_factory, supplier)
     validator = FakeValidator(Report("valid", (WARNING,)))
-    result = process.validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
+    result = validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
     assert (result.stage, result.status) == ("match", S.APPROVED)
     final = view(uow_factory, doc)
     assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
@@ -362,7 +368,7 @@ def test_validation_chained_with_matching_writes_validation_and_match_in_one_cal
     assert final.match_result["outcome"] == "matched"
     assert pending(uow_factory) == [("validate", doc)]  # no message for matching: it is done
     # The same message again (a redelivery) changes nothing.
-    assert not process.validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True).ran
+    assert not validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True).ran
     assert validator.calls == 1
     assert view(uow_factory, doc) == final
 
@@ -373,9 +379,7 @@ def test_validation_chained_with_matching_sends_a_duplicate_to_exception_and_a_p
     first = submitted(uow_factory, supplier, "DUP-2", amount="1.00")
     second = submitted(uow_factory, supplier, "DUP-2", amount="2.00")
     for doc in (first, second):
-        process.validate_document(
-            uow_factory, doc, validator=FakeValidator(Report("valid")), poster=FakePoster(), chain=True
-        )
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=FakePoster(), chain=True)
     assert view(uow_factory, first).status == S.APPROVED
     assert view(uow_factory, second).status == S.EXCEPTION
     assert ("post", first) in pending(uow_factory)
@@ -387,12 +391,10 @@ def test_validation_chained_with_matching_replaces_findings_of_an_earlier_run(
 ) -> None:
     doc = submitted(uow_factory, supplier)
     engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))), chain=True)
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))), chain=True)
     process.retry_dead(uow_factory, doc, actor="admin:cli")
     assert view(uow_factory, doc).findings == (engine,)
-    process.validate_document(
-        uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))), chain=True
-    )
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))), chain=True)
     final = view(uow_factory, doc)
     assert final.status == S.APPROVED
     assert final.findings == (WARNING, WARNING)
@@ -405,7 +407,7 @@ def test_validation_chained_with_matching_discards_its_result_when_the_lease_was
     t0 = datetime.now(UTC)
 
     def slow_validator(raw: bytes, **context: object) -> Report:
-        process.validate_document(
+        validate_document(
             uow_factory,
             doc,
             validator=FakeValidator(Report("invalid", (FATAL,))),
@@ -415,7 +417,7 @@ def test_validation_chained_with_matching_discards_its_result_when_the_lease_was
         )
         return Report("valid", (WARNING,))
 
-    result = process.validate_document(
+    result = validate_document(
         uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300, chain=True
     )
     assert not result.ran
@@ -435,9 +437,9 @@ def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
 ) -> None:
     rejected = submitted(uow_factory, supplier, "RSP-1")
     validator = FakeValidator(Report("invalid", (FATAL, WARNING)))
-    process.validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True)
+    validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True)
     assert codes_of(uow_factory, rejected) == [("message-level-response", "RE")]
-    assert not process.validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True).ran
+    assert not validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True).ran
     assert codes_of(uow_factory, rejected) == [("message-level-response", "RE")]  # a redelivery adds none
     [mlr] = responses.list_responses(uow_factory(), rejected)
     xml = responses.response_xml(uow_factory(), rejected, mlr.id, supplier_id=supplier.id)
@@ -447,7 +449,7 @@ def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
     first = submitted(uow_factory, supplier, "RSP-2", amount="1.00")
     second = submitted(uow_factory, supplier, "RSP-2", amount="2.00")
     for doc in (first, second):
-        process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
     assert codes_of(uow_factory, first) == [("invoice-response", "AP")]
     assert codes_of(uow_factory, second) == [("invoice-response", "IP")]
     [ip] = responses.list_responses(uow_factory(), second)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,9 +12,12 @@ from einvoice.store import UnitOfWork
 from tests.unit.services import documents
 from tests.unit.services.test_process import FakeValidator, Report, submitted
 
+#: Validation with the parser port the pipeline wires (matching reads the parsed document).
+validate_document = functools.partial(process.validate_document, parser=documents.PARSER)
+
 
 @pytest.fixture(autouse=True)
-def _registered(institution: object) -> None:
+def _registered(contract: object) -> None:
     pass
 
 
@@ -34,7 +38,7 @@ def test_list_documents_filters_and_orders_newest_first(
 ) -> None:
     first = submitted(uow_factory, supplier, "A")
     second = submitted(uow_factory, supplier, "B")
-    process.validate_document(uow_factory, first, validator=FakeValidator(Report("invalid")))
+    validate_document(uow_factory, first, validator=FakeValidator(Report("invalid")))
     listed = queries.list_documents(uow_factory(), supplier_id=supplier.id)
     assert {d.id for d in listed} == {first, second}
     assert [d.id for d in queries.list_documents(uow_factory(), supplier_id=supplier.id, status="rejected")] == [first]
@@ -46,7 +50,7 @@ def test_list_documents_filters_and_orders_newest_first(
 def test_metrics(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     first = submitted(uow_factory, supplier, "A")
     submitted(uow_factory, supplier, "B")
-    process.validate_document(uow_factory, first, validator=FakeValidator(Report("valid")))
+    validate_document(uow_factory, first, validator=FakeValidator(Report("valid")))
     snapshot = queries.metrics(uow_factory(), now=datetime.now(UTC) + timedelta(seconds=10))
     assert snapshot.documents_by_status == {"received": 1, "validated": 1}
     assert snapshot.outbox_pending == 3
@@ -62,7 +66,7 @@ def test_stage_latencies_come_from_the_newest_transitions(
     docs = [submitted(uow_factory, supplier, f"L-{n}") for n in range(3)]
     t0 = datetime.now(UTC)
     for n, doc in enumerate(docs):  # the n-th document spends n+1 seconds in validating
-        process.validate_document(
+        validate_document(
             uow_factory,
             doc,
             validator=FakeValidator(Report("valid")),

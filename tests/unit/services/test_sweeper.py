@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -8,13 +9,17 @@ import pytest
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import SupplierView, process, queries, sweeper
 from einvoice.store import UnitOfWork
+from tests.unit.services import documents
 from tests.unit.services.test_process import FakeValidator, NotReadyPoster, Report, submitted
+
+#: Validation with the parser port the pipeline wires (matching reads the parsed document).
+validate_document = functools.partial(process.validate_document, parser=documents.PARSER)
 
 STUCK = timedelta(seconds=300)
 
 
 @pytest.fixture(autouse=True)
-def _registered(institution: object) -> None:
+def _registered(contract: object) -> None:
     pass
 
 
@@ -50,7 +55,7 @@ def test_expired_lease_is_released_with_a_recorded_transition(
         raise KeyboardInterrupt  # stands in for kill -9 mid-stage
 
     with pytest.raises(KeyboardInterrupt):
-        process.validate_document(uow_factory, doc, validator=dies, token="m1", clock=lambda: t0)
+        validate_document(uow_factory, doc, validator=dies, token="m1", clock=lambda: t0)
     assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=t0 + timedelta(seconds=10)).total == 0
     result = sweeper.sweep(uow_factory, stuck_after=STUCK, now=t0 + STUCK + timedelta(seconds=1))
     assert result.released == (doc,)
@@ -58,19 +63,22 @@ def test_expired_lease_is_released_with_a_recorded_transition(
     view = queries.get_document(uow_factory(), doc)
     assert view.status == S.RECEIVED
     assert (view.history[-1].from_status, view.history[-1].actor) == ("validating", "sweeper")
-    done = process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), token="m2")
+    done = validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), token="m2")
     assert done.status == S.VALIDATED
 
 
 def test_resting_documents_are_left_alone(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
     doc = submitted(uow_factory, supplier)
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
     process.match_document(uow_factory, doc)
     outbox(uow_factory)
     much_later = datetime.now(UTC) + timedelta(days=1)
     assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later).total == 0
     assert sweeper.sweep(
-        uow_factory, stuck_after=STUCK, now=much_later, ports=process.Ports(poster=lambda document, raw: "JE-1")
+        uow_factory,
+        stuck_after=STUCK,
+        now=much_later,
+        ports=process.Ports(parser=documents.PARSER, poster=lambda document, raw: "JE-1"),
     ).resent == (doc,)
 
 
@@ -79,11 +87,11 @@ def test_documents_held_by_posting_are_left_alone(
 ) -> None:
     doc = submitted(uow_factory, supplier)
     poster = NotReadyPoster()
-    process.validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
     process.post_document(uow_factory, doc, poster=poster)
     outbox(uow_factory)
     much_later = datetime.now(UTC) + timedelta(days=1)
-    ports = process.Ports(poster=poster)
+    ports = process.Ports(parser=documents.PARSER, poster=poster)
     assert queries.get_document(uow_factory(), doc).failure_reason is not None
     assert sweeper.sweep(uow_factory, stuck_after=STUCK, now=much_later, ports=ports).total == 0
 

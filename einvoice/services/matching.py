@@ -1,0 +1,480 @@
+"""Matching as the pipeline runs it: the MATCH stage's work in the finish's transaction, a person's
+re-match against another commitment (``rematch``), the documents a late commitment sends through
+matching again (``match_late_documents``), and what a rejection releases and posting consumes.
+
+The matcher itself (``einvoice.matching``) is pure; here the register is read and changed through
+the unit of work. Every change of a commitment's figures happens in the transaction that changes
+the document's state, under a lock on the commitment (``SELECT … FOR UPDATE`` on PostgreSQL,
+SQLite's one writer), taken in number order so that two transactions locking the same two
+commitments cannot wait for each other. Commitments are locked before the document's row is
+written, everywhere (the stage, ``rematch``, a rejection, posting).
+
+What a matched document holds is kept in its ``match_result`` beside the result
+(``MatchResult.to_dict()``) under ``reservation`` (``Reservation.to_dict()``); the API shows the
+result without it. A release takes it out (and sets ``reserved`` to ``0.00``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from einvoice.domain.commitments import (
+    NO_RESERVATION,
+    Commitment,
+    LineReservation,
+    MatchResult,
+    Reason,
+    ReasonCode,
+    Reservation,
+)
+from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
+from einvoice.domain.states import DocumentStatus
+from einvoice.errors import ConflictError, NotFoundError, ReservationError
+from einvoice.matching import EarlierDocument, History, MatchConfig, match, release, reserve
+from einvoice.matching import consume as consume_reservation
+from einvoice.matching.matcher import NO_ORDER
+from einvoice.parsers.invoice_dict import invoice_from_dict
+from einvoice.responses import may_follow
+from einvoice.services import DocumentView, database_errors_as_transient, document_view
+from einvoice.services.responses import invoice_response_row, prior_codes
+from einvoice.services.stages import Outcome
+from einvoice.store import UnitOfWork
+from einvoice.store.ports import EarlierQuery, EarlierRow
+from einvoice.store.tables import ParsedDocumentRow, ResponseRow
+from einvoice.store.writes import DocumentChange, Step
+
+if TYPE_CHECKING:
+    from einvoice.services.process import ApprovalPolicy
+
+log = logging.getLogger(__name__)
+
+S = DocumentStatus
+#: Where ``match_result`` keeps what the document holds on its commitment.
+HOLDS = "reservation"
+#: The states ``rematch`` takes a document from: waiting for a person, or matched and not posted.
+REMATCH_FROM = frozenset({S.EXCEPTION, S.MATCHED, S.APPROVED})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- what a document holds -----------------------------------------------------------------------
+
+
+def held(match_result: Mapping[str, Any] | str | None) -> Reservation | None:
+    """What a document's ``match_result`` says it holds on a commitment (reserved, or consumed once
+    posted), or None."""
+    result = json.loads(match_result) if isinstance(match_result, str) else match_result
+    data = (result or {}).get(HOLDS)
+    if not data or not data.get("commitment"):
+        return None
+    return Reservation(
+        commitment=data["commitment"],
+        amount=Decimal(data["amount"]),
+        lines=tuple(LineReservation(x["line"], Decimal(x["quantity"])) for x in data.get("lines") or ()),
+        gives_back=bool(data.get("gives_back")),
+    )
+
+
+def result_json(result: MatchResult, reservation: Reservation) -> str:
+    """The ``match_result`` column: the result, and what the document holds when it holds anything."""
+    data = result.to_dict()
+    if not reservation.holds_nothing:
+        data[HOLDS] = reservation.to_dict()
+    return json.dumps(data, sort_keys=True)
+
+
+def _apply(uow: UnitOfWork, before: Commitment, after: Commitment, at: datetime) -> None:
+    """Write the difference between two states of one commitment's figures (``change_figures``)."""
+    invoiced = {
+        line.id: line.invoiced - old.invoiced
+        for line, old in zip(after.lines, before.lines, strict=True)
+        if line.invoiced != old.invoiced
+    }
+    if after.reserved == before.reserved and after.consumed == before.consumed and not invoiced:
+        return
+    uow.commitments.change_figures(
+        before.institution_id,
+        before.number,
+        at=at,
+        reserved=after.reserved - before.reserved,
+        consumed=after.consumed - before.consumed,
+        invoiced=invoiced,
+    )
+
+
+def _change_held(
+    uow: UnitOfWork,
+    institution_id: str | None,
+    reservation: Reservation | None,
+    step: Callable[[Commitment, Reservation], Commitment],
+    at: datetime,
+) -> None:
+    if reservation is None or reservation.commitment is None or institution_id is None:
+        return
+    commitment = uow.commitments.get(institution_id, reservation.commitment, for_update=True)
+    if commitment is None:  # pragma: no cover - a commitment that documents hold is never deleted
+        raise NotFoundError(f"no commitment {reservation.commitment}")
+    _apply(uow, commitment, step(commitment, reservation), at)
+
+
+def release_held(uow: UnitOfWork, row: Any, *, at: datetime | None = None) -> str | None:
+    """Release what the document ``row`` holds on its commitment (a rejection), under the
+    commitment's lock, in the caller's transaction; the ``match_result`` to write with the change
+    of state (without the reservation, ``reserved`` 0.00), or None when it held nothing."""
+    reservation = held(row.match_result)
+    if reservation is None:
+        return None
+    _change_held(uow, row.institution_id, reservation, release, at or _now())
+    data = json.loads(row.match_result)
+    data.pop(HOLDS, None)
+    data["reserved"] = "0.00"
+    return json.dumps(data, sort_keys=True)
+
+
+def consume_held(uow: UnitOfWork, document_id: str, *, at: datetime | None = None) -> None:
+    """Posting: what the document holds becomes consumed (a credit note gives back), under the
+    commitment's lock, in the transaction that records it ``posted``."""
+    row = uow.documents.get(document_id)
+    if row is not None:
+        _change_held(uow, row.institution_id, held(row.match_result), consume_reservation, at or _now())
+
+
+def matched_commitment(uow: UnitOfWork, document: DocumentView, invoice: Invoice) -> Commitment | None:
+    """The commitment the document was matched to (its ``match_result``), for its journal entry
+    (``services.posting.CommitmentLookup``); None when it was matched to none."""
+    number = (document.match_result or {}).get("commitment")
+    if not number or document.institution_id is None:
+        return None
+    return uow.commitments.get(document.institution_id, number)
+
+
+# --- the history and the candidates -------------------------------------------------------------
+
+
+def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
+    credit_note = row.kind == "credit_note" or (row.type_code or "") in CREDIT_NOTE_TYPE_CODES
+    return EarlierDocument(
+        id=row.id,
+        number=row.number,
+        issue_date=row.issue_date,
+        amount=Decimal(row.amount) if row.amount is not None else None,
+        credit_note=credit_note,
+        same_institution=row.institution_id == institution_id,
+        preceding=row.preceding,
+        reservation=held(row.match_result),
+    )
+
+
+def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config: MatchConfig) -> History:
+    """The supplier's earlier documents matching needs (docs/matching.md, "The entry point"): the
+    same number, the same window of issue dates, its credit notes, its last invoices with the
+    institution; read without locks (they are other documents' finished results)."""
+    numbers = {invoice.id} if invoice.id else set()
+    numbers |= {p.id for p in invoice.preceding_invoices if p.id}
+    window = timedelta(days=config.duplicate_window_days)
+    issued = invoice.issue_date
+    query = EarlierQuery(
+        supplier_id=document.supplier_id,
+        before=(document.received_at, document.id),
+        numbers=frozenset(numbers),
+        issued_from=issued - window if issued else None,
+        issued_to=issued + window if issued else None,
+        institution_id=document.institution_id,
+        last=config.anomaly_invoices,
+    )
+    rows = uow.documents.earlier_of_supplier(query)
+    return History(tuple(_earlier(r, document.institution_id) for r in rows), supplier_id=document.supplier_id)
+
+
+def _named(invoice: Invoice, history: History) -> set[str]:
+    """The commitment numbers the invoice's references name (BT-13 unless ``NA``, BT-12, BT-10),
+    and for a credit note those the invoices it credits hold on."""
+    numbers = {
+        ref.strip()
+        for ref in (invoice.order_reference, invoice.contract_reference, invoice.buyer_reference)
+        if ref and ref.strip() and ref.strip() != NO_ORDER
+    }
+    if invoice.is_credit_note:
+        credited = {p.id for p in invoice.preceding_invoices if p.id}
+        numbers |= {
+            e.reservation.commitment
+            for e in history.earlier
+            if e.number in credited and e.reservation is not None and e.reservation.commitment
+        }
+    return numbers
+
+
+def _locked(uow: UnitOfWork, institution_id: str | None, numbers: set[str]) -> dict[str, Commitment]:
+    """The institution's commitments of ``numbers``, each locked until the transaction ends, in
+    number order (two transactions wanting the same two commitments take them in the same order)."""
+    if institution_id is None:
+        return {}
+    found = {}
+    for number in sorted(numbers):
+        commitment = uow.commitments.get(institution_id, number, for_update=True)
+        if commitment is not None:
+            found[number] = commitment
+    return found
+
+
+def _refused(result: MatchResult, error: ReservationError) -> MatchResult:
+    """An exception instead of a match whose reservation the commitment refused."""
+    reason = Reason(
+        ReasonCode.AMOUNT_EXCEEDS_REMAINING,
+        f"The commitment cannot hold this invoice: {error}",
+        expected="a reservation within the commitment's amount and quantities",
+        actual=str(result.reserved),
+    )
+    return dataclasses.replace(result, outcome="exception", reasons=(reason,), reserved=Decimal("0.00"))
+
+
+def decide(
+    uow: UnitOfWork,
+    document: DocumentView,
+    invoice: Invoice,
+    config: MatchConfig,
+    *,
+    releasing: Reservation | None = None,
+    at: datetime | None = None,
+) -> tuple[MatchResult, Reservation]:
+    """Match the document in the caller's transaction: read the supplier's history, lock the
+    commitments its references name (and the one it held, ``releasing``, released first), run the
+    matcher, and hold the reservation of a match on the commitment. A reservation the commitment
+    refuses (``ReservationError``: its figures changed under another worker's lock before ours)
+    is matched once more on the figures read again under the lock, then becomes an exception
+    with the reason: the document is never lost."""
+    at = at or _now()
+    history = history_of(uow, document, invoice, config)
+    numbers = _named(invoice, history)
+    if releasing is not None and releasing.commitment:
+        numbers.add(releasing.commitment)
+    locked = _locked(uow, document.institution_id, numbers)
+    if releasing is not None and releasing.commitment in locked:
+        before = locked[releasing.commitment]
+        locked[releasing.commitment] = release(before, releasing)
+        _apply(uow, before, locked[releasing.commitment], at)
+    for attempt in (1, 2):
+        result, reservation = match(invoice, list(locked.values()), history, config)
+        if not result.matched or reservation.commitment is None:
+            return result, NO_RESERVATION if not result.matched else reservation
+        before = locked[reservation.commitment]
+        try:
+            after = reserve(before, reservation)
+        except ReservationError as exc:
+            if attempt == 2:
+                return _refused(result, exc), NO_RESERVATION
+            log.warning("document %s: reservation refused (%s); matching again under the lock", document.id, exc)
+            again = uow.commitments.get(before.institution_id, before.number, for_update=True)
+            if again is not None:
+                locked[before.number] = again
+            continue
+        _apply(uow, before, after, at)
+        return result, reservation
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- the MATCH stage ---------------------------------------------------------------------------------
+
+
+def parsed_invoice(uow: UnitOfWork, document_id: str, before: Outcome | None) -> Invoice | None:
+    """The document's parsed form: the one the stage before wrote in the same finish (not stored
+    yet), else the stored one."""
+    rows = (before.rows if before is not None else {}).get(ParsedDocumentRow.__tablename__) or ()
+    for row in rows:
+        return invoice_from_dict(row["data"], format_version=row["format_version"])
+    return uow.documents.parsed(document_id)
+
+
+def _path(document: DocumentView, result: MatchResult, approval: ApprovalPolicy) -> list[tuple[str, str | None]]:
+    if not result.matched:
+        codes = ", ".join(dict.fromkeys(r.code for r in result.reasons))
+        return [(S.EXCEPTION, f"exception: {codes}"[:4000])]
+    said = f"matched to commitment {result.commitment}" if result.commitment else "matched"
+    path: list[tuple[str, str | None]] = [(S.MATCHED, f"{said}, {result.reserved} reserved")]
+    decision = approval(document, result.to_dict())
+    if decision is not None:
+        path.append(decision)
+    return path
+
+
+def _response(path: list[tuple[str, str | None]], at: datetime, previous: list[str]) -> list[dict[str, Any]]:
+    """The Invoice Response: ``AP`` when approved, ``IP`` when the document waits for a person;
+    none where the code may not follow the responses before it."""
+    code = "AP" if path[-1][0] == S.APPROVED else "IP"
+    return [invoice_response_row(code, at)] if may_follow(previous, code) else []
+
+
+def match_outcome(
+    uow: UnitOfWork,
+    document: DocumentView,
+    invoice: Invoice,
+    *,
+    config: MatchConfig,
+    approval: ApprovalPolicy,
+) -> Outcome:
+    """The MATCH stage's outcome, decided in the finish's transaction (``decide``): ``exception``
+    with every reason, or ``matched`` with the reservation held and, as the approval policy says,
+    ``approved``; the supplier's Invoice Response (``IP`` or ``AP``) in the same write."""
+    now = _now()
+    result, reservation = decide(uow, document, invoice, config, at=now)
+    path = _path(document, result, approval)
+    return Outcome(
+        tuple(path),
+        {"match_result": result_json(result, reservation)},
+        rows={ResponseRow.__tablename__: _response(path, now, [])},
+    )
+
+
+# --- a person's re-match, late commitments -------------------------------------------------------
+
+
+def _match_again(
+    uow: UnitOfWork,
+    row: Any,
+    invoice: Invoice,
+    *,
+    actor: str,
+    config: MatchConfig,
+    approval: ApprovalPolicy,
+    why: str,
+) -> str:
+    """Release what the document holds, match it again and write the outcome, in the caller's
+    transaction; the new status. ConflictError when the document changed meanwhile."""
+    now = _now()
+    document = document_view(row)
+    result, reservation = decide(uow, document, invoice, config, releasing=held(row.match_result), at=now)
+    path = _path(document, result, approval)
+    steps = [Step(row.status, S.MATCHING, actor, why)]
+    previous: str = S.MATCHING
+    for status, detail in path:
+        steps.append(Step(previous, status, actor, detail))
+        previous = status
+    responses = _response(path, now, prior_codes(uow.documents.responses(row.id)))
+    written = uow.documents.write(
+        DocumentChange(
+            row.id,
+            (row.status,),
+            {"status": path[-1][0], "status_changed_at": now, "match_result": result_json(result, reservation)},
+            now,
+            steps=tuple(steps),
+            rows={ResponseRow.__tablename__: responses},
+        )
+    )
+    if not written.changed:
+        raise ConflictError(f"document {row.id} changed meanwhile", document_id=row.id, status=row.status)
+    return str(path[-1][0])
+
+
+def _default_approval() -> ApprovalPolicy:
+    from einvoice.services.process import approve_every_matched
+
+    return approve_every_matched
+
+
+def rematch(
+    uow_factory: Callable[[], UnitOfWork],
+    document_id: str,
+    commitment_number: str,
+    *,
+    actor: str,
+    config: MatchConfig | None = None,
+) -> str:
+    """Release what the document holds and match it again against the named commitment of the same
+    institution and supplier only (whatever its references say); return the document's new status
+    (``matched``, ``approved`` as the approval policy says, or ``exception``). The history records
+    ``actor``. Raises NotFoundError (no such document, no such commitment of its institution and
+    supplier) and ConflictError (the state does not allow it: only from ``exception``, ``matched``
+    and ``approved`` before posting; or it changed meanwhile)."""
+    config = config or MatchConfig()
+    with database_errors_as_transient(), uow_factory() as uow:
+        row = uow.documents.get(document_id)
+        if row is None:
+            raise NotFoundError(f"no document {document_id}")
+        if row.status not in REMATCH_FROM:
+            raise ConflictError(
+                f"document {document_id} is {row.status}: it can be matched again only from "
+                f"{', '.join(sorted(REMATCH_FROM))}",
+                document_id=document_id,
+                status=row.status,
+            )
+        commitment = uow.commitments.get(row.institution_id, commitment_number) if row.institution_id else None
+        if commitment is None or commitment.supplier_id != row.supplier_id:
+            raise NotFoundError(f"no commitment {commitment_number} of the document's institution and supplier")
+        invoice = uow.documents.parsed(document_id)
+        if invoice is None:
+            raise ConflictError(
+                f"document {document_id} has no parsed form to match", document_id=document_id, status=row.status
+            )
+        # The person's choice stands in for the references: the buyer reference names any kind.
+        chosen = dataclasses.replace(
+            invoice, order_reference=None, contract_reference=None, buyer_reference=commitment_number
+        )
+        status = _match_again(
+            uow,
+            row,
+            chosen,
+            actor=actor,
+            config=config,
+            approval=_default_approval(),
+            why=f"matched again against commitment {commitment_number}",
+        )
+        uow.commit()
+    return status
+
+
+def match_late_documents(
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    institution_id: str,
+    number: str,
+    config: MatchConfig | None = None,
+) -> dict[str, str]:
+    """Match again the institution's documents waiting in ``exception`` whose references name the
+    commitment ``number`` (registered or changed just now: invoices that arrived before their
+    order), each in its own transaction, oldest first; their ids and new statuses. A document that
+    moved on meanwhile is left as it is."""
+    from einvoice.services.commitments import late_documents
+
+    config = config or MatchConfig()
+    statuses: dict[str, str] = {}
+    for document_id in late_documents(uow_factory(), institution_id=institution_id, number=number):
+        with database_errors_as_transient(), uow_factory() as uow:
+            row = uow.documents.get(document_id)
+            invoice = uow.documents.parsed(document_id)
+            if row is None or row.status != S.EXCEPTION or invoice is None:
+                continue
+            try:
+                statuses[document_id] = _match_again(
+                    uow,
+                    row,
+                    invoice,
+                    actor=f"commitment:{number}",
+                    config=config,
+                    approval=_default_approval(),
+                    why=f"commitment {number} registered or changed",
+                )
+            except ConflictError:
+                continue
+            uow.commit()
+    return statuses
+
+
+__all__ = [
+    "HOLDS",
+    "consume_held",
+    "decide",
+    "held",
+    "match_late_documents",
+    "match_outcome",
+    "matched_commitment",
+    "release_held",
+    "rematch",
+]

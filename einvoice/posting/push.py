@@ -56,7 +56,11 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
 
 
 class PushSender:
-    """Sends entries to ``url`` over keep-alive connections (``httpx.Client``, thread-safe)."""
+    """Sends entries to ``url`` (``httpx.Client``, thread-safe), each on a connection of its own.
+
+    Never over a kept-alive connection: an ERP that wrote its answer twice (found by the fault
+    drills) leaves the second copy buffered on the connection, and the next entry sent on it
+    reads that copy as its own 2xx, confirmed though the ERP never received it."""
 
     def __init__(
         self,
@@ -72,7 +76,12 @@ class PushSender:
         headers = {"Content-Type": "application/json", "User-Agent": "einvoice"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+        self.client = httpx.Client(
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     def send(self, entry: Mapping[str, Any]) -> int:
         """POST the entry; return the ERP's 2xx status. Raises ErpDeliveryError (try again later)

@@ -45,6 +45,7 @@ class Ledger:
     applied: Counter[str] = field(default_factory=Counter)  # Idempotency-Key -> times applied (must be 1)
     deliveries: Counter[str] = field(default_factory=Counter)  # Idempotency-Key -> requests received
     faults: Counter[str] = field(default_factory=Counter)
+    stalled: list[str] = field(default_factory=list)  # the keys of the requests held
     bad_signatures: int = 0
 
 
@@ -147,6 +148,8 @@ class LoopbackErp:
             connection.sendall(_UNAVAILABLE)
             return False
         if fault == "stall":
+            with self._lock:
+                self.ledger.stalled.append(key)
             self.stalled.set()
             self._release.wait()
             return False

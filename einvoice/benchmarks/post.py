@@ -20,14 +20,12 @@ import asyncio
 import contextlib
 import os
 import random
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -42,6 +40,7 @@ from einvoice.benchmarks.pipeline import (
     provision,
     random_invoice,
     run_pipeline,
+    server_environment,
 )
 
 PROFILE = {
@@ -245,13 +244,7 @@ def bench_post(
     )
     if duration <= 0:
         return
-    settings = get_settings()
-    env = dict(os.environ)
-    scratch: tempfile.TemporaryDirectory[str] | None = None
-    if settings.mode == "embedded" and "data_dir" not in settings.model_fields_set:
-        scratch = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
-        env["EINVOICE_DATA_DIR"] = scratch.name
-        settings = settings.model_copy(update={"data_dir": Path(scratch.name)})
+    settings, env, scratch = server_environment(get_settings())
     try:
         processes = workers if workers is not None else (os.cpu_count() or 1)
         served = served_pull(

@@ -45,6 +45,7 @@ from einvoice.validation.pool import ValidationPool
 from einvoice.worker import Pipeline, declare_actors
 
 if TYPE_CHECKING:
+    from einvoice.posting.files import FileExport
     from einvoice.receipts import ReceiptSigner
     from einvoice.validation.report import ValidationReport
 
@@ -155,17 +156,27 @@ class Runtime:
         )
 
     def sweep_once(self) -> int:
-        """One sweep; once an hour, also drop outbox rows sent more than a week ago."""
+        """One sweep; once an hour, also drop outbox rows sent more than a week ago. With the
+        folder connector, first confirm the batches the ERP acknowledged (``.ack`` files)."""
         now = time.monotonic()
         if now - self._last_purge > PURGE_INTERVAL_SECONDS:
             self._last_purge = now
             sweeper.purge_sent_messages(self.uow_factory)
-        return sweeper.sweep(
-            self.uow_factory,
-            stuck_after=timedelta(seconds=self.settings.stuck_after_seconds),
-            ports=self.pipeline.ports,
-            registry=self.pipeline.registry,
-        ).total
+        confirmed = 0
+        if self.settings.posting_enabled and self.settings.erp_connector == "folder":
+            from einvoice.services.posting import collect_file_acks
+
+            # The batches the ERP's import acknowledged with a .ack file since the last look.
+            confirmed = len(collect_file_acks(self.uow_factory, file_export(self.settings)))
+        return (
+            confirmed
+            + sweeper.sweep(
+                self.uow_factory,
+                stuck_after=timedelta(seconds=self.settings.stuck_after_seconds),
+                ports=self.pipeline.ports,
+                registry=self.pipeline.registry,
+            ).total
+        )
 
     def wake_relay(self) -> None:
         """Ask the relay to look at the outbox now (optional: it polls anyway)."""
@@ -261,17 +272,37 @@ def make_validator(pool: ValidationPool) -> process.Validator:
 
 def make_poster(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> process.Poster | None:
     """The poster of approved documents, or None (``EINVOICE_POSTING_ENABLED`` off, the default):
-    documents then rest at ``approved``. On: ``services.posting.EntryPoster`` with the folder
-    connector (``EINVOICE_ERP_OUTBOX_DIR``, ``EINVOICE_ERP_FILE_FORMAT``). Raises
-    ConfigurationError for a connector not built yet (http, pull)."""
+    documents then rest at ``approved``. On: ``services.posting.EntryPoster`` with the connector
+    ``EINVOICE_ERP_CONNECTOR`` names: ``folder`` (``EINVOICE_ERP_OUTBOX_DIR``,
+    ``EINVOICE_ERP_FILE_FORMAT``), ``pull`` (the ERP takes entries from ``/v1/erp/entries``) or
+    ``http`` (pushed to ``EINVOICE_ERP_URL``, signed with ``EINVOICE_ERP_SIGNING_SECRET``). Raises
+    ConfigurationError for an http connector without a URL or a signing secret."""
     if not settings.posting_enabled:
         return None
-    if settings.erp_connector != "folder":
-        raise ConfigurationError(f"the {settings.erp_connector} ERP connector is not built yet; use folder")
-    from einvoice.posting.files import FileExport
-    from einvoice.services.posting import EntryPoster
+    from einvoice.services import posting
 
-    return EntryPoster(uow_factory, FileExport(settings.effective_erp_outbox_dir, settings.erp_file_format))
+    connector: posting.Connector
+    if settings.erp_connector == "pull":
+        connector = posting.PullConnector()
+    elif settings.erp_connector == "http":
+        from einvoice.posting.push import PushSender
+
+        secret = settings.erp_signing_secret.get_secret_value() if settings.erp_signing_secret else ""
+        if not settings.erp_url or not secret:
+            raise ConfigurationError("the http ERP connector needs EINVOICE_ERP_URL and EINVOICE_ERP_SIGNING_SECRET")
+        token = settings.erp_token.get_secret_value() if settings.erp_token else None
+        sender = PushSender(settings.erp_url, secret=secret.encode(), token=token, timeout=settings.erp_timeout_seconds)
+        connector = posting.PushConnector(sender)
+    else:
+        connector = posting.FolderConnector(file_export(settings))
+    return posting.EntryPoster(uow_factory, connector)
+
+
+def file_export(settings: Settings) -> FileExport:
+    """The folder connector's batches (``EINVOICE_ERP_OUTBOX_DIR``, ``EINVOICE_ERP_FILE_FORMAT``)."""
+    from einvoice.posting.files import FileExport
+
+    return FileExport(settings.effective_erp_outbox_dir, settings.erp_file_format)
 
 
 def build(

@@ -29,8 +29,12 @@ arguments and the instance's ``__dict__``), so they can cross a process boundary
     ├── ValidationEngineError
     ├── PipelineError                   processing after intake
     │   ├── TransientError
+    │   │   └── ErpDeliveryError
     │   └── PermanentError
-    │       └── UblParseError
+    │       ├── UblParseError
+    │       └── ErpRefusedError
+    ├── PaymentError                    a payment the ERP reports
+    ├── FeedCursorError                 a pull's cursor the feed never gave out
     ├── AccountError                    registering institutions and suppliers
     │   ├── InvalidEndpointError (ValueError)
     │   ├── InvalidIdentifierError (ValueError)
@@ -225,6 +229,18 @@ class ProfileError(PostingSetupError, ValueError):
 
 class ErpDeliveryError(TransientError):
     """The ERP did not take an entry this time (unreachable, timed out, answered 5xx)."""
+
+
+class ErpRefusedError(PermanentError):
+    """The ERP refused an entry as it is (a push answered 4xx other than 408, 409, 425, 429)."""
+
+
+class PaymentError(EInvoiceError):
+    """A payment the ERP reports cannot be recorded as given (its amount is not the amount due)."""
+
+
+class FeedCursorError(EInvoiceError):
+    """A pull's ``after`` is not a cursor the ERP feed gave out."""
 
 
 # --- accounts --------------------------------------------------------------------------------

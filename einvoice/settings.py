@@ -5,7 +5,7 @@ generated on first use) needs no configuration at all. Outside embedded mode, se
 working defaults: ``Settings.check_production()`` refuses to start without them.
 
 Every setting the package reads is a field here; nothing else reads ``os.environ``. Secrets (the
-database and broker URLs, which hold passwords, and the ERP token) are ``SecretStr``: they show as
+database and broker URLs, which hold passwords, the ERP token and signing secret) are ``SecretStr``: they show as
 ``**********`` in a repr, a log line or a traceback, and only ``effective_database_url``,
 ``effective_broker_url`` and ``erp_token.get_secret_value()`` give them out.
 """
@@ -135,16 +135,28 @@ class Settings(BaseSettings):
     )
 
     # --- ERP connector ---------------------------------------------------------------------------
-    erp_connector: Literal["folder", "http", "pull"] = "folder"
+    erp_connector: Literal["folder", "http", "pull"] = Field(
+        "folder",
+        description="How journal entries reach the ERP: folder (file batches), http (pushed to EINVOICE_ERP_URL), "
+        "pull (the ERP's jobs take them from GET /v1/erp/entries)",
+    )
     erp_url: str | None = Field(None, description="ERP endpoint of the http connector")
     erp_token: SecretStr | None = Field(None, description="Bearer token of the http connector (a secret)")
+    erp_signing_secret: SecretStr | None = Field(
+        None,
+        description="http connector: the secret of the X-Einvoice-Signature header (HMAC-SHA256 of the body; "
+        "a secret shared with the ERP)",
+    )
+    erp_timeout_seconds: float = Field(
+        10.0, gt=0, description="http connector: how long the ERP may take to answer a push before it is retried"
+    )
     erp_outbox_dir: Path | None = Field(None, description="Folder connector target; default <data_dir>/erp-outbox")
     erp_file_format: Literal["jsonl", "csv"] = Field(
         "jsonl", description="Folder connector: journal entries as JSON lines or CSV batches"
     )
     posting_enabled: bool = Field(
         False,
-        description="Post approved documents to the ERP (the folder connector); off: documents rest at approved",
+        description="Post approved documents to the ERP (EINVOICE_ERP_CONNECTOR); off: documents rest at approved",
     )
 
     # --- accountants' pages (/ui/) -------------------------------------------------------------
@@ -211,8 +223,11 @@ class Settings(BaseSettings):
             missing.append("EINVOICE_BROKER_URL")
         if signs_receipts and not self.signing_key_file:
             missing.append("EINVOICE_SIGNING_KEY_FILE")
-        if self.erp_connector == "http" and not (self.erp_token and self.erp_token.get_secret_value()):
-            missing.append("EINVOICE_ERP_TOKEN")
+        if self.erp_connector == "http":
+            secrets = {"EINVOICE_ERP_TOKEN": self.erp_token, "EINVOICE_ERP_SIGNING_SECRET": self.erp_signing_secret}
+            for name, secret in secrets.items():
+                if not (secret and secret.get_secret_value()):
+                    missing.append(name)
         if missing:
             raise ConfigurationError("production mode needs " + ", ".join(missing))
 

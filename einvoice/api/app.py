@@ -18,7 +18,17 @@ from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 
 from einvoice import __version__
-from einvoice.api import commitments, documents, health, institutions, orders, problems, receipt_keys, validate
+from einvoice.api import (
+    commitments,
+    documents,
+    erp,
+    health,
+    institutions,
+    orders,
+    problems,
+    receipt_keys,
+    validate,
+)
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
 from einvoice.settings import Settings
@@ -106,6 +116,7 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
     app.include_router(orders.orders)
     app.include_router(orders.despatch_advices)
     app.include_router(institutions.router)
+    app.include_router(erp.router)
     app.include_router(validate.router)
     app.include_router(receipt_keys.router)
     app.include_router(health.router)

@@ -15,6 +15,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from einvoice.errors import AuthenticationError, DocumentTooLargeError
 from einvoice.receipts import ReceiptSigner
 from einvoice.services import InstitutionView, SupplierView
+from einvoice.services.erp import ErpView
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 
@@ -151,6 +152,36 @@ async def current_institution(
 
 
 InstitutionDep = Annotated[InstitutionView, Depends(current_institution)]
+
+erp_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ErpApiKey",
+    description="The API key of an ERP (`einvoice erp add --institution ENDPOINT --name NAME`): "
+    "`Authorization: Bearer <key>`; it reaches the entries and documents of the institutions it serves only.",
+)
+
+
+def _lookup_erp(runtime: Runtime, api_key: str) -> ErpView | None:
+    from einvoice.services.erp import authenticate_erp
+
+    with runtime.uow_factory() as uow:
+        return authenticate_erp(uow, api_key)
+
+
+async def current_erp(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(erp_bearer_scheme)],
+) -> ErpView:
+    """Return the ERP whose API key the request carries; raise AuthenticationError (401) otherwise."""
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("send the ERP's API key as 'Authorization: Bearer <key>'")
+    erp = await in_database_thread(_lookup_erp, request.app.state.runtime, credentials.credentials)
+    if erp is None:
+        raise AuthenticationError("unknown ERP API key")
+    return erp
+
+
+ErpDep = Annotated[ErpView, Depends(current_erp)]
 
 
 def _media_type(request: Request) -> str:

@@ -1,5 +1,6 @@
-"""The institution routes: each institution's chart of accounts and posting profile, with its own
-API key (``einvoice institutions new-key ENDPOINT``): another institution's key answers 403."""
+"""The institution routes: each institution's chart of accounts, posting profile and trial balance,
+with its own API key (``einvoice institutions new-key ENDPOINT``): another institution's key
+answers 403."""
 
 from __future__ import annotations
 
@@ -113,3 +114,27 @@ async def put_posting_profile(
         lambda: posting.set_posting_profile(runtime.uow_factory(), endpoint=endpoint, data=profile)
     )
     return {"institution": endpoint, "profile": saved.to_dict(), "missing": saved.missing(), "sent_on": len(sent)}
+
+
+@router.get(
+    "/trial-balance",
+    summary="The institution's trial balance",
+    description=(
+        "Debits, credits and balance (debit minus credit) per account, from the institution's posted journal "
+        "entries whose posting date is from `from` to `to` (both included), accounts named from the chart of "
+        'accounts in force on `to`: `{"accounts": [{"account", "name", "debit", "credit", "balance"}], '
+        '"totals": {"debit", "credit", "balance", "entries"}}`; debits equal credits. Institution key.'
+    ),
+    responses={422: problem_doc("A period that ends before it starts")},
+)
+async def get_trial_balance(
+    endpoint: str,
+    institution: OwnInstitutionDep,
+    runtime: RuntimeDep,
+    start: Annotated[date, Query(alias="from", description="The first posting date (YYYY-MM-DD).")],
+    end: Annotated[date, Query(alias="to", description="The last posting date (YYYY-MM-DD).")],
+) -> dict[str, Any]:
+    balance = await in_database_thread(
+        lambda: posting.institution_trial_balance(runtime.uow_factory(), endpoint=endpoint, start=start, end=end)
+    )
+    return {"institution": endpoint, "from": start.isoformat(), "to": end.isoformat(), **balance.to_dict()}

@@ -980,6 +980,20 @@ class LocalServer:
         self.processes.clear()
 
 
+def server_environment(
+    settings: Settings, *, scratch: bool = True
+) -> tuple[Settings, dict[str, str], tempfile.TemporaryDirectory[str] | None]:
+    """The settings and the environment of a server the bench starts (this process's, handed on),
+    and, in embedded mode without ``EINVOICE_DATA_DIR`` (when ``scratch``), a temporary data
+    directory for it, which the caller cleans up."""
+    env = dict(os.environ)
+    if not scratch or settings.mode != "embedded" or "data_dir" in settings.model_fields_set:
+        return settings, env, None
+    directory = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
+    env["EINVOICE_DATA_DIR"] = directory.name
+    return settings.model_copy(update={"data_dir": Path(directory.name)}), env, directory
+
+
 def bench_pipeline(
     url: Annotated[
         str | None, typer.Option(help="A running server; default: start one with the current settings.")
@@ -1029,11 +1043,7 @@ def bench_pipeline(
     server: LocalServer | None = None
     scratch: tempfile.TemporaryDirectory[str] | None = None
     try:
-        env = dict(os.environ)
-        if url is None and settings.mode == "embedded" and "data_dir" not in settings.model_fields_set:
-            scratch = tempfile.TemporaryDirectory(prefix="einvoice-bench-")
-            env["EINVOICE_DATA_DIR"] = scratch.name
-            settings = settings.model_copy(update={"data_dir": Path(scratch.name)})
+        settings, env, scratch = server_environment(settings, scratch=url is None)
         if api_key is None:  # before a server starts: this also brings the database schema up to date
             api_key, seller_endpoint, seller_vat, buyer_endpoint = provision(settings, buyer_endpoint=buyer_endpoint)
         elif seller_endpoint is None:

@@ -3,10 +3,14 @@ an approved document: its journal entry built (``einvoice.posting``), kept, and 
 ERP through a connector, ``posted`` once the ERP confirmed it.
 
 The POST stage of ``services.process`` calls a ``Poster``; ``EntryPoster`` is the one that builds
-and delivers entries (wired by ``bootstrap.make_poster`` when ``EINVOICE_POSTING_ENABLED``). When
-the institution's books are not ready for a document (no complete posting profile, an account the
-profile or the chart lacks, no exchange rate) it raises PostingNotReadyError, and the stage holds
-the document in ``approved`` with the reason until ``set_posting_profile`` sends it on.
+and delivers entries (wired by ``bootstrap.make_poster`` when ``EINVOICE_POSTING_ENABLED``) through
+a connector: ``FolderConnector`` (file batches), ``PullConnector`` (the ERP's pull feed,
+``services.erp``) or ``PushConnector`` (HTTP, ``posting.push``). When the institution's books are
+not ready for a document (no complete posting profile, an account the profile or the chart lacks,
+no exchange rate) it raises PostingNotReadyError, and the stage holds the document in ``approved``
+with the reason until ``set_posting_profile`` or ``import_rates`` sends it on. An entry delivered
+but not yet confirmed holds the document in ``posting`` until the confirmation comes
+(``erp.confirm_entry``: an acknowledgement, a batch's ``.ack``, ``einvoice erp confirm``).
 """
 
 from __future__ import annotations
@@ -16,21 +20,24 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from einvoice.domain.commitments import Commitment
 from einvoice.domain.invoice import Invoice
-from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
+from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, ExchangeRate, PostingProfile
 from einvoice.domain.states import DocumentStatus
-from einvoice.errors import ErpDeliveryError, NotFoundError, PermanentError, PostingNotReadyError, PostingSetupError
-from einvoice.posting import build_entry
-from einvoice.posting.files import FileExport
+from einvoice.errors import NotFoundError, PermanentError, PostingNotReadyError, PostingSetupError
+from einvoice.posting import build_entry, exchange_rate_from_document
+from einvoice.posting.files import ACK_SUFFIX, FileExport
+from einvoice.posting.ledger import TrialBalance, trial_balance
+from einvoice.posting.push import PushSender
+from einvoice.posting.rates import entry_rate, parse_rates
 from einvoice.services import DocumentView
 from einvoice.services.accounts import parse_endpoint
 from einvoice.services.matching import matched_commitment
-from einvoice.services.process import POST
+from einvoice.services.process import POST, Delivery
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import InstitutionRow, JournalEntryRow
+from einvoice.store.tables import ExchangeRateRow, InstitutionRow, JournalEntryRow
 
 S = DocumentStatus
 CHART_COLUMNS = ("number", "name", "kind")
@@ -149,10 +156,12 @@ def posting_profile(uow: UnitOfWork, *, endpoint: str) -> PostingProfile | None:
 class KeptEntry:
     """A journal entry as ``journal_entries`` keeps it."""
 
+    document_id: str
     entry_id: str
     data: dict[str, Any]
     batch: str | None
     confirmed_at: datetime | None
+    confirmed_by: str | None = None
 
 
 #: Finds the commitment a document was matched to (``services.matching.matched_commitment``: the
@@ -160,24 +169,72 @@ class KeptEntry:
 CommitmentLookup = Callable[[UnitOfWork, DocumentView, Invoice], Commitment | None]
 
 
+class Connector(Protocol):
+    """Delivers a kept entry to the ERP: who confirmed it (``confirmed_by``), or None and what the
+    entry now waits for. Raises ErpDeliveryError (try again later) or PermanentError."""
+
+    def deliver(self, uow_factory: Callable[[], UnitOfWork], kept: KeptEntry) -> tuple[str | None, str]: ...
+
+
+class FolderConnector:
+    """Entries written as file batches (``posting.files``), confirmed by ``<batch>.ack`` (the ERP's
+    import writes it; ``collect_file_acks`` finds it) or by ``einvoice erp confirm``."""
+
+    def __init__(self, export: FileExport) -> None:
+        self.export = export
+
+    def deliver(self, uow_factory: Callable[[], UnitOfWork], kept: KeptEntry) -> tuple[str | None, str]:
+        batch = kept.batch or self.export.batch_name(kept.entry_id)
+        self.export.write(batch, [kept.data])
+        if kept.batch is None:
+            with uow_factory() as uow:
+                uow.posting.mark_exported(kept.document_id, batch=batch)
+                uow.commit()
+        if self.export.confirmed(batch):
+            return f"file:{batch}{ACK_SUFFIX}", ""
+        return None, f"journal entry {kept.entry_id} exported as {batch}; waiting for its {ACK_SUFFIX}"
+
+
+class PullConnector:
+    """Entries taken by the ERP's own posting jobs (``GET /v1/erp/entries``), each confirmed by its
+    acknowledgement (``POST /v1/erp/entries/{id}/ack``): keeping the entry is delivering it."""
+
+    def deliver(self, uow_factory: Callable[[], UnitOfWork], kept: KeptEntry) -> tuple[str | None, str]:
+        return None, f"journal entry {kept.entry_id} offered to the ERP's pull feed; waiting for its acknowledgement"
+
+
+class PushConnector:
+    """Entries sent to the ERP's URL (``posting.push``): a 2xx answer confirms."""
+
+    def __init__(self, sender: PushSender) -> None:
+        self.sender = sender
+
+    def deliver(self, uow_factory: Callable[[], UnitOfWork], kept: KeptEntry) -> tuple[str | None, str]:
+        status = self.sender.send(kept.data)
+        return f"push:{status}", ""
+
+
 class EntryPoster:
     """The ``Poster`` port: builds the document's journal entry once (kept in ``journal_entries``,
-    so every retry delivers the same entry), writes it as a file batch, and returns the entry id
-    once the ERP confirmed the batch. Until then it raises ErpDeliveryError (transient: the POST
-    stage records ``posting_failed`` and the message is retried with backoff, then ``dead``).
-    PostingNotReadyError when the institution's books are not ready for the document;
-    PermanentError when the document has no parsed form or no registered institution."""
+    so every retry delivers the same entry) and delivers it through the ``connector`` (a
+    ``FileExport`` stands for the folder connector). Returns the ``Delivery``: confirmed (a push
+    answered 2xx, a batch's ``.ack`` found, an acknowledgement recorded before), or waiting for
+    the ERP's confirmation, which the POST stage holds the document in ``posting`` for.
+    PostingNotReadyError when the institution's books are not ready for the document (no
+    complete profile, no exchange rate for its currency); ErpDeliveryError when the ERP did not
+    take it this time; PermanentError when the document has no parsed form or no registered
+    institution, or the ERP refuses the entry."""
 
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
-        export: FileExport,
+        connector: Connector | FileExport,
         *,
         commitments: CommitmentLookup | None = matched_commitment,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.uow_factory = uow_factory
-        self.export = export
+        self.connector: Connector = FolderConnector(connector) if isinstance(connector, FileExport) else connector
         self.commitments = commitments
         self.clock = clock
 
@@ -186,7 +243,7 @@ class EntryPoster:
         with self.uow_factory() as uow:
             row = uow.posting.entry(document.id)
             if row is not None:
-                return KeptEntry(row.entry_id, dict(row.data), row.batch, row.confirmed_at)
+                return _kept(row)
             invoice = uow.documents.parsed(document.id)
             if invoice is None:
                 raise PermanentError(f"document {document.id} has no parsed document to post")
@@ -209,43 +266,130 @@ class EntryPoster:
                 posting_date=now.date(),
                 institution=endpoint,
                 commitment=commitment,
+                exchange_rate=_configured_rate(uow, invoice, profile.accounting_currency),
                 chart=uow.posting.chart(institution.id, now.date()),
             )
-            uow.posting.add_entry(
+            row = uow.posting.add_entry(
                 JournalEntryRow(
                     document_id=document.id,
                     entry_id=entry.id,
                     institution_id=institution.id,
                     data=entry.to_dict(),
                     created_at=now,
+                    posting_date=entry.posting_date,
                 )
             )
             uow.commit()
-            return KeptEntry(entry.id, entry.to_dict(), None, None)
+            return _kept(row)
 
-    def __call__(self, document: DocumentView, raw: bytes, /) -> str:
+    def __call__(self, document: DocumentView, raw: bytes, /) -> Delivery:
         kept = self.entry(document)
-        batch = kept.batch or self.export.batch_name(kept.entry_id)
-        self.export.write(batch, [kept.data])
-        confirmed = self.export.confirmed(batch)
-        if kept.batch is None or (confirmed and kept.confirmed_at is None):
-            with self.uow_factory() as uow:
-                uow.posting.mark_exported(
-                    document.id,
-                    batch=batch,
-                    confirmed_at=self.clock() if confirmed else None,
-                    confirmed_by=f"file:{batch}.ack" if confirmed else None,
-                )
-                uow.commit()
-        if not confirmed:
-            raise ErpDeliveryError(f"journal entry {kept.entry_id} exported as {batch}; waiting for its .ack")
-        return kept.entry_id
+        if kept.confirmed_at is not None:  # acknowledged (or its batch confirmed) before this run
+            return Delivery(kept.entry_id, kept.confirmed_by or "the ERP")
+        confirmed_by, waiting = self.connector.deliver(self.uow_factory, kept)
+        if confirmed_by is None:
+            return Delivery(kept.entry_id, None, waiting)
+        with self.uow_factory() as uow:
+            uow.posting.confirm_entry(document.id, at=self.clock(), by=confirmed_by)
+            uow.commit()
+        return Delivery(kept.entry_id, confirmed_by)
 
 
-def confirm_batch(export: FileExport, batch: str) -> None:
-    """Confirm a file batch by hand (``einvoice erp confirm``): the next retry of its document
-    finds the confirmation and records it ``posted``."""
+def _kept(row: JournalEntryRow) -> KeptEntry:
+    return KeptEntry(row.document_id, row.entry_id, dict(row.data), row.batch, row.confirmed_at, row.confirmed_by)
+
+
+def _configured_rate(uow: UnitOfWork, invoice: Invoice, accounting_currency: str) -> ExchangeRate | None:
+    """The rate of a foreign-currency document that states no VAT in accounting currency (BT-111):
+    the latest loaded (``import_rates``) on or before its issue date (BT-2); None for a document
+    in the accounting currency or one that states BT-111. PostingNotReadyError when none is."""
+    currency = invoice.currency or accounting_currency
+    if currency == accounting_currency or exchange_rate_from_document(invoice, accounting_currency) is not None:
+        return None
+    on = invoice.issue_date or _now().date()
+    row = uow.posting.rate_on(accounting_currency, currency, on)
+    if row is None:
+        raise PostingNotReadyError(
+            f"no exchange rate from {currency} to {accounting_currency} on or before {on.isoformat()} "
+            "(einvoice rates import)"
+        )
+    return entry_rate(row.rate, row.rate_date, row.source)
+
+
+def confirm_batch(uow_factory: Callable[[], UnitOfWork], export: FileExport, batch: str, *, by: str) -> str:
+    """Confirm a file batch by hand (``einvoice erp confirm``): its ``.ack`` written, and its
+    document ``posted`` (``erp.confirm_entry``); return the document's state. Raises
+    FileNotFoundError, ValueError (not a batch name), NotFoundError (no entry went out in it)."""
+    from einvoice.services.erp import confirm_entry
+
     export.confirm(batch)
+    with uow_factory() as uow:
+        row = uow.posting.entry_by_batch(batch)
+        if row is None:
+            raise NotFoundError(f"no journal entry was exported in {batch}")
+        entry_id = row.entry_id
+    return confirm_entry(uow_factory, entry_id, by=by).status
+
+
+def collect_file_acks(uow_factory: Callable[[], UnitOfWork], export: FileExport) -> list[str]:
+    """Confirm every exported entry whose batch the ERP acknowledged (``<batch>.ack`` beside it)
+    since the last look; return their entry ids. Run by the sweeper's loop when the folder
+    connector is on."""
+    from einvoice.services.erp import confirm_entry
+
+    with uow_factory() as uow:
+        waiting = [(row.entry_id, row.batch) for row in uow.posting.unconfirmed_batches()]
+    confirmed = []
+    for entry_id, batch in waiting:
+        if batch is not None and export.confirmed(batch):
+            confirm_entry(uow_factory, entry_id, by=f"file:{batch}{ACK_SUFFIX}")
+            confirmed.append(entry_id)
+    return confirmed
+
+
+# --- exchange rates -------------------------------------------------------------------------------
+
+
+def import_rates(
+    uow_factory: Callable[[], UnitOfWork], text: str, *, base: str = "EUR", source: str, now: datetime | None = None
+) -> tuple[int, list[str]]:
+    """Load exchange rates (``posting.rates.parse_rates``: the ECB reference-rate CSV, or
+    ``currency,date,rate``), replacing those of the same currency and date, and send on the
+    documents held in ``approved`` (a message for the post stage each: those still without a
+    rate are held again); return how many rates and the ids sent on. Raises PostingSetupError."""
+    rates = parse_rates(text)
+    base = base.strip().upper()
+    now = now or _now()
+    with uow_factory() as uow:
+        count = uow.posting.put_rates(
+            ExchangeRateRow(
+                base=base, currency=r.currency, rate_date=r.on, rate=r.rate, source=source[:200], loaded_at=now
+            )
+            for r in rates
+            if r.currency != base
+        )
+        waiting = list(uow.posting.waiting_for_setup(None, S.APPROVED))
+        for document_id in waiting:
+            uow.outbox.add(document_id, POST.name, now=now)
+        uow.commit()
+    return count, waiting
+
+
+# --- the trial balance ----------------------------------------------------------------------------
+
+
+def institution_trial_balance(uow: UnitOfWork, *, endpoint: str, start: date, end: date) -> TrialBalance:
+    """Debits, credits and balance per account of the institution's posted entries whose posting
+    date is from ``start`` to ``end`` (both included), accounts named from the chart in force on
+    ``end``. Raises NotFoundError, PostingSetupError (``end`` before ``start``)."""
+    if end < start:
+        raise PostingSetupError(f"the period ends ({end}) before it starts ({start})")
+    with uow:
+        institution = _institution(uow, endpoint)
+        entries = [row.data for row in uow.posting.posted_entries(institution.id, start, end)]
+        chart = uow.posting.chart(institution.id, end)
+    names = {a.number: a.name for a in chart.accounts} if chart is not None else {}
+    return trial_balance(entries, names)
 
 
 def entry_of(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
@@ -257,10 +401,16 @@ def entry_of(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
 
 __all__ = [
     "EntryPoster",
+    "FolderConnector",
+    "PullConnector",
+    "PushConnector",
     "chart_of_accounts",
+    "collect_file_acks",
     "confirm_batch",
     "entry_of",
     "import_accounts",
+    "import_rates",
+    "institution_trial_balance",
     "parse_chart",
     "posting_profile",
     "set_posting_profile",

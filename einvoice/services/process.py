@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 S = DocumentStatus
 
-__all__ = ["REGISTRY", "ApprovalPolicy", "Ports", "Poster", "StageResult", "Validator", "run_stage"]
+__all__ = ["REGISTRY", "ApprovalPolicy", "Delivery", "Ports", "Poster", "StageResult", "Validator", "run_stage"]
 
 
 # --- ports -----------------------------------------------------------------------------------------
@@ -65,12 +65,25 @@ class Validator(Protocol):
     def __call__(self, raw: bytes, /, *, institution: str | None, at: datetime | None) -> ValidationOutcome: ...
 
 
-class Poster(Protocol):
-    """Posts an approved document to the ERP and returns the journal reference. Must be
-    idempotent on ``document.id`` (the ERP side keys on it): a retry after a crash may repeat
-    the call. Raises TransientError to retry later, PermanentError when it never can."""
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a ``Poster`` did with a document's journal entry: ``confirmed_by`` who confirmed it
+    (the ERP answered a push, acknowledged a pull, confirmed a file batch), or None while the
+    confirmation is still to come, with ``waiting`` saying what for."""
 
-    def __call__(self, document: DocumentView, raw: bytes, /) -> str: ...
+    journal_ref: str
+    confirmed_by: str | None
+    waiting: str | None = None
+
+
+class Poster(Protocol):
+    """Delivers an approved document's journal entry to the ERP: the ``Delivery``, or the journal
+    reference alone when the ERP confirmed it. Must be idempotent on ``document.id`` (the ERP
+    side keys on it): a retry after a crash may repeat the call. Raises TransientError to retry
+    later, PermanentError when it never can, PostingNotReadyError while the institution's books
+    are not ready."""
+
+    def __call__(self, document: DocumentView, raw: bytes, /) -> Delivery | str: ...
 
 
 class ApprovalPolicy(Protocol):
@@ -161,25 +174,37 @@ WAITING = "waiting: "
 
 
 def post(work: Work[Ports]) -> Outcome:
-    """``posted`` with the journal reference, or ``posting_failed`` recorded and the TransientError
-    raised again, so that the message is retried. A document whose institution's books are not
-    ready (PostingNotReadyError: no complete posting profile, an account missing, no exchange
-    rate) goes back to ``approved`` with the reason and rests there, held: no message, no retry,
-    the sweeper leaves it alone; setting the profile sends it on (``services.posting``)."""
+    """``posted`` with the journal reference once the ERP confirmed the entry (a push answered
+    2xx); or the entry delivered and the document held in ``posting`` with no lease, waiting for
+    the ERP's confirmation (a pull acknowledged, a file batch confirmed), which moves it on to
+    ``posted`` (``services.erp.confirm_entry``): no retry, no message, the sweeper leaves it
+    alone, however long the ERP takes. A delivery that failed for now records ``posting_failed``
+    and raises the TransientError again, so that the message is retried with backoff (then
+    ``dead``). A document whose institution's books are not ready (PostingNotReadyError: no
+    complete posting profile, an account missing, no exchange rate) goes back to ``approved``
+    with the reason and rests there, held; setting the profile or loading rates sends it on
+    (``services.posting``)."""
     if work.ports.poster is None:
         raise PermanentError("no ERP connector configured")
     try:
-        journal_ref = work.ports.poster(work.document, work.raw or b"")
+        delivery = work.ports.poster(work.document, work.raw or b"")
     except PostingNotReadyError as exc:
         reason = WAITING + str(exc)
         return Outcome(((S.APPROVED, reason),), {"failure_reason": reason}, hold=True)
     except TransientError as exc:
         return Outcome(((S.POSTING_FAILED, str(exc)),), {"failure_reason": str(exc)}, retry=exc)
+    if isinstance(delivery, str):
+        delivery = Delivery(delivery, "the ERP connector")
+    if delivery.confirmed_by is None:
+        reason = WAITING + (delivery.waiting or "the ERP's confirmation")
+        values = {"journal_ref": delivery.journal_ref, "failure_reason": reason}
+        return Outcome(((S.POSTING, reason),), values, hold=True)
     from einvoice.services.matching import consume_held
 
+    detail = f"journal {delivery.journal_ref} confirmed by {delivery.confirmed_by}"
     return Outcome(
-        ((S.POSTED, f"journal {journal_ref}"),),
-        {"journal_ref": journal_ref, "failure_reason": None},
+        ((S.POSTED, detail),),
+        {"journal_ref": delivery.journal_ref, "failure_reason": None},
         # what the document holds on its commitment is consumed in the write that records it posted
         effects=(functools.partial(consume_held, document_id=work.document.id),),
     )
@@ -210,12 +235,14 @@ POST = Stage[Ports](
     "post",
     starts_from=frozenset({S.APPROVED, S.POSTING_FAILED}),
     working=S.POSTING,
-    outcomes=frozenset({S.POSTED, S.POSTING_FAILED, S.APPROVED}),
+    outcomes=frozenset({S.POSTED, S.POSTING_FAILED, S.APPROVED, S.POSTING}),
     resume=S.POSTING_FAILED,
     handler=post,
     needs_raw=True,
     runs_with=lambda ports: ports.poster is not None,
-    holds=frozenset({S.APPROVED}),  # waiting for the institution's posting profile, chart or rate
+    # approved: waiting for the institution's posting profile, chart or an exchange rate;
+    # posting: the entry delivered, waiting for the ERP's confirmation (pull, file batch)
+    holds=frozenset({S.APPROVED, S.POSTING}),
 )
 REGISTRY = StageRegistry[Ports]([VALIDATE, MATCH, POST])
 

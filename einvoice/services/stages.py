@@ -133,8 +133,10 @@ class Stage(Generic[P]):
     #: waiting for a stage that cannot run rests there.
     runs_with: Callable[[P], bool] = field(default=lambda ports: True)
     #: States the handler may hold a document in (an ``Outcome`` with ``hold``), each one of its
-    #: ``starts_from`` and ``outcomes``: the document rests there with its ``failure_reason``, no
-    #: message is sent and the sweeper leaves it alone, until a person or a setting sends it on.
+    #: ``starts_from`` and ``outcomes``, or its ``working`` state (then with no lease: the work is
+    #: done, its confirmation comes from outside, as the ERP's acknowledgement of a posting does):
+    #: the document rests there with its ``failure_reason``, no message is sent and the sweeper
+    #: leaves it alone, until a person, a setting or a confirmation moves it on.
     holds: frozenset[str] = frozenset()
     #: The handler runs inside the finish's transaction, with ``Work.uow``: it may read and lock
     #: rows its outcome depends on (matching locks the commitments it reserves on). For fast
@@ -170,8 +172,10 @@ class StageRegistry(Generic[P]):
         if len(self.by_name) != len(self.stages) or len(self.by_working) != len(self.stages):
             raise ValueError("stage names and working states must be unique")
         for stage in self.stages:
-            if not stage.holds <= stage.starts_from & stage.outcomes:
-                raise ValueError(f"{stage.name} holds documents only in states it starts from and ends in")
+            if not stage.holds <= (stage.starts_from & stage.outcomes) | {stage.working}:
+                raise ValueError(
+                    f"{stage.name} holds documents only in states it starts from and ends in, or its working state"
+                )
 
     def __getitem__(self, name: str) -> Stage[P]:
         return self.by_name[name]
@@ -192,7 +196,7 @@ class StageRegistry(Generic[P]):
     @property
     def holding_states(self) -> frozenset[str]:
         """States in which a document with a ``failure_reason`` rests, held by its stage: the
-        sweeper sends it no message."""
+        sweeper sends it no message (in a working state: held with no lease, never taken back)."""
         return frozenset(s for stage in self.stages for s in stage.holds)
 
     def resume_point(self, state: str) -> tuple[str, Stage[P]] | None:

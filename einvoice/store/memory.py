@@ -381,10 +381,12 @@ class _Documents(_Repository):
         resting_with_reason: Collection[str] = (),
     ) -> list[Row]:
         def is_stuck(d: Row) -> bool:
+            resting = d.status in resting_with_reason and d.failure_reason is not None
             if d.status in idle_statuses:
-                resting = d.status in resting_with_reason and d.failure_reason is not None
                 return bool(d.status_changed_at < idle_before) and not resting
-            return d.status in working_statuses and (d.lease_expires_at is None or d.lease_expires_at < now)
+            held = resting and d.lease_token is None
+            expired = d.lease_expires_at is None or d.lease_expires_at < now
+            return d.status in working_statuses and expired and not held
 
         return sorted(filter(is_stuck, self.data.documents.values()), key=lambda d: d.status_changed_at)[:limit]
 
@@ -651,8 +653,12 @@ class _Posting(_Repository):
     ) -> None:
         raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
 
-    def waiting_for_setup(self, institution_id: str, status: str) -> Sequence[str]:
+    def waiting_for_setup(self, institution_id: str | None, status: str) -> Sequence[str]:
         raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
+
+    def __getattr__(self, name: str) -> Any:
+        # entries by id and batch, the pull feed, ERPs, exchange rates, payments: not kept either
+        raise NotImplementedError(f"the in-memory store keeps no posting data ({name})")
 
 
 class _Users(_Repository):

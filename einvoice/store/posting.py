@@ -1,18 +1,29 @@
 """Posting's storage: each institution's chart of accounts (versioned by the date it is in force
-from), its posting profile, and the journal entry kept for each document, read and written as the
-domain types of ``einvoice.domain.journal``. Nothing here commits: the unit of work does.
+from), its posting profile, the journal entry kept for each document, read and written as the
+domain types of ``einvoice.domain.journal``; the ERPs and the institutions each serves, exchange
+rates, payments. Nothing here commits: the unit of work does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
-from einvoice.store.tables import AccountRow, DocumentRow, JournalEntryRow, PostingProfileRow
+from einvoice.store.tables import (
+    AccountRow,
+    DocumentRow,
+    ErpInstitutionRow,
+    ErpRow,
+    ExchangeRateRow,
+    InstitutionRow,
+    JournalEntryRow,
+    PaymentRow,
+    PostingProfileRow,
+)
 
 
 class PostingRepository:
@@ -97,14 +108,119 @@ class PostingRepository:
             row.confirmed_at, row.confirmed_by = confirmed_at, confirmed_by
         self.session.flush()
 
-    def waiting_for_setup(self, institution_id: str, status: str) -> Sequence[str]:
-        """Ids of the institution's documents held in ``status`` with a reason (``failure_reason``)."""
+    def waiting_for_setup(self, institution_id: str | None, status: str) -> Sequence[str]:
+        """Ids of the institution's (None: every institution's) documents held in ``status`` with a
+        reason (``failure_reason``)."""
+        query = select(DocumentRow.id).where(DocumentRow.status == status, DocumentRow.failure_reason.is_not(None))
+        if institution_id is not None:
+            query = query.where(DocumentRow.institution_id == institution_id)
+        return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).all()
+
+    def entry_by_id(self, entry_id: str) -> JournalEntryRow | None:
+        """The journal entry with this id (``je_<document id>``), or None."""
+        return self.session.scalars(select(JournalEntryRow).where(JournalEntryRow.entry_id == entry_id)).first()
+
+    def entry_by_batch(self, batch: str) -> JournalEntryRow | None:
+        """The journal entry exported in the file batch ``batch``, or None."""
+        return self.session.scalars(select(JournalEntryRow).where(JournalEntryRow.batch == batch)).first()
+
+    def confirm_entry(self, document_id: str, *, at: datetime, by: str) -> bool:
+        """Record that the ERP confirmed the document's entry, unless it was confirmed before;
+        return whether this did."""
+        row = self.session.get(JournalEntryRow, document_id)
+        if row is None or row.confirmed_at is not None:
+            return False
+        row.confirmed_at, row.confirmed_by = at, by[:200]
+        self.session.flush()
+        return True
+
+    def unconfirmed_batches(self, limit: int = 1000) -> Sequence[JournalEntryRow]:
+        """Entries exported in a file batch that no confirmation was recorded for yet."""
         return self.session.scalars(
-            select(DocumentRow.id)
-            .where(
-                DocumentRow.institution_id == institution_id,
-                DocumentRow.status == status,
-                DocumentRow.failure_reason.is_not(None),
-            )
-            .order_by(DocumentRow.received_at, DocumentRow.id)
+            select(JournalEntryRow)
+            .where(JournalEntryRow.confirmed_at.is_(None), JournalEntryRow.batch.is_not(None))
+            .order_by(JournalEntryRow.created_at, JournalEntryRow.document_id)
+            .limit(limit)
         ).all()
+
+    def feed(
+        self, institution_ids: Collection[str], *, after: tuple[datetime, str] | None, limit: int
+    ) -> Sequence[JournalEntryRow]:
+        """Unconfirmed entries of ``institution_ids`` in their stable order (created, document id),
+        those after the position ``after``, at most ``limit``."""
+        query = select(JournalEntryRow).where(
+            JournalEntryRow.confirmed_at.is_(None), JournalEntryRow.institution_id.in_(list(institution_ids))
+        )
+        if after is not None:
+            created_at, document_id = after
+            query = query.where(
+                or_(
+                    JournalEntryRow.created_at > created_at,
+                    and_(JournalEntryRow.created_at == created_at, JournalEntryRow.document_id > document_id),
+                )
+            )
+        order = (JournalEntryRow.created_at, JournalEntryRow.document_id)
+        return self.session.scalars(query.order_by(*order).limit(limit)).all()
+
+    def posted_entries(self, institution_id: str, start: date, end: date) -> Sequence[JournalEntryRow]:
+        """The institution's entries whose document is ``posted``, by posting date in [start, end]."""
+        return self.session.scalars(
+            select(JournalEntryRow)
+            .join(DocumentRow, DocumentRow.id == JournalEntryRow.document_id)
+            .where(
+                JournalEntryRow.institution_id == institution_id,
+                JournalEntryRow.posting_date.between(start, end),
+                DocumentRow.status == "posted",
+            )
+            .order_by(JournalEntryRow.posting_date, JournalEntryRow.document_id)
+        ).all()
+
+    # --- ERPs ------------------------------------------------------------------------------------
+
+    def add_erp(self, row: ErpRow, institution_ids: Iterable[str]) -> ErpRow:
+        """Register an ERP and the institutions it serves (a name taken raises IntegrityError)."""
+        self.session.add(row)
+        self.session.flush()
+        self.session.add_all(ErpInstitutionRow(erp_id=row.id, institution_id=i) for i in set(institution_ids))
+        self.session.flush()
+        return row
+
+    def erp_by_name(self, name: str) -> ErpRow | None:
+        return self.session.scalars(select(ErpRow).where(ErpRow.name == name)).first()
+
+    def erp_by_key_hash(self, key_hash: str) -> ErpRow | None:
+        return self.session.scalars(select(ErpRow).where(ErpRow.api_key_hash == key_hash)).first()
+
+    def erp_institutions(self, erp_id: str) -> Sequence[InstitutionRow]:
+        """The institutions the ERP serves, by endpoint."""
+        return self.session.scalars(
+            select(InstitutionRow)
+            .join(ErpInstitutionRow, ErpInstitutionRow.institution_id == InstitutionRow.id)
+            .where(ErpInstitutionRow.erp_id == erp_id)
+            .order_by(InstitutionRow.endpoint_scheme, InstitutionRow.endpoint_id)
+        ).all()
+
+    # --- exchange rates --------------------------------------------------------------------------
+
+    def put_rates(self, rows: Iterable[ExchangeRateRow]) -> int:
+        """Store rates, replacing those of the same base, currency and date; return how many."""
+        count = 0
+        for row in rows:
+            self.session.merge(row)
+            count += 1
+        self.session.flush()
+        return count
+
+    def rate_on(self, base: str, currency: str, on: date) -> ExchangeRateRow | None:
+        """The latest rate of ``currency`` against ``base`` on or before ``on``, or None."""
+        return self.session.scalars(
+            select(ExchangeRateRow)
+            .where(ExchangeRateRow.base == base, ExchangeRateRow.currency == currency, ExchangeRateRow.rate_date <= on)
+            .order_by(ExchangeRateRow.rate_date.desc())
+            .limit(1)
+        ).first()
+
+    # --- payments --------------------------------------------------------------------------------
+
+    def payment(self, document_id: str) -> PaymentRow | None:
+        return self.session.get(PaymentRow, document_id)

@@ -335,13 +335,16 @@ class DocumentRepository:
     ) -> Sequence[DocumentRow]:
         """Documents waiting in an idle state since before ``idle_before``, or held in a
         working state by a lease that has run out. A document in one of ``resting_with_reason``
-        with a ``failure_reason`` waits for a person or a setting, not for a message: left out."""
+        with a ``failure_reason`` (and, in a working state, no lease) waits for a person, a
+        setting or a confirmation, not for a message: left out."""
         idle = DocumentRow.status.in_(list(idle_statuses)) & (DocumentRow.status_changed_at < idle_before)
-        if resting_with_reason:
-            idle &= ~(DocumentRow.status.in_(list(resting_with_reason)) & DocumentRow.failure_reason.is_not(None))
         expired = DocumentRow.status.in_(list(working_statuses)) & (
             DocumentRow.lease_expires_at.is_(None) | (DocumentRow.lease_expires_at < now)
         )
+        if resting_with_reason:
+            resting = DocumentRow.status.in_(list(resting_with_reason)) & DocumentRow.failure_reason.is_not(None)
+            idle &= ~resting
+            expired &= ~(resting & DocumentRow.lease_token.is_(None))
         return self.session.scalars(
             select(DocumentRow).where(idle | expired).order_by(DocumentRow.status_changed_at).limit(limit)
         ).all()

@@ -496,6 +496,11 @@ class JournalEntryRow(Base):
     file it was exported in; ``confirmed_at`` when the ERP confirmed it, ``confirmed_by`` how."""
 
     __tablename__ = "journal_entries"
+    __table_args__ = (
+        # The pull feed: unconfirmed entries in a stable order (``confirmed_at IS NULL`` first).
+        Index("ix_journal_entries_feed", "confirmed_at", "created_at", "document_id"),
+        Index("ix_journal_entries_ledger", "institution_id", "posting_date"),
+    )
 
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     entry_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -505,3 +510,52 @@ class JournalEntryRow(Base):
     batch: Mapped[str | None] = mapped_column(String(200))
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     confirmed_by: Mapped[str | None] = mapped_column(String(200))
+    posting_date: Mapped[date | None] = mapped_column(Date)  # the entry's, for the trial balance
+
+
+class ErpRow(Base):
+    """An ERP that takes journal entries (by pull, with its API key, of which only the sha256 is
+    kept) for the institutions it serves (``erp_institutions``)."""
+
+    __tablename__ = "erps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ErpInstitutionRow(Base):
+    """An institution whose journal entries an ERP takes (and none other's)."""
+
+    __tablename__ = "erp_institutions"
+
+    erp_id: Mapped[str] = mapped_column(ForeignKey("erps.id", ondelete="CASCADE"), primary_key=True)
+    institution_id: Mapped[str] = mapped_column(ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ExchangeRateRow(Base):
+    """Units of ``currency`` per unit of ``base`` on ``rate_date`` (the ECB reference rates: base
+    EUR, ``1 EUR = rate USD``)."""
+
+    __tablename__ = "exchange_rates"
+
+    base: Mapped[str] = mapped_column(String(3), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    rate_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(DecimalText())
+    source: Mapped[str] = mapped_column(String(200))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentRow(Base):
+    """A document's payment as the ERP recorded it (the supplier gets the Invoice Response PD)."""
+
+    __tablename__ = "payments"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    erp_id: Mapped[str | None] = mapped_column(ForeignKey("erps.id"))
+    paid_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(DecimalText())
+    reference: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -213,10 +213,12 @@ def test_a_served_document_waits_for_the_profile_then_is_exported_and_posted_onc
         wait_for(lambda: {"exported": batch.exists()}, lambda d: d["exported"])
         entry = json.loads(batch.read_text())
         assert entry["totals"] == {"debit": "3156.25", "credit": "3156.25"}
-        assert show(doc)()["status"] == "posting_failed"  # waiting for the ERP's confirmation
+        waiting = wait_for(show(doc), lambda d: d["status"] == "posting" and d["failure_reason"] is not None)
+        assert waiting["failure_reason"].endswith("waiting for its .ack")  # held for the ERP's confirmation
         code, out = run("erp", "confirm", batch.name)
-        assert (code, out.strip()) == (0, f"batch {batch.name} confirmed")
-        done = wait_for(show(doc), lambda d: d["status"] == "posted")
+        assert (code, out.strip()) == (0, f"batch {batch.name} confirmed; its document is posted")
+        done = show(doc)()
+        assert done["history"][-1]["actor"] == "cli:erp confirm"
         assert (done["journal_ref"], done["failure_reason"]) == (f"je_{doc}", None)
         assert [t["to_status"] for t in done["history"]].count("posted") == 1
     finally:

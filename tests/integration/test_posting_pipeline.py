@@ -6,6 +6,7 @@ one is set; charts of accounts versioned by the date they are in force from."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -16,7 +17,7 @@ import pytest
 
 from einvoice.domain.findings import Finding
 from einvoice.domain.states import DocumentStatus as S
-from einvoice.errors import ErpDeliveryError, PostingSetupError
+from einvoice.errors import PostingSetupError
 from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.posting.files import FileExport
 from einvoice.services import accounts, posting, process, queries, sweeper
@@ -108,10 +109,14 @@ def test_a_corpus_invoice_is_posted_once_with_the_hand_worked_entry(
     posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=PROFILE)
     run = runner(uow_factory, export)
 
-    # Exported; not posted until the ERP confirms the batch.
-    with pytest.raises(ErpDeliveryError, match=r"exported as je_\w+\.jsonl; waiting for its \.ack"):
-        run.run("post", doc)
-    assert queries.get_document(uow_factory(), doc).status == S.POSTING_FAILED
+    # Exported; held in posting (no retry, no lease) until the ERP confirms the batch.
+    assert run.run("post", doc).status == S.POSTING
+    held = queries.get_document(uow_factory(), doc)
+    assert held.status == S.POSTING
+    assert held.failure_reason is not None
+    assert re.fullmatch(
+        r"waiting: journal entry je_\w+ exported as je_\w+\.jsonl; waiting for its \.ack", held.failure_reason
+    )
     (batch,) = [p for p in export.folder.iterdir() if not p.name.startswith(".")]
     assert batch.name == f"je_{doc}.jsonl"
     (line,) = batch.read_text().splitlines()
@@ -128,16 +133,17 @@ def test_a_corpus_invoice_is_posted_once_with_the_hand_worked_entry(
     assert entry["supplier"]["endpoint"] == "0088:9482348239847239874"
     written = batch.stat().st_mtime_ns
 
-    # A retry before the confirmation writes nothing again.
-    with pytest.raises(ErpDeliveryError, match=r"waiting for its \.ack"):
-        run.run("post", doc)
+    # A message sent again before the confirmation writes nothing again.
+    assert run.run("post", doc).status == S.POSTING
     assert batch.stat().st_mtime_ns == written
+    assert posting.collect_file_acks(uow_factory, export) == []  # no .ack yet
 
-    posting.confirm_batch(export, batch.name)
-    result = run.run("post", doc)
-    assert result.status == S.POSTED
+    (export.folder / f"{batch.name}.ack").write_bytes(b"")  # the ERP's import confirms it
+    assert posting.collect_file_acks(uow_factory, export) == [f"je_{doc}"]
+    assert posting.collect_file_acks(uow_factory, export) == []  # once
     view = queries.get_document(uow_factory(), doc)
     assert (view.status, view.journal_ref, view.failure_reason) == (S.POSTED, f"je_{doc}", None)
+    assert (view.history[-1].from_status, view.history[-1].actor) == ("posting", f"file:{batch.name}.ack")
     assert run.run("post", doc).ran is False  # posted: a repeated message changes nothing
     assert [p.name for p in sorted(export.folder.iterdir())] == [batch.name, batch.name + ".ack"]
     assert [t.to_status for t in view.history].count(S.POSTED) == 1
@@ -180,7 +186,7 @@ def test_without_a_profile_the_document_waits_in_approved_until_one_is_set(
     assert pending(uow_factory).count(("post", doc)) == 3  # one more each time a profile was set
     export.folder.mkdir(parents=True)
     (export.folder / f"je_{doc}.jsonl.ack").write_bytes(b"")  # the ERP confirms as soon as it sees the batch
-    assert runner(uow_factory, export).run("post", doc).status == S.POSTED
+    assert runner(uow_factory, export).run("post", doc).status == S.POSTED  # the .ack found at delivery
 
 
 def test_a_chart_must_hold_every_account_the_profile_names(

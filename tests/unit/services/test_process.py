@@ -292,7 +292,79 @@ def test_a_document_whose_books_are_not_ready_is_held_in_approved_with_the_reaso
 def test_a_stage_holds_documents_only_where_it_declares() -> None:
     with pytest.raises(ValueError, match="holds documents only in states it starts from and ends in"):
         StageRegistry([replace(process.POST, holds=frozenset({S.POSTED}))])
-    assert process.REGISTRY.holding_states == {S.APPROVED}
+    assert process.REGISTRY.holding_states == {S.APPROVED, S.POSTING}
+
+
+class AwaitingPoster:
+    """A poster whose ERP confirms entries later (a pull acknowledged, a file batch confirmed)."""
+
+    def __init__(self) -> None:
+        self.confirmed_by: str | None = None
+        self.calls = 0
+
+    def __call__(self, document: DocumentView, raw: bytes) -> process.Delivery:
+        self.calls += 1
+        return process.Delivery("je_" + document.id, self.confirmed_by, "waiting for its acknowledgement")
+
+
+def test_a_delivered_entry_holds_the_document_in_posting_without_a_lease_until_confirmed(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    from einvoice.services import sweeper
+
+    doc = submitted(uow_factory, supplier)
+    poster = AwaitingPoster()
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+    result = process.post_document(uow_factory, doc, poster=poster)  # nothing raised: no retry burnt
+    held = view(uow_factory, doc)
+    assert (result.status, held.status, held.journal_ref) == (S.POSTING, S.POSTING, f"je_{doc}")
+    assert held.failure_reason == "waiting: waiting for its acknowledgement"
+    assert [(t.from_status, t.to_status) for t in held.history][-2:] == [
+        ("approved", "posting"),
+        ("posting", "posting"),
+    ]
+    with uow_factory() as uow:
+        row = uow.documents.get(doc)
+        assert row is not None
+        assert (row.lease_token, row.lease_expires_at) == (None, None)
+    assert pending(uow_factory).count(("post", doc)) == 1  # only the one that brought it here
+    # However long the ERP takes, the sweeper neither takes it back nor sends it again.
+    ports = process.Ports(poster=poster)
+    a_week_later = datetime.now(UTC) + timedelta(days=7)
+    assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=a_week_later).total == 0
+    assert view(uow_factory, doc).history == held.history
+
+    # A message sent again by a person finds the entry confirmed meanwhile: posted, once.
+    poster.confirmed_by = "erp:Treasury ERP"
+    assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
+    final = view(uow_factory, doc)
+    assert (final.failure_reason, final.history[-1].detail) == (None, f"journal je_{doc} confirmed by erp:Treasury ERP")
+    assert [t.to_status for t in final.history].count(S.POSTED) == 1
+
+
+def test_a_posting_whose_worker_died_is_taken_back_even_with_a_reason_from_a_failed_try(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    """Held means no lease: a document claimed from ``posting_failed`` keeps that failure's reason
+    while a worker holds it, and is taken back when the worker's lease runs out."""
+    from einvoice.services import sweeper
+
+    doc = submitted(uow_factory, supplier)
+    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
+    with pytest.raises(TransientError):
+        process.post_document(uow_factory, doc, poster=FakePoster(fail_first=1))
+
+    def dies(stage: str) -> None:
+        raise KeyboardInterrupt  # the worker stops between claim and work
+
+    with pytest.raises(KeyboardInterrupt):
+        process.post_document(uow_factory, doc, poster=FakePoster(), pause=dies)
+    taken = view(uow_factory, doc)
+    assert (taken.status, taken.failure_reason) == (S.POSTING, "ERP timeout")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    ports = process.Ports(poster=FakePoster())
+    assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=later).released == (doc,)
+    assert view(uow_factory, doc).status == S.POSTING_FAILED
 
 
 def test_without_a_poster_posting_does_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:

@@ -1,0 +1,265 @@
+"""``einvoice bench post``: how fast journal entries are built and delivered, and whether the
+whole pipeline keeps up when documents run through to ``posted`` by pull.
+
+- **build**: ``posting.build_entry`` over the generated invoices of the pipeline benchmark
+  (parsed beforehand), entries per second on one core;
+- **push**: the same entries sent by ``posting.push.PushSender`` to a loopback ERP on 127.0.0.1
+  (``benchmarks.erp``: signature checked, applied once per key), ``--threads`` senders, entries per
+  second;
+- **pipeline to posted, by pull**: the pipeline benchmark (``benchmarks.pipeline.run_pipeline``)
+  against a server started with posting on and the pull connector, while an ERP's posting job
+  pulls ``GET /v1/erp/entries`` and acknowledges each entry; then waits until every accepted
+  document is ``posted`` and reports posted documents per second (from the clock's start to the
+  last acknowledgement), the end-to-end latency from receipt to ``posted`` (read from the
+  documents' histories), and entries pulled and acknowledged per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+
+from einvoice.benchmarks.erp import LoopbackErp
+from einvoice.benchmarks.pipeline import (
+    BENCHMARK_BUYER_ENDPOINT,
+    LocalServer,
+    Target,
+    _cpu_probe,
+    _quantile,
+    provision,
+    random_invoice,
+    run_pipeline,
+    server_environment,
+)
+
+PROFILE = {
+    "payable": "5310",
+    "input_vat": {"25.5": "5721", "24": "5721", "14": "5722", "10": "5723"},
+    "output_vat": "5790",
+    "self_assessment_rate": "25.5",
+    "rounding": "8690",
+    "default_expense": "2239",
+    "prepaid": "2390",
+    "allowances": "spread",
+    "accounting_currency": "EUR",
+}
+#: The pipeline's generated invoices are partly in SEK, without BT-111: a rate from before them.
+RATES = "currency,date,rate\nSEK,2025-12-31,11.1500\n"
+
+
+def build_and_push(count: int, threads: int, seed: int) -> dict[str, float]:
+    """Entries per second built (one core) and pushed to a loopback ERP (``threads`` senders)."""
+    from einvoice.domain.journal import PostingProfile
+    from einvoice.parsers.ubl import parse_for_pipeline
+    from einvoice.posting import build_entry
+    from einvoice.posting.push import PushSender
+    from einvoice.posting.rates import entry_rate
+
+    rng = random.Random(seed)
+    invoices = [
+        parse_for_pipeline(
+            random_invoice(rng, number=f"POST-{i}", seller_endpoint="0216:003720000006", seller_vat="FI20000006",
+                           buyer_endpoint=BENCHMARK_BUYER_ENDPOINT)
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    profile = PostingProfile.from_dict(PROFILE)
+    sek = entry_rate(Decimal("11.15"), date(2025, 12, 31), "bench")
+    started = time.perf_counter()
+    entries = [
+        build_entry(
+            invoice,
+            profile,
+            document_id=f"{i:032x}",
+            posting_date=date(2026, 12, 2),
+            institution=BENCHMARK_BUYER_ENDPOINT,
+            exchange_rate=sek if invoice.currency == "SEK" else None,
+        ).to_dict()
+        for i, invoice in enumerate(invoices)
+    ]
+    built = time.perf_counter() - started
+    erp = LoopbackErp(b"bench secret")
+    sender = PushSender(erp.url, secret=b"bench secret", timeout=30)
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(sender.send, entries))
+        pushed = time.perf_counter() - started
+        applied = sum(erp.ledger.applied.values())
+    finally:
+        sender.close()
+        erp.close()
+    if applied != count:
+        raise RuntimeError(f"the loopback ERP applied {applied} of {count} entries")
+    return {"entries": count, "built_per_second": count / built, "pushed_per_second": count / pushed}
+
+
+@dataclass
+class Puller:
+    """An ERP's posting job: pulls the feed and acknowledges each entry, again and again."""
+
+    url: str
+    key: str
+    acknowledged: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    warmed_at: float | None = None  # when the warm-up's documents were all acknowledged
+    warmup: int = 20
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="erp-puller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30) as client:
+            while not self._stop.is_set():
+                after: str | None = None
+                took = 0
+                while not self._stop.is_set():
+                    params: dict[str, Any] = {"limit": 200} | ({"after": after} if after else {})
+                    page = client.get("/v1/erp/entries", params=params).json()
+                    if not page["entries"]:
+                        break
+                    for entry in page["entries"]:
+                        client.post(f"/v1/erp/entries/{entry['id']}/ack").raise_for_status()
+                        now = time.perf_counter()
+                        self.first_at = self.first_at or now
+                        self.last_at = now
+                        self.acknowledged += 1
+                        if self.acknowledged == self.warmup:
+                            self.warmed_at = now
+                        took += 1
+                    after = page["next"]
+                if took == 0:
+                    self._stop.wait(0.2)  # a posting job polls; 0.2 s between empty pulls
+
+
+def served_pull(
+    settings: Any, env: dict[str, str], *, rate: float, duration: float, workers: int, worker_nice: int, seed: int
+) -> dict[str, Any]:
+    """The pipeline benchmark run through to ``posted`` by pull (see the module's text)."""
+    from einvoice.bootstrap import database_engine
+    from einvoice.services import erp, posting
+    from einvoice.store import uow_factory_for
+
+    api_key, seller_endpoint, seller_vat, buyer = provision(settings)
+    engine = database_engine(settings)
+    uow_factory = uow_factory_for(engine)
+    posting.set_posting_profile(uow_factory(), endpoint=buyer, data=PROFILE)
+    posting.import_rates(uow_factory, RATES, source="bench")
+    _, erp_key = erp.add_erp(uow_factory(), name=f"bench ERP {time.time_ns()}", endpoints=[buyer])
+    env = env | {"EINVOICE_POSTING_ENABLED": "true", "EINVOICE_ERP_CONNECTOR": "pull"}
+    server = LocalServer(env, workers=workers if settings.mode == "production" else 0, worker_nice=worker_nice)
+    server.start()
+    puller = Puller(server.url, erp_key)
+    try:
+        puller.start()
+        started = time.perf_counter()
+        result = asyncio.run(
+            run_pipeline(
+                Target(server.url, api_key, seller_endpoint, seller_vat, buyer),
+                rate=rate,
+                count=int(rate * duration),
+                duration=duration,
+                seed=seed,
+                warmup=20,
+                cpu_probe=_cpu_probe(server),
+            )
+        )
+        accepted = result.accepted + 20  # the warm-up documents are posted too
+        deadline = time.monotonic() + 300
+        while puller.acknowledged < accepted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        latencies = _to_posted(uow_factory, buyer)
+    finally:
+        puller.stop()
+        server.stop()
+        engine.dispose()
+    window = (puller.last_at or started) - started
+    return {
+        "validation": result.to_dict(),
+        "posted": puller.acknowledged,
+        "accepted": accepted,
+        "posted_per_second": (puller.acknowledged - 20) / window if window > 0 else None,
+        "pulled_and_acknowledged_per_second": puller.acknowledged
+        / ((puller.last_at or 0) - (puller.first_at or 0) or 1),
+        "to_posted_p50_s": _quantile(latencies, 0.5),
+        "to_posted_p99_s": _quantile(latencies, 0.99),
+    }
+
+
+def _to_posted(uow_factory: Any, buyer: str) -> list[float]:
+    """Seconds from receipt to ``posted`` of the buyer's posted documents."""
+    from sqlalchemy import select
+
+    from einvoice.store.tables import DocumentRow, TransitionRow
+
+    with uow_factory() as uow:
+        rows = uow.session.execute(
+            select(DocumentRow.received_at, TransitionRow.at)
+            .join(TransitionRow, TransitionRow.document_id == DocumentRow.id)
+            .where(TransitionRow.to_status == "posted", DocumentRow.buyer_endpoint == buyer)
+        ).all()
+    return sorted((posted - received).total_seconds() for received, posted in rows)
+
+
+def bench_post(
+    count: Annotated[int, typer.Option(min=1, help="Entries built and pushed.")] = 2000,
+    threads: Annotated[int, typer.Option(min=1, help="Push senders.")] = 8,
+    rate: Annotated[float, typer.Option(min=0.1, help="Pipeline: submissions per second.")] = 100.0,
+    duration: Annotated[float, typer.Option(min=0, help="Pipeline: seconds of submissions (0: skip it).")] = 20.0,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Production mode: 'einvoice worker' processes (default: one per core).")
+    ] = None,
+    worker_nice: Annotated[int, typer.Option(min=0, max=19, help="Nice value of the worker processes.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the generated invoices.")] = 1,
+) -> None:
+    """Journal entries built and pushed per second, and the pipeline from submission to posted by pull."""
+    from einvoice.settings import get_settings
+
+    figures = build_and_push(count, threads, seed)
+    typer.echo(
+        f"build: {figures['built_per_second']:.0f} entries/s (one core); push to a loopback ERP, {threads} senders: "
+        f"{figures['pushed_per_second']:.0f} entries/s ({count} entries, each applied once)"
+    )
+    if duration <= 0:
+        return
+    settings, env, scratch = server_environment(get_settings())
+    try:
+        processes = workers if workers is not None else (os.cpu_count() or 1)
+        served = served_pull(
+            settings, env, rate=rate, duration=duration, workers=processes, worker_nice=worker_nice, seed=seed
+        )
+    finally:
+        if scratch is not None:
+            with contextlib.suppress(OSError):
+                scratch.cleanup()
+    validation = served["validation"]
+    typer.echo(
+        f"pipeline to posted by pull ({settings.mode}): offered {rate:g}/s x {duration:g} s; "
+        f"{served['posted']} of {served['accepted']} posted; "
+        f"{served['posted_per_second'] or 0:.1f} documents/s posted; "
+        f"through validation {validation.get('docs_per_second') or 0:.1f}/s; "
+        f"receipt to posted p50 {served['to_posted_p50_s'] or 0:.2f} s, p99 {served['to_posted_p99_s'] or 0:.2f} s; "
+        f"pull: {served['pulled_and_acknowledged_per_second'] or 0:.0f} entries/s pulled and acknowledged"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -201,3 +202,80 @@ def check_approval(
     if rule.needs_two_people(amount):
         return ApprovalCheck(None, final=False)
     return ApprovalCheck(None)
+
+
+# --- the queue ----------------------------------------------------------------------------------------
+
+#: The reasons that are the state's own (``reason_codes``), found by the document's state.
+STATE_REASONS: Mapping[str, str] = {
+    "APPROVAL_REQUIRED": S.MATCHED,
+    "SECOND_APPROVAL": S.AWAITING_SECOND_APPROVAL,
+    "UNDER_QUERY": S.UNDER_QUERY,
+}
+#: What the queue sorts by (each with an index of its own, ``store.tables``), ties broken by id.
+SORTS = ("age", "amount", "issue_date", "supplier", "number", "institution")
+PAGE_SIZES = (25, 50, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What the queue shows: every field is a query parameter of ``/ui/queue`` of the same name."""
+
+    institution: str | None = None  # an institution id
+    reason: str | None = None  # a reason code
+    supplier: str | None = None  # part of the supplier's name or endpoint
+    status: str | None = None  # one of REVIEW_STATES
+    min_age_days: int | None = None  # waiting at least this many days
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    sort: str = "age"
+    descending: bool = True  # age: the longest waiting first
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One document of the queue, as the store reads it (``ReviewStore.queue``)."""
+
+    id: str
+    institution: str
+    supplier: str
+    number: str | None
+    issue_date: date | None
+    amount: Decimal | None
+    currency: str | None
+    status: str
+    reasons: tuple[str, ...]
+    waiting_since: datetime
+
+    def age(self, now: datetime) -> str:
+        seconds = max(0, int((now - self.waiting_since).total_seconds()))
+        if seconds >= 86_400:
+            return f"{seconds // 86_400} d"
+        if seconds >= 3_600:
+            return f"{seconds // 3_600} h"
+        return f"{seconds // 60} min"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSlice:
+    """One page of the queue and how many documents the filter finds in all."""
+
+    rows: tuple[QueueRow, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """A user's whole queue counted by reason code and by institution id."""
+
+    by_reason: Mapping[str, int]
+    by_institution: Mapping[str, int]
+
+
+def queue_reasons(status: str, stored: Sequence[str]) -> tuple[str, ...]:
+    """The reasons the queue shows for a document: those stored with its match result
+    (``document_reasons``), then its state's own."""
+    own = [code for code, state in STATE_REASONS.items() if state == status]
+    return tuple(dict.fromkeys([*stored, *own]))

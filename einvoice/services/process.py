@@ -27,10 +27,11 @@ from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.services import DocumentView, finding_from_row, finding_values
 from einvoice.services.responses import invoice_response_row, message_level_response_row
+from einvoice.services.review import reason_rows
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
-from einvoice.store.tables import ParsedDocumentRow, ResponseRow
+from einvoice.store.tables import DocumentReasonRow, ParsedDocumentRow, ResponseRow
 from einvoice.store.writes import Step
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,9 @@ def match(work: Work[Ports]) -> Outcome:
     code = "AP" if path[-1][0] == S.APPROVED else "IP"
     response = invoice_response_row(code, datetime.now(UTC))
     return Outcome(
-        tuple(path), {"match_result": json.dumps(result, sort_keys=True)}, rows={ResponseRow.__tablename__: [response]}
+        tuple(path),
+        {"match_result": json.dumps(result, sort_keys=True)},
+        rows={ResponseRow.__tablename__: [response], DocumentReasonRow.__tablename__: reason_rows(result)},
     )
 
 

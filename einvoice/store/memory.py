@@ -26,12 +26,22 @@ from sqlalchemy.exc import IntegrityError
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
+from einvoice.domain.review import (
+    STATE_REASONS,
+    QueueCounts,
+    QueueFilter,
+    QueueRow,
+    QueueSlice,
+    queue_reasons,
+)
+from einvoice.domain.states import REVIEW_STATES
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.store.ports import UnitOfWork
 from einvoice.store.tables import (
     ApprovalRuleRow,
     Base,
     DecisionRow,
+    DocumentReasonRow,
     DocumentRow,
     FindingRow,
     InstitutionRow,
@@ -93,6 +103,7 @@ class _Data:
     outbox: list[Row] = field(default_factory=list)
     parsed: dict[str, Row] = field(default_factory=dict)
     responses: list[Row] = field(default_factory=list)
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # document id -> codes
     serial: int = 0
 
     def next_serial(self) -> int:
@@ -122,6 +133,7 @@ class MemoryUnitOfWork:
         self.commitments = _Commitments(self)
         self.users = _Users(self)
         self.posting = _Posting(self)
+        self.review = _Review(self)
 
     @property
     def scope(self) -> object:
@@ -308,6 +320,9 @@ class _Documents(_Repository):
                 for row in rows:
                     values = {**row, "document_id": document.id, "id": self.data.next_serial()}
                     self.data.responses.append(_row(ResponseRow, values))
+                continue
+            if table == DocumentReasonRow.__tablename__:
+                self.data.reasons[document.id] = [str(row["code"]) for row in rows]
                 continue
             if table != ParsedDocumentRow.__tablename__:
                 raise KeyError(f"the memory store keeps no table {table!r}")
@@ -606,3 +621,77 @@ class _Users(_Repository):
 
     def decisions(self, document_id: str) -> Sequence[DecisionRow]:
         raise NotImplementedError("the in-memory store keeps no users")
+
+
+class _Review(_Repository):
+    """The queue in Python, with the rules of ``store.review`` (ties broken by id)."""
+
+    def _waiting(self, institution_ids: Collection[str]) -> list[Row]:
+        return [
+            d for d in self.data.documents.values() if d.status in REVIEW_STATES and d.institution_id in institution_ids
+        ]
+
+    def _kept(self, d: Row, wanted: QueueFilter, now: datetime) -> bool:
+        amount = Decimal(d.payable_amount) if d.payable_amount is not None else None
+        supplier = self.data.suppliers.get(d.supplier_id)
+        found = (wanted.supplier or "").strip().lower()
+        checks = (
+            not wanted.institution or d.institution_id == wanted.institution,
+            not wanted.status or d.status == wanted.status,
+            not wanted.reason
+            or (
+                d.status == STATE_REASONS[wanted.reason]
+                if wanted.reason in STATE_REASONS
+                else wanted.reason in self.data.reasons.get(d.id, ())
+            ),
+            not found
+            or found in (supplier.name.lower() if supplier else "")
+            or found in (d.seller_endpoint or "").lower(),
+            not wanted.min_age_days or (now - d.status_changed_at).days >= wanted.min_age_days,
+            wanted.min_amount is None or (amount is not None and amount >= wanted.min_amount),
+            wanted.max_amount is None or (amount is not None and amount <= wanted.max_amount),
+        )
+        return all(checks)
+
+    def _name(self, table: dict[str, Row], key: str | None) -> str:
+        row = table.get(key or "")
+        return str(row.name) if row is not None else ""
+
+    def queue(self, wanted: QueueFilter, *, institution_ids: Collection[str], now: datetime) -> QueueSlice:
+        found = [d for d in self._waiting(institution_ids) if self._kept(d, wanted, now)]
+        keys: dict[str, Callable[[Row], Any]] = {
+            "age": lambda d: d.status_changed_at,
+            "amount": lambda d: Decimal(d.payable_amount) if d.payable_amount is not None else Decimal(0),
+            "issue_date": lambda d: d.issue_date or date.min,
+            "number": lambda d: d.number or "",
+            "supplier": lambda d: self._name(self.data.suppliers, d.supplier_id),
+            "institution": lambda d: self._name(self.data.institutions, d.institution_id),
+        }
+        key = keys.get(wanted.sort, keys["age"])
+        found.sort(key=lambda d: (key(d), d.id), reverse=wanted.descending)
+        start = (max(1, wanted.page) - 1) * wanted.per_page
+        rows = tuple(
+            QueueRow(
+                id=d.id,
+                institution=self._name(self.data.institutions, d.institution_id),
+                supplier=self._name(self.data.suppliers, d.supplier_id),
+                number=d.number,
+                issue_date=d.issue_date,
+                amount=Decimal(d.payable_amount) if d.payable_amount is not None else None,
+                currency=d.currency,
+                status=d.status,
+                reasons=queue_reasons(d.status, self.data.reasons.get(d.id, ())),
+                waiting_since=d.status_changed_at,
+            )
+            for d in found[start : start + wanted.per_page]
+        )
+        return QueueSlice(rows, len(found))
+
+    def counts(self, *, institution_ids: Collection[str]) -> QueueCounts:
+        by_reason: dict[str, int] = {}
+        by_institution: dict[str, int] = {}
+        for d in self._waiting(institution_ids):
+            by_institution[d.institution_id] = by_institution.get(d.institution_id, 0) + 1
+            for code in queue_reasons(d.status, self.data.reasons.get(d.id, ())):
+                by_reason[code] = by_reason.get(code, 0) + 1
+        return QueueCounts(by_reason, by_institution)

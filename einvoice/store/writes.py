@@ -54,6 +54,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from einvoice.store.tables import Base, DocumentContentRow, DocumentRow, FindingRow, OutboxRow, TransitionRow
 
+#: Tables whose rows of a document a change replaces rather than adds to: a document's reasons
+#: are those of its latest match result. Each has a serial key, so that the PostgreSQL statement
+#: may delete the old rows and insert the new ones together.
+REPLACED = frozenset({"document_reasons"})
 DOCUMENTS: Table = DocumentRow.__table__  # type: ignore[assignment]
 CONTENTS: Table = DocumentContentRow.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = TransitionRow.__table__  # type: ignore[assignment]
@@ -93,7 +97,8 @@ class DocumentChange:
     ``ANYONE``, its lease is held by ``holder`` (None: by no one). Then: the columns ``values``
     are set, ``steps`` recorded as transitions (all at ``at``), its findings replaced by
     ``findings`` (column values in order; None leaves them), an outbox row written for
-    ``message``, and ``rows`` inserted (extra rows by table name, ``document_id`` filled in).
+    ``message``, and ``rows`` inserted (extra rows by table name, ``document_id`` filled in); for a
+    table of ``REPLACED``, the rows given (even none) take the place of the document's rows there.
     ``read`` returns the document's columns as they are afterwards (and its bytes)."""
 
     document_id: str
@@ -117,7 +122,9 @@ class DocumentChange:
             message=self.message is not None,
             rows=tuple(
                 sorted(
-                    (table, tuple(sorted(set(rows[0]) - {"document_id"}))) for table, rows in self.rows.items() if rows
+                    (table, _columns(table) if table in REPLACED else tuple(sorted(set(rows[0]) - {"document_id"})))
+                    for table, rows in self.rows.items()
+                    if rows or table in REPLACED
                 )
             ),
             read=self.read,
@@ -189,6 +196,18 @@ def _table(name: str) -> Table:
 
 
 @functools.cache
+def _columns(table_name: str) -> tuple[str, ...]:
+    """The columns a replaced table's rows carry (all but the serial key and the document)."""
+    return tuple(sorted(c.name for c in _table(table_name).c if c.name not in ("id", "document_id")))
+
+
+@functools.cache
+def _delete_rows(table_name: str) -> Any:
+    table = _table(table_name)
+    return delete(table).where(table.c.document_id == bindparam("document_id"))
+
+
+@functools.cache
 def _sequential_update(shape: _Shape) -> Any:
     statement = _guarded_update(shape)
     return statement.returning(*DOCUMENTS.c) if shape.read else statement
@@ -249,6 +268,8 @@ def run_sequentially(connection: Connection, change: DocumentChange) -> Written:
             [{"document_id": change.document_id, "action": change.message, "created_at": change.at}],
         )
     for table_name, rows in change.rows.items():
+        if table_name in REPLACED:
+            connection.execute(_delete_rows(table_name), {"document_id": change.document_id})
         if rows:
             connection.execute(_insert(table_name), [{**r, "document_id": change.document_id} for r in rows])
     raw = connection.execute(_RAW, {"document_id": change.document_id}).scalar() if change.read == "row+raw" else None
@@ -338,6 +359,8 @@ def _one_statement(shape: _Shape) -> Compiled:
         )
     for table_name, columns in shape.rows:
         table = _table(table_name)
+        if table_name in REPLACED:
+            parts.append(delete(table).where(table.c.document_id.in_(select(changed.c.id))).cte(f"old_{table_name}"))
         extra = _recordset(f"rows_{table_name}", table, columns)
         parts.append(
             insert(table)
@@ -393,7 +416,7 @@ def one_statement(change: DocumentChange) -> tuple[str, dict[str, Any]]:
     if change.message is not None:
         parameters["action"] = change.message
     for table_name, rows in change.rows.items():
-        if rows:
+        if rows or table_name in REPLACED:
             parameters[f"rows_{table_name}"] = _json_rows(_table(table_name), rows)
     return compiled.sql, compiled.parameters(parameters)
 

@@ -27,9 +27,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import typer
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, func, insert, select, text
 
 from einvoice.domain.commitments import ReasonCode, WarningCode
 from einvoice.domain.states import DocumentStatus as S
@@ -160,20 +161,40 @@ def load_queue(
                 if reasons:
                     connection.execute(insert(DocumentReasonRow), reasons)
                     reasons.clear()
-    with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    with engine.connect() as connection:  # as autovacuum leaves a live database: statistics, visibility map
+        vacuum = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(text(vacuum))
     return Loaded(
         [str(i["id"]) for i in institution_rows], [(str(s["id"]), str(s["name"])) for s in supplier_rows], waiting, done
     )
 
 
-def query_shapes(loaded: Loaded) -> dict[str, str]:
-    """The queue URLs timed, by shape: the default view, each filter, each sort, a deep page."""
+def middle_cursor(engine: Engine) -> str:
+    """The cursor of the row in the middle of the default view (longest waiting first)."""
+    from einvoice.domain.review import cursor_of
+    from einvoice.store.tables import REVIEW_PREDICATE, DocumentRow
+
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(DocumentRow).where(text(REVIEW_PREDICATE)))
+        middle = int(count.scalar() or 0) // 2
+        at, document_id = connection.execute(
+            select(DocumentRow.status_changed_at, DocumentRow.id)
+            .where(text(REVIEW_PREDICATE))
+            .order_by(DocumentRow.status_changed_at.desc(), DocumentRow.id.desc())
+            .offset(middle)
+            .limit(1)
+        ).one()
+    return cursor_of(at, document_id)
+
+
+def query_shapes(loaded: Loaded, middle: str) -> dict[str, str]:
+    """The queue URLs timed, by shape: the default view, each filter, each sort, a page in the
+    middle of the queue (by its cursor, as the next and previous links go)."""
     supplier_name = loaded.suppliers[0][1]
-    deep = max(1, loaded.waiting // 50 // 2)
     return {
         "default (age, page 1)": "",
-        f"deep page ({deep})": f"page={deep}",
+        "middle page (next link)": "page=1001&" + urlencode({"after": middle}),
+        "middle page (previous link)": "page=1000&" + urlencode({"before": middle}),
         "filter institution": f"institution={loaded.institutions[0]}",
         "filter reason": f"reason={ReasonCode.PRICE_VARIANCE}",
         "filter supplier": f"supplier={supplier_name.replace(' ', '+')}",
@@ -220,6 +241,22 @@ def time_pages(get: Callable[[str], Any], shapes: dict[str, str], *, rounds: int
     return figures
 
 
+def time_counts(engine: Engine, institution_ids: list[str], *, rounds: int) -> dict[str, float]:
+    """The queue's counts by reason and by institution, counted afresh (what a page pays once
+    every ``EINVOICE_UI_QUEUE_COUNTS_SECONDS``): ms p50 and p95."""
+    from einvoice.store import uow_factory_for
+
+    uow_factory = uow_factory_for(engine)
+    times = []
+    for _ in range(rounds + 1):
+        started = time.perf_counter()
+        with uow_factory() as uow:
+            uow.review.counts(institution_ids=institution_ids)
+        times.append((time.perf_counter() - started) * 1000)
+    times = times[1:]
+    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 0.95), 1)}
+
+
 @contextlib.contextmanager
 def scratch_database(server_url: str | None) -> Iterator[str]:
     """A new, empty database: ``einvoice_bench_<random>`` on the PostgreSQL server of
@@ -263,6 +300,8 @@ def run(database_url: str, *, waiting: int, done: int, rounds: int, seed: int) -
             started = time.perf_counter()
             loaded = load_queue(engine, waiting=waiting, done=done, seed=seed)
             load_s = time.perf_counter() - started
+            middle = middle_cursor(engine)
+            counts_ms = time_counts(engine, loaded.institutions, rounds=max(3, rounds // 3))
         finally:
             engine.dispose()
         runtime = build(settings)
@@ -279,7 +318,9 @@ def run(database_url: str, *, waiting: int, done: int, rounds: int, seed: int) -
                 )
                 if signed.status_code != 303:
                     raise RuntimeError(f"sign-in answered {signed.status_code}")
-                figures = time_pages(lambda q: client.get(f"/ui/queue?{q}"), query_shapes(loaded), rounds=rounds)
+                figures = time_pages(
+                    lambda q: client.get(f"/ui/queue?{q}"), query_shapes(loaded, middle), rounds=rounds
+                )
         finally:
             runtime.stop()
     return {
@@ -291,6 +332,7 @@ def run(database_url: str, *, waiting: int, done: int, rounds: int, seed: int) -
         "load_s": round(load_s, 1),
         "rounds": rounds,
         "pages": figures,
+        "counts_uncached_ms": counts_ms,
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
         "date": date.today().isoformat(),
     }
@@ -325,4 +367,9 @@ def bench_review(
     typer.echo(f"{'shape':<28} {'found':>9} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in result["pages"].items():
         typer.echo(f"{name:<28} {figures['found']:>9} {figures['p50_ms']:>8} {figures['p95_ms']:>8}")
+    counts = result["counts_uncached_ms"]
+    typer.echo(
+        f"{'counts, counted afresh':<28} {'':>9} {counts['p50_ms']:>8} {counts['p95_ms']:>8}"
+        "   (once per EINVOICE_UI_QUEUE_COUNTS_SECONDS per set of institutions)"
+    )
     typer.echo(f"machine: {result['machine']}; {result['date']}")

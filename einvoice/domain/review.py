@@ -230,8 +230,12 @@ class QueueFilter:
     max_amount: Decimal | None = None
     sort: str = "age"
     descending: bool = True  # age: the longest waiting first
-    page: int = 1
+    page: int = 1  # shown; read by the store only without a cursor
     per_page: int = 50
+    #: Keyset paging: the page after (or before) the row with this cursor (``QueueSlice.last``,
+    #: ``first``): its sort key and id. A page is then read off its sort's index, however deep.
+    after: str | None = None
+    before: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,12 +262,47 @@ class QueueRow:
         return f"{seconds // 60} min"
 
 
+#: The queue counts the documents a filter finds up to this many ("10000+" beyond).
+COUNT_LIMIT = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class QueueSlice:
-    """One page of the queue and how many documents the filter finds in all."""
+    """One page of the queue: its rows, how many documents the filter finds in all (at most
+    ``COUNT_LIMIT``: ``total_capped`` beyond), whether there are pages before and after it, and
+    the cursors of its first and last rows (``QueueFilter.before``, ``after``)."""
 
     rows: tuple[QueueRow, ...]
     total: int
+    total_capped: bool = False
+    has_previous: bool = False
+    has_next: bool = False
+    first: str | None = None
+    last: str | None = None
+
+
+def cursor_of(key: object, document_id: str) -> str:
+    """A row's cursor: its sort key (ISO dates and times, decimals and text as written) and id."""
+    shown = key.isoformat() if isinstance(key, date | datetime) else str(key)
+    return f"{shown}~{document_id}"
+
+
+def parse_cursor(sort: str, cursor: str) -> tuple[object, str] | None:
+    """The sort key and id of a cursor of the queue sorted by ``sort``; None when it is not one."""
+    value, _, document_id = cursor.rpartition("~")
+    if not document_id or not value:
+        return None
+    try:
+        if sort == "age":
+            return datetime.fromisoformat(value), document_id
+        if sort == "issue_date":
+            return date.fromisoformat(value), document_id
+        if sort == "amount":
+            amount = Decimal(value)
+            return (amount, document_id) if amount.is_finite() else None
+    except (ValueError, ArithmeticError):
+        return None
+    return value, document_id
 
 
 @dataclass(frozen=True, slots=True)

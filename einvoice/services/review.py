@@ -11,6 +11,8 @@ raises ``DecisionConflictError``.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +27,10 @@ from einvoice.domain.review import (
     STATUS_REASONS,
     Action,
     ApprovalRule,
+    QueueCounts,
     QueueFilter,
     QueueRow,
+    QueueSlice,
     check_approval,
     reason_codes,
 )
@@ -45,11 +49,18 @@ S = DocumentStatus
 
 @dataclass(frozen=True, slots=True)
 class QueuePage:
-    rows: tuple[QueueRow, ...]
-    total: int  # rows the filter finds
+    found: QueueSlice  # the page's rows, the filter's total, the cursors
     by_reason: Mapping[str, int]  # the user's whole queue, by reason code
     by_institution: Mapping[str, tuple[str, int]]  # institution id -> (name, count)
     institutions: Mapping[str, str]  # the user's institutions: id -> name
+
+    @property
+    def rows(self) -> tuple[QueueRow, ...]:
+        return self.found.rows
+
+    @property
+    def total(self) -> int:
+        return self.found.total
 
     def pages(self, per_page: int) -> int:
         return max(1, -(-self.total // per_page))
@@ -64,20 +75,49 @@ def reason_rows(match_result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [{"code": code[:40]} for code in codes]
 
 
-def queue(uow: UnitOfWork, user: SignedIn, wanted: QueueFilter, *, now: datetime | None = None) -> QueuePage:
+#: Counts by (store, institutions): (when they were counted, monotonic seconds; the counts).
+_COUNTED: dict[tuple[int, tuple[str, ...]], tuple[float, QueueCounts]] = {}
+_COUNTED_LOCK = threading.Lock()
+
+
+def _counts(uow: UnitOfWork, ids: tuple[str, ...], max_age: float) -> QueueCounts:
+    """The queue's counts for ``ids``, counted again when those kept are older than ``max_age``
+    seconds: counting a queue of 100,000 reads every row, which a page cannot afford each time."""
+    cache_key = (id(uow.scope), ids)
+    with _COUNTED_LOCK:
+        kept = _COUNTED.get(cache_key)
+    if kept is not None and time.monotonic() - kept[0] < max_age:
+        return kept[1]
+    counts = uow.review.counts(institution_ids=ids)
+    with _COUNTED_LOCK:
+        if len(_COUNTED) > 1_000:
+            _COUNTED.clear()
+        _COUNTED[cache_key] = (time.monotonic(), counts)
+    return counts
+
+
+def queue(
+    uow: UnitOfWork,
+    user: SignedIn,
+    wanted: QueueFilter,
+    *,
+    now: datetime | None = None,
+    counts_max_age: float = 0,
+) -> QueuePage:
     """One page of the documents waiting for a person in the user's institutions, as ``wanted``
-    filters and sorts them (ties broken by id, so pages do not overlap), with the counts of the
-    user's whole queue by reason and by institution."""
+    filters, sorts and pages them (ties broken by id, so pages do not overlap), with the counts of
+    the user's whole queue by reason and by institution, at most ``counts_max_age`` seconds old
+    (``EINVOICE_UI_QUEUE_COUNTS_SECONDS``)."""
     now = now or datetime.now(UTC)
-    ids = sorted(user.institution_ids)
+    ids = tuple(sorted(user.institution_ids))
     with database_errors_as_transient(), uow:
         institutions = {i: row.name for i in ids if (row := uow.institutions.get(i)) is not None}
         found = uow.review.queue(wanted, institution_ids=ids, now=now)
-        counts = uow.review.counts(institution_ids=ids)
+        counts = _counts(uow, ids, counts_max_age)
     by_reason = {code: counts.by_reason[code] for code in REASON_LABELS if counts.by_reason.get(code)}
     by_reason.update({code: n for code, n in counts.by_reason.items() if code not in by_reason and n})
     by_institution = {i: (institutions.get(i, i), n) for i, n in sorted(counts.by_institution.items())}
-    return QueuePage(found.rows, found.total, by_reason, by_institution, institutions)
+    return QueuePage(found, by_reason, by_institution, institutions)
 
 
 # --- one document ------------------------------------------------------------------------------------

@@ -27,11 +27,14 @@ from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvi
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
 from einvoice.domain.review import (
+    COUNT_LIMIT,
     STATE_REASONS,
     QueueCounts,
     QueueFilter,
     QueueRow,
     QueueSlice,
+    cursor_of,
+    parse_cursor,
     queue_reasons,
 )
 from einvoice.domain.states import REVIEW_STATES
@@ -259,12 +262,27 @@ class _Documents(_Repository):
             self._set_findings(document.id, new.findings)
         if new.message is not None:
             self.uow.outbox.add(document.id, new.message, now=document.received_at)
+        self._add_rows(document.id, new.rows)
 
     def _transitions(self, document_id: str, steps: Sequence[Step], at: datetime) -> None:
         for s in steps:
             row: dict[str, Any] = {"document_id": document_id, "from_status": s.from_status, "to_status": s.to_status}
             row |= {"actor": s.actor, "at": at, "detail": s.detail, "id": self.data.next_serial()}
             self.data.transitions.append(_row(TransitionRow, row))
+
+    def _add_rows(self, document_id: str, rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        for table, rows in rows_by_table.items():
+            if table == ResponseRow.__tablename__:
+                for row in rows:
+                    values = {**row, "document_id": document_id, "id": self.data.next_serial()}
+                    self.data.responses.append(_row(ResponseRow, values))
+            elif table == DocumentReasonRow.__tablename__:
+                self.data.reasons[document_id] = [str(row["code"]) for row in rows]
+            elif table == ParsedDocumentRow.__tablename__:
+                for row in rows:
+                    self.data.parsed[document_id] = _row(ParsedDocumentRow, {**row, "document_id": document_id})
+            else:
+                raise KeyError(f"the memory store keeps no table {table!r}")
 
     def _set_findings(self, document_id: str, findings: Iterable[Any]) -> None:
         self.data.findings[document_id] = [
@@ -288,9 +306,10 @@ class _Documents(_Repository):
         next_action: str,
         not_duplicate_of: Collection[str] = (),
         commit: bool = False,
+        rows: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> str | None:
         key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
-        new = NewDocument({**values, "number_key": key}, raw, actor=actor, message=next_action)
+        new = NewDocument({**values, "number_key": key}, raw, actor=actor, message=next_action, rows=rows or {})
         earlier = self.earlier_with_key(key, not_duplicate_of=not_duplicate_of)
         self._insert(new, earlier, f"suspected duplicate of {earlier}" if earlier else None)
         return earlier
@@ -315,19 +334,7 @@ class _Documents(_Repository):
             self._set_findings(document.id, change.findings)
         if change.message is not None:
             self.uow.outbox.add(document.id, change.message, now=change.at)
-        for table, rows in change.rows.items():
-            if table == ResponseRow.__tablename__:
-                for row in rows:
-                    values = {**row, "document_id": document.id, "id": self.data.next_serial()}
-                    self.data.responses.append(_row(ResponseRow, values))
-                continue
-            if table == DocumentReasonRow.__tablename__:
-                self.data.reasons[document.id] = [str(row["code"]) for row in rows]
-                continue
-            if table != ParsedDocumentRow.__tablename__:
-                raise KeyError(f"the memory store keeps no table {table!r}")
-            for row in rows:
-                self.data.parsed[document.id] = _row(ParsedDocumentRow, {**row, "document_id": document.id})
+        self._add_rows(document.id, change.rows)
         if not change.read:
             return Written(True)
         raw = self.data.contents.get(document.id) if change.read == "row+raw" else None
@@ -646,7 +653,7 @@ class _Review(_Repository):
             ),
             not found
             or found in (supplier.name.lower() if supplier else "")
-            or found in (d.seller_endpoint or "").lower(),
+            or (supplier is not None and found in f"{supplier.endpoint_scheme}:{supplier.endpoint_id}".lower()),
             not wanted.min_age_days or (now - d.status_changed_at).days >= wanted.min_age_days,
             wanted.min_amount is None or (amount is not None and amount >= wanted.min_amount),
             wanted.max_amount is None or (amount is not None and amount <= wanted.max_amount),
@@ -669,7 +676,29 @@ class _Review(_Repository):
         }
         key = keys.get(wanted.sort, keys["age"])
         found.sort(key=lambda d: (key(d), d.id), reverse=wanted.descending)
-        start = (max(1, wanted.page) - 1) * wanted.per_page
+        cursor = parse_cursor(wanted.sort, wanted.after or wanted.before or "")
+        if cursor is None:
+            start = (max(1, wanted.page) - 1) * wanted.per_page
+            chosen = found[start : start + wanted.per_page]
+            has_previous, has_next = wanted.page > 1, start + wanted.per_page < len(found)
+        else:
+
+            def follows(d: Row) -> bool:  # comes after the cursor in the order shown
+                at: Any = (key(d), d.id)
+                return bool(at < cursor if wanted.descending else at > cursor)
+
+            def precedes(d: Row) -> bool:
+                at: Any = (key(d), d.id)
+                return bool(at > cursor if wanted.descending else at < cursor)
+
+            if wanted.after:
+                following = [d for d in found if follows(d)]
+                chosen, has_previous = following[: wanted.per_page], True
+                has_next = len(following) > wanted.per_page
+            else:
+                preceding = [d for d in found if precedes(d)]
+                chosen, has_next = preceding[-wanted.per_page :], True
+                has_previous = len(preceding) > wanted.per_page
         rows = tuple(
             QueueRow(
                 id=d.id,
@@ -683,9 +712,17 @@ class _Review(_Repository):
                 reasons=queue_reasons(d.status, self.data.reasons.get(d.id, ())),
                 waiting_since=d.status_changed_at,
             )
-            for d in found[start : start + wanted.per_page]
+            for d in chosen
         )
-        return QueueSlice(rows, len(found))
+        return QueueSlice(
+            rows,
+            min(len(found), COUNT_LIMIT),
+            len(found) > COUNT_LIMIT,
+            has_previous,
+            has_next,
+            cursor_of(key(chosen[0]), chosen[0].id) if chosen else None,
+            cursor_of(key(chosen[-1]), chosen[-1].id) if chosen else None,
+        )
 
     def counts(self, *, institution_ids: Collection[str]) -> QueueCounts:
         by_reason: dict[str, int] = {}

@@ -14,15 +14,18 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from einvoice.domain.review import (
+    COUNT_LIMIT,
     STATE_REASONS,
     QueueCounts,
     QueueFilter,
     QueueRow,
     QueueSlice,
+    cursor_of,
+    parse_cursor,
     queue_reasons,
 )
 from einvoice.store.tables import (
@@ -60,10 +63,6 @@ def _conditions(wanted: QueueFilter, institution_ids: Collection[str], now: date
         conditions.append(D.status == STATE_REASONS[wanted.reason])
     elif wanted.reason:
         conditions.append(D.id.in_(select(R.document_id).where(R.code == wanted.reason)))
-    if wanted.supplier:
-        pattern = f"%{wanted.supplier.strip().lower()}%"
-        named = select(SupplierRow.id).where(func.lower(SupplierRow.name).like(pattern))
-        conditions.append(or_(D.supplier_id.in_(named), func.lower(D.seller_endpoint).like(pattern)))
     if wanted.min_age_days:
         conditions.append(D.status_changed_at <= now - timedelta(days=wanted.min_age_days))
     if wanted.min_amount is not None:
@@ -79,13 +78,26 @@ class ReviewRepository:
 
     def queue(self, wanted: QueueFilter, *, institution_ids: Collection[str], now: datetime) -> QueueSlice:
         """One page of the documents of ``institution_ids`` waiting for a person, as ``wanted``
-        filters, sorts (ties broken by id) and pages them, and how many the filter finds."""
+        filters, sorts (ties broken by id) and pages them (by cursor, or by page number without
+        one), and how many the filter finds, counted up to ``COUNT_LIMIT``."""
         if not institution_ids:
             return QueueSlice((), 0)
         conditions = _conditions(wanted, institution_ids, now)
-        total = int(self.session.scalar(select(func.count()).select_from(D).where(*conditions)) or 0)
+        if wanted.supplier:
+            # The suppliers first (a small table), then their documents by index: a pattern
+            # matched against every document of the queue would read them all.
+            pattern = f"%{wanted.supplier.strip().lower()}%"
+            endpoint = SupplierRow.endpoint_scheme + ":" + SupplierRow.endpoint_id
+            named = select(SupplierRow.id).where(
+                or_(func.lower(SupplierRow.name).like(pattern), func.lower(endpoint).like(pattern))
+            )
+            conditions.append(D.supplier_id.in_(sorted(self.session.scalars(named))))
+        counted = select(D.id).where(*conditions).limit(COUNT_LIMIT + 1).subquery()
+        total = int(self.session.scalar(select(func.count()).select_from(counted)) or 0)
         key = _SORT_KEYS.get(wanted.sort, D.status_changed_at)
-        order = [key.desc(), D.id.desc()] if wanted.descending else [key.asc(), D.id.asc()]
+        cursor = parse_cursor(wanted.sort, wanted.after or wanted.before or "")
+        backwards = cursor is not None and not wanted.after
+        descending = wanted.descending != backwards
         query = select(
             D.id,
             D.institution_id,
@@ -96,15 +108,24 @@ class ReviewRepository:
             D.currency,
             D.status,
             D.status_changed_at,
+            key.label("sort_key"),
         ).where(*conditions)
         if wanted.sort == "supplier":
             query = query.join(SupplierRow, SupplierRow.id == D.supplier_id)
         elif wanted.sort == "institution":
             query = query.join(InstitutionRow, InstitutionRow.id == D.institution_id)
-        page = max(1, wanted.page)
-        found = self.session.execute(
-            query.order_by(*order).limit(wanted.per_page).offset((page - 1) * wanted.per_page)
-        ).all()
+        if cursor is not None:
+            row_key, at = tuple_(key, D.id), tuple_(literal(cursor[0], key.type), literal(cursor[1]))
+            query = query.where(row_key < at if descending else row_key > at)
+        order = [key.desc(), D.id.desc()] if descending else [key.asc(), D.id.asc()]
+        query = query.order_by(*order).limit(wanted.per_page + 1)
+        if cursor is None:
+            query = query.offset((max(1, wanted.page) - 1) * wanted.per_page)
+        found = list(self.session.execute(query).all())
+        more = len(found) > wanted.per_page
+        found = found[: wanted.per_page]
+        if backwards:
+            found.reverse()
         ids = [r.id for r in found]
         reasons: dict[str, list[str]] = {}
         if ids:
@@ -129,7 +150,15 @@ class ReviewRepository:
             )
             for r in found
         )
-        return QueueSlice(rows, total)
+        return QueueSlice(
+            rows,
+            min(total, COUNT_LIMIT),
+            total > COUNT_LIMIT,
+            has_previous=more if backwards else (cursor is not None or wanted.page > 1),
+            has_next=True if backwards else more,
+            first=cursor_of(found[0].sort_key, found[0].id) if found else None,
+            last=cursor_of(found[-1].sort_key, found[-1].id) if found else None,
+        )
 
     def _names(self, row_class: type[SupplierRow] | type[InstitutionRow], ids: set[str]) -> dict[str, str]:
         if not ids:

@@ -202,6 +202,12 @@ REVIEW_INDEXES = (
 )
 
 
+# The queue sorted by supplier or institution: their names in order, each one's documents by
+# ix_documents_review_supplier or _institution (an incremental sort, not a sort of the queue).
+Index("ix_suppliers_name", SupplierRow.__table__.c.name, SupplierRow.__table__.c.id)
+Index("ix_institutions_name", InstitutionRow.__table__.c.name, InstitutionRow.__table__.c.id)
+
+
 class DocumentReasonRow(Base):
     """A reason a document waits for a person, by code (``REASON_LABELS``): the codes of its match
     result, written with it and replaced with it (``services.review.reason_rows``), so that the

@@ -134,10 +134,10 @@ class DocumentChange:
 @dataclass(frozen=True)
 class NewDocument:
     """An accepted document: its row (``values``, every column intake sets), its bytes, its first
-    transition (by ``actor``), its first message (None: none) and findings. With a ``duplicate_key`` (the supplier's
-    number and year, ``tables.number_key``) it is marked a suspected duplicate of the earliest
-    document with that key whose status is not in ``not_duplicate_of``; the caller holds the
-    number's lock."""
+    transition (by ``actor``), its first message (None: none), findings and extra ``rows``. With a
+    ``duplicate_key`` (the supplier's number and year, ``tables.number_key``) it is marked a
+    suspected duplicate of the earliest document with that key whose status is not in
+    ``not_duplicate_of``; the caller holds the number's lock."""
 
     values: Mapping[str, Any]
     raw: bytes
@@ -145,11 +145,19 @@ class NewDocument:
     message: str | None
     not_duplicate_of: tuple[str, ...] = ()
     findings: tuple[Mapping[str, Any], ...] = ()
+    #: Extra rows by table name (``document_id`` filled in), such as the supplier's ``AB`` response.
+    rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
     @property
     def duplicate_key(self) -> str | None:
         key: str | None = self.values.get("number_key")
         return key
+
+    @property
+    def rows_shape(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple(
+            sorted((table, tuple(sorted(set(rows[0]) - {"document_id"}))) for table, rows in self.rows.items() if rows)
+        )
 
 
 @dataclass(frozen=True)
@@ -460,11 +468,16 @@ def new_document_parameters(new: NewDocument) -> dict[str, Any]:
     parameters = {f"v_{name}": value for name, value in new.values.items()}
     parameters.update({f"skip_{n}": state for n, state in enumerate(new.not_duplicate_of)})
     parameters.update(raw=new.raw, actor=new.actor, action=new.message)
+    for table_name, rows in new.rows.items():
+        if rows:
+            parameters[f"rows_{table_name}"] = _json_rows(_table(table_name), rows)
     return parameters
 
 
 @functools.cache
-def _new_document_statement(names: tuple[str, ...], skip: int) -> Compiled:
+def _new_document_statement(
+    names: tuple[str, ...], skip: int, rows: tuple[tuple[str, tuple[str, ...]], ...] = ()
+) -> Compiled:
     unknown = set(names) - set(DOCUMENTS.c.keys())
     if unknown:
         raise KeyError(f"not columns of {DOCUMENTS.name}: {sorted(unknown)}")
@@ -487,11 +500,20 @@ def _new_document_statement(names: tuple[str, ...], skip: int) -> Compiled:
         )
         .cte("new_transition")
     )
+    extra = []
+    for table_name, columns in rows:
+        table = _table(table_name)
+        source = _recordset(f"rows_{table_name}", table, columns)
+        extra.append(
+            insert(table)
+            .from_select(["document_id", *columns], select(value["id"], *(source.c[c] for c in columns)))
+            .cte(f"new_{table_name}")
+        )
     message = (
         insert(OUTBOX)
         .values(document_id=value["id"], action=bindparam("action"), created_at=value["received_at"])
         .returning(earlier_id)
-        .add_cte(earlier, document, content, transition)
+        .add_cte(earlier, document, content, transition, *extra)
     )
     return compile_postgres(message)
 
@@ -499,7 +521,7 @@ def _new_document_statement(names: tuple[str, ...], skip: int) -> Compiled:
 def new_document_statement(new: NewDocument) -> tuple[str, dict[str, Any]]:
     """PostgreSQL: the earlier document's lookup, the document, its bytes, its transition and its
     message in one statement, returning the earlier document's id (or NULL)."""
-    compiled = _new_document_statement(tuple(sorted(new.values)), len(new.not_duplicate_of))
+    compiled = _new_document_statement(tuple(sorted(new.values)), len(new.not_duplicate_of), new.rows_shape)
     return compiled.sql, compiled.parameters(new_document_parameters(new))
 
 
@@ -522,3 +544,6 @@ def insert_new_document(
         connection.execute(
             _insert(OUTBOX.name), [{"document_id": document_id, "action": new.message, "created_at": at}]
         )
+    for table_name, rows in new.rows.items():
+        if rows:
+            connection.execute(_insert(table_name), [{**r, "document_id": document_id} for r in rows])

@@ -40,18 +40,28 @@ def loaded(database_url: str) -> Loaded:
 def every_page(
     uow_factory: Callable[[], UnitOfWork], ids: list[str], wanted: QueueFilter
 ) -> tuple[list[QueueRow], int]:
-    """The rows of every page of ``wanted``, in order, and the total the first page announced."""
-    rows: list[QueueRow] = []
+    """The rows of every page of ``wanted``, in order, following each page's next cursor (and
+    checking that the previous cursor of each page gives back the page before), and the total."""
+    pages: list[tuple[QueueRow, ...]] = []
+    after = None
     total = None
-    for page in range(1, 100):
+    for _ in range(100):
         with uow_factory() as uow:
-            found = uow.review.queue(replace(wanted, page=page, per_page=PER_PAGE), institution_ids=ids, now=NOW)
+            found = uow.review.queue(replace(wanted, after=after, per_page=PER_PAGE), institution_ids=ids, now=NOW)
+            if pages:
+                back = uow.review.queue(
+                    replace(wanted, before=found.first, per_page=PER_PAGE), institution_ids=ids, now=NOW
+                )
+                assert back.rows == pages[-1]
+                assert back.has_next
         total = found.total if total is None else total
-        rows.extend(found.rows)
-        if len(found.rows) < PER_PAGE:
+        assert found.has_previous == bool(pages)
+        pages.append(found.rows)
+        if not found.has_next:
             break
+        after = found.last
     assert total is not None
-    return rows, total
+    return [row for page in pages for row in page], total
 
 
 def waiting_documents(uow_factory: Callable[[], UnitOfWork], ids: list[str]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The accountants' queue at scale: a document's reasons by code (``document_reasons``, written with
 its match result), and partial indexes of the documents waiting for a person, one per sort of the
-queue.
+queue (and the suppliers' and institutions' names, for the sorts by them).
 
 New table and indexes only (no table that others reference is altered). The reasons of documents
 matched before are read from their stored match result here, once.
@@ -68,6 +68,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_document_reasons_document", "document_reasons", ["document_id"])
     op.create_index("ix_document_reasons_code", "document_reasons", ["code", "document_id"])
+    op.create_index("ix_suppliers_name", "suppliers", ["name", "id"])
+    op.create_index("ix_institutions_name", "institutions", ["name", "id"])
     where = sa.text(REVIEW_PREDICATE)
     for name, columns in SORT_INDEXES.items():
         op.create_index(name, "documents", columns, postgresql_where=where, sqlite_where=where)
@@ -92,6 +94,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in SORT_INDEXES:
         op.drop_index(name, table_name="documents")
+    op.drop_index("ix_institutions_name", table_name="institutions")
+    op.drop_index("ix_suppliers_name", table_name="suppliers")
     op.drop_index("ix_document_reasons_code", table_name="document_reasons")
     op.drop_index("ix_document_reasons_document", table_name="document_reasons")
     op.drop_table("document_reasons")

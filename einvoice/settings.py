@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     )
     ui_session_max_hours: float = Field(10, gt=0, description="A session ends this long after sign-in, however busy")
     ui_lockout_attempts: int = Field(5, ge=1, description="Failed sign-ins in a row that lock a user out")
+    ui_queue_counts_seconds: float = Field(
+        15,
+        ge=0,
+        description="The queue's counts by reason and by institution are counted again after this many seconds "
+        "(0: on every page); the rows and the total are always read afresh",
+    )
     ui_lockout_minutes: int = Field(15, ge=1, description="How long a locked-out user must wait")
     ui_secure_cookies: bool | None = Field(
         None,

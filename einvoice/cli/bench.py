@@ -398,7 +398,9 @@ def bench_validate(
 def register(app: typer.Typer) -> None:
     from einvoice.benchmarks.pipeline import bench_pipeline
     from einvoice.benchmarks.post import bench_post
+    from einvoice.benchmarks.review import bench_review
 
     bench_app.command("pipeline")(bench_pipeline)
     bench_app.command("post")(bench_post)
+    bench_app.command("review")(bench_review)
     app.add_typer(bench_app, name="bench")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -83,8 +84,8 @@ REASON_LABELS: Mapping[str, str] = {
     ReasonCode.UNIT_MISMATCH: "unit of measure differs",
     ReasonCode.VAT_MISMATCH: "VAT differs from the commitment's",
     ReasonCode.AMOUNT_EXCEEDS_REMAINING: "more than the commitment has left",
-    ReasonCode.DUPLICATE: "duplicate",
-    ReasonCode.SUSPECTED_DUPLICATE: "suspected duplicate (same supplier, number and year)",
+    ReasonCode.DUPLICATE: "duplicate (same supplier, number and year)",
+    ReasonCode.SUSPECTED_DUPLICATE: "suspected duplicate (same supplier and amount, a few days apart)",
     ReasonCode.CREDIT_NOTE_UNRESOLVED: "credit note without its invoice",
     ReasonCode.CREDIT_EXCEEDS_INVOICE: "credit note larger than its invoice",
     WarningCode.AMOUNT_ANOMALY: "unusual amount for this supplier",
@@ -133,6 +134,15 @@ def reason_codes(
     elif status == S.UNDER_QUERY:
         codes.append("UNDER_QUERY")
     return tuple(dict.fromkeys(codes))
+
+
+def reason_rows(match_result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``document_reasons`` rows of a match result, for the match stage's ``Outcome.rows``
+    (written with ``match_result``, replacing the reasons of an earlier match): one per code of
+    its reasons and warnings (``MatchResult.to_dict()``), and ``SUSPECTED_DUPLICATE`` for the
+    pass-through's ``suspected_duplicate_of``."""
+    codes = reason_codes(S.EXCEPTION, match_result, (match_result or {}).get("suspected_duplicate_of"))
+    return [{"code": code[:40]} for code in codes]
 
 
 def reason_words(match_result: Mapping[str, Any] | None) -> tuple[str, ...]:
@@ -201,3 +211,119 @@ def check_approval(
     if rule.needs_two_people(amount):
         return ApprovalCheck(None, final=False)
     return ApprovalCheck(None)
+
+
+# --- the queue ----------------------------------------------------------------------------------------
+
+#: The reasons that are the state's own (``reason_codes``), found by the document's state.
+STATE_REASONS: Mapping[str, str] = {
+    "APPROVAL_REQUIRED": S.MATCHED,
+    "SECOND_APPROVAL": S.AWAITING_SECOND_APPROVAL,
+    "UNDER_QUERY": S.UNDER_QUERY,
+}
+#: What the queue sorts by (each with an index of its own, ``store.tables``), ties broken by id.
+SORTS = ("age", "amount", "issue_date", "supplier", "number", "institution")
+PAGE_SIZES = (25, 50, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What the queue shows: every field is a query parameter of ``/ui/queue`` of the same name."""
+
+    institution: str | None = None  # an institution id
+    reason: str | None = None  # a reason code
+    supplier: str | None = None  # part of the supplier's name or endpoint
+    status: str | None = None  # one of REVIEW_STATES
+    min_age_days: int | None = None  # waiting at least this many days
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    sort: str = "age"
+    descending: bool = True  # age: the longest waiting first
+    page: int = 1  # shown; read by the store only without a cursor
+    per_page: int = 50
+    #: Keyset paging: the page after (or before) the row with this cursor (``QueueSlice.last``,
+    #: ``first``): its sort key and id. A page is then read off its sort's index, however deep.
+    after: str | None = None
+    before: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One document of the queue, as the store reads it (``ReviewStore.queue``)."""
+
+    id: str
+    institution: str
+    supplier: str
+    number: str | None
+    issue_date: date | None
+    amount: Decimal | None
+    currency: str | None
+    status: str
+    reasons: tuple[str, ...]
+    waiting_since: datetime
+
+    def age(self, now: datetime) -> str:
+        seconds = max(0, int((now - self.waiting_since).total_seconds()))
+        if seconds >= 86_400:
+            return f"{seconds // 86_400} d"
+        if seconds >= 3_600:
+            return f"{seconds // 3_600} h"
+        return f"{seconds // 60} min"
+
+
+#: The queue counts the documents a filter finds up to this many ("10000+" beyond).
+COUNT_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSlice:
+    """One page of the queue: its rows, how many documents the filter finds in all (at most
+    ``COUNT_LIMIT``: ``total_capped`` beyond), whether there are pages before and after it, and
+    the cursors of its first and last rows (``QueueFilter.before``, ``after``)."""
+
+    rows: tuple[QueueRow, ...]
+    total: int
+    total_capped: bool = False
+    has_previous: bool = False
+    has_next: bool = False
+    first: str | None = None
+    last: str | None = None
+
+
+def cursor_of(key: object, document_id: str) -> str:
+    """A row's cursor: its sort key (ISO dates and times, decimals and text as written) and id."""
+    shown = key.isoformat() if isinstance(key, date | datetime) else str(key)
+    return f"{shown}~{document_id}"
+
+
+def parse_cursor(sort: str, cursor: str) -> tuple[object, str] | None:
+    """The sort key and id of a cursor of the queue sorted by ``sort``; None when it is not one."""
+    value, _, document_id = cursor.rpartition("~")
+    if not document_id or not value:
+        return None
+    try:
+        if sort == "age":
+            return datetime.fromisoformat(value), document_id
+        if sort == "issue_date":
+            return date.fromisoformat(value), document_id
+        if sort == "amount":
+            amount = Decimal(value)
+            return (amount, document_id) if amount.is_finite() else None
+    except (ValueError, ArithmeticError):
+        return None
+    return value, document_id
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """A user's whole queue counted by reason code and by institution id."""
+
+    by_reason: Mapping[str, int]
+    by_institution: Mapping[str, int]
+
+
+def queue_reasons(status: str, stored: Sequence[str]) -> tuple[str, ...]:
+    """The reasons the queue shows for a document: those stored with its match result
+    (``document_reasons``), then its state's own."""
+    own = [code for code, state in STATE_REASONS.items() if state == status]
+    return tuple(dict.fromkeys([*stored, *own]))

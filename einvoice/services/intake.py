@@ -43,10 +43,11 @@ from einvoice.services import (
     finding_values,
 )
 from einvoice.services.accounts import compact_identifier
+from einvoice.services.responses import invoice_response_row
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import DocumentRow, column_length, new_id
-from einvoice.store.writes import Step
+from einvoice.store.tables import DocumentRow, ResponseRow, column_length, new_id
+from einvoice.store.writes import DocumentChange, Step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -310,6 +311,7 @@ def _record(
             next_action="validate",
             not_duplicate_of=(DocumentStatus.REFUSED,),
             commit=True,
+            rows={ResponseRow.__tablename__: [invoice_response_row("AB", now)]},
         )
         uow.commit()
     return SubmitOutcome(document=_new_view(values), created=True)
@@ -424,10 +426,10 @@ def _repeat(
     # Entering the pipeline now: the same duplicate check as a new document's (add_received).
     earlier = uow.documents.earlier_with_key(existing.number_key, not_duplicate_of=(DocumentStatus.REFUSED,))
     detail = "submitted again and accepted: the buyer is now registered"
-    accepted = uow.documents.compare_and_set(
+    change = DocumentChange(
         existing.id,
-        expected=(DocumentStatus.REFUSED,),
-        values={
+        (DocumentStatus.REFUSED,),
+        {
             "status": DocumentStatus.RECEIVED,
             "status_changed_at": now,
             "institution_id": institution_id,
@@ -435,18 +437,20 @@ def _repeat(
             "refusal_reason": None,
             "suspected_duplicate_of": earlier,
         },
-        at=now,
-        steps=[
+        now,
+        steps=(
             Step(
                 DocumentStatus.REFUSED,
                 DocumentStatus.RECEIVED,
                 ACTOR,
                 f"{detail}; suspected duplicate of {earlier}" if earlier else detail,
-            )
-        ],
+            ),
+        ),
         findings=[],
         message="validate",
+        rows={ResponseRow.__tablename__: [invoice_response_row("AB", now)]},
     )
+    accepted = uow.documents.write(change).changed
     row = uow.documents.get(existing.id)
     assert row is not None
     uow.documents.refresh(row)

@@ -34,6 +34,7 @@ from einvoice.domain.commitments import (
     Reservation,
 )
 from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
+from einvoice.domain.review import reason_rows
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, ReservationError
 from einvoice.matching import EarlierDocument, History, MatchConfig, match, release, reserve
@@ -46,7 +47,7 @@ from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.stages import Outcome
 from einvoice.store import UnitOfWork
 from einvoice.store.ports import EarlierQuery, EarlierRow
-from einvoice.store.tables import ParsedDocumentRow, ResponseRow
+from einvoice.store.tables import DocumentReasonRow, ParsedDocumentRow, ResponseRow
 from einvoice.store.writes import DocumentChange, Step
 
 if TYPE_CHECKING:
@@ -312,6 +313,12 @@ def _response(path: list[tuple[str, str | None]], at: datetime, previous: list[s
     return [invoice_response_row(code, at)] if may_follow(previous, code) else []
 
 
+def _rows(result: MatchResult, responses: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The rows a match writes with its result: the supplier's response, and the result's reason
+    codes (``document_reasons``, replacing those of an earlier match) for the review queue."""
+    return {ResponseRow.__tablename__: responses, DocumentReasonRow.__tablename__: reason_rows(result.to_dict())}
+
+
 def match_outcome(
     uow: UnitOfWork,
     document: DocumentView,
@@ -329,7 +336,7 @@ def match_outcome(
     return Outcome(
         tuple(path),
         {"match_result": result_json(result, reservation)},
-        rows={ResponseRow.__tablename__: _response(path, now, [])},
+        rows=_rows(result, _response(path, now, [])),
     )
 
 
@@ -365,7 +372,7 @@ def _match_again(
             {"status": path[-1][0], "status_changed_at": now, "match_result": result_json(result, reservation)},
             now,
             steps=tuple(steps),
-            rows={ResponseRow.__tablename__: responses},
+            rows=_rows(result, responses),
         )
     )
     if not written.changed:

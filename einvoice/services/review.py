@@ -11,26 +11,30 @@ raises ``DecisionConflictError``.
 from __future__ import annotations
 
 import json
-import typing
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import Numeric, case, cast, func, or_, select
 
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.review import (
     ACTION_FROM,
+    PAGE_SIZES,
     REASON_LABELS,
+    SORTS,
     STATUS_REASONS,
     Action,
     ApprovalRule,
+    QueueCounts,
+    QueueFilter,
+    QueueRow,
+    QueueSlice,
     check_approval,
     reason_codes,
 )
-from einvoice.domain.states import REVIEW_STATES, DocumentStatus
+from einvoice.domain.states import DocumentStatus
 from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoundError
 from einvoice.responses import may_follow
 from einvoice.services import DocumentView, database_errors_as_transient
@@ -38,184 +42,75 @@ from einvoice.services.matching import release_held
 from einvoice.services.queries import get_document
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.users import SignedIn, approval_rule
-from einvoice.store import SqlUnitOfWork, UnitOfWork
-from einvoice.store.tables import DecisionRow, DocumentRow, InstitutionRow, ResponseRow, SupplierRow
+from einvoice.store import UnitOfWork
+from einvoice.store.tables import DecisionRow, DocumentRow, ResponseRow
 from einvoice.store.writes import DocumentChange, Step
 
 S = DocumentStatus
 
-SORTS: dict[str, Any] = {
-    "age": DocumentRow.status_changed_at,
-    "amount": cast(DocumentRow.payable_amount, Numeric()),
-    "issue_date": DocumentRow.issue_date,
-    "supplier": SupplierRow.name,
-    "number": DocumentRow.number,
-    "institution": InstitutionRow.name,
-}
-PAGE_SIZES = (25, 50, 100)
-#: Codes of the state's own reasons (``domain.review.reason_codes``), found by state, not by text.
-_STATE_REASONS = {
-    "APPROVAL_REQUIRED": S.MATCHED,
-    "SECOND_APPROVAL": S.AWAITING_SECOND_APPROVAL,
-    "UNDER_QUERY": S.UNDER_QUERY,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class QueueFilter:
-    """What the queue shows: every field is a query parameter of ``/ui/queue`` of the same name."""
-
-    institution: str | None = None  # an institution id
-    reason: str | None = None  # a reason code
-    supplier: str | None = None  # part of the supplier's name or endpoint
-    status: str | None = None  # one of REVIEW_STATES
-    min_age_days: int | None = None  # waiting at least this many days
-    min_amount: Decimal | None = None
-    max_amount: Decimal | None = None
-    sort: str = "age"
-    descending: bool = True  # age: the longest waiting first
-    page: int = 1
-    per_page: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class QueueRow:
-    id: str
-    institution: str
-    supplier: str
-    number: str | None
-    issue_date: date | None
-    amount: Decimal | None
-    currency: str | None
-    status: str
-    reasons: tuple[str, ...]
-    waiting_since: datetime
-
-    def age(self, now: datetime) -> str:
-        seconds = max(0, int((now - self.waiting_since).total_seconds()))
-        if seconds >= 86_400:
-            return f"{seconds // 86_400} d"
-        if seconds >= 3_600:
-            return f"{seconds // 3_600} h"
-        return f"{seconds // 60} min"
-
 
 @dataclass(frozen=True, slots=True)
 class QueuePage:
-    rows: tuple[QueueRow, ...]
-    total: int  # rows the filter finds
+    found: QueueSlice  # the page's rows, the filter's total, the cursors
     by_reason: Mapping[str, int]  # the user's whole queue, by reason code
     by_institution: Mapping[str, tuple[str, int]]  # institution id -> (name, count)
     institutions: Mapping[str, str]  # the user's institutions: id -> name
+
+    @property
+    def rows(self) -> tuple[QueueRow, ...]:
+        return self.found.rows
+
+    @property
+    def total(self) -> int:
+        return self.found.total
 
     def pages(self, per_page: int) -> int:
         return max(1, -(-self.total // per_page))
 
 
-def _reason_condition(code: str) -> Any:
-    if code in _STATE_REASONS:
-        return DocumentRow.status == _STATE_REASONS[code]
-    text = DocumentRow.match_result.like(f'%"{code}"%')
-    if code == "SUSPECTED_DUPLICATE":
-        return or_(DocumentRow.suspected_duplicate_of.is_not(None), text)
-    return text
+#: Counts by (store, institutions): (when they were counted, monotonic seconds; the counts).
+_COUNTED: dict[tuple[int, tuple[str, ...]], tuple[float, QueueCounts]] = {}
+_COUNTED_LOCK = threading.Lock()
 
 
-def _visible(user: SignedIn) -> list[Any]:
-    return [DocumentRow.status.in_(sorted(REVIEW_STATES)), DocumentRow.institution_id.in_(sorted(user.institution_ids))]
+def _counts(uow: UnitOfWork, ids: tuple[str, ...], max_age: float) -> QueueCounts:
+    """The queue's counts for ``ids``, counted again when those kept are older than ``max_age``
+    seconds: counting a queue of 100,000 reads every row, which a page cannot afford each time."""
+    cache_key = (id(uow.scope), ids)
+    with _COUNTED_LOCK:
+        kept = _COUNTED.get(cache_key)
+    if kept is not None and time.monotonic() - kept[0] < max_age:
+        return kept[1]
+    counts = uow.review.counts(institution_ids=ids)
+    with _COUNTED_LOCK:
+        if len(_COUNTED) > 1_000:
+            _COUNTED.clear()
+        _COUNTED[cache_key] = (time.monotonic(), counts)
+    return counts
 
 
-def queue(uow: UnitOfWork, user: SignedIn, wanted: QueueFilter, *, now: datetime | None = None) -> QueuePage:
+def queue(
+    uow: UnitOfWork,
+    user: SignedIn,
+    wanted: QueueFilter,
+    *,
+    now: datetime | None = None,
+    counts_max_age: float = 0,
+) -> QueuePage:
     """One page of the documents waiting for a person in the user's institutions, as ``wanted``
-    filters and sorts them (ties broken by id, so pages do not overlap), with the counts of the
-    user's whole queue by reason and by institution."""
+    filters, sorts and pages them (ties broken by id, so pages do not overlap), with the counts of
+    the user's whole queue by reason and by institution, at most ``counts_max_age`` seconds old
+    (``EINVOICE_UI_QUEUE_COUNTS_SECONDS``)."""
     now = now or datetime.now(UTC)
+    ids = tuple(sorted(user.institution_ids))
     with database_errors_as_transient(), uow:
-        session = typing.cast(SqlUnitOfWork, uow).session  # the queue's filters and counts are SQL
-        institutions = {
-            row.id: row.name
-            for row in session.scalars(
-                select(InstitutionRow).where(InstitutionRow.id.in_(sorted(user.institution_ids)))
-            ).all()
-        }
-        visible = _visible(user)
-        conditions = list(visible)
-        if wanted.institution:
-            conditions.append(DocumentRow.institution_id == wanted.institution)
-        if wanted.status:
-            conditions.append(DocumentRow.status == wanted.status)
-        if wanted.reason:
-            conditions.append(_reason_condition(wanted.reason))
-        if wanted.supplier:
-            pattern = f"%{wanted.supplier.strip().lower()}%"
-            conditions.append(
-                or_(func.lower(SupplierRow.name).like(pattern), func.lower(DocumentRow.seller_endpoint).like(pattern))
-            )
-        if wanted.min_age_days:
-            conditions.append(DocumentRow.status_changed_at <= now - timedelta(days=wanted.min_age_days))
-        amount = cast(DocumentRow.payable_amount, Numeric())
-        if wanted.min_amount is not None:
-            conditions.append(amount >= wanted.min_amount)
-        if wanted.max_amount is not None:
-            conditions.append(amount <= wanted.max_amount)
-
-        joined = (
-            select(DocumentRow.id)
-            .join(SupplierRow, SupplierRow.id == DocumentRow.supplier_id)
-            .join(InstitutionRow, InstitutionRow.id == DocumentRow.institution_id)
-        )
-        total = int(session.scalar(select(func.count()).select_from(joined.where(*conditions).subquery())) or 0)
-        key = SORTS.get(wanted.sort, SORTS["age"])
-        order = [key.desc(), DocumentRow.id.desc()] if wanted.descending else [key.asc(), DocumentRow.id.asc()]
-        page = max(1, wanted.page)
-        rows = session.execute(
-            select(
-                DocumentRow.id,
-                InstitutionRow.name,
-                SupplierRow.name,
-                DocumentRow.number,
-                DocumentRow.issue_date,
-                DocumentRow.payable_amount,
-                DocumentRow.currency,
-                DocumentRow.status,
-                DocumentRow.match_result,
-                DocumentRow.suspected_duplicate_of,
-                DocumentRow.status_changed_at,
-            )
-            .join(SupplierRow, SupplierRow.id == DocumentRow.supplier_id)
-            .join(InstitutionRow, InstitutionRow.id == DocumentRow.institution_id)
-            .where(*conditions)
-            .order_by(*order)
-            .limit(wanted.per_page)
-            .offset((page - 1) * wanted.per_page)
-        ).all()
-        items = tuple(
-            QueueRow(
-                id=r[0],
-                institution=r[1],
-                supplier=r[2],
-                number=r[3],
-                issue_date=r[4],
-                amount=r[5],
-                currency=r[6],
-                status=r[7],
-                reasons=reason_codes(r[7], json.loads(r[8]) if r[8] else None, r[9]),
-                waiting_since=r[10],
-            )
-            for r in rows
-        )
-        codes = list(REASON_LABELS)
-        counted = session.execute(
-            select(*(func.sum(case((_reason_condition(code), 1), else_=0)) for code in codes)).where(*visible)
-        ).one()
-        by_reason = {code: int(n or 0) for code, n in zip(codes, counted, strict=True) if n}
-        by_institution = {
-            str(institution_id): (institutions.get(str(institution_id), str(institution_id)), int(n))
-            for institution_id, n in session.execute(
-                select(DocumentRow.institution_id, func.count()).where(*visible).group_by(DocumentRow.institution_id)
-            )
-        }
-    return QueuePage(items, total, by_reason, by_institution, institutions)
+        institutions = {i: row.name for i in ids if (row := uow.institutions.get(i)) is not None}
+        found = uow.review.queue(wanted, institution_ids=ids, now=now)
+        counts = _counts(uow, ids, counts_max_age)
+    by_reason = {code: counts.by_reason[code] for code in REASON_LABELS if counts.by_reason.get(code)}
+    by_reason.update({code: n for code, n in counts.by_reason.items() if code not in by_reason and n})
+    by_institution = {i: (institutions.get(i, i), n) for i, n in sorted(counts.by_institution.items())}
+    return QueuePage(found, by_reason, by_institution, institutions)
 
 
 # --- one document ------------------------------------------------------------------------------------
@@ -455,4 +350,14 @@ def _past(action: Action) -> str:
     )
 
 
-__all__ = ["QueueFilter", "QueuePage", "Review", "decide", "queue", "review"]
+__all__ = [
+    "PAGE_SIZES",
+    "SORTS",
+    "QueueFilter",
+    "QueuePage",
+    "QueueRow",
+    "Review",
+    "decide",
+    "queue",
+    "review",
+]

@@ -26,12 +26,25 @@ from sqlalchemy.exc import IntegrityError
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
+from einvoice.domain.review import (
+    COUNT_LIMIT,
+    STATE_REASONS,
+    QueueCounts,
+    QueueFilter,
+    QueueRow,
+    QueueSlice,
+    cursor_of,
+    parse_cursor,
+    queue_reasons,
+)
+from einvoice.domain.states import REVIEW_STATES
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow, UnitOfWork
 from einvoice.store.tables import (
     ApprovalRuleRow,
     Base,
     DecisionRow,
+    DocumentReasonRow,
     DocumentRow,
     FindingRow,
     InstitutionRow,
@@ -96,6 +109,7 @@ class _Data:
     commitments: dict[tuple[str, str], Commitment] = field(default_factory=dict)  # (institution, number)
     receipts: dict[tuple[str, str, str], Receipt] = field(default_factory=dict)  # (…, reference)
     tolerances: dict[str, Tolerances] = field(default_factory=dict)
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # document id -> codes
     serial: int = 0
 
     def next_serial(self) -> int:
@@ -125,6 +139,7 @@ class MemoryUnitOfWork:
         self.commitments = _Commitments(self)
         self.users = _Users(self)
         self.posting = _Posting(self)
+        self.review = _Review(self)
 
     @property
     def scope(self) -> object:
@@ -250,12 +265,27 @@ class _Documents(_Repository):
             self._set_findings(document.id, new.findings)
         if new.message is not None:
             self.uow.outbox.add(document.id, new.message, now=document.received_at)
+        self._add_rows(document.id, new.rows)
 
     def _transitions(self, document_id: str, steps: Sequence[Step], at: datetime) -> None:
         for s in steps:
             row: dict[str, Any] = {"document_id": document_id, "from_status": s.from_status, "to_status": s.to_status}
             row |= {"actor": s.actor, "at": at, "detail": s.detail, "id": self.data.next_serial()}
             self.data.transitions.append(_row(TransitionRow, row))
+
+    def _add_rows(self, document_id: str, rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        for table, rows in rows_by_table.items():
+            if table == ResponseRow.__tablename__:
+                for row in rows:
+                    values = {**row, "document_id": document_id, "id": self.data.next_serial()}
+                    self.data.responses.append(_row(ResponseRow, values))
+            elif table == DocumentReasonRow.__tablename__:
+                self.data.reasons[document_id] = [str(row["code"]) for row in rows]
+            elif table == ParsedDocumentRow.__tablename__:
+                for row in rows:
+                    self.data.parsed[document_id] = _row(ParsedDocumentRow, {**row, "document_id": document_id})
+            else:
+                raise KeyError(f"the memory store keeps no table {table!r}")
 
     def _set_findings(self, document_id: str, findings: Iterable[Any]) -> None:
         self.data.findings[document_id] = [
@@ -279,9 +309,10 @@ class _Documents(_Repository):
         next_action: str,
         not_duplicate_of: Collection[str] = (),
         commit: bool = False,
+        rows: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> str | None:
         key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
-        new = NewDocument({**values, "number_key": key}, raw, actor=actor, message=next_action)
+        new = NewDocument({**values, "number_key": key}, raw, actor=actor, message=next_action, rows=rows or {})
         earlier = self.earlier_with_key(key, not_duplicate_of=not_duplicate_of)
         self._insert(new, earlier, f"suspected duplicate of {earlier}" if earlier else None)
         return earlier
@@ -306,16 +337,7 @@ class _Documents(_Repository):
             self._set_findings(document.id, change.findings)
         if change.message is not None:
             self.uow.outbox.add(document.id, change.message, now=change.at)
-        for table, rows in change.rows.items():
-            if table == ResponseRow.__tablename__:
-                for row in rows:
-                    values = {**row, "document_id": document.id, "id": self.data.next_serial()}
-                    self.data.responses.append(_row(ResponseRow, values))
-                continue
-            if table != ParsedDocumentRow.__tablename__:
-                raise KeyError(f"the memory store keeps no table {table!r}")
-            for row in rows:
-                self.data.parsed[document.id] = _row(ParsedDocumentRow, {**row, "document_id": document.id})
+        self._add_rows(document.id, change.rows)
         if not change.read:
             return Written(True)
         raw = self.data.contents.get(document.id) if change.read == "row+raw" else None
@@ -702,3 +724,107 @@ class _Users(_Repository):
 
     def decisions(self, document_id: str) -> Sequence[DecisionRow]:
         raise NotImplementedError("the in-memory store keeps no users")
+
+
+class _Review(_Repository):
+    """The queue in Python, with the rules of ``store.review`` (ties broken by id)."""
+
+    def _waiting(self, institution_ids: Collection[str]) -> list[Row]:
+        return [
+            d for d in self.data.documents.values() if d.status in REVIEW_STATES and d.institution_id in institution_ids
+        ]
+
+    def _kept(self, d: Row, wanted: QueueFilter, now: datetime) -> bool:
+        amount = Decimal(d.payable_amount) if d.payable_amount is not None else None
+        supplier = self.data.suppliers.get(d.supplier_id)
+        found = (wanted.supplier or "").strip().lower()
+        checks = (
+            not wanted.institution or d.institution_id == wanted.institution,
+            not wanted.status or d.status == wanted.status,
+            not wanted.reason
+            or (
+                d.status == STATE_REASONS[wanted.reason]
+                if wanted.reason in STATE_REASONS
+                else wanted.reason in self.data.reasons.get(d.id, ())
+            ),
+            not found
+            or found in (supplier.name.lower() if supplier else "")
+            or (supplier is not None and found in f"{supplier.endpoint_scheme}:{supplier.endpoint_id}".lower()),
+            not wanted.min_age_days or (now - d.status_changed_at).days >= wanted.min_age_days,
+            wanted.min_amount is None or (amount is not None and amount >= wanted.min_amount),
+            wanted.max_amount is None or (amount is not None and amount <= wanted.max_amount),
+        )
+        return all(checks)
+
+    def _name(self, table: dict[str, Row], key: str | None) -> str:
+        row = table.get(key or "")
+        return str(row.name) if row is not None else ""
+
+    def queue(self, wanted: QueueFilter, *, institution_ids: Collection[str], now: datetime) -> QueueSlice:
+        found = [d for d in self._waiting(institution_ids) if self._kept(d, wanted, now)]
+        keys: dict[str, Callable[[Row], Any]] = {
+            "age": lambda d: d.status_changed_at,
+            "amount": lambda d: Decimal(d.payable_amount) if d.payable_amount is not None else Decimal(0),
+            "issue_date": lambda d: d.issue_date or date.min,
+            "number": lambda d: d.number or "",
+            "supplier": lambda d: self._name(self.data.suppliers, d.supplier_id),
+            "institution": lambda d: self._name(self.data.institutions, d.institution_id),
+        }
+        key = keys.get(wanted.sort, keys["age"])
+        found.sort(key=lambda d: (key(d), d.id), reverse=wanted.descending)
+        cursor = parse_cursor(wanted.sort, wanted.after or wanted.before or "")
+        if cursor is None:
+            start = (max(1, wanted.page) - 1) * wanted.per_page
+            chosen = found[start : start + wanted.per_page]
+            has_previous, has_next = wanted.page > 1, start + wanted.per_page < len(found)
+        else:
+
+            def follows(d: Row) -> bool:  # comes after the cursor in the order shown
+                at: Any = (key(d), d.id)
+                return bool(at < cursor if wanted.descending else at > cursor)
+
+            def precedes(d: Row) -> bool:
+                at: Any = (key(d), d.id)
+                return bool(at > cursor if wanted.descending else at < cursor)
+
+            if wanted.after:
+                following = [d for d in found if follows(d)]
+                chosen, has_previous = following[: wanted.per_page], True
+                has_next = len(following) > wanted.per_page
+            else:
+                preceding = [d for d in found if precedes(d)]
+                chosen, has_next = preceding[-wanted.per_page :], True
+                has_previous = len(preceding) > wanted.per_page
+        rows = tuple(
+            QueueRow(
+                id=d.id,
+                institution=self._name(self.data.institutions, d.institution_id),
+                supplier=self._name(self.data.suppliers, d.supplier_id),
+                number=d.number,
+                issue_date=d.issue_date,
+                amount=Decimal(d.payable_amount) if d.payable_amount is not None else None,
+                currency=d.currency,
+                status=d.status,
+                reasons=queue_reasons(d.status, self.data.reasons.get(d.id, ())),
+                waiting_since=d.status_changed_at,
+            )
+            for d in chosen
+        )
+        return QueueSlice(
+            rows,
+            min(len(found), COUNT_LIMIT),
+            len(found) > COUNT_LIMIT,
+            has_previous,
+            has_next,
+            cursor_of(key(chosen[0]), chosen[0].id) if chosen else None,
+            cursor_of(key(chosen[-1]), chosen[-1].id) if chosen else None,
+        )
+
+    def counts(self, *, institution_ids: Collection[str]) -> QueueCounts:
+        by_reason: dict[str, int] = {}
+        by_institution: dict[str, int] = {}
+        for d in self._waiting(institution_ids):
+            by_institution[d.institution_id] = by_institution.get(d.institution_id, 0) + 1
+            for code in queue_reasons(d.status, self.data.reasons.get(d.id, ())):
+                by_reason[code] = by_reason.get(code, 0) + 1
+        return QueueCounts(by_reason, by_institution)

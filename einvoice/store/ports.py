@@ -17,6 +17,7 @@ from typing import Any, Protocol, Self
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
+from einvoice.domain.review import QueueCounts, QueueFilter, QueueSlice
 from einvoice.store.tables import (
     ApprovalRuleRow,
     DecisionRow,
@@ -100,6 +101,7 @@ class DocumentStore(Protocol):
         next_action: str,
         not_duplicate_of: Collection[str] = (),
         commit: bool = False,
+        rows: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> str | None: ...
     def earlier_with_key(self, key: str | None, *, not_duplicate_of: Collection[str] = ()) -> str | None: ...
     def write(self, change: DocumentChange, *, commit: bool = False) -> Written: ...
@@ -250,6 +252,14 @@ class UserStore(Protocol):
     def decisions(self, document_id: str) -> Sequence[DecisionRow]: ...
 
 
+class ReviewStore(Protocol):
+    """The accountants' queue (``store.review.ReviewRepository``): the documents waiting for a
+    person in the given institutions."""
+
+    def queue(self, wanted: QueueFilter, *, institution_ids: Collection[str], now: datetime) -> QueueSlice: ...
+    def counts(self, *, institution_ids: Collection[str]) -> QueueCounts: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories that work inside it. ``with uow:`` begins it (entering
     again joins it), ``commit()`` commits it, leaving the block without a commit rolls it back."""
@@ -268,6 +278,8 @@ class UnitOfWork(Protocol):
     def users(self) -> UserStore: ...
     @property
     def posting(self) -> PostingStore: ...
+    @property
+    def review(self) -> ReviewStore: ...
 
     @property
     def scope(self) -> object:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -177,6 +177,7 @@ class DocumentRepository:
         next_action: str,
         not_duplicate_of: Collection[str] = (),
         commit: bool = False,
+        rows: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> str | None:
         """Add an accepted document (``values``: its columns, ``id`` and ``status`` among them), its
         bytes, its first transition and its first message (``next_action``), as one
@@ -190,7 +191,8 @@ class DocumentRepository:
         ``commit``: the caller's unit of work holds nothing else, so the document may be committed
         here (the caller still commits the unit of work). On PostgreSQL the lock and one statement
         then go in one round trip, in the pipeline's implicit transaction; without ``commit``, or
-        when the unit of work has begun a transaction already, they join that transaction."""
+        when the unit of work has begun a transaction already, they join that transaction. ``rows``:
+        extra rows by table, written with it (the supplier's ``AB`` response)."""
         key = number_key(values["supplier_id"], values.get("number"), values.get("issue_year"))
         new = writes.NewDocument(
             {**values, "number_key": key},
@@ -198,6 +200,7 @@ class DocumentRepository:
             actor=actor,
             message=next_action,
             not_duplicate_of=tuple(not_duplicate_of),
+            rows=rows or {},
         )
         if self.session.get_bind().dialect.name != "postgresql":
             earlier = self.earlier_with_key(key, not_duplicate_of=new.not_duplicate_of)
@@ -205,8 +208,8 @@ class DocumentRepository:
             return earlier
         statement, parameters = writes.new_document_statement(new)
         lock = [(_PG_LOCK, (_number_lock_key(key),))] if key else []
-        rows = _pg_pipeline(self.session, lock, statement, parameters, commit)
-        return rows[0][0] if rows else None
+        returned = _pg_pipeline(self.session, lock, statement, parameters, commit)
+        return returned[0][0] if returned else None
 
     def earlier_with_key(self, key: str | None, *, not_duplicate_of: Collection[str] = ()) -> str | None:
         """The id of the earliest document with this ``number_key`` (the supplier's BT-1 number

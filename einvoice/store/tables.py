@@ -21,9 +21,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
+    cast,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -170,6 +173,57 @@ class DocumentRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+#: The documents waiting for a person (``domain.states.REVIEW_STATES``), written out: the predicate
+#: of the queue's partial indexes, which the planner uses only for a query that states it as is.
+REVIEW_PREDICATE = "status IN ('awaiting_second_approval', 'exception', 'matched', 'under_query')"
+#: The queue's amount: BT-115 as a number (the column keeps the document's text).
+PAYABLE_AMOUNT = cast(DocumentRow.__table__.c.payable_amount, Numeric())
+
+
+def _review_index(name: str, *columns: Any) -> Index:
+    """A partial index of the documents waiting for a person, one per sort of the queue (the
+    sort's key, then id: the order is stable and a page is read off the index)."""
+    where = text(REVIEW_PREDICATE)
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
+
+_DOCUMENTS = DocumentRow.__table__.c
+REVIEW_INDEXES = (
+    _review_index("ix_documents_review_age", _DOCUMENTS.status_changed_at, _DOCUMENTS.id),
+    _review_index("ix_documents_review_amount", PAYABLE_AMOUNT, _DOCUMENTS.id),
+    _review_index("ix_documents_review_issue_date", _DOCUMENTS.issue_date, _DOCUMENTS.id),
+    _review_index("ix_documents_review_number", _DOCUMENTS.number, _DOCUMENTS.id),
+    _review_index("ix_documents_review_supplier", _DOCUMENTS.supplier_id, _DOCUMENTS.status_changed_at),
+    _review_index(
+        "ix_documents_review_institution", _DOCUMENTS.institution_id, _DOCUMENTS.status_changed_at, _DOCUMENTS.id
+    ),
+)
+
+
+# The queue sorted by supplier or institution: their names in order, each one's documents by
+# ix_documents_review_supplier or _institution (an incremental sort, not a sort of the queue).
+Index("ix_suppliers_name", SupplierRow.__table__.c.name, SupplierRow.__table__.c.id)
+Index("ix_institutions_name", InstitutionRow.__table__.c.name, InstitutionRow.__table__.c.id)
+
+
+class DocumentReasonRow(Base):
+    """A reason a document waits for a person, by code (``REASON_LABELS``): the codes of its match
+    result, written with it and replaced with it (``domain.review.reason_rows``), so that the
+    queue filters and counts by reason without reading the JSON."""
+
+    __tablename__ = "document_reasons"
+    __table_args__ = (
+        Index("ix_document_reasons_document", "document_id"),
+        Index("ix_document_reasons_code", "code", "document_id"),
+    )
+
+    # A serial key, not (document_id, code): a write that replaces a document's reasons deletes and
+    # inserts in one PostgreSQL statement, where the new rows must not meet the old ones' key.
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(40))
 
 
 class DocumentContentRow(Base):

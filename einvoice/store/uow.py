@@ -29,6 +29,7 @@ from einvoice.store.repositories import (
     SupplierRepository,
     UserRepository,
 )
+from einvoice.store.review import ReviewRepository
 
 
 class SqlUnitOfWork:
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
     commitments: CommitmentRepository
     users: UserRepository
     posting: PostingRepository
+    review: ReviewRepository
 
     def __init__(self, session_factory: Callable[[], Session], engine: Engine | None = None) -> None:
         self._session_factory = session_factory
@@ -75,6 +77,7 @@ class SqlUnitOfWork:
             self.commitments = CommitmentRepository(session)
             self.users = UserRepository(session)
             self.posting = PostingRepository(session)
+            self.review = ReviewRepository(session)
         return self
 
     def __exit__(

@@ -54,6 +54,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from einvoice.store.tables import Base, DocumentContentRow, DocumentRow, FindingRow, OutboxRow, TransitionRow
 
+#: Tables whose rows of a document a change replaces rather than adds to: a document's reasons
+#: are those of its latest match result. Each has a serial key, so that the PostgreSQL statement
+#: may delete the old rows and insert the new ones together.
+REPLACED = frozenset({"document_reasons"})
 DOCUMENTS: Table = DocumentRow.__table__  # type: ignore[assignment]
 CONTENTS: Table = DocumentContentRow.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = TransitionRow.__table__  # type: ignore[assignment]
@@ -93,7 +97,8 @@ class DocumentChange:
     ``ANYONE``, its lease is held by ``holder`` (None: by no one). Then: the columns ``values``
     are set, ``steps`` recorded as transitions (all at ``at``), its findings replaced by
     ``findings`` (column values in order; None leaves them), an outbox row written for
-    ``message``, and ``rows`` inserted (extra rows by table name, ``document_id`` filled in).
+    ``message``, and ``rows`` inserted (extra rows by table name, ``document_id`` filled in); for a
+    table of ``REPLACED``, the rows given (even none) take the place of the document's rows there.
     ``read`` returns the document's columns as they are afterwards (and its bytes)."""
 
     document_id: str
@@ -117,7 +122,9 @@ class DocumentChange:
             message=self.message is not None,
             rows=tuple(
                 sorted(
-                    (table, tuple(sorted(set(rows[0]) - {"document_id"}))) for table, rows in self.rows.items() if rows
+                    (table, _columns(table) if table in REPLACED else tuple(sorted(set(rows[0]) - {"document_id"})))
+                    for table, rows in self.rows.items()
+                    if rows or table in REPLACED
                 )
             ),
             read=self.read,
@@ -127,10 +134,10 @@ class DocumentChange:
 @dataclass(frozen=True)
 class NewDocument:
     """An accepted document: its row (``values``, every column intake sets), its bytes, its first
-    transition (by ``actor``), its first message (None: none) and findings. With a ``duplicate_key`` (the supplier's
-    number and year, ``tables.number_key``) it is marked a suspected duplicate of the earliest
-    document with that key whose status is not in ``not_duplicate_of``; the caller holds the
-    number's lock."""
+    transition (by ``actor``), its first message (None: none), findings and extra ``rows``. With a
+    ``duplicate_key`` (the supplier's number and year, ``tables.number_key``) it is marked a
+    suspected duplicate of the earliest document with that key whose status is not in
+    ``not_duplicate_of``; the caller holds the number's lock."""
 
     values: Mapping[str, Any]
     raw: bytes
@@ -138,11 +145,19 @@ class NewDocument:
     message: str | None
     not_duplicate_of: tuple[str, ...] = ()
     findings: tuple[Mapping[str, Any], ...] = ()
+    #: Extra rows by table name (``document_id`` filled in), such as the supplier's ``AB`` response.
+    rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
     @property
     def duplicate_key(self) -> str | None:
         key: str | None = self.values.get("number_key")
         return key
+
+    @property
+    def rows_shape(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple(
+            sorted((table, tuple(sorted(set(rows[0]) - {"document_id"}))) for table, rows in self.rows.items() if rows)
+        )
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,18 @@ def _guarded_update(shape: _Shape) -> Any:
 def _table(name: str) -> Table:
     table: Table = Base.metadata.tables[name]
     return table
+
+
+@functools.cache
+def _columns(table_name: str) -> tuple[str, ...]:
+    """The columns a replaced table's rows carry (all but the serial key and the document)."""
+    return tuple(sorted(c.name for c in _table(table_name).c if c.name not in ("id", "document_id")))
+
+
+@functools.cache
+def _delete_rows(table_name: str) -> Any:
+    table = _table(table_name)
+    return delete(table).where(table.c.document_id == bindparam("document_id"))
 
 
 @functools.cache
@@ -249,6 +276,8 @@ def run_sequentially(connection: Connection, change: DocumentChange) -> Written:
             [{"document_id": change.document_id, "action": change.message, "created_at": change.at}],
         )
     for table_name, rows in change.rows.items():
+        if table_name in REPLACED:
+            connection.execute(_delete_rows(table_name), {"document_id": change.document_id})
         if rows:
             connection.execute(_insert(table_name), [{**r, "document_id": change.document_id} for r in rows])
     raw = connection.execute(_RAW, {"document_id": change.document_id}).scalar() if change.read == "row+raw" else None
@@ -338,6 +367,8 @@ def _one_statement(shape: _Shape) -> Compiled:
         )
     for table_name, columns in shape.rows:
         table = _table(table_name)
+        if table_name in REPLACED:
+            parts.append(delete(table).where(table.c.document_id.in_(select(changed.c.id))).cte(f"old_{table_name}"))
         extra = _recordset(f"rows_{table_name}", table, columns)
         parts.append(
             insert(table)
@@ -393,7 +424,7 @@ def one_statement(change: DocumentChange) -> tuple[str, dict[str, Any]]:
     if change.message is not None:
         parameters["action"] = change.message
     for table_name, rows in change.rows.items():
-        if rows:
+        if rows or table_name in REPLACED:
             parameters[f"rows_{table_name}"] = _json_rows(_table(table_name), rows)
     return compiled.sql, compiled.parameters(parameters)
 
@@ -437,11 +468,16 @@ def new_document_parameters(new: NewDocument) -> dict[str, Any]:
     parameters = {f"v_{name}": value for name, value in new.values.items()}
     parameters.update({f"skip_{n}": state for n, state in enumerate(new.not_duplicate_of)})
     parameters.update(raw=new.raw, actor=new.actor, action=new.message)
+    for table_name, rows in new.rows.items():
+        if rows:
+            parameters[f"rows_{table_name}"] = _json_rows(_table(table_name), rows)
     return parameters
 
 
 @functools.cache
-def _new_document_statement(names: tuple[str, ...], skip: int) -> Compiled:
+def _new_document_statement(
+    names: tuple[str, ...], skip: int, rows: tuple[tuple[str, tuple[str, ...]], ...] = ()
+) -> Compiled:
     unknown = set(names) - set(DOCUMENTS.c.keys())
     if unknown:
         raise KeyError(f"not columns of {DOCUMENTS.name}: {sorted(unknown)}")
@@ -464,11 +500,20 @@ def _new_document_statement(names: tuple[str, ...], skip: int) -> Compiled:
         )
         .cte("new_transition")
     )
+    extra = []
+    for table_name, columns in rows:
+        table = _table(table_name)
+        source = _recordset(f"rows_{table_name}", table, columns)
+        extra.append(
+            insert(table)
+            .from_select(["document_id", *columns], select(value["id"], *(source.c[c] for c in columns)))
+            .cte(f"new_{table_name}")
+        )
     message = (
         insert(OUTBOX)
         .values(document_id=value["id"], action=bindparam("action"), created_at=value["received_at"])
         .returning(earlier_id)
-        .add_cte(earlier, document, content, transition)
+        .add_cte(earlier, document, content, transition, *extra)
     )
     return compile_postgres(message)
 
@@ -476,7 +521,7 @@ def _new_document_statement(names: tuple[str, ...], skip: int) -> Compiled:
 def new_document_statement(new: NewDocument) -> tuple[str, dict[str, Any]]:
     """PostgreSQL: the earlier document's lookup, the document, its bytes, its transition and its
     message in one statement, returning the earlier document's id (or NULL)."""
-    compiled = _new_document_statement(tuple(sorted(new.values)), len(new.not_duplicate_of))
+    compiled = _new_document_statement(tuple(sorted(new.values)), len(new.not_duplicate_of), new.rows_shape)
     return compiled.sql, compiled.parameters(new_document_parameters(new))
 
 
@@ -499,3 +544,6 @@ def insert_new_document(
         connection.execute(
             _insert(OUTBOX.name), [{"document_id": document_id, "action": new.message, "created_at": at}]
         )
+    for table_name, rows in new.rows.items():
+        if rows:
+            connection.execute(_insert(table_name), [{**r, "document_id": document_id} for r in rows])

@@ -222,6 +222,8 @@ def queue_filter(params: Any, user: SignedIn) -> Any:
         descending=(params.get("order") or ("desc" if sort == "age" else "asc")) == "desc",
         page=_int(params.get("page"), 1, low=1) or 1,
         per_page=per_page if per_page in PAGE_SIZES else 50,
+        after=(params.get("after") or "")[:300] or None,
+        before=(params.get("before") or "")[:300] or None,
     )
 
 
@@ -239,6 +241,8 @@ def _query_of(wanted: Any, **changes: Any) -> str:
         "order": "desc" if wanted.descending else "asc",
         "page": wanted.page,
         "per_page": wanted.per_page,
+        "after": wanted.after,
+        "before": wanted.before,
     }
     values.update(changes)
     return urlencode({k: str(v) for k, v in values.items() if v not in (None, "")})
@@ -252,7 +256,8 @@ async def queue_page(request: Request) -> Response:
     if user is None:
         return _to_sign_in(request)
     wanted = queue_filter(request.query_params, user)
-    page = await _in_db(request, review.queue, user, wanted)
+    max_age = _runtime(request).settings.ui_queue_counts_seconds
+    page = await _in_db(request, review.queue, user, wanted, counts_max_age=max_age)
     return _render(
         request,
         "queue.html",

@@ -170,7 +170,8 @@ def test_a_document_rejected_by_validation_gets_a_message_level_response(
     )
     document_id = submit(api, key, broken)
     assert settled(api, key, document_id) == "rejected"
-    [response] = responses(api, key, document_id)
+    [taken_in, response] = responses(api, key, document_id)
+    assert (taken_in["type"], taken_in["code"]) == ("invoice-response", "AB")  # written by intake
     assert response["type"] == "message-level-response"
     assert response["code"] == "RE"
     assert response["url"] == f"/v1/documents/{document_id}/responses/{response['id']}.xml"
@@ -188,7 +189,9 @@ def test_a_document_approved_automatically_gets_ap(api: TestClient, keys: tuple[
     key, _ = keys
     document_id = submit(api, key, make_invoice("RSP-AP-1"))
     assert settled(api, key, document_id) == "approved"
-    [response] = responses(api, key, document_id)
+    [taken_in, response] = responses(api, key, document_id)
+    assert _text(fetched(api, key, taken_in["url"]), "//cac:Response/cbc:ResponseCode") == ["AB"]
+    assert taken_in["issued_at"] <= response["issued_at"]
     assert (response["type"], response["code"], response["reason"]) == ("invoice-response", "AP", None)
     root = fetched(api, key, response["url"])
     assert _text(root, "cbc:CustomizationID") == ["urn:fdc:peppol.eu:poacc:trns:invoice_response:3"]
@@ -202,21 +205,22 @@ def test_an_exception_gets_ip_then_a_query_uq_then_an_approval_ap(
 ) -> None:
     key, _ = keys
     document_id = exception_document(api, key, "RSP-UQ-1")
-    assert [r["code"] for r in responses(api, key, document_id)] == ["IP"]
+    assert [r["code"] for r in responses(api, key, document_id)] == ["AB", "IP"]
     decide(browser, document_id, action="query", reason="REF", comment="Which order is this for?")
     decide(browser, document_id, action="approve", reason="", comment="duplicate checked: a second delivery")
     listed = responses(api, key, document_id)
     assert [(r["code"], r["reason"], r["action"]) for r in listed] == [
+        ("AB", None, None),
         ("IP", None, None),
         ("UQ", "REF", "PIN"),
         ("AP", "NON", None),
     ]
-    assert listed[1]["note"] == "Which order is this for?"
-    query = fetched(api, key, listed[1]["url"])
+    assert listed[2]["note"] == "Which order is this for?"
+    query = fetched(api, key, listed[2]["url"])
     assert _text(query, "//cac:Response/cbc:ResponseCode") == ["UQ"]
     assert _text(query, "//cac:Status/cbc:StatusReasonCode") == ["REF", "PIN"]
     assert _text(query, "//cac:Status/cbc:StatusReason") == ["Which order is this for?"]
-    approval = fetched(api, key, listed[2]["url"].removesuffix(".xml"))  # the id alone answers too
+    approval = fetched(api, key, listed[3]["url"].removesuffix(".xml"))  # the id alone answers too
     assert _text(approval, "//cac:Response/cbc:ResponseCode") == ["AP"]
 
 
@@ -227,8 +231,8 @@ def test_a_rejection_gets_re_with_the_reason_and_words(
     document_id = exception_document(api, key, "RSP-RE-1")
     decide(browser, document_id, action="reject", reason="PRI", comment="The price is not the agreed one.")
     listed = responses(api, key, document_id)
-    assert [(r["code"], r["reason"]) for r in listed] == [("IP", None), ("RE", "PRI")]
-    root = fetched(api, key, listed[1]["url"])
+    assert [(r["code"], r["reason"]) for r in listed] == [("AB", None), ("IP", None), ("RE", "PRI")]
+    root = fetched(api, key, listed[2]["url"])
     assert _text(root, "//cac:Response/cbc:ResponseCode") == ["RE"]
     assert _text(root, "//cac:Status/cbc:StatusReasonCode") == ["PRI"]
     assert _text(root, "//cac:Status/cbc:StatusReason") == ["The price is not the agreed one."]
@@ -238,7 +242,7 @@ def test_another_supplier_and_unknown_ids_answer_404(api: TestClient, keys: tupl
     key, other = keys
     document_id = submit(api, key, make_invoice("RSP-404-1"))
     settled(api, key, document_id)
-    [response] = responses(api, key, document_id)
+    response = responses(api, key, document_id)[-1]
     assert api.get(f"/v1/documents/{document_id}/responses", headers=_auth(other)).status_code == 404
     assert api.get(response["url"], headers=_auth(other)).status_code == 404
     assert api.get(f"/v1/documents/{document_id}/responses/999999.xml", headers=_auth(key)).status_code == 404

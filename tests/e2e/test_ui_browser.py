@@ -73,7 +73,7 @@ def _status(served: dict[str, Any], document_id: str) -> dict[str, Any]:
 
 
 def _exception(served: dict[str, Any], number: str, *, buyer: str = BUYER_ENDPOINT, price: str = "100.00") -> str:
-    """A suspected duplicate, waiting in ``exception``."""
+    """A duplicate (same supplier, number and year), waiting in ``exception``."""
     ids = []
     for note in ("first", "second"):
         body = invoice(number, buyer_endpoint=buyer, note=note, lines=[("Consulting", "2", price, "S", "24")])
@@ -142,7 +142,7 @@ def test_an_accountant_filters_opens_approves_and_rejects(
     rows = page.locator("table#queue tbody tr[data-document-id]")
     assert page.locator(f'tr[data-document-id="{approve_me}"]').count() == 1
     assert page.locator(f'tr[data-document-id="{theirs}"]').count() == 0
-    page.select_option("select[name=reason]", "SUSPECTED_DUPLICATE")
+    page.select_option("select[name=reason]", "DUPLICATE")
     page.fill("input[name=min_amount]", "300")
     page.click("form#filters button[type=submit]")
     page.wait_for_url("**/ui/queue?*min_amount=300*")

@@ -188,7 +188,7 @@ def test_a_payment_answers_the_supplier_with_pd_once(books: Books) -> None:
     other = books.post(url, json={"paid_on": "2026-12-02", "reference": "PAY-1"})
     assert other.status_code == 409
     codes = [r.code for r in responses.list_responses(books.uow_factory(), doc)]
-    assert codes == ["AP", "PD"]
+    assert codes == ["AB", "AP", "PD"]
     xml = responses.response_xml(books.uow_factory(), doc, responses.list_responses(books.uow_factory(), doc)[-1].id)
     assert b">PD</cbc:ResponseCode>" in xml
     history = queries.get_document(books.uow_factory(), doc).history

@@ -510,10 +510,14 @@ def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
     rejected = submitted(uow_factory, supplier, "RSP-1")
     validator = FakeValidator(Report("invalid", (FATAL, WARNING)))
     validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True)
-    assert codes_of(uow_factory, rejected) == [("message-level-response", "RE")]
+    assert codes_of(uow_factory, rejected) == [("invoice-response", "AB"), ("message-level-response", "RE")]
     assert not validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True).ran
-    assert codes_of(uow_factory, rejected) == [("message-level-response", "RE")]  # a redelivery adds none
-    [mlr] = responses.list_responses(uow_factory(), rejected)
+    assert codes_of(uow_factory, rejected) == [
+        ("invoice-response", "AB"),
+        ("message-level-response", "RE"),
+    ]  # a redelivery adds none
+    [ab, mlr] = responses.list_responses(uow_factory(), rejected)
+    assert b"<cbc:ResponseCode>AB</cbc:ResponseCode>" in responses.response_xml(uow_factory(), rejected, ab.id)
     xml = responses.response_xml(uow_factory(), rejected, mlr.id, supplier_id=supplier.id)
     assert b"<cbc:Description>[BR-01] specification identifier missing</cbc:Description>" in xml
     assert xml.count(b"<cac:LineResponse>") == 1  # the fatal finding only, not the warning
@@ -522,9 +526,9 @@ def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
     second = submitted(uow_factory, supplier, "RSP-2", amount="2.00")
     for doc in (first, second):
         validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
-    assert codes_of(uow_factory, first) == [("invoice-response", "AP")]
-    assert codes_of(uow_factory, second) == [("invoice-response", "IP")]
-    [ip] = responses.list_responses(uow_factory(), second)
+    assert codes_of(uow_factory, first) == [("invoice-response", "AB"), ("invoice-response", "AP")]
+    assert codes_of(uow_factory, second) == [("invoice-response", "AB"), ("invoice-response", "IP")]
+    [_, ip] = responses.list_responses(uow_factory(), second)
     xml = responses.response_xml(uow_factory(), second, ip.id)
     assert b"<cbc:ResponseCode>IP</cbc:ResponseCode>" in xml
     with pytest.raises(NotFoundError):

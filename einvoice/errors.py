@@ -179,6 +179,17 @@ class PermanentError(PipelineError):
     """Retrying will not help; the document goes to a state a person can see."""
 
 
+class DatabaseUnavailableError(TransientError):
+    """The database refused or lost the connection, or timed out (the store translates the
+    driver's error into this one, ``store.engine``): a retry may succeed."""
+
+
+class DuplicateKeyError(EInvoiceError):
+    """A write found a row with the same unique key: registered before, or by a concurrent
+    writer a moment ago (the store translates the driver's integrity error into this one; the
+    services say what it means to the caller)."""
+
+
 class DocumentParseError(PermanentError):
     """A document cannot be read into the domain ``Invoice``: its bytes do not parse safely, its
     root is not a UBL Invoice or CreditNote, or an element holds a value outside its lexical space

@@ -16,12 +16,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-
 from einvoice.domain.identifiers import endpoint_problem, vat_problem
 
 # defined in einvoice.errors; importable from here too, where they were first defined
-from einvoice.errors import AccountError, DuplicateAccountError, InvalidEndpointError, InvalidIdentifierError
+from einvoice.errors import (
+    AccountError,
+    DuplicateAccountError,
+    DuplicateKeyError,
+    InvalidEndpointError,
+    InvalidIdentifierError,
+)
 from einvoice.services import (
     InstitutionView,
     SupplierView,
@@ -105,7 +109,7 @@ def add_institution(uow: UnitOfWork, *, name: str, endpoint: str, unchecked: boo
             )
             view = institution_view(row)
             uow.commit()
-        except IntegrityError as exc:
+        except DuplicateKeyError as exc:
             raise DuplicateAccountError(f"an institution with endpoint {scheme}:{endpoint_id} exists") from exc
     return view
 
@@ -163,7 +167,7 @@ def add_supplier(
             )
             view = supplier_view(row)
             uow.commit()
-        except IntegrityError as exc:
+        except DuplicateKeyError as exc:
             raise DuplicateAccountError(f"a supplier with endpoint {scheme}:{endpoint_id} exists") from exc
     return view, api_key
 

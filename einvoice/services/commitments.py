@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
-from sqlalchemy.exc import IntegrityError
 
 from einvoice.domain.commitments import (
     Budget,
@@ -34,7 +33,7 @@ from einvoice.domain.commitments import (
     definition,
 )
 from einvoice.domain.states import DocumentStatus
-from einvoice.errors import CommitmentConflictError, InvalidCommitmentError, NotFoundError
+from einvoice.errors import CommitmentConflictError, DuplicateKeyError, InvalidCommitmentError, NotFoundError
 from einvoice.services import database_errors_as_transient
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import SupplierRow
@@ -352,7 +351,7 @@ def register(
             try:
                 uow.commitments.add(commitment, source=source, at=_now())
                 uow.commit()
-            except IntegrityError:  # registered by a concurrent request meanwhile
+            except DuplicateKeyError:  # registered by a concurrent request meanwhile
                 uow.rollback()
                 existing = uow.commitments.get(institution_id, data.number)
                 if existing is None:

@@ -31,13 +31,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import (
     AccountError,
     ConflictError,
     DuplicateAccountError,
+    DuplicateKeyError,
     FeedCursorError,
     NotFoundError,
     PaymentError,
@@ -124,7 +123,7 @@ def add_erp(uow: UnitOfWork, *, name: str, endpoints: Iterable[str]) -> tuple[Er
             )
             view = _view(uow, row)
             uow.commit()
-        except IntegrityError as exc:
+        except DuplicateKeyError as exc:
             raise DuplicateAccountError(f"an ERP named {name!r} exists") from exc
     return view, api_key
 

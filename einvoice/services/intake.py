@@ -27,12 +27,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from lxml import etree
-from sqlalchemy.exc import IntegrityError
 
 from einvoice import errors
 from einvoice.domain.findings import RULE_UNKNOWN_BUYER, RULE_UNSUPPORTED, Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
-from einvoice.errors import IdempotencyConflictError, SellerMismatchError, UnknownBuyerError
+from einvoice.errors import DuplicateKeyError, IdempotencyConflictError, SellerMismatchError, UnknownBuyerError
 from einvoice.parsers import safe_xml
 from einvoice.parsers.ubl import DocumentHeader, read_header
 from einvoice.services import (
@@ -234,7 +233,7 @@ def submit_document(
                     seller=seller,
                     look_first=attempt > 0,
                 )
-        except IntegrityError:
+        except DuplicateKeyError:
             # Another request stored the same bytes (or key) between our lookup and insert;
             # the next pass finds its row.
             log.debug("intake race on supplier %s sha256 %s; looking up the winner", supplier.id, sha256)

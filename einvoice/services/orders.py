@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from einvoice.domain.commitments import (
     Commitment,
@@ -32,6 +31,7 @@ from einvoice.domain.commitments import (
 from einvoice.errors import (
     AuthorizationError,
     CommitmentConflictError,
+    DuplicateKeyError,
     InvalidCommitmentError,
     NotFoundError,
     SellerMismatchError,
@@ -180,7 +180,7 @@ def take_despatch_advice(uow: UnitOfWork, advice: DespatchAdvice, *, supplier: S
                     advice, institution_id=institution.id, supplier_id=supplier.id, at=_now()
                 )
                 uow.commit()
-            except IntegrityError:  # the same number stored by a concurrent request meanwhile
+            except DuplicateKeyError:  # the same number stored by a concurrent request meanwhile
                 uow.rollback()
                 earlier = uow.commitments.despatch_advice_by_number(supplier.id, advice.number)
                 if earlier is None:

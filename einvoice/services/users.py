@@ -20,10 +20,9 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.exc import IntegrityError
 
 from einvoice.domain.review import ApprovalRule, Role
-from einvoice.errors import AccountLockedError, NotFoundError, SignInError, UserError
+from einvoice.errors import AccountLockedError, DuplicateKeyError, NotFoundError, SignInError, UserError
 from einvoice.services import database_errors_as_transient
 from einvoice.services.accounts import parse_endpoint
 from einvoice.store import UnitOfWork
@@ -144,7 +143,7 @@ def add_user(uow: UnitOfWork, *, username: str, role: str, institutions: Sequenc
             )
             view = _view(uow, row)
             uow.commit()
-        except IntegrityError as exc:
+        except DuplicateKeyError as exc:
             raise UserError(f"a user named {username} exists") from exc
     return view
 

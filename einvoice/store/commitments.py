@@ -139,7 +139,7 @@ class CommitmentRepository:
 
     def add(self, commitment: Commitment, *, source: str, at: datetime) -> None:
         """Register ``commitment`` (figures as it carries them). A number the institution has
-        registered already raises IntegrityError at the flush."""
+        registered already raises DuplicateKeyError at the flush."""
         row = CommitmentRow(
             institution_id=commitment.institution_id,
             number=commitment.number,
@@ -211,7 +211,7 @@ class CommitmentRepository:
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
         """Record ``receipt`` against the commitment and add its quantities to the lines'
         ``received`` (``change_figures``). Raises LookupError for an unknown commitment or line;
-        a reference recorded before raises IntegrityError at the flush."""
+        a reference recorded before raises DuplicateKeyError at the flush."""
         row = self._row(institution_id, number, for_update=True)
         if row is None:
             raise LookupError(f"no commitment {number}")
@@ -236,7 +236,7 @@ class CommitmentRepository:
     ) -> DespatchAdvice:
         """Store ``advice`` against the institution's commitment ``advice.order`` (status advised);
         return it with its id. Raises LookupError for an unknown commitment; a number the supplier
-        has sent before raises IntegrityError at the flush."""
+        has sent before raises DuplicateKeyError at the flush."""
         commitment = self._row(institution_id, advice.order, for_update=False)
         if commitment is None:
             raise LookupError(f"no commitment {advice.order}")

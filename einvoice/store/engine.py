@@ -6,9 +6,11 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
+
+from einvoice.errors import DatabaseUnavailableError, DuplicateKeyError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE_SECONDS = 5.0
@@ -43,13 +45,41 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        _translate_errors(engine)
         return engine
     kwargs["pool_size"] = POOL_SIZE
     kwargs["max_overflow"] = MAX_OVERFLOW
     kwargs["pool_use_lifo"] = True  # the connections in use stay few and warm; the rest idle
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)
+    _translate_errors(engine)
     return engine
+
+
+#: How the drivers name a unique key taken (PostgreSQL's SQLSTATE; SQLite's extended result codes).
+_UNIQUE = frozenset({"23505", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+def _unique_violation(error: BaseException | None) -> bool:
+    return bool({getattr(error, "sqlstate", None), getattr(error, "sqlite_errorname", None)} & _UNIQUE)
+
+
+def _translate_errors(engine: Engine) -> None:
+    """Raise the engine's own errors for the driver's, so that no layer above the store knows
+    SQLAlchemy or the driver: a unique key taken is DuplicateKeyError (other integrity errors are
+    bugs and pass through); a connection refused, lost
+    or timed out (and SQLite's "database is locked") is DatabaseUnavailableError, a TransientError
+    that callers retry (the API answers 503). SQLAlchemy still invalidates the pool on a
+    disconnect before the translated error is raised."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        error = context.sqlalchemy_exception
+        if isinstance(error, IntegrityError) and _unique_violation(error.orig):
+            raise DuplicateKeyError(str(error.orig).strip().splitlines()[0])
+        if isinstance(error, OperationalError | InterfaceError) or context.is_disconnect:
+            cause = error.orig if error is not None and error.orig is not None else context.original_exception
+            raise DatabaseUnavailableError(f"database unavailable: {type(cause).__name__}")
 
 
 def _ping_when_idle(engine: Engine) -> None:

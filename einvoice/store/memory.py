@@ -3,7 +3,7 @@ without a database (as dramatiq's StubBroker stands in for a broker).
 
 It keeps the rules the services rely on: guarded writes (``DocumentChange``: the expected states
 and lease holder, or nothing written), unique keys (a repeated sha256, idempotency key, endpoint
-or API key raises ``IntegrityError`` as the databases do), UTC-only timestamps, transactions
+or API key raises ``DuplicateKeyError`` as the databases' store does), UTC-only timestamps, transactions
 (``with uow:`` works on a copy; ``commit()`` makes it the store's; leaving without a commit drops
 it; one transaction at a time, as SQLite's write lock allows). Rows are plain objects with the
 attributes of the table classes.
@@ -21,7 +21,6 @@ from types import SimpleNamespace, TracebackType
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.exc import IntegrityError
 
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
@@ -38,6 +37,7 @@ from einvoice.domain.review import (
     queue_reasons,
 )
 from einvoice.domain.states import REVIEW_STATES
+from einvoice.errors import DuplicateKeyError
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow, UnitOfWork
 from einvoice.store.tables import (
@@ -91,8 +91,8 @@ def _row(row_class: type[Base], values: dict[str, Any] | Any) -> Row:
     return SimpleNamespace(**row)
 
 
-def _conflict(what: str) -> IntegrityError:
-    return IntegrityError(f"unique key: {what}", None, Exception(what))
+def _conflict(what: str) -> DuplicateKeyError:
+    return DuplicateKeyError(f"unique key: {what}")
 
 
 @dataclass

@@ -91,7 +91,7 @@ class PostingRepository:
         return self.session.get(JournalEntryRow, document_id)
 
     def add_entry(self, row: JournalEntryRow) -> JournalEntryRow:
-        """Keep a document's journal entry (one per document: a second raises IntegrityError)."""
+        """Keep a document's journal entry (one per document: a second raises DuplicateKeyError)."""
         self.session.add(row)
         self.session.flush()
         return row
@@ -178,7 +178,7 @@ class PostingRepository:
     # --- ERPs ------------------------------------------------------------------------------------
 
     def add_erp(self, row: ErpRow, institution_ids: Iterable[str]) -> ErpRow:
-        """Register an ERP and the institutions it serves (a name taken raises IntegrityError)."""
+        """Register an ERP and the institutions it serves (a name taken raises DuplicateKeyError)."""
         self.session.add(row)
         self.session.flush()
         self.session.add_all(ErpInstitutionRow(erp_id=row.id, institution_id=i) for i in set(institution_ids))

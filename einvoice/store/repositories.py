@@ -186,7 +186,7 @@ class DocumentRepository:
         marked a suspected duplicate of the earliest of them whose status is not in
         ``not_duplicate_of`` (``writes.earlier_with_key``, the one lookup every path into the
         pipeline uses); its transition says so. Returns that earlier document's id, or None. A
-        unique-constraint race surfaces here as IntegrityError.
+        unique-constraint race surfaces here as DuplicateKeyError.
 
         ``commit``: the caller's unit of work holds nothing else, so the document may be committed
         here (the caller still commits the unit of work). On PostgreSQL the lock and one statement

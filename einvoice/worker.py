@@ -46,7 +46,7 @@ class Pipeline:
     settings: Settings
     validator: process.Validator
     poster: process.Poster | None = None
-    approval: process.ApprovalPolicy = process.approve_every_matched
+    approval: process.ApprovalPolicy = process.approve_within_limits
     parser: process.Parser | None = None
     registry: StageRegistry[process.Ports] = process.REGISTRY
 

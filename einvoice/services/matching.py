@@ -45,6 +45,7 @@ from einvoice.responses import may_follow
 from einvoice.services import DocumentView, database_errors_as_transient, document_view
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.stages import Outcome
+from einvoice.services.users import approval_rule
 from einvoice.store import UnitOfWork
 from einvoice.store.ports import EarlierQuery, EarlierRow
 from einvoice.store.tables import DocumentReasonRow, ParsedDocumentRow, ResponseRow
@@ -294,16 +295,21 @@ def parsed_invoice(uow: UnitOfWork, document_id: str, before: Outcome | None) ->
     return uow.documents.parsed(document_id)
 
 
-def _path(document: DocumentView, result: MatchResult, approval: ApprovalPolicy) -> list[tuple[str, str | None]]:
+def _path(
+    uow: UnitOfWork, document: DocumentView, result: MatchResult, approval: ApprovalPolicy
+) -> list[tuple[str, str | None]]:
     if not result.matched:
         codes = ", ".join(dict.fromkeys(r.code for r in result.reasons))
         return [(S.EXCEPTION, f"exception: {codes}"[:4000])]
     said = f"matched to commitment {result.commitment}" if result.commitment else "matched"
-    path: list[tuple[str, str | None]] = [(S.MATCHED, f"{said}, {result.reserved} reserved")]
-    decision = approval(document, result.to_dict())
-    if decision is not None:
-        path.append(decision)
-    return path
+    said = f"{said}, {result.reserved} reserved"
+    rule = approval_rule(uow, document.institution_id)
+    decision = approval(document, result.to_dict(), rule)
+    if decision is None:  # waits for a person
+        limit = rule.person_above
+        why = f"amount due above {limit}, the limit for approval without a person" if limit is not None else None
+        return [(S.MATCHED, f"{said}; waits for a person: {why}" if why else f"{said}; waits for a person")]
+    return [(S.MATCHED, said), decision]
 
 
 def _response(path: list[tuple[str, str | None]], at: datetime, previous: list[str]) -> list[dict[str, Any]]:
@@ -332,7 +338,7 @@ def match_outcome(
     ``approved``; the supplier's Invoice Response (``IP`` or ``AP``) in the same write."""
     now = _now()
     result, reservation = decide(uow, document, invoice, config, at=now)
-    path = _path(document, result, approval)
+    path = _path(uow, document, result, approval)
     return Outcome(
         tuple(path),
         {"match_result": result_json(result, reservation)},
@@ -358,7 +364,7 @@ def _match_again(
     now = _now()
     document = document_view(row)
     result, reservation = decide(uow, document, invoice, config, releasing=held(row.match_result), at=now)
-    path = _path(document, result, approval)
+    path = _path(uow, document, result, approval)
     steps = [Step(row.status, S.MATCHING, actor, why)]
     previous: str = S.MATCHING
     for status, detail in path:
@@ -381,9 +387,9 @@ def _match_again(
 
 
 def _default_approval() -> ApprovalPolicy:
-    from einvoice.services.process import approve_every_matched
+    from einvoice.services.process import approve_within_limits
 
-    return approve_every_matched
+    return approve_within_limits
 
 
 def rematch(

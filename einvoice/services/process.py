@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.invoice import Invoice
+from einvoice.domain.review import ApprovalRule
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.matching import MatchConfig
@@ -87,14 +88,23 @@ class Poster(Protocol):
 
 
 class ApprovalPolicy(Protocol):
-    """Decides whether a matched document is approved without a person: the state and the
-    detail of the transition to take it to (``approved``), or None to leave it ``matched``."""
+    """Decides whether a matched document is approved without a person, under its institution's
+    approval limits (``rule``): the state and the detail of the transition to take it to
+    (``approved``), or None to leave it ``matched``, waiting for a person."""
 
-    def __call__(self, document: DocumentView, match: Mapping[str, Any], /) -> tuple[str, str] | None: ...
+    def __call__(
+        self, document: DocumentView, match: Mapping[str, Any], rule: ApprovalRule, /
+    ) -> tuple[str, str] | None: ...
 
 
-def approve_every_matched(document: DocumentView, match: Mapping[str, Any], /) -> tuple[str, str] | None:
-    """Today's policy: a document matched without exception is approved at once."""
+def approve_within_limits(
+    document: DocumentView, match: Mapping[str, Any], rule: ApprovalRule, /
+) -> tuple[str, str] | None:
+    """The default policy: a document matched without exception is approved at once, unless its
+    amount due (BT-115) is above the institution's ``person_above`` limit (``einvoice institutions
+    set-approval``): then it waits in ``matched`` for a person."""
+    if rule.needs_person(document.payable_amount):
+        return None
     return S.APPROVED, "approved automatically: matched without exception"
 
 
@@ -112,7 +122,7 @@ class Ports:
 
     validator: Validator | None = None
     poster: Poster | None = None
-    approval: ApprovalPolicy = approve_every_matched
+    approval: ApprovalPolicy = approve_within_limits
     parser: Parser | None = None
     match_config: MatchConfig = field(default_factory=MatchConfig)
 
@@ -270,7 +280,7 @@ def run_stage(
     *,
     validator: Validator | None = None,
     poster: Poster | None = None,
-    approval: ApprovalPolicy = approve_every_matched,
+    approval: ApprovalPolicy = approve_within_limits,
     parser: Parser | None = None,
     match_config: MatchConfig | None = None,
     token: str | None = None,

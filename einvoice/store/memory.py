@@ -109,6 +109,7 @@ class _Data:
     commitments: dict[tuple[str, str], Commitment] = field(default_factory=dict)  # (institution, number)
     receipts: dict[tuple[str, str, str], Receipt] = field(default_factory=dict)  # (…, reference)
     tolerances: dict[str, Tolerances] = field(default_factory=dict)
+    approval_rules: dict[str, Row] = field(default_factory=dict)  # institution id -> rule
     reasons: dict[str, list[str]] = field(default_factory=dict)  # document id -> codes
     serial: int = 0
 
@@ -684,7 +685,8 @@ class _Posting(_Repository):
 
 
 class _Users(_Repository):
-    """Not kept by the twin yet: tests of sign-in and sessions run on SQLite."""
+    """Institutions' approval limits; users, sessions and decisions are not kept by the twin yet:
+    tests of sign-in and sessions run on SQLite."""
 
     def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRow:
         raise NotImplementedError("the in-memory store keeps no users")
@@ -717,10 +719,10 @@ class _Users(_Repository):
         raise NotImplementedError("the in-memory store keeps no users")
 
     def approval_rule(self, institution_id: str) -> ApprovalRuleRow | None:
-        raise NotImplementedError("the in-memory store keeps no users")
+        return self.data.approval_rules.get(institution_id)
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
-        raise NotImplementedError("the in-memory store keeps no users")
+        self.data.approval_rules[row.institution_id] = _row(ApprovalRuleRow, row)
 
     def decisions(self, document_id: str) -> Sequence[DecisionRow]:
         raise NotImplementedError("the in-memory store keeps no users")

@@ -5,6 +5,7 @@ matching again, posting consumes and a release gives back."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import date
@@ -300,3 +301,26 @@ def test_posting_consumes_in_the_write_that_records_posted_and_names_the_commitm
     assert seen == ["PO-1"]
     po = figures(uow_factory, institution)
     assert (po.reserved, po.consumed) == (Decimal(0), Decimal("42.35"))
+
+
+def test_a_match_above_the_institutions_limit_waits_for_a_person_and_below_it_is_approved(
+    uow_factory: Callable[[], UnitOfWork], institution: InstitutionView, supplier: SupplierView
+) -> None:
+    from einvoice.services import responses, users
+
+    order(uow_factory, institution)
+    users.set_approval_rule(uow_factory(), documents.BUYER_ENDPOINT, person_above="42.34", two_people_above=None)
+    above = matched_invoice(uow_factory, supplier)  # due 42.35: one cent above the limit
+    view = queries.get_document(uow_factory(), above)
+    assert view.status == S.MATCHED
+    assert view.history[-1].detail == (
+        "matched to commitment PO-1, 42.35 reserved; waits for a person: "
+        "amount due above 42.34, the limit for approval without a person"
+    )
+    assert [r.code for r in responses.list_responses(uow_factory(), above)] == ["AB", "IP"]
+    assert figures(uow_factory, institution).reserved == Decimal("42.35")  # held while it waits
+
+    users.set_approval_rule(uow_factory(), documents.BUYER_ENDPOINT, person_above="42.35", two_people_above=None)
+    below = matched_invoice(uow_factory, supplier, number="INV-2", line=dataclasses.replace(PAPER, quantity=Decimal(9)))
+    view = queries.get_document(uow_factory(), below)
+    assert (view.status, view.payable_amount) == (S.APPROVED, Decimal("38.12"))  # 9 x 3.50 + 21 % VAT

@@ -311,12 +311,11 @@ def install(app: FastAPI) -> None:
         )
         return problem_response(body)
 
-    from sqlalchemy.exc import OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError  # the pool's: raised before any statement
 
     app.add_exception_handler(errors.EInvoiceError, on_engine_error)
     app.add_exception_handler(PoolTimeoutError, on_database_unavailable)
-    app.add_exception_handler(OperationalError, on_database_unavailable)
+    app.add_exception_handler(errors.DatabaseUnavailableError, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)

@@ -8,18 +8,13 @@ services return (the document states live in ``einvoice.domain.states`` and are 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.states import DocumentStatus
-from einvoice.errors import TransientError
 from einvoice.store.tables import DocumentRow, FindingRow, InstitutionRow, SupplierRow, TransitionRow
 
 
@@ -142,19 +137,6 @@ class DocumentView:
 
 def _iso(value: datetime) -> str:
     return value.isoformat()
-
-
-# --- database errors ------------------------------------------------------------------------------
-
-
-@contextmanager
-def database_errors_as_transient() -> Iterator[None]:
-    """Re-raise a lost or refused database connection as TransientError, so that callers (the
-    API answers 503) know a retry may succeed. Other database errors are bugs and pass through."""
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        raise TransientError(f"database unavailable: {type(exc.orig or exc).__name__}") from exc
 
 
 # --- row -> view ---------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from einvoice.errors import (
 from einvoice.services import (
     InstitutionView,
     SupplierView,
-    database_errors_as_transient,
     institution_view,
     supplier_view,
 )
@@ -209,7 +208,7 @@ def _key_holder(
     if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
         return None
     key_hash = hash_api_key(api_key)
-    with database_errors_as_transient(), uow:
+    with uow:
         row = store(uow).by_key_hash(key_hash)
         if row is None or row.api_key_hash is None or not hmac.compare_digest(row.api_key_hash, key_hash):
             return None

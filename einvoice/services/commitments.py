@@ -34,7 +34,6 @@ from einvoice.domain.commitments import (
 )
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import CommitmentConflictError, DuplicateKeyError, InvalidCommitmentError, NotFoundError
-from einvoice.services import database_errors_as_transient
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import SupplierRow
 
@@ -344,7 +343,7 @@ def register(
     """Register the institution's commitment ``data``. The same number again: unchanged (``created``
     False) when its content is the same, CommitmentConflictError when it differs (change it with
     ``change``). Raises InvalidCommitmentError naming the field."""
-    with database_errors_as_transient(), uow:
+    with uow:
         commitment = build_commitment(uow, data, institution_id=institution_id, field_prefix=field_prefix)
         existing = uow.commitments.get(institution_id, data.number)
         if existing is None:
@@ -373,7 +372,7 @@ def change(uow: UnitOfWork, data: CommitmentInput, *, institution_id: str, numbe
     hold would go, or the supplier or currency would change while invoices hold an amount)."""
     if data.number != number:
         raise InvalidCommitmentError("body.number", f"{data.number!r} is not the number of the address, {number!r}")
-    with database_errors_as_transient(), uow:
+    with uow:
         existing = uow.commitments.get(institution_id, number, for_update=True)
         if existing is None:
             raise NotFoundError(f"no commitment {number}")
@@ -405,7 +404,7 @@ def change(uow: UnitOfWork, data: CommitmentInput, *, institution_id: str, numbe
 
 def get(uow: UnitOfWork, *, institution_id: str, number: str) -> Commitment:
     """The institution's commitment ``number``; NotFoundError when it has none."""
-    with database_errors_as_transient(), uow:
+    with uow:
         commitment = uow.commitments.get(institution_id, number)
     if commitment is None:
         raise NotFoundError(f"no commitment {number}")
@@ -417,7 +416,7 @@ def list_commitments(
 ) -> list[Commitment]:
     """The institution's commitments by number; ``supplier`` a supplier's id, endpoint, VAT id or
     legal id (one no supplier holds finds nothing)."""
-    with database_errors_as_transient(), uow:
+    with uow:
         supplier_id = None
         if supplier:
             row = _supplier_named(uow, supplier)
@@ -457,7 +456,7 @@ def record_receipt(uow: UnitOfWork, data: ReceiptInput, *, institution_id: str, 
         received_on=data.received_on,
         lines=tuple(ReceiptLine(line=line.line, quantity=line.quantity) for line in data.lines),
     )
-    with database_errors_as_transient(), uow:
+    with uow:
         commitment = uow.commitments.get(institution_id, number, for_update=True)
         if commitment is None:
             raise NotFoundError(f"no commitment {number}")
@@ -503,7 +502,7 @@ def late_documents(uow: UnitOfWork, *, institution_id: str, number: str) -> list
     BT-12 (contract reference) or BT-10 (buyer reference) is ``number``, oldest first: the documents
     to match again once the commitment ``number`` is registered or changed (invoices that arrived
     before their order)."""
-    with database_errors_as_transient(), uow:
+    with uow:
         return uow.commitments.documents_referencing(institution_id, number, status=DocumentStatus.EXCEPTION.value)
 
 

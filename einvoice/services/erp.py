@@ -42,7 +42,6 @@ from einvoice.errors import (
     PaymentError,
 )
 from einvoice.responses.codes import may_follow
-from einvoice.services import database_errors_as_transient
 from einvoice.services.accounts import _institution, _key_holder, hash_api_key, new_api_key
 from einvoice.services.matching import consume_held
 from einvoice.services.responses import invoice_response_row, prior_codes
@@ -169,7 +168,7 @@ def pull(uow: UnitOfWork, erp: ErpView, *, after: str | None = None, limit: int 
     the cursor to continue from (``after`` again when none came). Raises FeedCursorError."""
     position = _position(after) if after else None
     limit = max(1, min(limit, MAX_PULL))
-    with database_errors_as_transient(), uow:
+    with uow:
         rows = uow.posting.feed(erp.institution_ids, after=position, limit=limit)
         entries = [dict(row.data) for row in rows]
         last = (rows[-1].created_at, rows[-1].document_id) if rows else None
@@ -196,7 +195,7 @@ def confirm_entry(
     one outside ``institution_ids``."""
     now = now or _now()
     allowed = None if institution_ids is None else set(institution_ids)
-    with database_errors_as_transient(), uow_factory() as uow:
+    with uow_factory() as uow:
         row = uow.posting.entry_by_id(entry_id)
         if row is None or (allowed is not None and row.institution_id not in allowed):
             raise NotFoundError(f"no journal entry {entry_id}")
@@ -252,7 +251,7 @@ def record_payment(
     approved to the supplier, or paid before with other figures)."""
     now = now or _now()
     reference = (reference or "").strip()[:200] or None
-    with database_errors_as_transient(), uow_factory() as uow:
+    with uow_factory() as uow:
         document = uow.documents.get(document_id)
         if document is None or document.institution_id not in erp.institution_ids:
             raise NotFoundError(f"no document {document_id}")

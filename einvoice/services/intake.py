@@ -37,7 +37,6 @@ from einvoice.parsers.ubl import DocumentHeader, read_header
 from einvoice.services import (
     DocumentView,
     SupplierView,
-    database_errors_as_transient,
     document_view,
     finding_values,
 )
@@ -218,21 +217,20 @@ def submit_document(
 
     for attempt in range(3):
         try:
-            with database_errors_as_transient():
-                # First try as a new document: the unique constraints on (supplier, sha256) and
-                # (supplier, key) catch a repeat, and only then are earlier copies looked up.
-                return _record(
-                    uow_factory,
-                    supplier,
-                    raw,
-                    sha256,
-                    idempotency_key,
-                    fields,
-                    refusal,
-                    now,
-                    seller=seller,
-                    look_first=attempt > 0,
-                )
+            # First try as a new document: the unique constraints on (supplier, sha256) and
+            # (supplier, key) catch a repeat, and only then are earlier copies looked up.
+            return _record(
+                uow_factory,
+                supplier,
+                raw,
+                sha256,
+                idempotency_key,
+                fields,
+                refusal,
+                now,
+                seller=seller,
+                look_first=attempt > 0,
+            )
         except DuplicateKeyError:
             # Another request stored the same bytes (or key) between our lookup and insert;
             # the next pass finds its row.

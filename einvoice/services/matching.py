@@ -42,7 +42,7 @@ from einvoice.matching import consume as consume_reservation
 from einvoice.matching.matcher import NO_ORDER
 from einvoice.parsers.invoice_dict import invoice_from_dict
 from einvoice.responses import may_follow
-from einvoice.services import DocumentView, database_errors_as_transient, document_view
+from einvoice.services import DocumentView, document_view
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.stages import Outcome
 from einvoice.services.users import approval_rule
@@ -407,7 +407,7 @@ def rematch(
     supplier) and ConflictError (the state does not allow it: only from ``exception``, ``matched``
     and ``approved`` before posting; or it changed meanwhile)."""
     config = config or MatchConfig()
-    with database_errors_as_transient(), uow_factory() as uow:
+    with uow_factory() as uow:
         row = uow.documents.get(document_id)
         if row is None:
             raise NotFoundError(f"no document {document_id}")
@@ -459,7 +459,7 @@ def match_late_documents(
     config = config or MatchConfig()
     statuses: dict[str, str] = {}
     for document_id in late_documents(uow_factory(), institution_id=institution_id, number=number):
-        with database_errors_as_transient(), uow_factory() as uow:
+        with uow_factory() as uow:
             row = uow.documents.get(document_id)
             invoice = uow.documents.parsed(document_id)
             if row is None or row.status != S.EXCEPTION or invoice is None:

@@ -37,7 +37,7 @@ from einvoice.errors import (
     SellerMismatchError,
     UnknownBuyerError,
 )
-from einvoice.services import InstitutionView, SupplierView, database_errors_as_transient
+from einvoice.services import InstitutionView, SupplierView
 from einvoice.services.commitments import CommitmentInput, ReceiptLineInput, Registered, _Form, register
 from einvoice.store import UnitOfWork
 
@@ -140,7 +140,7 @@ def take_despatch_advice(uow: UnitOfWork, advice: DespatchAdvice, *, supplier: S
         )
     from einvoice.services.accounts import AccountError, parse_endpoint
 
-    with database_errors_as_transient(), uow:
+    with uow:
         institution = None
         if advice.customer_endpoint:
             try:
@@ -212,7 +212,7 @@ class Confirmed:
 
 def despatch_advice(uow: UnitOfWork, advice_id: str, *, institution_id: str) -> DespatchAdvice:
     """The institution's Despatch Advice ``advice_id``; NotFoundError when it has none."""
-    with database_errors_as_transient(), uow:
+    with uow:
         owner = uow.commitments.despatch_advice_owner(advice_id)
         found = None if owner is None or owner[0] != institution_id else uow.commitments.despatch_advice(advice_id)
     if found is None:
@@ -223,7 +223,7 @@ def despatch_advice(uow: UnitOfWork, advice_id: str, *, institution_id: str) -> 
 def list_despatch_advices(
     uow: UnitOfWork, *, institution_id: str, status: str | None = None, limit: int = 100
 ) -> list[DespatchAdvice]:
-    with database_errors_as_transient(), uow:
+    with uow:
         return uow.commitments.list_despatch_advices(institution_id, status=status, limit=limit)
 
 
@@ -241,7 +241,7 @@ def confirm_despatch_advice(
     today) and marks the advice confirmed, in one transaction. Raises NotFoundError,
     InvalidCommitmentError (a line the advice does not ship, twice, or more than it ships),
     CommitmentConflictError (confirmed before, or the receipt's reference is taken)."""
-    with database_errors_as_transient(), uow:
+    with uow:
         owner = uow.commitments.despatch_advice_owner(advice_id)
         advice = None
         if owner is not None and owner[0] == institution_id:

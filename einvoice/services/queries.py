@@ -11,7 +11,6 @@ from einvoice.domain.states import DocumentStatus
 from einvoice.errors import NotFoundError
 from einvoice.services import (
     DocumentView,
-    database_errors_as_transient,
     document_view,
     finding_from_row,
     transition_view,
@@ -37,7 +36,7 @@ LATENCY_TRANSITIONS = 5_000
 def get_document(uow: UnitOfWork, document_id: str, *, supplier_id: str | None = None) -> DocumentView:
     """The document with its history and findings. Raises NotFoundError when it does not exist
     or belongs to another supplier than ``supplier_id`` (the two are not told apart)."""
-    with database_errors_as_transient(), uow:
+    with uow:
         row = uow.documents.get(document_id)
         if row is None or (supplier_id is not None and row.supplier_id != supplier_id):
             raise NotFoundError(f"no document {document_id}")
@@ -58,14 +57,14 @@ def list_documents(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     limit = max(1, min(limit, 1000))
-    with database_errors_as_transient(), uow:
+    with uow:
         rows = uow.documents.list_for_supplier(supplier_id, status=status, since=since, limit=limit)
         return [document_view(row) for row in rows]
 
 
 def get_raw(uow: UnitOfWork, document_id: str, supplier_id: str | None = None) -> bytes:
     """The bytes exactly as received. Raises NotFoundError like ``get_document``."""
-    with database_errors_as_transient(), uow:
+    with uow:
         row = uow.documents.get(document_id)
         if row is None or (supplier_id is not None and row.supplier_id != supplier_id):
             raise NotFoundError(f"no document {document_id}")

@@ -25,7 +25,7 @@ from typing import Any
 
 from einvoice.errors import NotFoundError
 from einvoice.responses import DOCUMENT_TYPE_CODES, Answered, Party, invoice_response, message_level_response
-from einvoice.services import database_errors_as_transient, finding_from_row
+from einvoice.services import finding_from_row
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import DocumentRow, ResponseRow, new_id
 
@@ -105,7 +105,7 @@ def _own(uow: UnitOfWork, document_id: str, supplier_id: str | None) -> Document
 def list_responses(uow: UnitOfWork, document_id: str, *, supplier_id: str | None = None) -> list[ResponseView]:
     """The responses the document got, oldest first. NotFoundError for an unknown document or
     another supplier's."""
-    with database_errors_as_transient(), uow:
+    with uow:
         _own(uow, document_id, supplier_id)
         return [_view(r) for r in uow.documents.responses(document_id)]
 
@@ -118,7 +118,7 @@ def prior_codes(rows: Sequence[ResponseRow]) -> list[str]:
 def response_xml(uow: UnitOfWork, document_id: str, response_id: int, *, supplier_id: str | None = None) -> bytes:
     """The response's UBL ApplicationResponse. NotFoundError for an unknown document or response,
     or another supplier's."""
-    with database_errors_as_transient(), uow:
+    with uow:
         document = _own(uow, document_id, supplier_id)
         row = uow.documents.response(document_id, response_id)
         if row is None:

@@ -37,7 +37,7 @@ from einvoice.domain.review import (
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoundError
 from einvoice.responses import may_follow
-from einvoice.services import DocumentView, database_errors_as_transient
+from einvoice.services import DocumentView
 from einvoice.services.matching import release_held
 from einvoice.services.queries import get_document
 from einvoice.services.responses import invoice_response_row, prior_codes
@@ -103,7 +103,7 @@ def queue(
     (``EINVOICE_UI_QUEUE_COUNTS_SECONDS``)."""
     now = now or datetime.now(UTC)
     ids = tuple(sorted(user.institution_ids))
-    with database_errors_as_transient(), uow:
+    with uow:
         institutions = {i: row.name for i in ids if (row := uow.institutions.get(i)) is not None}
         found = uow.review.queue(wanted, institution_ids=ids, now=now)
         counts = _counts(uow, ids, counts_max_age)
@@ -174,7 +174,7 @@ def review(uow: UnitOfWork, user: SignedIn, document_id: str) -> Review:
     """The document with its parsed invoice, findings, history, match result, reasons and
     decisions. Raises NotFoundError for an unknown document or one of an institution the user
     does not see."""
-    with database_errors_as_transient(), uow:
+    with uow:
         row = _own_row(uow, user, document_id)
         view = get_document(uow, document_id)
         institution_row = uow.institutions.get(row.institution_id) if row.institution_id else None
@@ -198,7 +198,7 @@ def review(uow: UnitOfWork, user: SignedIn, document_id: str) -> Review:
 
 def raw_of(uow: UnitOfWork, user: SignedIn, document_id: str) -> bytes:
     """The document's bytes as received; NotFoundError as ``review``."""
-    with database_errors_as_transient(), uow:
+    with uow:
         _own_row(uow, user, document_id)
         raw = uow.documents.raw(document_id)
         if raw is None:  # pragma: no cover - stored with the row
@@ -245,7 +245,7 @@ def decide(
         raise DecisionRefusedError("re-matching comes with commitment matching; it is not available yet")
     if reason is not None and reason not in STATUS_REASONS:
         raise DecisionRefusedError(f"reason must be an Invoice Response status reason code, not {reason!r}")
-    with database_errors_as_transient(), uow:
+    with uow:
         row = _own_row(uow, user, document_id)
         status = row.status
         if status not in ACTION_FROM[chosen]:

@@ -23,7 +23,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from einvoice.domain.review import ApprovalRule, Role
 from einvoice.errors import AccountLockedError, DuplicateKeyError, NotFoundError, SignInError, UserError
-from einvoice.services import database_errors_as_transient
 from einvoice.services.accounts import parse_endpoint
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import ApprovalRuleRow, UserRow, UserSessionRow
@@ -204,7 +203,7 @@ def sign_in(
     was the ``failed_attempts``-th in a row) and SignInError (wrong name or password, or a
     disabled user: one message for all, so that a guess learns nothing)."""
     now = now or _now()
-    with database_errors_as_transient(), uow:
+    with uow:
         row = uow.users.by_username(username.strip())
         if row is None:
             _verify(_DUMMY_HASH, password)
@@ -272,7 +271,7 @@ def session_user(uow: UnitOfWork, token: str, *, idle: timedelta, now: datetime 
     longer than ``idle``, past its end), or its user was disabled. A session in use is kept alive
     (``last_seen_at`` written at most once a minute)."""
     now = now or _now()
-    with database_errors_as_transient(), uow:
+    with uow:
         session = uow.users.session_by_hash(_token_hash(token))
         if session is None:
             return None
@@ -298,7 +297,7 @@ def session_user(uow: UnitOfWork, token: str, *, idle: timedelta, now: datetime 
 
 def sign_out(uow: UnitOfWork, token: str) -> None:
     """End the session ``token`` (nothing when it already ended)."""
-    with database_errors_as_transient(), uow:
+    with uow:
         uow.users.end_session(_token_hash(token))
         uow.commit()
 

@@ -341,16 +341,7 @@ def decide(
             released = release_held(uow, row, at=now)
             if released is not None:
                 values["match_result"] = released
-        decision = {
-            "user_id": user.user_id,
-            "username": user.username,
-            "action": chosen.value,
-            "reason": reason,
-            "comment": comment,
-            "from_status": status,
-            "to_status": to,
-            "at": now,
-        }
+        decision = _decision_row(user, chosen, reason, comment, status, to, now)
         written = uow.documents.write(
             DocumentChange(
                 document_id,
@@ -366,6 +357,28 @@ def decide(
             raise DecisionConflictError("the document changed meanwhile: reload it and decide again")
         uow.commit()
     return DecisionView(chosen.value, user.username, now, status, to, reason, comment)
+
+
+def _decision_row(
+    user: SignedIn,
+    action: Action,
+    reason: str | None,
+    comment: str | None,
+    from_status: str,
+    to_status: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """The ``decisions`` row of ``user``'s decision."""
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "action": action.value,
+        "reason": reason,
+        "comment": comment,
+        "from_status": from_status,
+        "to_status": to_status,
+        "at": at,
+    }
 
 
 def rematch(
@@ -407,17 +420,9 @@ def rematch(
         if from_status not in ACTION_FROM[Action.REMATCH]:  # moved on since it was read above
             raise DecisionConflictError(f"the document is {from_status}: it cannot be {_past(Action.REMATCH)} now")
         moved[:] = [from_status, to_status]
-        row = {
-            "user_id": user.user_id,
-            "username": user.username,
-            "action": Action.REMATCH.value,
-            "reason": reason,
-            "comment": words,
-            "from_status": from_status,
-            "to_status": to_status,
-            "at": now,
+        return {
+            DecisionRow.__tablename__: [_decision_row(user, Action.REMATCH, reason, words, from_status, to_status, now)]
         }
-        return {DecisionRow.__tablename__: [row]}
 
     try:
         matching.rematch(uow_factory, document_id, number, actor=f"user:{user.username}", also=decision)

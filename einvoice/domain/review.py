@@ -1,5 +1,5 @@
 """A person's review of a document: who may do what, the reasons a document waits for a person,
-the decisions (approve, reject, query) and the approval rules (a person above one amount, two
+the decisions (approve, reject, query, re-match) and the approval rules (a person above one amount, two
 different people above another).
 
 Pure: no I/O. The services (``services.review``) read and write; the pages show what this decides.
@@ -41,7 +41,7 @@ class Action(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     QUERY = "query"
-    REMATCH = "rematch"  # comes with matching's ``rematch``
+    REMATCH = "rematch"  # to another commitment of the institution and supplier (matching's ``rematch``)
 
 
 #: The states each decision may be taken from; anything else answers 409.
@@ -49,6 +49,7 @@ ACTION_FROM: Mapping[Action, frozenset[str]] = {
     Action.APPROVE: frozenset({S.EXCEPTION, S.MATCHED, S.UNDER_QUERY, S.AWAITING_SECOND_APPROVAL}),
     Action.REJECT: frozenset({S.EXCEPTION, S.MATCHED, S.UNDER_QUERY, S.AWAITING_SECOND_APPROVAL}),
     Action.QUERY: frozenset({S.EXCEPTION, S.MATCHED}),
+    Action.REMATCH: frozenset({S.EXCEPTION, S.MATCHED}),
 }
 
 #: Status reason codes of the Peppol Invoice Response (OpenPeppol code list ``OPStatusReason``),

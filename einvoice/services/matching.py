@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 S = DocumentStatus
 #: Where ``match_result`` keeps what the document holds on its commitment.
 HOLDS = "reservation"
+#: More rows to write with a re-match, given the states it moves the document from and to.
+AlsoWritten = Callable[[str, str], Mapping[str, list[dict[str, Any]]]]
 #: The states ``rematch`` takes a document from: waiting for a person, or matched and not posted.
 REMATCH_FROM = frozenset({S.EXCEPTION, S.MATCHED, S.APPROVED})
 
@@ -358,9 +360,11 @@ def _match_again(
     config: MatchConfig,
     approval: ApprovalPolicy,
     why: str,
+    also: AlsoWritten | None = None,
 ) -> str:
     """Release what the document holds, match it again and write the outcome, in the caller's
-    transaction; the new status. ConflictError when the document changed meanwhile."""
+    transaction; the new status. ``also(from_status, to_status)``: more rows to write with it.
+    ConflictError when the document changed meanwhile."""
     now = _now()
     document = document_view(row)
     result, reservation = decide(uow, document, invoice, config, releasing=held(row.match_result), at=now)
@@ -371,6 +375,9 @@ def _match_again(
         steps.append(Step(previous, status, actor, detail))
         previous = status
     responses = _response(path, now, prior_codes(uow.documents.responses(row.id)))
+    rows = _rows(result, responses)
+    if also is not None:
+        rows.update(also(str(row.status), str(path[-1][0])))
     written = uow.documents.write(
         DocumentChange(
             row.id,
@@ -378,7 +385,7 @@ def _match_again(
             {"status": path[-1][0], "status_changed_at": now, "match_result": result_json(result, reservation)},
             now,
             steps=tuple(steps),
-            rows=_rows(result, responses),
+            rows=rows,
         )
     )
     if not written.changed:
@@ -399,11 +406,13 @@ def rematch(
     *,
     actor: str,
     config: MatchConfig | None = None,
+    also: AlsoWritten | None = None,
 ) -> str:
     """Release what the document holds and match it again against the named commitment of the same
     institution and supplier only (whatever its references say); return the document's new status
     (``matched``, ``approved`` as the approval policy says, or ``exception``). The history records
-    ``actor``. Raises NotFoundError (no such document, no such commitment of its institution and
+    ``actor``; ``also(from_status, to_status)`` gives more rows to write in the same write (a
+    person's decision). Raises NotFoundError (no such document, no such commitment of its institution and
     supplier) and ConflictError (the state does not allow it: only from ``exception``, ``matched``
     and ``approved`` before posting; or it changed meanwhile)."""
     config = config or MatchConfig()
@@ -438,6 +447,7 @@ def rematch(
             config=config,
             approval=_default_approval(),
             why=f"matched again against commitment {commitment_number}",
+            also=also,
         )
         uow.commit()
     return status

@@ -1,11 +1,13 @@
 """The accountants' review: the queue of documents waiting for a person, one document with all a
-person needs to decide, and the decisions (approve, reject, query).
+person needs to decide (its match line by line, the commitment's figures, the commitments it could
+be matched to instead, its attachments), and the decisions (approve, reject, query, re-match).
 
 Every read is limited to the institutions the user sees: a document of another institution is
 ``NotFoundError``, exactly as one that does not exist. A decision is one guarded write
 (``store.writes.DocumentChange``): the document's state as read, the new state, the transition by
 ``user:<name>``, and the decision row; when the state changed meanwhile it writes nothing and
-raises ``DecisionConflictError``.
+raises ``DecisionConflictError``. A re-match is matching's ``rematch`` with the decision row
+written in its write.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from einvoice.domain.commitments import Commitment, CommitmentStatus
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.review import (
     ACTION_FROM,
@@ -31,13 +34,15 @@ from einvoice.domain.review import (
     QueueFilter,
     QueueRow,
     QueueSlice,
+    Role,
     check_approval,
     reason_codes,
 )
 from einvoice.domain.states import DocumentStatus
-from einvoice.errors import DecisionConflictError, DecisionRefusedError, NotFoundError
+from einvoice.errors import ConflictError, DecisionConflictError, DecisionRefusedError, NotFoundError
+from einvoice.parsers.attachments import EmbeddedAttachment, embedded_attachment
 from einvoice.responses import may_follow
-from einvoice.services import DocumentView
+from einvoice.services import DocumentView, matching
 from einvoice.services.matching import release_held
 from einvoice.services.queries import get_document
 from einvoice.services.responses import invoice_response_row, prior_codes
@@ -160,7 +165,9 @@ class Review:
     reasons: tuple[str, ...]
     decisions: tuple[DecisionView, ...]
     rule: ApprovalRule
-    actions: frozenset[str] = field(default_factory=frozenset)  # what the state allows
+    actions: frozenset[str] = field(default_factory=frozenset)  # what the state and the user's role allow
+    commitment: Commitment | None = None  # the one the match result names, with its figures now
+    candidates: tuple[Commitment, ...] = ()  # the open commitments of its institution and supplier
 
 
 def _own_row(uow: UnitOfWork, user: SignedIn, document_id: str) -> DocumentRow:
@@ -170,10 +177,34 @@ def _own_row(uow: UnitOfWork, user: SignedIn, document_id: str) -> DocumentRow:
     return row
 
 
-def review(uow: UnitOfWork, user: SignedIn, document_id: str) -> Review:
-    """The document with its parsed invoice, findings, history, match result, reasons and
-    decisions. Raises NotFoundError for an unknown document or one of an institution the user
-    does not see."""
+#: Who may re-match a document to another commitment.
+REMATCH_ROLES = frozenset({Role.ACCOUNTANT, Role.APPROVER})
+#: How many of the supplier's commitments the page offers to re-match to (those ``find`` selects).
+CANDIDATES = 100
+
+
+def _actions(status: str, role: Role) -> frozenset[str]:
+    allowed = {a.value for a, states in ACTION_FROM.items() if status in states}
+    if role not in REMATCH_ROLES:
+        allowed.discard(Action.REMATCH.value)
+    return frozenset(allowed)
+
+
+def _candidates(uow: UnitOfWork, row: DocumentRow, find: str | None) -> tuple[Commitment, ...]:
+    if row.institution_id is None:
+        return ()
+    found = uow.commitments.list_for(
+        row.institution_id, supplier_id=row.supplier_id, status=CommitmentStatus.OPEN.value, limit=10 * CANDIDATES
+    )
+    wanted = (find or "").strip().casefold()
+    return tuple(c for c in found if wanted in c.number.casefold())[:CANDIDATES]
+
+
+def review(uow: UnitOfWork, user: SignedIn, document_id: str, *, find: str | None = None) -> Review:
+    """The document with its parsed invoice, findings, history, match result (with the figures of
+    the commitment it names), reasons, decisions, and the open commitments of its institution and
+    supplier it could be re-matched to (those whose number contains ``find``). Raises
+    NotFoundError for an unknown document or one of an institution the user does not see."""
     with uow:
         row = _own_row(uow, user, document_id)
         view = get_document(uow, document_id)
@@ -184,6 +215,9 @@ def review(uow: UnitOfWork, user: SignedIn, document_id: str) -> Review:
         invoice = uow.documents.parsed(document_id)
         decisions = tuple(decision_view(d) for d in uow.users.decisions(document_id))
         rule = approval_rule(uow, row.institution_id)
+        number = (view.match_result or {}).get("commitment")
+        commitment = uow.commitments.get(row.institution_id, number) if number and row.institution_id else None
+        candidates = _candidates(uow, row, find)
     return Review(
         document=view,
         institution=institution,
@@ -192,7 +226,9 @@ def review(uow: UnitOfWork, user: SignedIn, document_id: str) -> Review:
         reasons=reason_codes(view.status, view.match_result, view.suspected_duplicate_of),
         decisions=decisions,
         rule=rule,
-        actions=frozenset(a.value for a, states in ACTION_FROM.items() if view.status in states),
+        actions=_actions(view.status, user.role),
+        commitment=commitment,
+        candidates=candidates,
     )
 
 
@@ -204,6 +240,15 @@ def raw_of(uow: UnitOfWork, user: SignedIn, document_id: str) -> bytes:
         if raw is None:  # pragma: no cover - stored with the row
             raise NotFoundError(f"no document {document_id}")
         return raw
+
+
+def attachment(uow: UnitOfWork, user: SignedIn, document_id: str, number: int) -> EmbeddedAttachment:
+    """The document's ``number``-th attachment (from 1, as the page lists them), decoded from the
+    XML as received; NotFoundError as ``review``, and for one that is not embedded."""
+    found = embedded_attachment(raw_of(uow, user, document_id), number)
+    if found is None:
+        raise NotFoundError(f"no embedded attachment {number} in document {document_id}")
+    return found
 
 
 # --- decisions ---------------------------------------------------------------------------------------
@@ -241,8 +286,8 @@ def decide(
         chosen = Action(action)
     except ValueError:
         raise DecisionRefusedError(f"unknown decision {action!r}: approve, reject or query") from None
-    if chosen not in ACTION_FROM:
-        raise DecisionRefusedError("re-matching comes with commitment matching; it is not available yet")
+    if chosen is Action.REMATCH:
+        raise DecisionRefusedError("a re-match names the commitment: it is recorded by rematch")
     if reason is not None and reason not in STATUS_REASONS:
         raise DecisionRefusedError(f"reason must be an Invoice Response status reason code, not {reason!r}")
     with uow:
@@ -296,16 +341,7 @@ def decide(
             released = release_held(uow, row, at=now)
             if released is not None:
                 values["match_result"] = released
-        decision = {
-            "user_id": user.user_id,
-            "username": user.username,
-            "action": chosen.value,
-            "reason": reason,
-            "comment": comment,
-            "from_status": status,
-            "to_status": to,
-            "at": now,
-        }
+        decision = _decision_row(user, chosen, reason, comment, status, to, now)
         written = uow.documents.write(
             DocumentChange(
                 document_id,
@@ -321,6 +357,78 @@ def decide(
             raise DecisionConflictError("the document changed meanwhile: reload it and decide again")
         uow.commit()
     return DecisionView(chosen.value, user.username, now, status, to, reason, comment)
+
+
+def _decision_row(
+    user: SignedIn,
+    action: Action,
+    reason: str | None,
+    comment: str | None,
+    from_status: str,
+    to_status: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """The ``decisions`` row of ``user``'s decision."""
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "action": action.value,
+        "reason": reason,
+        "comment": comment,
+        "from_status": from_status,
+        "to_status": to_status,
+        "at": at,
+    }
+
+
+def rematch(
+    uow_factory: Callable[[], UnitOfWork],
+    user: SignedIn,
+    document_id: str,
+    *,
+    commitment: str,
+    reason: str | None = None,
+    comment: str | None = None,
+    now: datetime | None = None,
+) -> DecisionView:
+    """Match the document again against ``commitment``, another of its institution's commitments
+    with its supplier (``services.matching.rematch``: what it held is released, the new match
+    reserved, the supplier's Invoice Response ``AP`` or ``IP`` written), and record ``user``'s
+    decision in the same write. Accountants and approvers only. Raises NotFoundError (the
+    document, or a commitment not of its institution and supplier), DecisionRefusedError (no
+    commitment named, a reason that is not a status reason code, another role) and
+    DecisionConflictError (the state does not allow it, or changed meanwhile)."""
+    now = now or datetime.now(UTC)
+    number = (commitment or "").strip()
+    comment = (comment or "").strip() or None
+    reason = (reason or "").strip().upper() or None
+    if user.role not in REMATCH_ROLES:
+        raise DecisionRefusedError("re-matching is for accountants and approvers")
+    if not number:
+        raise DecisionRefusedError("a re-match needs the commitment's number (choose one of the list)")
+    if reason is not None and reason not in STATUS_REASONS:
+        raise DecisionRefusedError(f"reason must be an Invoice Response status reason code, not {reason!r}")
+    with uow_factory() as uow:
+        status = _own_row(uow, user, document_id).status
+    if status not in ACTION_FROM[Action.REMATCH]:
+        raise DecisionConflictError(f"the document is {status}: it cannot be {_past(Action.REMATCH)} now")
+    # What changed beyond the states: the commitment, named in the comment (the decision's words).
+    words = f"to commitment {number}" + (f": {comment}" if comment else "")
+    moved: list[str] = []
+
+    def decision(from_status: str, to_status: str) -> dict[str, list[dict[str, Any]]]:
+        if from_status not in ACTION_FROM[Action.REMATCH]:  # moved on since it was read above
+            raise DecisionConflictError(f"the document is {from_status}: it cannot be {_past(Action.REMATCH)} now")
+        moved[:] = [from_status, to_status]
+        return {
+            DecisionRow.__tablename__: [_decision_row(user, Action.REMATCH, reason, words, from_status, to_status, now)]
+        }
+
+    try:
+        matching.rematch(uow_factory, document_id, number, actor=f"user:{user.username}", also=decision)
+    except ConflictError:
+        raise DecisionConflictError("the document changed meanwhile: reload it and decide again") from None
+    return DecisionView(Action.REMATCH.value, user.username, now, moved[0], moved[1], reason, words)
 
 
 def _response(
@@ -345,9 +453,12 @@ def _response(
 
 
 def _past(action: Action) -> str:
-    return {Action.APPROVE: "approved", Action.REJECT: "rejected", Action.QUERY: "put under query"}.get(
-        action, str(action)
-    )
+    return {
+        Action.APPROVE: "approved",
+        Action.REJECT: "rejected",
+        Action.QUERY: "put under query",
+        Action.REMATCH: "matched again",
+    }[action]
 
 
 __all__ = [
@@ -357,7 +468,9 @@ __all__ = [
     "QueuePage",
     "QueueRow",
     "Review",
+    "attachment",
     "decide",
     "queue",
+    "rematch",
     "review",
 ]

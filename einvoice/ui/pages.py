@@ -1,5 +1,6 @@
 """The accountants' pages, served by the API's app under ``/ui/``: sign-in and sign-out, the
-exception queue (``/ui/queue``) and the document page (``/ui/documents/{id}``) with its decisions.
+exception queue (``/ui/queue``) and the document page (``/ui/documents/{id}``) with its decisions
+and its attachments' downloads.
 
 Server-rendered (Jinja2), plain HTML forms: everything works without JavaScript and by keyboard.
 Thin: each route reads the request, calls one service (``services.users``, ``services.review``)
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -23,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import URLSafeSerializer
 
 from einvoice.api.deps import in_database_thread
-from einvoice.domain.review import REASON_LABELS, STATUS_REASONS, reason_label, reason_words
+from einvoice.domain.review import REASON_LABELS, STATUS_REASONS, reason_label
 from einvoice.domain.states import REVIEW_STATES
 from einvoice.errors import (
     AccountLockedError,
@@ -280,8 +281,9 @@ async def _document_page(
 ) -> Response:
     from einvoice.services import review
 
+    find = (request.query_params.get("find") or "").strip()[:100] or None
     try:
-        seen = await _in_db(request, review.review, user, document_id)
+        seen = await _in_db(request, review.review, user, document_id, find=find)
     except NotFoundError:
         return _render(request, "error.html", 404, user=user, message="no such document")
     return _render(
@@ -292,7 +294,8 @@ async def _document_page(
         review=seen,
         doc=seen.document,
         invoice=seen.invoice,
-        reason_words=reason_words(seen.document.match_result),
+        commitment=seen.commitment,
+        find=find or "",
         error=error,
         done=request.query_params.get("done"),
         form=form or {},
@@ -324,6 +327,40 @@ async def document_raw(request: Request, document_id: str) -> Response:
     return response
 
 
+#: Sent with an attachment: downloaded, never shown by the browser; were it opened anyway, it runs
+#: in a sandbox with nothing allowed.
+ATTACHMENT_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def content_disposition(filename: str | None, number: int) -> str:
+    """``attachment`` with the supplier's file name: an ASCII fallback and the name itself (RFC 6266)."""
+    name = (filename or f"attachment-{number}").replace("\\", "/").rsplit("/", 1)[-1] or f"attachment-{number}"
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"%;' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get("/documents/{document_id}/attachments/{number}")
+async def document_attachment(request: Request, document_id: str, number: int) -> Response:
+    """The document's ``number``-th attachment (as the page lists them), with its mime type and
+    file name, as a download."""
+    from einvoice.services import review
+
+    user = await current_user(request)
+    if user is None:
+        return _to_sign_in(request)
+    try:
+        found = await _in_db(request, review.attachment, user, document_id, number)
+    except NotFoundError:
+        return _render(request, "error.html", 404, user=user, message="no such attachment")
+    headers = {**ATTACHMENT_HEADERS, "Content-Disposition": content_disposition(found.filename, number)}
+    return Response(found.content, media_type=found.mime_code, headers=headers)
+
+
 @router.post("/documents/{document_id}/decision")
 async def decision(request: Request, document_id: str) -> Response:
     from einvoice.services import review
@@ -345,17 +382,32 @@ async def decision(request: Request, document_id: str) -> Response:
 
     fields = {k: str(form.get(k) or "") for k in ("action", "reason", "comment", "commitment")}
     try:
-        made = await _in_db(
-            request,
-            review.decide,
-            user,
-            document_id,
-            action=fields["action"],
-            reason=fields["reason"],
-            comment=fields["comment"],
-            next_message=next_message,
-        )
-    except NotFoundError:
+        if fields["action"] == "rematch":
+            uow_factory = runtime.uow_factory
+            made = await in_database_thread(
+                lambda: review.rematch(
+                    uow_factory,
+                    user,
+                    document_id,
+                    commitment=fields["commitment"],
+                    reason=fields["reason"],
+                    comment=fields["comment"],
+                )
+            )
+        else:
+            made = await _in_db(
+                request,
+                review.decide,
+                user,
+                document_id,
+                action=fields["action"],
+                reason=fields["reason"],
+                comment=fields["comment"],
+                next_message=next_message,
+            )
+    except NotFoundError as exc:
+        if fields["action"] == "rematch":  # the commitment (the page itself answers 404 for the document)
+            return await _document_page(request, user, document_id, error=str(exc), status=404, form=fields)
         return _render(request, "error.html", 404, user=user, message="no such document")
     except DecisionConflictError as exc:
         return await _document_page(request, user, document_id, error=str(exc), status=409, form=fields)

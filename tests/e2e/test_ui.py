@@ -7,6 +7,7 @@ institutions: a user of one never sees the other's documents, not even by guessi
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Iterator
@@ -301,15 +302,16 @@ def test_the_document_page_shows_the_invoice_for_people(app: Any, key: str) -> N
 # --- decisions ---------------------------------------------------------------------------------------------------
 
 
-def test_a_decision_without_the_forms_csrf_token_is_refused(app: Any, key: str) -> None:
-    document_id = exception_document(app, key, "C-CSRF")
+@pytest.mark.parametrize(
+    "fields", [{"action": "approve", "comment": "checked"}, {"action": "rematch", "commitment": "REF-1"}]
+)
+def test_a_decision_without_the_forms_csrf_token_is_refused(app: Any, key: str, fields: dict[str, str]) -> None:
+    document_id = exception_document(app, key, f"C-CSRF-{fields['action']}")
     anna = signed_in(app, "anna")
-    answer = anna.post(
-        f"/ui/documents/{document_id}/decision",
-        data={"action": "approve", "comment": "checked", "csrf_token": "forged"},
-    )
+    answer = anna.post(f"/ui/documents/{document_id}/decision", data={**fields, "csrf_token": "forged"})
     assert answer.status_code == 403
     assert status_of(app, key, document_id)["status"] == "exception"
+    assert status_of(app, key, document_id)["decisions"] == []
 
 
 def test_approving_over_a_duplicate_warning_needs_a_comment_and_the_supplier_sees_the_decision(
@@ -407,3 +409,207 @@ def test_the_issue_date_is_shown_in_the_queue(app: Any, key: str) -> None:
     page = signed_in(app, "anna").get("/ui/queue?supplier=supplier").text
     row = page[page.index(f'data-document-id="{document_id}"') :]
     assert default_issue_date("I-1").isoformat() in row[: row.index("</tr>")]
+
+
+# --- re-match, the match in detail, attachments -----------------------------------------------------------
+
+
+def commitment(
+    runtime: Any, number: str, *, buyer: str = BUYER_ENDPOINT, lines: list[dict[str, str]] | None = None
+) -> None:
+    """Register the buyer's commitment ``number`` with the supplier (with ``lines``, or a contract without)."""
+    from einvoice.services import accounts, commitments
+
+    institution = accounts.institution_by_endpoint(runtime.uow_factory(), buyer)
+    data = commitments.CommitmentInput.model_validate(
+        {
+            "number": number,
+            "kind": "order" if lines else "contract",
+            "supplier": {"endpoint": SELLER_ENDPOINT},
+            "currency": "EUR",
+            "amount": "10000.00",
+            "lines": lines or [],
+        }
+    )
+    commitments.register(runtime.uow_factory(), data, institution_id=institution.id)
+
+
+def naming(number: str, reference: str, *, price: str = "100.00") -> bytes:
+    """An invoice whose buyer reference (BT-10) names ``reference`` instead of the contract."""
+    body = invoice(number, lines=[("Consulting", "2", price, "S", "24")])
+    return body.replace(b"<cbc:BuyerReference>REF-1<", b"<cbc:BuyerReference>" + reference.encode() + b"<")
+
+
+def no_commitment(app: Any, key: str, number: str, price: str = "100.00") -> str:
+    """A document in ``exception``: its buyer reference names no commitment."""
+    document_id = submit(app, key, naming(number, f"NONE-{number}", price=price))
+    body = settled(app, key, document_id)
+    assert body["status"] == "exception", body
+    assert body["match_result"]["reasons"][0]["code"] == "NO_COMMITMENT"
+    return document_id
+
+
+def responses_of(app: Any, key: str, document_id: str) -> list[str]:
+    with TestClient(app) as api:
+        answer = api.get(f"/v1/documents/{document_id}/responses", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        return [r["code"] for r in answer.json()]
+
+
+def test_rematch_to_another_commitment_is_recorded_and_the_supplier_gets_the_response(
+    app: Any, runtime: Any, key: str
+) -> None:
+    document_id = no_commitment(app, key, "M-1", price="101.00")  # a total no other test's invoice has
+    commitment(runtime, "RM-2026-1")
+    anna = signed_in(app, "anna")
+    page = anna.get(f"/ui/documents/{document_id}").text
+    assert '<tr data-commitment="RM-2026-1"><td>RM-2026-1</td><td>contract</td><td class="num">10000.00</td>' in page
+    assert 'value="rematch"' in page
+    assert "NO_COMMITMENT" in page
+    found = anna.get(f"/ui/documents/{document_id}?find=rm-2026").text
+    assert 'data-commitment="RM-2026-1"' in found
+    assert 'data-commitment="REF-1"' not in found
+    assert 'data-commitment="REF-1"' in page  # without a search, every open commitment with the supplier
+
+    answer = decide(anna, document_id, action="rematch", commitment="RM-2026-1", comment="the contract of the year")
+    assert answer.status_code == 303, answer.text
+    body = status_of(app, key, document_id)
+    assert body["status"] == "approved", body["match_result"]  # matched, and approved as the approval policy says
+    assert body["match_result"]["commitment"] == "RM-2026-1"
+    made = body["decisions"][-1]
+    assert (made["action"], made["by"], made["from_status"], made["to_status"]) == (
+        "rematch",
+        "anna",
+        "exception",
+        "approved",
+    )
+    assert made["comment"] == "to commitment RM-2026-1: the contract of the year"
+    assert {t["actor"] for t in body["history"][-3:]} == {"user:anna"}
+    assert responses_of(app, key, document_id)[-1] == "AP"
+    shown = anna.get(f"/ui/documents/{document_id}").text
+    assert "<dt>Reserved</dt><dd>250.48 EUR</dd>" in shown  # 2 x 101.00 and 24 % VAT, held on the contract
+    assert "<dt>Remaining</dt><dd>9749.52 EUR</dd>" in shown
+    again = decide(anna, document_id, action="rematch", commitment="REF-1", comment="")
+    assert again.status_code == 409
+    assert "cannot be matched again now" in again.text
+    assert status_of(app, key, document_id)["match_result"]["commitment"] == "RM-2026-1"
+
+
+def test_rematch_to_a_commitment_of_another_institution_or_none_answers_404(app: Any, runtime: Any, key: str) -> None:
+    document_id = no_commitment(app, key, "M-2")
+    commitment(runtime, "THEIRS-1", buyer=OTHER_BUYER)  # the same supplier, another institution
+    anna = signed_in(app, "anna")
+    assert 'data-commitment="THEIRS-1"' not in anna.get(f"/ui/documents/{document_id}").text
+    for number in ("THEIRS-1", "NO-SUCH-1"):
+        answer = decide(anna, document_id, action="rematch", commitment=number)
+        assert answer.status_code == 404
+        assert f"no commitment {number} of the document&#39;s institution and supplier" in answer.text
+    assert decide(anna, document_id, action="rematch", commitment="").status_code == 422
+    body = status_of(app, key, document_id)
+    assert body["status"] == "exception"
+    assert body["decisions"] == []
+
+
+def test_rematch_is_for_accountants_and_approvers(app: Any, runtime: Any, key: str) -> None:
+    from einvoice.services import users
+
+    users.add_user(
+        runtime.uow_factory(), username="adam", role="administrator", institutions=[BUYER_ENDPOINT], password=PASSWORD
+    )
+    document_id = no_commitment(app, key, "M-4")
+    adam = signed_in(app, "adam")
+    assert 'value="rematch"' not in adam.get(f"/ui/documents/{document_id}").text
+    refused = decide(adam, document_id, action="rematch", commitment="REF-1")
+    assert refused.status_code == 422
+    assert "re-matching is for accountants and approvers" in refused.text
+    ari = signed_in(app, "ari")
+    assert decide(ari, document_id, action="rematch", commitment="REF-1").status_code == 303
+    assert status_of(app, key, document_id)["decisions"][-1]["by"] == "ari"
+
+
+def test_the_match_is_shown_line_by_line_with_the_price_variance_in_words(app: Any, runtime: Any, key: str) -> None:
+    line = {
+        "id": "1",
+        "description": "Consulting",
+        "quantity": "10",
+        "unit_code": "C62",
+        "unit_price": "100.00",
+        "vat_category": "S",
+        "vat_rate": "24",
+    }
+    commitment(runtime, "PV-2026-1", lines=[line])
+    document_id = submit(app, key, naming("V-1", "PV-2026-1", price="120.00"))
+    body = settled(app, key, document_id)
+    assert body["status"] == "exception"
+    variance = next(r for r in body["match_result"]["reasons"] if r["code"] == "PRICE_VARIANCE")
+    page = signed_in(app, "anna").get(f"/ui/documents/{document_id}").text
+    table = page[page.index('<table id="match-reasons"') :]
+    row = table[table.index("<code>PRICE_VARIANCE</code>") :]
+    row = row[: row.index("</tr>")]
+    assert variance["message"] in row
+    assert f'<mark class="expected">{variance["expected"]}</mark>' in row
+    assert f'<mark class="actual">{variance["actual"]}</mark>' in row
+    assert variance["expected"] != variance["actual"]
+    lines = page[page.index('<table id="match-lines"') :]
+    lines = lines[: lines.index("</table>")]
+    assert "<td>1</td><td>1</td><td>description</td>" in lines  # invoice line 1 to the order's line 1
+    assert 'id="commitment-figures"' in page
+    assert "<dt>Amount</dt><dd>10000.00 EUR</dd>" in page
+
+
+def test_an_older_match_result_with_reasons_in_words_still_renders(app: Any, runtime: Any, key: str) -> None:
+    from sqlalchemy import update
+
+    from einvoice.store.tables import DocumentRow
+
+    document_id = no_commitment(app, key, "O-1")
+    old = '{"outcome": "exception", "reasons": ["checked by hand before matching existed"]}'
+    with runtime.uow_factory() as uow:
+        uow.session.execute(update(DocumentRow).where(DocumentRow.id == document_id).values(match_result=old))
+        uow.commit()
+    page = signed_in(app, "anna").get(f"/ui/documents/{document_id}")
+    assert page.status_code == 200
+    assert '<tr class="variance"><td colspan="7">checked by hand before matching existed</td></tr>' in page.text
+
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def with_attachments(body: bytes) -> bytes:
+    """The invoice with two supporting documents (BG-24): an embedded PDF and a link elsewhere."""
+    embedded = base64.b64encode(PDF).decode()
+    references = (
+        "<cac:AdditionalDocumentReference><cbc:ID>TS-1</cbc:ID>"
+        "<cbc:DocumentDescription>Timesheet</cbc:DocumentDescription><cac:Attachment>"
+        f'<cbc:EmbeddedDocumentBinaryObject mimeCode="application/pdf" filename="timesheet ö.pdf">{embedded}'
+        "</cbc:EmbeddedDocumentBinaryObject></cac:Attachment></cac:AdditionalDocumentReference>"
+        "<cac:AdditionalDocumentReference><cbc:ID>SPEC-1</cbc:ID><cac:Attachment><cac:ExternalReference>"
+        "<cbc:URI>https://supplier.example/spec.pdf</cbc:URI></cac:ExternalReference></cac:Attachment>"
+        "</cac:AdditionalDocumentReference>"
+    )
+    return body.replace(b"<cac:AccountingSupplierParty>", references.encode() + b"<cac:AccountingSupplierParty>", 1)
+
+
+def test_an_embedded_attachment_downloads_with_its_type_and_name_and_never_inline(app: Any, key: str) -> None:
+    document_id = submit(app, key, with_attachments(invoice("AT-1")))
+    assert settled(app, key, document_id)["status"] in {"approved", "matched", "exception"}
+    anna = signed_in(app, "anna")
+    page = anna.get(f"/ui/documents/{document_id}").text
+    attachments = page[page.index('<ul id="attachments">') :]
+    attachments = attachments[: attachments.index("</ul>")]
+    assert f'href="/ui/documents/{document_id}/attachments/1" download>timesheet ö.pdf</a>' in attachments
+    assert "https://supplier.example/spec.pdf" in attachments
+    assert "/attachments/2" not in attachments  # a link elsewhere is shown, not fetched
+    answer = anna.get(f"/ui/documents/{document_id}/attachments/1")
+    assert answer.status_code == 200
+    assert answer.content == PDF
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.headers["content-disposition"] == (
+        "attachment; filename=\"timesheet _.pdf\"; filename*=UTF-8''timesheet%20%C3%B6.pdf"
+    )
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-security-policy"].startswith("sandbox")
+    assert anna.get(f"/ui/documents/{document_id}/attachments/2").status_code == 404  # not embedded
+    assert anna.get(f"/ui/documents/{document_id}/attachments/3").status_code == 404
+    assert signed_in(app, "olga").get(f"/ui/documents/{document_id}/attachments/1").status_code == 404
+    assert client(app).get(f"/ui/documents/{document_id}/attachments/1").status_code == 303  # sign in first

@@ -3,7 +3,8 @@ set up with the CLI as an administrator would (``users add --password-stdin``).
 
 Sign in, filter the queue, open a document, approve one exception and reject another, see the
 state change for the supplier, four eyes completed by a second approver and refused to the first,
-a guessed URL of another institution's document, sign-out. Screenshots of the queue and the
+a guessed URL of another institution's document, sign-out; an exception matched again to a
+commitment imported with the CLI. Screenshots of the queue and the
 document page go to ``EINVOICE_TEST_ARTEFACTS`` (default: the test's temporary directory).
 """
 
@@ -60,7 +61,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         _cli(env, *args, "--password-stdin", stdin=PASSWORD + "\n")
     assert "anna" in _cli(env, "users", "list")
     with serving(env) as base:
-        yield {"base": base, "key": key}
+        yield {"base": base, "key": key, "env": env}
 
 
 def _status(served: dict[str, Any], document_id: str) -> dict[str, Any]:
@@ -72,22 +73,30 @@ def _status(served: dict[str, Any], document_id: str) -> dict[str, Any]:
     return body
 
 
+def _submitted(served: dict[str, Any], body: bytes) -> str:
+    """Send ``body`` as the supplier and wait for the pipeline to settle it; its id."""
+    answer = httpx.post(
+        f"{served['base']}/v1/documents",
+        content=body,
+        headers={"Authorization": f"Bearer {served['key']}", "Content-Type": "application/xml"},
+    )
+    assert answer.status_code == 202, answer.text
+    document_id: str = answer.json()["id"]
+    deadline = time.monotonic() + 60
+    while _status(served, document_id)["status"] in {"received", "validating", "validated", "matching"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return document_id
+
+
 def _exception(served: dict[str, Any], number: str, *, buyer: str = BUYER_ENDPOINT, price: str = "100.00") -> str:
     """A duplicate (same supplier, number and year), waiting in ``exception``."""
-    ids = []
-    for note in ("first", "second"):
-        body = invoice(number, buyer_endpoint=buyer, note=note, lines=[("Consulting", "2", price, "S", "24")])
-        answer = httpx.post(
-            f"{served['base']}/v1/documents",
-            content=body,
-            headers={"Authorization": f"Bearer {served['key']}", "Content-Type": "application/xml"},
+    ids = [
+        _submitted(
+            served, invoice(number, buyer_endpoint=buyer, note=note, lines=[("Consulting", "2", price, "S", "24")])
         )
-        assert answer.status_code == 202, answer.text
-        ids.append(answer.json()["id"])
-        deadline = time.monotonic() + 60
-        while _status(served, ids[-1])["status"] in {"received", "validating", "validated", "matching"}:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        for note in ("first", "second")
+    ]
     assert _status(served, ids[-1])["status"] == "exception"
     return ids[-1]
 
@@ -122,11 +131,13 @@ def _signed_in(browser: Any, served: dict[str, Any], username: str) -> Any:
     return page
 
 
-def _decide(page: Any, action: str, *, reason: str = "", comment: str = "") -> None:
+def _decide(page: Any, action: str, *, reason: str = "", comment: str = "", commitment: str = "") -> None:
     form = page.locator("form#decision")
     form.locator(f"input[name=action][value={action}]").check()
     if reason:
         form.locator("select[name=reason]").select_option(reason)
+    if commitment:
+        form.locator("input[name=commitment]").fill(commitment)
     form.locator("textarea[name=comment]").fill(comment)
     form.locator("button[type=submit]").click()
     page.wait_for_load_state()
@@ -198,3 +209,39 @@ def test_four_eyes_the_same_approver_is_refused_and_a_second_one_completes(
     assert [d["by"] for d in _status(served, document_id)["decisions"]] == ["ari", "bea"]
     ari.context.close()
     bea.context.close()
+
+
+def test_an_exception_is_matched_again_to_another_commitment(
+    browser: Any, served: dict[str, Any], tmp_path: Path
+) -> None:
+    body = invoice("B-REMATCH", lines=[("Consulting", "2", "103.00", "S", "24")])  # a total of its own: no duplicate
+    body = body.replace(b">REF-1<", b">NOT-REGISTERED<", 1)  # its buyer reference names nothing
+    document_id = _submitted(served, body)
+    assert _status(served, document_id)["match_result"]["reasons"][0]["code"] == "NO_COMMITMENT"
+    orders = tmp_path / "commitments.csv"
+    orders.write_text(
+        f"number,kind,supplier_endpoint,currency,amount\nCT-2026-7,contract,{SELLER_ENDPOINT},EUR,5000.00\n",
+        encoding="utf-8",
+    )
+    _cli(served["env"], "commitments", "import", str(orders), "--institution", BUYER_ENDPOINT)
+    assert _status(served, document_id)["status"] == "exception"  # the import matched nothing naming it
+
+    page = _signed_in(browser, served, "anna")
+    page.goto(f"{served['base']}/ui/documents/{document_id}")
+    assert page.inner_text("#status") == "exception"
+    page.fill("#find", "ct-2026")
+    page.click("form#find-commitment button[type=submit]")
+    page.wait_for_url("**find=ct-2026*")
+    assert page.locator("table#candidates tr[data-commitment]").count() == 1
+    assert "5000.00" in page.inner_text('tr[data-commitment="CT-2026-7"]')
+    _decide(page, "rematch", commitment="CT-2026-7", comment="the framework contract")
+    assert page.inner_text("#status") == "approved"
+    assert "255.44 EUR" in page.inner_text("#commitment-figures")  # what the invoice now holds on it
+    supplier_view = _status(served, document_id)
+    assert supplier_view["match_result"]["commitment"] == "CT-2026-7"
+    assert supplier_view["decisions"][-1]["action"] == "rematch"
+    responses = httpx.get(
+        f"{served['base']}/v1/documents/{document_id}/responses", headers={"Authorization": f"Bearer {served['key']}"}
+    )
+    assert [r["code"] for r in responses.json()][-1] == "AP"
+    page.context.close()

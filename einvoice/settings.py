@@ -160,6 +160,21 @@ class Settings(BaseSettings):
         description="Post approved documents to the ERP (EINVOICE_ERP_CONNECTOR); off: documents rest at approved",
     )
 
+    # --- suppliers' webhooks (PUT /v1/webhook) ----------------------------------------------------
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts to deliver a response to a supplier's webhook before it is dead-lettered"
+    )
+    webhook_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Wait before a webhook delivery's second attempt; doubled for each further one (with "
+        "jitter, at most an hour)",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="How long a webhook receiver may take to answer")
+    webhook_allow_http_localhost: bool = Field(
+        False, description="Allow http:// webhook URLs to 127.0.0.1, ::1 or localhost (tests, local receivers)"
+    )
+
     # --- accountants' pages (/ui/) -------------------------------------------------------------
     ui_session_idle_minutes: int = Field(
         30, ge=1, description="A signed-in session ends after this many minutes without a request"

@@ -132,7 +132,9 @@ def relay_once(store: WebhookStore, send: Callable[[str], None], *, now: datetim
 def payload(response: Any) -> bytes:
     """The JSON body of a delivery: the response as the API lists it, with its document's id."""
     view = response_view(response)
-    return json.dumps({"document_id": view.document_id, **view.to_dict()}, separators=(",", ":")).encode()
+    body = {"document_id": view.document_id, **view.to_dict()}
+    body["issued_at"] = body["issued_at"].replace("+00:00", "Z")  # UTC as the API writes it
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def signature(secret: str, body: bytes) -> str:

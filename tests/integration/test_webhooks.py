@@ -4,15 +4,9 @@ until it answers 2xx; one that never answers gets the delivery dead-lettered and
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -24,42 +18,13 @@ from einvoice.store import UnitOfWork
 from einvoice.store.webhooks import SqlWebhookStore
 from tests.integration.private_servers import free_port
 from tests.unit.services import documents
-
-
-@dataclass
-class Receiver:
-    """An HTTP receiver answering the statuses in ``answers`` in turn (then 200), keeping what it got."""
-
-    url: str
-    answers: list[int] = field(default_factory=list)
-    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+from tests.webhook_receiver import Receiver, receiving
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server: ThreadingHTTPServer
-    state = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.got.append((dict(self.headers.items()), body))
-            self.send_response(state.answers.pop(0) if state.answers else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with receiving() as served:
+        yield served
 
 
 @pytest.fixture
@@ -101,8 +66,8 @@ def test_a_new_response_is_delivered_once_signed(
     assert deliver(hooks, sent[0]) == "delivered"
     assert len(receiver.got) == 1
     headers, body = receiver.got[0]
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert headers["X-Einvoice-Signature"] == expected
+    assert receiver.signed_with(secret)
+    assert not receiver.signed_with(secret + "0")
     assert headers["X-Einvoice-Delivery"] == sent[0]
     sent_body = json.loads(body)
     assert sent_body["document_id"] == document_id

@@ -329,7 +329,8 @@ def sign_out(uow: UnitOfWork, token: str) -> None:
 # --- institutions' approval rules ------------------------------------------------------------------
 
 
-def _amount(value: str | Decimal | None, what: str) -> Decimal | None:
+def parse_amount(value: str | Decimal | None, what: str) -> Decimal | None:
+    """``value`` as an amount of 0 or more (empty: None); UserError naming ``what`` otherwise."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
@@ -346,8 +347,8 @@ def set_approval_rule(
 ) -> ApprovalRule:
     """Set the approval limits of the institution with ``endpoint``. Raises NotFoundError, UserError
     (an amount that is not one, or two people asked for below the amount that needs one)."""
-    person = _amount(person_above, "--person-above")
-    two = _amount(two_people_above, "--two-people-above")
+    person = parse_amount(person_above, "--person-above")
+    two = parse_amount(two_people_above, "--two-people-above")
     if person is not None and two is not None and two < person:
         raise UserError("--two-people-above must not be below --person-above")
     scheme, endpoint_id = parse_endpoint(endpoint)

@@ -198,10 +198,11 @@ async def set_approval(request: Request, endpoint: str) -> Response:
 @router.post("/institutions/{endpoint}/tolerances")
 async def set_tolerances(request: Request, endpoint: str) -> Response:
     from einvoice.domain.commitments import Tolerances
-    from einvoice.services import accounts, commitments
+    from einvoice.services import accounts, commitments, users
 
     async def apply(_: SignedIn, form: Any) -> dict[str, Any]:
-        tolerances = Tolerances(**{name: _tolerance(form.get(name), name) for name, _ in TOLERANCE_FIELDS})
+        values = {name: users.parse_amount(str(form.get(name) or ""), name) for name, _ in TOLERANCE_FIELDS}
+        tolerances = Tolerances(**values)
         try:
             institution = await _in_db(request, accounts.institution_by_endpoint, endpoint)
         except accounts.AccountError as exc:
@@ -214,19 +215,3 @@ async def set_tolerances(request: Request, endpoint: str) -> Response:
 
 def _text(amount: Decimal | None) -> str | None:
     return None if amount is None else str(amount)
-
-
-def _tolerance(value: Any, field: str) -> Decimal | None:
-    """A tolerance from the form: empty is none (exact); else a decimal of 0 or more (UserError)."""
-    from einvoice.domain.money import DecimalSyntaxError, parse_decimal
-
-    text = str(value or "").strip()
-    if not text:
-        return None
-    try:
-        number = parse_decimal(text)
-    except DecimalSyntaxError:
-        raise UserError(f"{field.replace('_', ' ')}: not a decimal number: {text!r}") from None
-    if number < 0:
-        raise UserError(f"{field.replace('_', ' ')}: must not be negative, not {text}")
-    return number

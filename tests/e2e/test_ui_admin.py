@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
-from einvoice.settings import Settings
 from tests.e2e.documents import BUYER_ENDPOINT
+from tests.e2e.embedded import embedded_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -31,26 +30,23 @@ PROXY = "10.1.2.3"
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from einvoice.bootstrap import build
+    """Two institutions; an administrator, an accountant and an approver; a trusted proxy."""
     from einvoice.services import users
     from einvoice.services.accounts import add_institution
 
-    data_dir: Path = tmp_path_factory.mktemp("ui-admin")
-    runtime = build(
-        Settings(data_dir=data_dir, ui_trusted_header="X-Forwarded-User", ui_trusted_proxies=f"127.0.0.1,{PROXY}/32")
-    )
-    add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT, unchecked=True)
-    add_institution(runtime.uow_factory(), name="Other Agency", endpoint=OTHER_BUYER, unchecked=True)
-    for name, role, institutions in [
-        ("root", "administrator", []),
-        ("anna", "accountant", [BUYER_ENDPOINT]),
-        ("ari", "approver", [BUYER_ENDPOINT]),
-    ]:
-        users.add_user(runtime.uow_factory(), username=name, role=role, institutions=institutions, password=PASSWORD)
-    try:
+    trusted = {"ui_trusted_header": "X-Forwarded-User", "ui_trusted_proxies": f"127.0.0.1,{PROXY}/32"}
+    with embedded_runtime(tmp_path_factory, "ui-admin", background=False, **trusted) as runtime:
+        add_institution(runtime.uow_factory(), name="Ministry of Examples", endpoint=BUYER_ENDPOINT, unchecked=True)
+        add_institution(runtime.uow_factory(), name="Other Agency", endpoint=OTHER_BUYER, unchecked=True)
+        for name, role, institutions in [
+            ("root", "administrator", []),
+            ("anna", "accountant", [BUYER_ENDPOINT]),
+            ("ari", "approver", [BUYER_ENDPOINT]),
+        ]:
+            users.add_user(
+                runtime.uow_factory(), username=name, role=role, institutions=institutions, password=PASSWORD
+            )
         yield runtime
-    finally:
-        runtime.stop()
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +250,7 @@ def test_bad_settings_are_refused_with_the_reason(app: Any) -> None:
     assert "must not be below" in backwards.text
     words = post_form(admin, page, f"/ui/admin/institutions/{OTHER_BUYER}/tolerances", price_percent="lots")
     assert words.status_code == 422
-    assert "not a decimal number" in words.text
+    assert "price_percent must be an amount" in words.text
     unknown = post_form(admin, page, "/ui/admin/institutions/0216:999999999999/approval", person_above="1")
     assert unknown.status_code == 404
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
-from einvoice.settings import Settings
 from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT, invoice
+from tests.e2e.embedded import embedded_runtime
 from tests.webhook_receiver import Receiver, receiving
 
 pytestmark = pytest.mark.slow
@@ -22,15 +21,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from einvoice.bootstrap import build
-
-    data_dir: Path = tmp_path_factory.mktemp("webhooks")
-    runtime = build(Settings(data_dir=data_dir, webhook_allow_http_localhost=True))
-    runtime.start_background()
-    try:
+    with embedded_runtime(tmp_path_factory, "webhooks", webhook_allow_http_localhost=True) as runtime:
         yield runtime
-    finally:
-        runtime.stop()
 
 
 @pytest.fixture(scope="module")

@@ -523,8 +523,10 @@ class ResponseRow(Base):
 
 class WebhookRow(Base):
     """A supplier's webhook (``PUT /v1/webhook``): where its new responses are POSTed, signed with
-    ``secret`` (HMAC-SHA256). Responses after ``since_response_id`` (the last one when the webhook
-    was registered) are delivered."""
+    ``secret`` (HMAC-SHA256). Responses after ``since_response_id`` (at first the last one when the
+    webhook was registered) are looked at by the relay's scan; the scan moves it up to
+    ``next_since_response_id`` (the last response when it looked at ``next_since_at``) once that is
+    old enough for every response up to it to be visible and recorded (``store.webhooks``)."""
 
     __tablename__ = "webhooks"
 
@@ -532,6 +534,8 @@ class WebhookRow(Base):
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(128))
     since_response_id: Mapped[int] = mapped_column(BigInteger)
+    next_since_response_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_since_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -19,6 +19,8 @@ from einvoice.store.ports import DeliveryJob, FailedDelivery, WebhookView
 from einvoice.store.tables import DocumentRow, ResponseRow, WebhookDeliveryRow, WebhookRow, new_id
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+#: How old a response id must be before the scan stops looking below it (far longer than any write).
+SETTLE = timedelta(minutes=10)
 
 
 class SqlWebhookStore:
@@ -90,6 +92,8 @@ class SqlWebhookStore:
                 .order_by(ResponseRow.id)
                 .limit(limit)
             ).all()
+            if len(found) < limit:  # caught up: every response visible now has its delivery
+                self._advance(session, now)
             if not found:
                 return 0
             session.execute(
@@ -108,6 +112,20 @@ class SqlWebhookStore:
                 ],
             )
             return len(found)
+
+    @staticmethod
+    def _advance(session: Session, now: datetime) -> None:
+        """Move each webhook's scan start up, so that the scan reads only recent responses: to the
+        last response id seen ``SETTLE`` ago, when the scan has caught up (a response numbered
+        before then, committed since, was seen by a scan in between: no stage's write lasts that
+        long); then note the last response id now, for the next move."""
+        last = session.scalar(select(func.coalesce(func.max(ResponseRow.id), 0))) or 0
+        for row in session.scalars(select(WebhookRow).with_for_update(skip_locked=True)):
+            if row.next_since_at is not None and row.next_since_at <= now - SETTLE:
+                row.since_response_id = max(row.since_response_id, row.next_since_response_id or 0)
+                row.next_since_response_id = row.next_since_at = None
+            if row.next_since_at is None and last > row.since_response_id:
+                row.next_since_response_id, row.next_since_at = last, now
 
     def claim_due(self, *, now: datetime, lease: timedelta, limit: int) -> list[str]:
         """The ids of pending deliveries due by ``now`` (oldest first), each put ``lease`` ahead."""

@@ -117,6 +117,34 @@ def test_a_dead_receiver_dead_letters_the_delivery_and_it_is_listed(
     assert "ConnectError" in failure["last_error"]
 
 
+def test_the_scan_reads_only_recent_responses_and_loses_none(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, hooks: SqlWebhookStore, receiver: Receiver
+) -> None:
+    from sqlalchemy import select
+
+    from einvoice.store.tables import WebhookRow
+
+    def scan_start() -> int:
+        with hooks._sessions() as session:
+            return int(session.scalar(select(WebhookRow.since_response_id)) or 0)
+
+    webhooks.register(hooks, supplier.id, receiver.url, allow_http_localhost=True)
+    registered = scan_start()
+    at = datetime.now(UTC)
+    submit(uow_factory, supplier, "SCAN-1")
+    [first] = relay(hooks, at)
+    assert deliver(hooks, first) == "delivered"
+    assert scan_start() == registered  # not before the response is old enough
+    assert relay(hooks, at + timedelta(minutes=11)) == []
+    moved = scan_start()
+    assert moved > registered
+    second_document = submit(uow_factory, supplier, "SCAN-2")
+    [second] = relay(hooks, at + timedelta(minutes=12))
+    assert deliver(hooks, second) == "delivered"
+    assert [json.loads(body)["document_id"] for _, body in receiver.got][-1] == second_document
+    assert len(receiver.got) == 2
+
+
 def test_put_again_rotates_the_secret_and_delete_removes_the_webhook(
     supplier: SupplierView, hooks: SqlWebhookStore, receiver: Receiver
 ) -> None:

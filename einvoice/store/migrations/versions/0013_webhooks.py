@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=2000), nullable=False),
         sa.Column("secret", sa.String(length=128), nullable=False),
         sa.Column("since_response_id", sa.BigInteger(), nullable=False),
+        sa.Column("next_since_response_id", sa.BigInteger(), nullable=True),
+        sa.Column("next_since_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

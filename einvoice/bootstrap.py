@@ -41,6 +41,7 @@ from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import process, sweeper
 from einvoice.settings import Settings, get_settings
 from einvoice.store import UnitOfWork
+from einvoice.store.webhooks import SqlWebhookStore
 from einvoice.validation.pool import ValidationPool
 from einvoice.worker import Pipeline, declare_actors
 
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RELAY_INTERVAL_SECONDS = 0.2
+WEBHOOK_INTERVAL_SECONDS = 1.0
 SWEEP_INTERVAL_SECONDS = 15.0
 PURGE_INTERVAL_SECONDS = 3600.0
 
@@ -142,6 +144,9 @@ class Runtime:
                         "outbox-relay", outbox.relay_once, interval=RELAY_INTERVAL_SECONDS, again_at=outbox.batch_size
                     )
                 )
+                self._pollers.append(
+                    messaging.Poller("webhook-relay", self.relay_webhooks_once, interval=WEBHOOK_INTERVAL_SECONDS)
+                )
             for poller in self._pollers:
                 poller.start()
 
@@ -154,6 +159,15 @@ class Runtime:
             lambda action, doc: messaging.send(self.broker, action, doc),
             batch_sender=self._batch_sender,
         )
+
+    def relay_webhooks_once(self) -> int:
+        """Record deliveries for the suppliers' new responses and send the due ones to the queue."""
+        from einvoice.services import webhooks
+
+        store = self.pipeline.webhooks
+        if store is None:
+            return 0
+        return webhooks.relay_once(store, lambda delivery_id: messaging.send_webhook_delivery(self.broker, delivery_id))
 
     def sweep_once(self) -> int:
         """One sweep; once an hour, also drop outbox rows sent more than a week ago. With the
@@ -340,6 +354,7 @@ def build(
         validator if validator is not None else make_validator(validation_pool),
         poster if poster is not None else make_poster(settings, uow_factory),
         parser=parser,
+        webhooks=SqlWebhookStore.for_engine(engine),
     )
     actors = declare_actors(broker, pipeline)
     return Runtime(

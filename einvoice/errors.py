@@ -367,6 +367,11 @@ class ServerClosedError(BenchmarkError, ConnectionError):
 # --- people: accountants' sign-in and decisions ----------------------------------------------
 
 
+class WebhookError(EInvoiceError):
+    """A webhook URL the engine will not deliver to (not https, or http off this host when that is
+    not allowed, or not a URL at all)."""
+
+
 class UserError(EInvoiceError):
     """A user could not be added or changed as asked (unknown role, weak password, no such user)."""
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "einvoice"
 GAVE_UP_ACTOR = "stage_gave_up"
+WEBHOOK_ACTOR = "webhook_deliver"
 
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000
@@ -89,6 +90,13 @@ def check_broker(broker: dramatiq.Broker) -> str:
         return "ok"
     except Exception as exc:  # readiness reports, it does not raise
         return f"error: {type(exc).__name__}: {exc}"
+
+
+def send_webhook_delivery(broker: dramatiq.Broker, delivery_id: str) -> None:
+    """Enqueue one attempt of a webhook delivery (``services.webhooks.deliver``)."""
+    broker.enqueue(
+        dramatiq.Message(queue_name=QUEUE, actor_name=WEBHOOK_ACTOR, args=(delivery_id,), kwargs={}, options={})
+    )
 
 
 def actor_name(action: str) -> str:

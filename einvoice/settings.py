@@ -12,11 +12,12 @@ database and broker URLs, which hold passwords, the ERP token and signing secret
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from einvoice.errors import ConfigurationError
@@ -159,6 +160,21 @@ class Settings(BaseSettings):
         description="Post approved documents to the ERP (EINVOICE_ERP_CONNECTOR); off: documents rest at approved",
     )
 
+    # --- suppliers' webhooks (PUT /v1/webhook) ----------------------------------------------------
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts to deliver a response to a supplier's webhook before it is dead-lettered"
+    )
+    webhook_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Wait before a webhook delivery's second attempt; doubled for each further one (with "
+        "jitter, at most an hour)",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="How long a webhook receiver may take to answer")
+    webhook_allow_http_localhost: bool = Field(
+        False, description="Allow http:// webhook URLs to 127.0.0.1, ::1 or localhost (tests, local receivers)"
+    )
+
     # --- accountants' pages (/ui/) -------------------------------------------------------------
     ui_session_idle_minutes: int = Field(
         30, ge=1, description="A signed-in session ends after this many minutes without a request"
@@ -177,6 +193,33 @@ class Settings(BaseSettings):
         description="Mark the session cookie Secure; default: when the request came over https (behind a TLS "
         "proxy: run uvicorn with --proxy-headers, or set this to true)",
     )
+    ui_trusted_header: str | None = Field(
+        None,
+        description="Sign-in by an identity provider in front of the engine: the request header (e.g. "
+        "X-Forwarded-User, set by oauth2-proxy) that names the signed-in user, honoured only from "
+        "EINVOICE_UI_TRUSTED_PROXIES; the user must exist here and be active. Unset: passwords only",
+    )
+    ui_trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or CIDRs (e.g. 127.0.0.1,10.0.0.0/8) whose requests may carry "
+        "EINVOICE_UI_TRUSTED_HEADER; from anywhere else the header is ignored",
+    )
+
+    @field_validator("ui_trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or CIDR: {part!r}") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of EINVOICE_UI_TRUSTED_PROXIES (none: the trusted header is never honoured)."""
+        parts = filter(None, (p.strip() for p in self.ui_trusted_proxies.split(",")))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -29,11 +29,12 @@ from dramatiq.middleware import CurrentMessage
 from einvoice.errors import PermanentError, TransientError
 from einvoice.logs import redact
 from einvoice.matching import MatchConfig
-from einvoice.messaging import GAVE_UP_ACTOR, QUEUE
+from einvoice.messaging import GAVE_UP_ACTOR, QUEUE, WEBHOOK_ACTOR
 from einvoice.services import process
 from einvoice.services.stages import Runner, StageRegistry, StageResult
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Pipeline:
     approval: process.ApprovalPolicy = process.approve_within_limits
     parser: process.Parser | None = None
     registry: StageRegistry[process.Ports] = process.REGISTRY
+    #: The suppliers' webhooks (``services.webhooks``); None: no ``webhook_deliver`` actor.
+    webhooks: WebhookStore | None = None
 
     @property
     def ports(self) -> process.Ports:
@@ -168,4 +171,22 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> dict[str, dra
         for stage in pipeline.registry.stages
     }
     actors[GAVE_UP_ACTOR] = dramatiq.actor(actor_name=GAVE_UP_ACTOR, queue_name=QUEUE, broker=broker)(stage_gave_up)
+    if pipeline.webhooks is not None:
+        store, settings = pipeline.webhooks, pipeline.settings
+
+        def webhook_deliver(delivery_id: str) -> None:
+            """One attempt of a webhook delivery; its own retries (``services.webhooks``), not dramatiq's."""
+            from einvoice.services import webhooks
+
+            webhooks.deliver(
+                store,
+                delivery_id,
+                webhooks.http_post(settings.webhook_timeout_seconds),
+                max_attempts=settings.webhook_max_attempts,
+                backoff_seconds=settings.webhook_backoff_seconds,
+            )
+
+        actors[WEBHOOK_ACTOR] = dramatiq.actor(
+            actor_name=WEBHOOK_ACTOR, queue_name=QUEUE, broker=broker, max_retries=0
+        )(webhook_deliver)
     return actors

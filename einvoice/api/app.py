@@ -28,6 +28,7 @@ from einvoice.api import (
     problems,
     receipt_keys,
     validate,
+    webhooks,
 )
 from einvoice.api.deps import Runtime
 from einvoice.api.metrics import ApiMetrics
@@ -61,6 +62,7 @@ OPENAPI_TAGS = [
     },
     {"name": "institutions", "description": "An institution's chart of accounts and posting profile"},
     {"name": "validation", "description": "Check a document before sending it"},
+    {"name": "webhooks", "description": "A supplier's URL that receives each new response, signed"},
     {"name": "receipts", "description": "Keys to verify intake receipts"},
     {"name": "operations", "description": "Health, readiness and metrics for operators"},
 ]
@@ -119,6 +121,7 @@ def create_app(runtime: Runtime | None = None, *, settings: Settings | None = No
     app.include_router(erp.router)
     app.include_router(validate.router)
     app.include_router(receipt_keys.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     ui_pages.install(app)
 

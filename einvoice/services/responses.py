@@ -91,7 +91,7 @@ class ResponseView:
         }
 
 
-def _view(row: ResponseRow) -> ResponseView:
+def response_view(row: ResponseRow) -> ResponseView:
     return ResponseView(row.id, row.document_id, row.kind, row.code, row.reason, row.action, row.note, row.issued_at)
 
 
@@ -107,7 +107,7 @@ def list_responses(uow: UnitOfWork, document_id: str, *, supplier_id: str | None
     another supplier's."""
     with uow:
         _own(uow, document_id, supplier_id)
-        return [_view(r) for r in uow.documents.responses(document_id)]
+        return [response_view(r) for r in uow.documents.responses(document_id)]
 
 
 def prior_codes(rows: Sequence[ResponseRow]) -> list[str]:

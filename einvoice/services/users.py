@@ -21,8 +21,10 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from einvoice.domain.commitments import Tolerances
 from einvoice.domain.review import ApprovalRule, Role
 from einvoice.errors import AccountLockedError, DuplicateKeyError, NotFoundError, SignInError, UserError
+from einvoice.services import InstitutionView, institution_view
 from einvoice.services.accounts import parse_endpoint
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import ApprovalRuleRow, UserRow, UserSessionRow
@@ -224,29 +226,50 @@ def sign_in(
             row.password_hash = hash_password(password)
         row.failed_sign_ins = 0
         row.locked_until = None
-        token = secrets.token_urlsafe(32)
-        csrf = secrets.token_urlsafe(32)
-        expires = now + max_age
-        uow.users.end_expired_sessions(now)
-        uow.users.add_session(
-            UserSessionRow(
-                token_hash=_token_hash(token),
-                user_id=row.id,
-                csrf_token=csrf,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=expires,
-            )
+        return _open_session(uow, row, now=now, idle=idle, max_age=max_age)
+
+
+def sign_in_trusted(
+    uow: UnitOfWork, username: str, *, idle: timedelta, max_age: timedelta, now: datetime | None = None
+) -> tuple[str, SignedIn]:
+    """Open a session for ``username`` as an identity provider in front of the engine vouched for
+    it (a trusted reverse proxy's header): no password, but the user must exist locally (their role
+    and institutions are the local ones) and be active. Raises SignInError otherwise."""
+    now = now or _now()
+    with uow:
+        row = uow.users.by_username(username.strip())
+        if row is None or not row.active:
+            raise SignInError(f"{username.strip()!r} is not an active user of these pages: ask an administrator")
+        return _open_session(uow, row, now=now, idle=idle, max_age=max_age)
+
+
+def _open_session(
+    uow: UnitOfWork, row: UserRow, *, now: datetime, idle: timedelta, max_age: timedelta
+) -> tuple[str, SignedIn]:
+    """Record a new session of ``row`` and commit (inside the caller's unit of work)."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    expires = now + max_age
+    uow.users.end_expired_sessions(now)
+    uow.users.add_session(
+        UserSessionRow(
+            token_hash=_token_hash(token),
+            user_id=row.id,
+            csrf_token=csrf,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires,
         )
-        signed_in = SignedIn(
-            row.id,
-            row.username,
-            Role(row.role),
-            frozenset(i.id for i in uow.users.institutions_of(row.id)),
-            csrf,
-            min(expires, now + idle),
-        )
-        uow.commit()
+    )
+    signed_in = SignedIn(
+        row.id,
+        row.username,
+        Role(row.role),
+        frozenset(i.id for i in uow.users.institutions_of(row.id)),
+        csrf,
+        min(expires, now + idle),
+    )
+    uow.commit()
     return token, signed_in
 
 
@@ -305,7 +328,8 @@ def sign_out(uow: UnitOfWork, token: str) -> None:
 # --- institutions' approval rules ------------------------------------------------------------------
 
 
-def _amount(value: str | Decimal | None, what: str) -> Decimal | None:
+def parse_amount(value: str | Decimal | None, what: str) -> Decimal | None:
+    """``value`` as an amount of 0 or more (empty: None); UserError naming ``what`` otherwise."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
@@ -322,8 +346,8 @@ def set_approval_rule(
 ) -> ApprovalRule:
     """Set the approval limits of the institution with ``endpoint``. Raises NotFoundError, UserError
     (an amount that is not one, or two people asked for below the amount that needs one)."""
-    person = _amount(person_above, "--person-above")
-    two = _amount(two_people_above, "--two-people-above")
+    person = parse_amount(person_above, "--person-above")
+    two = parse_amount(two_people_above, "--two-people-above")
     if person is not None and two is not None and two < person:
         raise UserError("--two-people-above must not be below --person-above")
     scheme, endpoint_id = parse_endpoint(endpoint)
@@ -342,3 +366,23 @@ def approval_rule(uow: UnitOfWork, institution_id: str | None) -> ApprovalRule:
     """The approval limits of an institution (none set: no limits)."""
     row = uow.users.approval_rule(institution_id) if institution_id else None
     return ApprovalRule() if row is None else ApprovalRule(row.person_above, row.two_people_above)
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionSettings:
+    """What an administrator sets per institution: approval limits and default tolerances."""
+
+    institution: InstitutionView
+    approval: ApprovalRule
+    tolerances: Tolerances
+
+
+def institution_settings(uow: UnitOfWork) -> list[InstitutionSettings]:
+    """Every institution with its approval limits and default tolerances, by name."""
+    with uow:
+        return [
+            InstitutionSettings(
+                institution_view(row), approval_rule(uow, row.id), uow.commitments.default_tolerances(row.id)
+            )
+            for row in sorted(uow.institutions.list(), key=lambda r: (r.name, r.id))
+        ]

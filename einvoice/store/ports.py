@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -292,3 +292,45 @@ class UnitOfWork(Protocol):
     ) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
+
+
+# --- suppliers' webhooks (not part of the unit of work: no stage writes them) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookView:
+    url: str
+    created_at: datetime
+    rotated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    id: str
+    response_id: int
+    document_id: str
+    attempts: int
+    last_error: str
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    """One delivery's attempt: where, with which secret, which response (detached)."""
+
+    id: str
+    attempts: int  # made before this one
+    url: str
+    secret: str
+    response: ResponseRow
+
+
+class WebhookStore(Protocol):
+    def get(self, supplier_id: str) -> WebhookView | None: ...
+    def put(self, supplier_id: str, url: str, secret: str, *, now: datetime) -> WebhookView: ...
+    def delete(self, supplier_id: str) -> bool: ...
+    def failures(self, supplier_id: str, *, limit: int) -> list[FailedDelivery]: ...
+    def scan(self, *, now: datetime, limit: int) -> int: ...
+    def claim_due(self, *, now: datetime, lease: timedelta, limit: int) -> list[str]: ...
+    def job(self, delivery_id: str) -> DeliveryJob | None: ...
+    def record(self, delivery_id: str, *, error: str | None, now: datetime, retry_at: datetime | None) -> None: ...

@@ -518,6 +518,51 @@ class ResponseRow(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# --- suppliers' webhooks --------------------------------------------------------------------------
+
+
+class WebhookRow(Base):
+    """A supplier's webhook (``PUT /v1/webhook``): where its new responses are POSTed, signed with
+    ``secret`` (HMAC-SHA256). Responses after ``since_response_id`` (at first the last one when the
+    webhook was registered) are looked at by the relay's scan; the scan moves it up to
+    ``next_since_response_id`` (the last response when it looked at ``next_since_at``) once that is
+    old enough for every response up to it to be visible and recorded (``store.webhooks``)."""
+
+    __tablename__ = "webhooks"
+
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(128))
+    since_response_id: Mapped[int] = mapped_column(BigInteger)
+    next_since_response_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_since_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookDeliveryRow(Base):
+    """One response to deliver to a supplier's webhook (its id is the ``X-Einvoice-Delivery``):
+    ``pending`` until the receiver answers 2xx (``delivered``) or the attempts run out (``dead``);
+    ``next_attempt_at`` is when the relay sends it (again) to the queue."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("response_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_supplier", "supplier_id", "status", "finished_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    response_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("responses.id", ondelete="CASCADE"))
+    supplier_id: Mapped[str] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # --- posting ----------------------------------------------------------------------------------------
 
 

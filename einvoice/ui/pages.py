@@ -97,7 +97,11 @@ async def current_user(request: Request) -> SignedIn | None:
     if token is None:
         return None
     settings = _runtime(request).settings
-    return await _in_db(request, users.session_user, token, idle=timedelta(minutes=settings.ui_session_idle_minutes))
+    user = await _in_db(request, users.session_user, token, idle=timedelta(minutes=settings.ui_session_idle_minutes))
+    vouched = sessions.trusted_user(request, settings)
+    if user is not None and vouched is not None and vouched != user.username:
+        return None  # the identity provider now names someone else: sign in again as them
+    return user
 
 
 def _to_sign_in(request: Request) -> RedirectResponse:
@@ -129,9 +133,37 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/ui/queue", status_code=303)
 
 
+def _signed_in(request: Request, token: str, next_url: str) -> Response:
+    """Back to the page asked for, with the new session's cookie."""
+    response = RedirectResponse(_local(next_url), status_code=303)
+    secure = _secure(request)
+    sessions.set_cookie(response, _serializer(request), sessions.SESSION_COOKIE, token, secure_cookie=secure)
+    sessions.clear_cookie(response, sessions.SIGN_IN_CSRF_COOKIE, secure_cookie=secure)
+    return response
+
+
 @router.get("/sign-in")
 async def sign_in_form(request: Request) -> Response:
-    return _sign_in_page(request, next_url=request.query_params.get("next", ""))
+    """The sign-in form; behind a trusted identity provider (``EINVOICE_UI_TRUSTED_HEADER`` from
+    ``EINVOICE_UI_TRUSTED_PROXIES``), the session of the user it names, without a form."""
+    from einvoice.services import users
+
+    next_url = request.query_params.get("next", "")
+    settings = _runtime(request).settings
+    vouched = sessions.trusted_user(request, settings)
+    if vouched is None:
+        return _sign_in_page(request, next_url=next_url)
+    try:
+        token, _ = await _in_db(
+            request,
+            users.sign_in_trusted,
+            vouched,
+            idle=timedelta(minutes=settings.ui_session_idle_minutes),
+            max_age=timedelta(hours=settings.ui_session_max_hours),
+        )
+    except SignInError as exc:
+        return _render(request, "error.html", 403, user=None, message=str(exc))
+    return _signed_in(request, token, next_url)
 
 
 @router.post("/sign-in")
@@ -161,11 +193,7 @@ async def sign_in(request: Request) -> Response:
         return _sign_in_page(request, error=str(exc), status=429, next_url=next_url)
     except SignInError as exc:
         return _sign_in_page(request, error=str(exc), status=401, next_url=next_url)
-    response = RedirectResponse(_local(next_url), status_code=303)
-    secure = _secure(request)
-    sessions.set_cookie(response, _serializer(request), sessions.SESSION_COOKIE, token, secure_cookie=secure)
-    sessions.clear_cookie(response, sessions.SIGN_IN_CSRF_COOKIE, secure_cookie=secure)
-    return response
+    return _signed_in(request, token, next_url)
 
 
 @router.post("/sign-out")
@@ -420,5 +448,8 @@ def install(app: Any) -> None:
     """Mount the pages and their static files on ``app``."""
     from fastapi.staticfiles import StaticFiles
 
+    from einvoice.ui import admin
+
     app.include_router(router)
+    app.include_router(admin.router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -83,3 +84,21 @@ def new_csrf_token() -> str:
 
 def same_token(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+
+
+def trusted_user(request: Request, settings: Settings) -> str | None:
+    """The user name an identity provider's reverse proxy vouches for: the value of
+    ``EINVOICE_UI_TRUSTED_HEADER`` when the request came straight from one of
+    ``EINVOICE_UI_TRUSTED_PROXIES`` (its peer address, never a forwarded one), else None."""
+    if not settings.ui_trusted_header or request.client is None:
+        return None
+    name = (request.headers.get(settings.ui_trusted_header) or "").strip()
+    if not name:
+        return None
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return None
+    if not any(peer in network for network in settings.trusted_proxy_networks):
+        return None
+    return name

@@ -196,6 +196,7 @@ def test_a_page_is_acknowledged_in_one_request_answered_per_id(books: Books) -> 
         {"id": f"je_{other}", "acknowledged": False, "error": "not_found", "detail": f"no journal entry je_{other}"}
     ]
     assert queries.get_document(books.uow_factory(), other).status == S.POSTING
+    body: dict[str, object]
     for body in ({"ids": []}, {"ids": [f"je_{n}" for n in range(501)]}, {"ids": "je_x"}, {}):
         refused = books.post("/v1/erp/entries/ack", json=body)
         assert refused.status_code == 422, body

@@ -35,6 +35,7 @@ arguments and the instance's ``__dict__``), so they can cross a process boundary
     │       └── ErpRefusedError
     ├── PaymentError                    a payment the ERP reports
     ├── FeedCursorError                 a pull's cursor the feed never gave out
+    ├── AckBatchError                   an acknowledgement of no entries, or of more than 500
     ├── AccountError                    registering institutions and suppliers
     │   ├── InvalidEndpointError (ValueError)
     │   ├── InvalidIdentifierError (ValueError)
@@ -252,6 +253,10 @@ class PaymentError(EInvoiceError):
 
 class FeedCursorError(EInvoiceError):
     """A pull's ``after`` is not a cursor the ERP feed gave out."""
+
+
+class AckBatchError(EInvoiceError):
+    """An acknowledgement of several entries names none, or more than one request may."""
 
 
 # --- accounts --------------------------------------------------------------------------------

@@ -47,6 +47,37 @@ async def get_entries(
     return await in_database_thread(lambda: erp_service.pull(runtime.uow_factory(), erp, after=after, limit=limit))
 
 
+class AckBatch(BaseModel):
+    ids: list[str] = Field(
+        min_length=1,
+        max_length=erp_service.MAX_PULL,
+        description=f"The ids of the entries the ERP applied, 1 to {erp_service.MAX_PULL} (a page of the feed).",
+    )
+
+
+@router.post(
+    "/entries/ack",
+    summary="Acknowledge several journal entries in one request",
+    description=(
+        "Confirms, as the acknowledgement of one entry does, each entry named in `ids` (1 to "
+        f"{erp_service.MAX_PULL}, at most a page of the feed): its document becomes `posted`. Each entry is "
+        "confirmed on its own, so the answer is per id, in the order given (an id given twice answers once): "
+        '`{"entries": [{"id", "acknowledged": true, "document_id", "acknowledged_at", "acknowledged_by", '
+        '"document_status"} | {"id", "acknowledged": false, "error": "not_found", "detail"}]}`. An entry '
+        "unknown or of an institution the ERP does not serve answers `not_found` without stopping the others. "
+        "Idempotent: acknowledging again answers the same."
+    ),
+    responses={422: problem_doc("`ids` empty, too many, or not a list of strings")},
+)
+async def ack_entries(
+    erp: ErpDep,
+    runtime: RuntimeDep,
+    batch: Annotated[AckBatch, Body(examples=[{"ids": ["je_0f3c9a1b2d4e4f5a8b6c7d8e9f0a1b2c"]}])],
+) -> dict[str, Any]:
+    answers = await in_database_thread(erp_service.acknowledge_many, runtime.uow_factory, erp, batch.ids)
+    return {"entries": answers}
+
+
 @router.post(
     "/entries/{entry_id}/ack",
     summary="Acknowledge a journal entry: the ERP applied it",

@@ -85,6 +85,7 @@ _BY_CLASS: dict[type[errors.EInvoiceError], ProblemKind] = {
     errors.PaymentError: ProblemKind(422, "payment-refused", "Payment not recorded"),
     errors.FeedCursorError: ProblemKind(422, "invalid-cursor", "Not a cursor of this feed"),
     errors.WebhookError: ProblemKind(422, "invalid-webhook", "Webhook URL refused"),
+    errors.AckBatchError: ProblemKind(422, "invalid-ack-batch", "Not a batch of entry ids to acknowledge"),
     errors.AuthorizationError: ProblemKind(403, "forbidden", "Forbidden"),
     errors.AuthenticationError: ProblemKind(401, "unauthenticated", "Missing or wrong API key"),
     errors.NotFoundError: ProblemKind(404, "not-found", "Not found"),

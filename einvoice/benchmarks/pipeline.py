@@ -246,20 +246,33 @@ def random_lines(rng: random.Random) -> list[InvoiceLine]:
 
 
 def random_invoice(
-    rng: random.Random, *, number: str, seller_endpoint: str, seller_vat: str | None, buyer_endpoint: str
+    rng: random.Random,
+    *,
+    number: str,
+    seller_endpoint: str,
+    seller_vat: str | None,
+    buyer_endpoint: str,
+    buyer_reference: str | None = None,
 ) -> bytes:
-    """Return a generated invoice for the given parties, everything else varied by ``rng``."""
+    """Return a generated invoice for the given parties, everything else varied by ``rng``. Its
+    buyer reference (BT-10) is ``buyer_reference`` with ``{currency}`` replaced by the invoice's
+    currency (a commitment's number, so that matching finds it), else a random ``PO-`` number."""
+    issue_date = date(2026, rng.randint(1, 11), rng.randint(1, 28))
+    seller_name, buyer_name = rng.choice(_SELLER_NAMES), rng.choice(_BUYER_NAMES)
+    po_number = f"PO-{rng.randint(1000, 99999)}"
+    lines = random_lines(rng)
+    currency = rng.choice(("EUR", "EUR", "EUR", "SEK"))
     return invoice_xml(
         number=number,
-        issue_date=date(2026, rng.randint(1, 11), rng.randint(1, 28)),
+        issue_date=issue_date,
         seller_endpoint=seller_endpoint,
         seller_vat=seller_vat,
-        seller_name=rng.choice(_SELLER_NAMES),
+        seller_name=seller_name,
         buyer_endpoint=buyer_endpoint,
-        buyer_name=rng.choice(_BUYER_NAMES),
-        buyer_reference=f"PO-{rng.randint(1000, 99999)}",
-        lines=random_lines(rng),
-        currency=rng.choice(("EUR", "EUR", "EUR", "SEK")),
+        buyer_name=buyer_name,
+        buyer_reference=buyer_reference.format(currency=currency) if buyer_reference else po_number,
+        lines=lines,
+        currency=currency,
     )
 
 
@@ -490,6 +503,8 @@ class Target:
     seller_endpoint: str
     seller_vat: str | None
     buyer_endpoint: str
+    #: BT-10 of the generated invoices (``random_invoice``); none: a random ``PO-`` number each.
+    buyer_reference: str | None = None
 
 
 @dataclass
@@ -643,6 +658,7 @@ async def run_pipeline(
                 seller_endpoint=target.seller_endpoint,
                 seller_vat=target.seller_vat,
                 buyer_endpoint=target.buyer_endpoint,
+                buyer_reference=target.buyer_reference,
             ),
             headers,
         )
@@ -774,6 +790,7 @@ async def _warm_up(
             seller_endpoint=target.seller_endpoint,
             seller_vat=target.seller_vat,
             buyer_endpoint=target.buyer_endpoint,
+            buyer_reference=target.buyer_reference,
         )
         response = await client.post("/v1/documents", content=raw, headers=headers)
         if response.status_code in (200, 202):

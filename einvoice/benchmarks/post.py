@@ -56,6 +56,10 @@ PROFILE = {
 }
 #: The pipeline's generated invoices are partly in SEK, without BT-111: a rate from before them.
 RATES = "currency,date,rate\nSEK,2025-12-31,11.1500\n"
+#: The contracts the generated invoices name in BT-10 (``Target.buyer_reference``), one per
+#: currency they come in, each large enough for every run: matched, every invoice is approved.
+CONTRACT = "BENCH-{currency}"
+CONTRACT_AMOUNT = "1000000000000.00"
 
 
 def build_and_push(count: int, threads: int, seed: int) -> dict[str, float]:
@@ -107,10 +111,12 @@ def build_and_push(count: int, threads: int, seed: int) -> dict[str, float]:
 
 @dataclass
 class Puller:
-    """An ERP's posting job: pulls the feed and acknowledges each entry, again and again."""
+    """An ERP's posting job: pulls the feed and acknowledges a page's entries in one request
+    (``batch``), or each with its own, again and again."""
 
     url: str
     key: str
+    batch: bool = True
     acknowledged: int = 0
     first_at: float | None = None
     last_at: float | None = None
@@ -128,6 +134,14 @@ class Puller:
         self._stop.set()
         self._thread.join(30)
 
+    def _acknowledged(self, count: int) -> None:
+        now = time.perf_counter()
+        self.first_at = self.first_at or now
+        self.last_at = now
+        if self.acknowledged < self.warmup <= self.acknowledged + count:
+            self.warmed_at = now
+        self.acknowledged += count
+
     def _run(self) -> None:
         import httpx
 
@@ -140,22 +154,51 @@ class Puller:
                     page = client.get("/v1/erp/entries", params=params).json()
                     if not page["entries"]:
                         break
-                    for entry in page["entries"]:
-                        client.post(f"/v1/erp/entries/{entry['id']}/ack").raise_for_status()
-                        now = time.perf_counter()
-                        self.first_at = self.first_at or now
-                        self.last_at = now
-                        self.acknowledged += 1
-                        if self.acknowledged == self.warmup:
-                            self.warmed_at = now
-                        took += 1
+                    ids = [entry["id"] for entry in page["entries"]]
+                    if self.batch:
+                        answer = client.post("/v1/erp/entries/ack", json={"ids": ids})
+                        answer.raise_for_status()
+                        self._acknowledged(sum(1 for a in answer.json()["entries"] if a["acknowledged"]))
+                    else:
+                        for entry_id in ids:
+                            client.post(f"/v1/erp/entries/{entry_id}/ack").raise_for_status()
+                            self._acknowledged(1)
+                    took += len(ids)
                     after = page["next"]
                 if took == 0:
                     self._stop.wait(0.2)  # a posting job polls; 0.2 s between empty pulls
 
 
+def register_contracts(uow_factory: Any, buyer: str, seller_endpoint: str) -> None:
+    """The buyer's contracts with the bench's supplier that its invoices name (``CONTRACT``)."""
+    from einvoice.services import commitments
+    from einvoice.services.accounts import _institution
+
+    with uow_factory() as uow:
+        institution_id = _institution(uow, buyer).id
+    for currency in ("EUR", "SEK"):
+        data = commitments.CommitmentInput.model_validate(
+            {
+                "number": CONTRACT.format(currency=currency),
+                "kind": "contract",
+                "supplier": {"endpoint": seller_endpoint},
+                "currency": currency,
+                "amount": CONTRACT_AMOUNT,
+            }
+        )
+        commitments.register(uow_factory(), data, institution_id=institution_id)
+
+
 def served_pull(
-    settings: Any, env: dict[str, str], *, rate: float, duration: float, workers: int, worker_nice: int, seed: int
+    settings: Any,
+    env: dict[str, str],
+    *,
+    rate: float,
+    duration: float,
+    workers: int,
+    worker_nice: int,
+    seed: int,
+    batch: bool = True,
 ) -> dict[str, Any]:
     """The pipeline benchmark run through to ``posted`` by pull (see the module's text)."""
     from einvoice.bootstrap import database_engine
@@ -167,17 +210,18 @@ def served_pull(
     uow_factory = uow_factory_for(engine)
     posting.set_posting_profile(uow_factory(), endpoint=buyer, data=PROFILE)
     posting.import_rates(uow_factory, RATES, source="bench")
+    register_contracts(uow_factory, buyer, seller_endpoint)
     _, erp_key = erp.add_erp(uow_factory(), name=f"bench ERP {time.time_ns()}", endpoints=[buyer])
     env = env | {"EINVOICE_POSTING_ENABLED": "true", "EINVOICE_ERP_CONNECTOR": "pull"}
     server = LocalServer(env, workers=workers if settings.mode == "production" else 0, worker_nice=worker_nice)
     server.start()
-    puller = Puller(server.url, erp_key)
+    puller = Puller(server.url, erp_key, batch=batch)
     try:
         puller.start()
         started = time.perf_counter()
         result = asyncio.run(
             run_pipeline(
-                Target(server.url, api_key, seller_endpoint, seller_vat, buyer),
+                Target(server.url, api_key, seller_endpoint, seller_vat, buyer, buyer_reference=CONTRACT),
                 rate=rate,
                 count=int(rate * duration),
                 duration=duration,
@@ -191,6 +235,7 @@ def served_pull(
         while puller.acknowledged < accepted and time.monotonic() < deadline:
             time.sleep(0.2)
         latencies = _to_posted(uow_factory, buyer)
+        statuses = _statuses(uow_factory, buyer)
     finally:
         puller.stop()
         server.stop()
@@ -205,7 +250,23 @@ def served_pull(
         / ((puller.last_at or 0) - (puller.first_at or 0) or 1),
         "to_posted_p50_s": _quantile(latencies, 0.5),
         "to_posted_p99_s": _quantile(latencies, 0.99),
+        "statuses": statuses,
     }
+
+
+def _statuses(uow_factory: Any, buyer: str) -> dict[str, int]:
+    """How many of the buyer's documents are in each state."""
+    from sqlalchemy import func, select
+
+    from einvoice.store.tables import DocumentRow
+
+    with uow_factory() as uow:
+        rows = uow.session.execute(
+            select(DocumentRow.status, func.count())
+            .where(DocumentRow.buyer_endpoint == buyer)
+            .group_by(DocumentRow.status)
+        ).all()
+    return {status: count for status, count in sorted(rows)}
 
 
 def _to_posted(uow_factory: Any, buyer: str) -> list[float]:
@@ -233,6 +294,14 @@ def bench_post(
     ] = None,
     worker_nice: Annotated[int, typer.Option(min=0, max=19, help="Nice value of the worker processes.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the generated invoices.")] = 1,
+    ack_batch: Annotated[
+        bool,
+        typer.Option(
+            "--ack-batch/--ack-each",
+            help="Pipeline: the posting job acknowledges a page in one request (POST /v1/erp/entries/ack), "
+            "or each entry with its own.",
+        ),
+    ] = True,
 ) -> None:
     """Journal entries built and pushed per second, and the pipeline from submission to posted by pull."""
     from einvoice.settings import get_settings
@@ -248,7 +317,14 @@ def bench_post(
     try:
         processes = workers if workers is not None else (os.cpu_count() or 1)
         served = served_pull(
-            settings, env, rate=rate, duration=duration, workers=processes, worker_nice=worker_nice, seed=seed
+            settings,
+            env,
+            rate=rate,
+            duration=duration,
+            workers=processes,
+            worker_nice=worker_nice,
+            seed=seed,
+            batch=ack_batch,
         )
     finally:
         if scratch is not None:
@@ -261,5 +337,7 @@ def bench_post(
         f"{served['posted_per_second'] or 0:.1f} documents/s posted; "
         f"through validation {validation.get('docs_per_second') or 0:.1f}/s; "
         f"receipt to posted p50 {served['to_posted_p50_s'] or 0:.2f} s, p99 {served['to_posted_p99_s'] or 0:.2f} s; "
-        f"pull: {served['pulled_and_acknowledged_per_second'] or 0:.0f} entries/s pulled and acknowledged"
+        f"pull: {served['pulled_and_acknowledged_per_second'] or 0:.0f} entries/s pulled and acknowledged "
+        f"({'a page per request' if ack_batch else 'one request per entry'}); documents by state: "
+        + ", ".join(f"{status} {count}" for status, count in served["statuses"].items())
     )

@@ -34,6 +34,7 @@ from typing import Any
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import (
     AccountError,
+    AckBatchError,
     ConflictError,
     DuplicateAccountError,
     DuplicateKeyError,
@@ -179,6 +180,26 @@ def acknowledge(uow_factory: Callable[[], UnitOfWork], erp: ErpView, entry_id: s
     """The ERP confirms it applied the entry (``confirm_entry`` by ``erp:<name>``). NotFoundError
     for an entry of an institution the ERP does not serve."""
     return confirm_entry(uow_factory, entry_id, by=erp.actor, institution_ids=erp.institution_ids)
+
+
+def acknowledge_many(
+    uow_factory: Callable[[], UnitOfWork], erp: ErpView, entry_ids: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The ERP confirms several entries in one request: each as ``acknowledge`` (its own guarded
+    write, so one entry's answer never depends on another's), answered per id in the order given
+    (an id given twice once): the acknowledgement, or ``{"id", "acknowledged": false, "error":
+    "not_found", "detail"}`` for an entry of an institution the ERP does not serve. At most
+    ``MAX_PULL`` ids (AckBatchError beyond)."""
+    ids = list(dict.fromkeys(entry_ids))
+    if not ids or len(ids) > MAX_PULL:
+        raise AckBatchError(f"ids: 1 to {MAX_PULL} entry ids, not {len(ids)}")
+    answers: list[dict[str, Any]] = []
+    for entry_id in ids:
+        try:
+            answers.append({**acknowledge(uow_factory, erp, entry_id).to_dict(), "acknowledged": True})
+        except NotFoundError as exc:
+            answers.append({"id": entry_id, "acknowledged": False, "error": "not_found", "detail": str(exc)})
+    return answers
 
 
 def confirm_entry(
@@ -327,6 +348,7 @@ __all__ = [
     "Confirmed",
     "ErpView",
     "acknowledge",
+    "acknowledge_many",
     "add_erp",
     "authenticate_erp",
     "confirm_entry",

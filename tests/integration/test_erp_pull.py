@@ -162,6 +162,47 @@ def test_an_erp_key_reaches_only_its_institutions_entries(books: Books) -> None:
     assert books.post("/v1/erp/entries/je_nothing/ack").status_code == 404
 
 
+def test_a_page_is_acknowledged_in_one_request_answered_per_id(books: Books) -> None:
+    docs = [books.submit(documents.invoice(f"INV-{n}", amount=f"{n}00.00")) for n in (1, 2, 3)]
+    other = books.submit(documents.invoice("INV-4"))
+    books.post(f"/v1/erp/entries/je_{docs[0]}/ack")  # one acknowledged alone before
+    page = [e["id"] for e in books.get("/v1/erp/entries").json()["entries"]]
+    assert page == [f"je_{d}" for d in [*docs[1:], other]]
+
+    ids = [f"je_{docs[0]}", *page[:2], "je_nothing", page[0]]
+    acked = books.post("/v1/erp/entries/ack", json={"ids": ids})
+    assert acked.status_code == 200, acked.text
+    answers = acked.json()["entries"]
+    assert [(a["id"], a["acknowledged"]) for a in answers] == [
+        (f"je_{docs[0]}", True),
+        (f"je_{docs[1]}", True),
+        (f"je_{docs[2]}", True),
+        ("je_nothing", False),  # an id given twice answers once
+    ]
+    assert {a["document_status"] for a in answers[:3]} == {"posted"}
+    assert answers[3]["error"] == "not_found"
+    for doc in docs:
+        view = queries.get_document(books.uow_factory(), doc)
+        assert view.status == S.POSTED
+        assert [t.to_status for t in view.history].count(S.POSTED) == 1
+        assert view.history[-1].actor == "erp:Treasury ERP"
+    assert [e["id"] for e in books.get("/v1/erp/entries").json()["entries"]] == [f"je_{other}"]
+    again = books.post("/v1/erp/entries/ack", json={"ids": ids[:3]}).json()["entries"]
+    assert again == answers[:3]  # idempotent: the first acknowledgements stand
+
+    # An ERP acknowledges only its institutions' entries: the rest of the batch goes through.
+    denied = books.post("/v1/erp/entries/ack", books.other_key, json={"ids": [f"je_{other}"]}).json()
+    assert denied["entries"] == [
+        {"id": f"je_{other}", "acknowledged": False, "error": "not_found", "detail": f"no journal entry je_{other}"}
+    ]
+    assert queries.get_document(books.uow_factory(), other).status == S.POSTING
+    body: dict[str, object]
+    for body in ({"ids": []}, {"ids": [f"je_{n}" for n in range(501)]}, {"ids": "je_x"}, {}):
+        refused = books.post("/v1/erp/entries/ack", json=body)
+        assert refused.status_code == 422, body
+    assert books.client.post("/v1/erp/entries/ack", json={"ids": [f"je_{other}"]}).status_code == 401
+
+
 def test_a_payment_answers_the_supplier_with_pd_once(books: Books) -> None:
     doc = books.submit(documents.invoice("INV-PAY", amount="250.00"))
     url = f"/v1/erp/documents/{doc}/paid"

@@ -71,6 +71,8 @@ class InvoiceLine:
     vat_category: str = "S"  # S standard, Z zero rated, E exempt
     vat_rate: Decimal = Decimal("24")
     unit: str = "C62"
+    order_line: str | None = None  # BT-132, the purchase order line it bills
+    seller_item_id: str | None = None  # BT-155
 
     @property
     def net(self) -> Decimal:
@@ -91,6 +93,7 @@ def invoice_xml(
     buyer_endpoint: str = BENCHMARK_BUYER_ENDPOINT,
     buyer_name: str = "Ministry of Examples",
     buyer_reference: str = "REF-1",
+    order_reference: str | None = None,
     lines: Sequence[InvoiceLine] | None = None,
     currency: str = "EUR",
     country: str = "FI",
@@ -98,7 +101,8 @@ def invoice_xml(
 ) -> bytes:
     """Return a Peppol BIS Billing 3.0 UBL Invoice with the given parties and lines.
 
-    Endpoints are ``"scheme:id"`` (BT-34, BT-49; a buyer endpoint of None leaves it out). Totals
+    Endpoints are ``"scheme:id"`` (BT-34, BT-49; a buyer endpoint of None leaves it out);
+    ``order_reference`` is BT-13 (left out when None). Totals
     and the VAT breakdown (BG-23) are computed from the lines with EN 16931 rounding, so the
     document passes the EN 16931 and Peppol rules. The tests build their invoices with it too
     (``tests/e2e/documents.py``, ``tests/unit/services/documents.py``).
@@ -134,11 +138,22 @@ def invoice_xml(
     line_xml = []
     for position, line in enumerate(lines, start=1):
         rate = line.vat_rate if line.vat_category == "S" else Decimal("0")
+        order_line = (
+            f"<cac:OrderLineReference><cbc:LineID>{escape(line.order_line)}</cbc:LineID></cac:OrderLineReference>"
+            if line.order_line
+            else ""
+        )
+        item_id = (
+            f"<cac:SellersItemIdentification><cbc:ID>{escape(line.seller_item_id)}</cbc:ID>"
+            "</cac:SellersItemIdentification>"
+            if line.seller_item_id
+            else ""
+        )
         line_xml.append(
             f"<cac:InvoiceLine><cbc:ID>{position}</cbc:ID>"
             f'<cbc:InvoicedQuantity unitCode="{line.unit}">{line.quantity}</cbc:InvoicedQuantity>'
             f'<cbc:LineExtensionAmount currencyID="{currency}">{line.net}</cbc:LineExtensionAmount>'
-            f"<cac:Item><cbc:Name>{escape(line.name)}</cbc:Name>"
+            f"{order_line}<cac:Item><cbc:Name>{escape(line.name)}</cbc:Name>{item_id}"
             f"<cac:ClassifiedTaxCategory><cbc:ID>{line.vat_category}</cbc:ID><cbc:Percent>{rate}</cbc:Percent>"
             "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:ClassifiedTaxCategory></cac:Item>"
             f'<cac:Price><cbc:PriceAmount currencyID="{currency}">{line.price}</cbc:PriceAmount></cac:Price>'
@@ -154,6 +169,11 @@ def invoice_xml(
     seller_legal = f"<cbc:CompanyID>{escape(seller_legal_id)}</cbc:CompanyID>" if seller_legal_id else ""
     due = issue_date + timedelta(days=30)
     note_xml = f"<cbc:Note>{escape(note)}</cbc:Note>" if note else ""
+    order_xml = (
+        f"<cac:OrderReference><cbc:ID>{escape(order_reference)}</cbc:ID></cac:OrderReference>"
+        if order_reference
+        else ""
+    )
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
@@ -168,6 +188,7 @@ def invoice_xml(
         f"{note_xml}"
         f"<cbc:DocumentCurrencyCode>{currency}</cbc:DocumentCurrencyCode>"
         f"<cbc:BuyerReference>{escape(buyer_reference)}</cbc:BuyerReference>"
+        f"{order_xml}"
         "<cac:AccountingSupplierParty><cac:Party>"
         f'<cbc:EndpointID schemeID="{escape(seller_scheme)}">{escape(seller_id)}</cbc:EndpointID>'
         f"<cac:PartyName><cbc:Name>{escape(seller_name)}</cbc:Name></cac:PartyName>"

@@ -92,22 +92,11 @@ def result_json(result: MatchResult, reservation: Reservation) -> str:
 
 
 def _apply(uow: UnitOfWork, before: Commitment, after: Commitment, at: datetime) -> None:
-    """Write the difference between two states of one commitment's figures (``change_figures``)."""
-    invoiced = {
-        line.id: line.invoiced - old.invoiced
-        for line, old in zip(after.lines, before.lines, strict=True)
-        if line.invoiced != old.invoiced
-    }
-    if after.reserved == before.reserved and after.consumed == before.consumed and not invoiced:
+    """Write ``after``'s figures over ``before``'s, read under the commitment's lock in this
+    transaction (``put_figures``: nothing read back); nothing when they are the same."""
+    if after.reserved == before.reserved and after.consumed == before.consumed and after.lines == before.lines:
         return
-    uow.commitments.change_figures(
-        before.institution_id,
-        before.number,
-        at=at,
-        reserved=after.reserved - before.reserved,
-        consumed=after.consumed - before.consumed,
-        invoiced=invoiced,
-    )
+    uow.commitments.put_figures(before, after, at=at)
 
 
 def _change_held(
@@ -119,7 +108,7 @@ def _change_held(
 ) -> None:
     if reservation is None or reservation.commitment is None or institution_id is None:
         return
-    commitment = uow.commitments.get(institution_id, reservation.commitment, for_update=True)
+    commitment = uow.commitments.lock(institution_id, {reservation.commitment}).get(reservation.commitment)
     if commitment is None:  # pragma: no cover - a commitment that documents hold is never deleted
         raise NotFoundError(f"no commitment {reservation.commitment}")
     _apply(uow, commitment, step(commitment, reservation), at)
@@ -159,7 +148,7 @@ def matched_commitment(uow: UnitOfWork, document: DocumentView, invoice: Invoice
 # --- the history and the candidates -------------------------------------------------------------
 
 
-def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
+def _earlier(row: EarlierRow, institution_id: str | None, reservations: bool) -> EarlierDocument:
     credit_note = row.kind == "credit_note" or (row.type_code or "") in CREDIT_NOTE_TYPE_CODES
     return EarlierDocument(
         id=row.id,
@@ -169,7 +158,7 @@ def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
         credit_note=credit_note,
         same_institution=row.institution_id == institution_id,
         preceding=row.preceding,
-        reservation=held(row.match_result),
+        reservation=held(row.match_result) if reservations else None,
     )
 
 
@@ -191,7 +180,8 @@ def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config
         last=config.anomaly_invoices,
     )
     rows = uow.documents.earlier_of_supplier(query)
-    return History(tuple(_earlier(r, document.institution_id) for r in rows), supplier_id=document.supplier_id)
+    credit = invoice.is_credit_note
+    return History(tuple(_earlier(r, document.institution_id, credit) for r in rows), supplier_id=document.supplier_id)
 
 
 def _named(invoice: Invoice, history: History) -> set[str]:
@@ -217,12 +207,7 @@ def _locked(uow: UnitOfWork, institution_id: str | None, numbers: set[str]) -> d
     number order (two transactions wanting the same two commitments take them in the same order)."""
     if institution_id is None:
         return {}
-    found = {}
-    for number in sorted(numbers):
-        commitment = uow.commitments.get(institution_id, number, for_update=True)
-        if commitment is not None:
-            found[number] = commitment
-    return found
+    return uow.commitments.lock(institution_id, numbers)
 
 
 def _refused(result: MatchResult, error: ReservationError) -> MatchResult:
@@ -272,9 +257,7 @@ def decide(
             if attempt == 2:
                 return _refused(result, exc), NO_RESERVATION
             log.warning("document %s: reservation refused (%s); matching again under the lock", document.id, exc)
-            again = uow.commitments.get(before.institution_id, before.number, for_update=True)
-            if again is not None:
-                locked[before.number] = again
+            locked |= uow.commitments.lock(before.institution_id, {before.number})
             continue
         _apply(uow, before, after, at)
         return result, reservation

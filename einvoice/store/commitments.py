@@ -2,10 +2,12 @@
 tolerances, read and written as the domain types of ``einvoice.domain.commitments``.
 
 A commitment is addressed by its institution and number (unique together). Its figures
-(``reserved``, ``consumed``, and per line ``received`` and ``invoiced``) change only through
-``change_figures``, which reads the commitment ``FOR UPDATE`` on PostgreSQL (SQLite's
-``BEGIN IMMEDIATE`` serialises writers already): any number of workers matching invoices against
-one commitment at once take their turns on its row. Nothing here commits: the unit of work does.
+(``reserved``, ``consumed``, and per line ``received`` and ``invoiced``) change only under a lock
+on its row: ``change_figures`` reads the commitment ``FOR UPDATE`` on PostgreSQL (SQLite's
+``BEGIN IMMEDIATE`` serialises writers already) and adds to them; matching locks the commitments it
+needs with ``lock`` (one statement) and writes the figures it worked out with ``put_figures``. Any
+number of workers matching invoices against one commitment at once take their turns on its row.
+Nothing here commits: the unit of work does.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from einvoice.domain.commitments import (
@@ -44,6 +47,43 @@ from einvoice.store.tables import (
 )
 
 ZERO = Decimal(0)
+_COMMITMENTS: Table = CommitmentRow.__table__  # type: ignore[assignment]
+_LINES: Table = CommitmentLineRow.__table__  # type: ignore[assignment]
+
+# Matching's statements, built once: it runs them for every document, and building them cost more
+# than running them.
+_KEY = (_COMMITMENTS.c.institution_id == bindparam("k_institution"), _COMMITMENTS.c.number == bindparam("k_number"))
+_LOCK = (
+    select(_COMMITMENTS)
+    .where(
+        _COMMITMENTS.c.institution_id == bindparam("institution_id"),
+        _COMMITMENTS.c.number.in_(bindparam("numbers", expanding=True)),
+    )
+    .order_by(_COMMITMENTS.c.number)
+    .with_for_update()
+)
+_LINES_OF = (
+    select(_LINES)
+    .where(_LINES.c.commitment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_LINES.c.commitment_id, _LINES.c.position)
+)
+_PUT_FIGURES = (
+    update(_COMMITMENTS)
+    .where(
+        *_KEY,
+        _COMMITMENTS.c.reserved == bindparam("old_reserved"),
+        _COMMITMENTS.c.consumed == bindparam("old_consumed"),
+    )
+    .values(reserved=bindparam("new_reserved"), consumed=bindparam("new_consumed"), updated_at=bindparam("at"))
+)
+_PUT_LINES = (
+    update(_LINES)
+    .where(
+        _LINES.c.commitment_id == select(_COMMITMENTS.c.id).where(*_KEY).scalar_subquery(),
+        _LINES.c.line_id == bindparam("k_line"),
+    )
+    .values(received=bindparam("new_received"), invoiced=bindparam("new_invoiced"))
+)
 _TOLERANCE_FIELDS = ("price_percent", "price_amount", "quantity_percent", "amount_percent", "amount_amount")
 
 #: The references of an invoice that may name a commitment, as ``parsed_documents`` keeps them:
@@ -79,6 +119,25 @@ class CommitmentRepository:
         if row is None or (kinds is not None and row.kind not in {CommitmentKind(k).value for k in kinds}):
             return None
         return self._commitment(row)
+
+    def lock(self, institution_id: str, numbers: Collection[str]) -> dict[str, Commitment]:
+        """The institution's commitments of ``numbers`` (those it has) with their lines, each
+        locked until the transaction ends (``FOR UPDATE`` on PostgreSQL), taken in number order so
+        that two transactions wanting the same commitments queue instead of deadlocking. What
+        matching reserves on is read this way: two statements, the commitments locked, then their
+        lines. Not one join: a statement that waited for a lock sees the locked row as it is now
+        but the rows it joins as they were when it began, before the other transaction changed
+        the lines."""
+        if not numbers:
+            return {}
+        connection = self.session.connection()
+        heads = connection.execute(_LOCK, {"institution_id": institution_id, "numbers": sorted(numbers)}).all()
+        if not heads:
+            return {}
+        lines: dict[str, list[Any]] = {head.id: [] for head in heads}
+        for row in connection.execute(_LINES_OF, {"ids": list(lines)}):
+            lines[row.commitment_id].append(row)
+        return {head.number: _commitment(head, lines[head.id]) for head in heads}
 
     def list_for(
         self,
@@ -207,6 +266,42 @@ class CommitmentRepository:
                 line.invoiced += invoiced_delta
         self.session.flush()
         return self._commitment(row)
+
+    def put_figures(self, before: Commitment, after: Commitment, *, at: datetime) -> None:
+        """Write ``after``'s figures (``reserved``, ``consumed``, the lines' ``received`` and
+        ``invoiced``) over ``before``'s, which the caller read with ``lock`` in this transaction and
+        holds the lock of: two statements (the commitment's row, guarded by the figures read; the
+        lines that changed, in one batch), nothing read back. Raises LookupError when the row no
+        longer holds ``before``'s figures (the caller did not hold the lock) or a line is unknown."""
+        connection = self.session.connection()
+        key = {"k_institution": before.institution_id, "k_number": before.number}
+        if (after.reserved, after.consumed) != (before.reserved, before.consumed):
+            written = connection.execute(
+                _PUT_FIGURES,
+                key
+                | {
+                    "old_reserved": before.reserved,
+                    "old_consumed": before.consumed,
+                    "new_reserved": after.reserved,
+                    "new_consumed": after.consumed,
+                    "at": at,
+                },
+            )
+            if written.rowcount != 1:
+                raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+        changed = [
+            key | {"k_line": new.id, "new_received": new.received, "new_invoiced": new.invoiced}
+            for new, old in zip(after.lines, before.lines, strict=True)
+            if (new.received, new.invoiced) != (old.received, old.invoiced)
+        ]
+        if changed:
+            written = connection.execute(_PUT_LINES, changed)
+            if written.rowcount != len(changed):
+                raise LookupError(f"commitment {before.number} has not every line of {[x['k_line'] for x in changed]}")
+        # ORM copies of the rows this session holds are stale now: read them afresh when asked
+        for held in list(self.session.identity_map.values()):
+            if isinstance(held, CommitmentRow | CommitmentLineRow):
+                self.session.expire(held)
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
         """Record ``receipt`` against the commitment and add its quantities to the lines'
@@ -425,7 +520,8 @@ def _set_definition(row: CommitmentRow, commitment: Commitment, at: datetime) ->
     row.updated_at = at
 
 
-def _commitment(row: CommitmentRow, lines: Sequence[CommitmentLineRow]) -> Commitment:
+def _commitment(row: CommitmentRow | Any, lines: Sequence[CommitmentLineRow | Any]) -> Commitment:
+    """The domain commitment of a row and its lines (ORM objects, or Core rows of the same columns)."""
     return Commitment(
         number=row.number,
         kind=CommitmentKind(row.kind),

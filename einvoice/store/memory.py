@@ -503,6 +503,10 @@ class _Commitments(_Repository):
     def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None:
         return self.data.commitments.get((institution_id, number))
 
+    def lock(self, institution_id: str, numbers: Collection[str]) -> dict[str, Commitment]:
+        found = {n: self.data.commitments.get((institution_id, n)) for n in sorted(numbers)}
+        return {n: c for n, c in found.items() if c is not None}
+
     def by_number(
         self,
         institution_id: str,
@@ -585,6 +589,19 @@ class _Commitments(_Repository):
         )
         self.data.commitments[(institution_id, number)] = changed
         return changed
+
+    def put_figures(self, before: Commitment, after: Commitment, *, at: datetime) -> None:
+        key = (before.institution_id, before.number)
+        stored = self.data.commitments.get(key)
+        if stored is None or (stored.reserved, stored.consumed) != (before.reserved, before.consumed):
+            raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+        if [line.id for line in stored.lines] != [line.id for line in after.lines]:
+            raise LookupError(f"commitment {before.number} has other lines")
+        figures = {line.id: (line.received, line.invoiced) for line in after.lines}
+        lines = tuple(
+            replace(line, received=figures[line.id][0], invoiced=figures[line.id][1]) for line in stored.lines
+        )
+        self.data.commitments[key] = replace(stored, reserved=after.reserved, consumed=after.consumed, lines=lines)
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
         key = (institution_id, number, receipt.reference)

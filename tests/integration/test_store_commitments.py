@@ -137,6 +137,60 @@ def test_figures_change_under_the_lock_and_none_is_lost_by_threads_at_once(
             uow.commitments.change_figures(institution_id, "PO-1", at=AT, invoiced={"9": Decimal(1)})
 
 
+def test_matching_locks_commitments_with_their_lines_in_one_read_and_writes_the_figures_it_worked_out(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+    contract = replace(order(institution_id, supplier.id, "CT-1", CommitmentKind.CONTRACT), lines=())
+    with uow_factory() as uow:
+        for commitment in (order(institution_id, supplier.id), order(institution_id, supplier.id, "PO-2"), contract):
+            uow.commitments.add(commitment, source="api", at=AT)
+        uow.commit()
+
+    errors: list[BaseException] = []
+
+    def reserve() -> None:
+        try:
+            with uow_factory() as uow:
+                before = uow.commitments.lock(institution_id, {"PO-1"})["PO-1"]
+                line = replace(before.lines[0], invoiced=before.lines[0].invoiced + Decimal("0.5"))
+                after = replace(before, reserved=before.reserved + Decimal("1.25"), lines=(line, before.lines[1]))
+                uow.commitments.put_figures(before, after, at=AT)
+                uow.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    # read, then write what was read plus a little: lost updates would show without the lock
+    threads = [threading.Thread(target=reserve) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+
+    with uow_factory() as uow:
+        locked = uow.commitments.lock(institution_id, {"PO-2", "PO-1", "CT-1", "NOT-REGISTERED"})
+        assert list(locked) == ["CT-1", "PO-1", "PO-2"]  # in number order, the unknown left out
+        assert locked["CT-1"] == contract
+        assert locked["PO-2"] == order(institution_id, supplier.id, "PO-2")
+        held = locked["PO-1"]
+        assert held == uow.commitments.get(institution_id, "PO-1")
+        assert (held.reserved, [line.invoiced for line in held.lines]) == (Decimal("15.00"), [Decimal("6.0"), 0])
+        # figures that are not those the row holds (read without the lock, or before another
+        # change) are refused, and so is a line the commitment has not
+        stale = replace(held, reserved=Decimal("0.00"))
+        with pytest.raises(LookupError):
+            uow.commitments.put_figures(stale, replace(stale, reserved=Decimal("1.00")), at=AT)
+        unknown = replace(held.lines[1], id="9", invoiced=Decimal(1))
+        with pytest.raises(LookupError):
+            uow.commitments.put_figures(
+                replace(held, lines=(held.lines[0], replace(unknown, invoiced=0))),
+                replace(held, lines=(held.lines[0], unknown)),
+                at=AT,
+            )
+        assert uow.commitments.lock(institution_id, set()) == {}
+
+
 def test_late_documents_are_the_institutions_exceptions_that_reference_the_number(
     uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
 ) -> None:

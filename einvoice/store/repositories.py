@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     Integer,
+    Select,
     Table,
     Update,
     any_,
@@ -403,42 +404,38 @@ class DocumentRepository:
         rejected nor refused, that matching's history needs: those numbered one of
         ``query.numbers``, those issued within ``query.issued_from`` to ``issued_to``, its credit
         notes, and its last ``query.last`` invoices with ``query.institution_id`` by issue date.
-        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored."""
-        d, p = _table(DocumentRow), _table(ParsedDocumentRow)
+        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored.
+        The statement is built once per shape (``_earlier_statement``): matching runs it for every
+        document, and building it cost more than running it."""
+        window = query.issued_from is not None and query.issued_to is not None
+        last = query.institution_id is not None and query.last > 0
         received_at, document_id = query.before
-        earlier = (d.c.received_at < received_at) | ((d.c.received_at == received_at) & (d.c.id < document_id))
-        base = [d.c.supplier_id == query.supplier_id, d.c.status.not_in(list(NOT_HISTORY)), earlier]
-        wanted = [d.c.document_type == "credit_note"]
+        parameters: dict[str, Any] = {
+            "supplier_id": query.supplier_id,
+            "received_at": received_at,
+            "document_id": document_id,
+        }
         if query.numbers:
-            wanted.append(d.c.number.in_(sorted(query.numbers)))
-        if query.issued_from is not None and query.issued_to is not None:
-            wanted.append(d.c.issue_date.between(query.issued_from, query.issued_to))
-        if query.institution_id is not None and query.last > 0:
-            last = (
-                select(d.c.id)
-                .where(*base, d.c.institution_id == query.institution_id, d.c.document_type == "invoice")
-                .order_by(d.c.issue_date.desc(), d.c.received_at.desc())
-                .limit(query.last)
+            parameters["numbers"] = sorted(query.numbers)
+        if window:
+            parameters |= {"issued_from": query.issued_from, "issued_to": query.issued_to}
+        if last:
+            parameters |= {"institution_id": query.institution_id, "last": query.last}
+        rows = self.session.connection().execute(_earlier_statement(bool(query.numbers), window, last), parameters)
+        return [
+            EarlierRow(
+                id=row.id,
+                number=row.number,
+                issue_date=row.issue_date,
+                institution_id=row.institution_id,
+                match_result=row.match_result,
+                amount=row.amount,
+                kind=row.kind,
+                type_code=row.type_code,
+                preceding=tuple(_numbers(row.preceding)),
             )
-            wanted.append(d.c.id.in_(last.scalar_subquery()))
-        data = p.c.data
-        rows = self.session.connection().execute(
-            select(
-                d.c.id,
-                d.c.number,
-                d.c.issue_date,
-                d.c.institution_id,
-                d.c.match_result,
-                data["totals"]["tax_inclusive_amount"]["value"].as_string(),
-                data["kind"].as_string(),
-                data["type_code"].as_string(),
-                data["preceding_invoices"],
-            )
-            .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
-            .where(*base, or_(*wanted))
-            .order_by(d.c.received_at, d.c.id)
-        )
-        return [EarlierRow(*row[:8], tuple(_numbers(row[8]))) for row in rows]
+            for row in rows
+        ]
 
     # --- the parsed document -------------------------------------------------------------------
 
@@ -463,6 +460,48 @@ class DocumentRepository:
         if row is None:
             return None
         return invoice_from_dict(row.data, format_version=row.format_version)
+
+
+@functools.cache
+def _earlier_statement(numbers: bool, window: bool, last: bool) -> Select[Any]:
+    """``earlier_of_supplier``'s statement for the parts a query has, with its values as bound
+    parameters (``supplier_id``, ``received_at``, ``document_id``; ``numbers``; ``issued_from``,
+    ``issued_to``; ``institution_id``, ``last``)."""
+    d, p = _table(DocumentRow), _table(ParsedDocumentRow)
+    received_at = bindparam("received_at", type_=d.c.received_at.type)
+    document_id = bindparam("document_id", type_=d.c.id.type)
+    earlier = (d.c.received_at < received_at) | ((d.c.received_at == received_at) & (d.c.id < document_id))
+    base = [d.c.supplier_id == bindparam("supplier_id"), d.c.status.not_in(sorted(NOT_HISTORY)), earlier]
+    wanted = [d.c.document_type == "credit_note"]
+    if numbers:
+        wanted.append(d.c.number.in_(bindparam("numbers", expanding=True)))
+    if window:
+        wanted.append(d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to")))
+    if last:
+        recent = (
+            select(d.c.id)
+            .where(*base, d.c.institution_id == bindparam("institution_id"), d.c.document_type == "invoice")
+            .order_by(d.c.issue_date.desc(), d.c.received_at.desc())
+            .limit(bindparam("last", type_=Integer))
+        )
+        wanted.append(d.c.id.in_(recent.scalar_subquery()))
+    data = p.c.data
+    return (
+        select(
+            d.c.id,
+            d.c.number,
+            d.c.issue_date,
+            d.c.institution_id,
+            d.c.match_result,
+            data["totals"]["tax_inclusive_amount"]["value"].as_string().label("amount"),
+            data["kind"].as_string().label("kind"),
+            data["type_code"].as_string().label("type_code"),
+            data["preceding_invoices"].label("preceding"),
+        )
+        .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
+        .where(*base, or_(*wanted))
+        .order_by(d.c.received_at, d.c.id)
+    )
 
 
 def _numbers(preceding: Any) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Update,
     any_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -30,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from einvoice.domain.invoice import Invoice
+from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
 from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow
@@ -494,9 +495,18 @@ def _earlier_statement(numbers: bool, window: bool, last: bool) -> Select[Any]:
             d.c.institution_id,
             d.c.match_result,
             data["totals"]["tax_inclusive_amount"]["value"].as_string().label("amount"),
-            data["kind"].as_string().label("kind"),
+            # the parsed form's kind is the document's root element, as intake recorded it
+            case((p.c.document_id.is_not(None), d.c.document_type)).label("kind"),
             data["type_code"].as_string().label("type_code"),
-            data["preceding_invoices"].label("preceding"),
+            # BT-25 counts for credit notes only (a CreditNote, or an Invoice with a credit note
+            # type code): each JSON field read decompresses the parsed form again
+            case(
+                (
+                    (d.c.document_type == "credit_note")
+                    | data["type_code"].as_string().in_(sorted(CREDIT_NOTE_TYPE_CODES)),
+                    data["preceding_invoices"],
+                )
+            ).label("preceding"),
         )
         .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
         .where(*base, or_(*wanted))

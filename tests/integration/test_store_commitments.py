@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,12 +15,14 @@ import pytest
 
 from einvoice import store
 from einvoice.domain.commitments import Commitment, CommitmentKind, CommitmentLine
+from einvoice.domain.invoice import PrecedingInvoice
 from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import SupplierView, accounts
 from einvoice.services.commitments import late_documents
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import EarlierQuery
 from tests.integration.test_store_postgres import fresh_postgres_database
 from tests.unit.services import documents
 
@@ -217,3 +219,43 @@ def test_late_documents_are_the_institutions_exceptions_that_reference_the_numbe
         by_buyer_reference,
     ]
     assert late_documents(uow_factory(), institution_id="another", number="PO-7") == []
+
+
+def test_the_supplier_history_matching_reads_names_credit_notes_and_what_they_credit(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+
+    def document(number: str, issue_date: str, **parsed: object) -> str:
+        raw = documents.invoice(number, issue_date=issue_date)
+        outcome = submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings())
+        with uow_factory() as uow:
+            uow.documents.add_parsed(outcome.document.id, replace(parse_for_pipeline(raw), **parsed), at=AT)
+            uow.commit()
+        return outcome.document.id
+
+    invoice = document("H-1", "2026-03-01")
+    credit = document("H-2", "2026-03-05", type_code="381", preceding_invoices=(PrecedingInvoice("H-1"),))
+    # an invoice that names an earlier one (BT-25) is no credit note: its BT-25 does not count
+    corrected = document("H-3", "2026-06-01", preceding_invoices=(PrecedingInvoice("H-1"),))
+    later = document("H-4", "2026-09-01")
+    with uow_factory() as uow:
+        row = uow.documents.get(later)
+        assert row is not None
+        query = EarlierQuery(
+            supplier_id=supplier.id,
+            before=(row.received_at, row.id),
+            numbers=frozenset({"H-4"}),
+            issued_from=date(2026, 8, 25),
+            issued_to=date(2026, 9, 8),
+            institution_id=institution_id,
+            last=30,
+        )
+        found = uow.documents.earlier_of_supplier(query)
+    assert [(r.id, r.number, r.amount, r.kind, r.type_code, r.preceding) for r in found] == [
+        (invoice, "H-1", "125.00", "invoice", "380", ()),
+        (credit, "H-2", "125.00", "invoice", "381", ("H-1",)),
+        (corrected, "H-3", "125.00", "invoice", "380", ()),
+    ]
+    with uow_factory() as uow:  # the last invoice with the institution, by issue date, only
+        assert [r.id for r in uow.documents.earlier_of_supplier(replace(query, last=1))] == [corrected]

@@ -1,6 +1,6 @@
-"""``einvoice bench``: measurements of the engine's own cost. ``bench validate`` times validation.
-
-A sub-typer, so that other benchmarks (``bench pipeline``) can join it.
+"""``einvoice bench``: measurements of the engine's own cost. ``bench validate`` times validation;
+``bench pipeline`` (``benchmarks.pipeline``) the pipeline over HTTP; ``bench match``
+(``benchmarks.match``) matching against a large register.
 """
 
 from __future__ import annotations
@@ -396,7 +396,9 @@ def bench_validate(
 
 
 def register(app: typer.Typer) -> None:
+    from einvoice.benchmarks.match import bench_match
     from einvoice.benchmarks.pipeline import bench_pipeline
 
     bench_app.command("pipeline")(bench_pipeline)
+    bench_app.command("match")(bench_match)
     app.add_typer(bench_app, name="bench")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import subprocess
 import sys
 import time
@@ -26,7 +27,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
+from einvoice.benchmarks.pipeline import (
+    InvoiceLine,
+    Target,
+    commitment_references,
+    invoice_xml,
+    random_invoice,
+    register_commitments,
+)
 from tests.conftest import CORPUS_DIR
 from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT
 from tests.serving import served
@@ -407,3 +415,30 @@ def test_an_invoice_against_an_order_imported_from_the_corpus_is_approved(
     ]
     order = figures(client, keys["hospital"], "1")
     assert (order["reserved"], order["remaining"]) == ("143.75", "0.00")
+
+
+def test_the_pipeline_benchmark_s_invoices_each_name_a_contract_it_registered_and_are_approved(
+    engine: Engine, client: httpx.Client, keys: dict[str, str]
+) -> None:
+    """What ``einvoice bench pipeline --commitments`` does before its clock starts, and sends."""
+    numbers = register_commitments(
+        engine.url, keys["ministry"], seller_endpoint=SELLER_ENDPOINT, tag="E2E", per_currency=2
+    )
+    assert {currency: len(found) for currency, found in numbers.items()} == {"EUR": 2, "SEK": 2}
+    target = Target(engine.url, keys["seller"], SELLER_ENDPOINT, SELLER_VAT, BUYER_ENDPOINT, numbers)
+    rng, reference = random.Random(7), commitment_references(target, 7)
+    generated = [
+        random_invoice(
+            rng,
+            number=f"GEN-{i}",
+            seller_endpoint=SELLER_ENDPOINT,
+            seller_vat=SELLER_VAT,
+            buyer_endpoint=BUYER_ENDPOINT,
+            reference=reference,
+        )
+        for i in range(8)
+    ]
+    ids = [submit(client, keys["seller"], raw) for raw in generated]
+    decisions = [decided(client, keys["seller"], document_id) for document_id in ids]
+    assert [d["status"] for d in decisions] == ["approved"] * 8, [d["match_result"] for d in decisions]
+    assert {d["match_result"]["commitment"] for d in decisions} <= {n for found in numbers.values() for n in found}

@@ -413,22 +413,33 @@ def rematch(
     return status
 
 
+#: How many documents waiting for a late commitment the request that registers it matches itself;
+#: the others go to the workers (``match_late_documents``).
+LATE_IN_REQUEST = 20
+
+
 def match_late_documents(
     uow_factory: Callable[[], UnitOfWork],
     *,
     institution_id: str,
     number: str,
     config: MatchConfig | None = None,
+    in_request: int = LATE_IN_REQUEST,
 ) -> dict[str, str]:
     """Match again the institution's documents waiting in ``exception`` whose references name the
     commitment ``number`` (registered or changed just now: invoices that arrived before their
-    order), each in its own transaction, oldest first; their ids and new statuses. A document that
-    moved on meanwhile is left as it is."""
+    order), oldest first: the first ``in_request`` here, each in its own transaction; the others
+    are sent back to ``validated`` with a message for the MATCH stage, all in one transaction, so
+    that the workers match them and the request stays quick. Their ids and new statuses
+    (``validated`` for those sent to the workers). A document that moved on meanwhile is left as
+    it is."""
     from einvoice.services.commitments import late_documents
 
     config = config or MatchConfig()
+    actor = f"commitment:{number}"
     statuses: dict[str, str] = {}
-    for document_id in late_documents(uow_factory(), institution_id=institution_id, number=number):
+    waiting = late_documents(uow_factory(), institution_id=institution_id, number=number)
+    for document_id in waiting[:in_request]:
         with database_errors_as_transient(), uow_factory() as uow:
             row = uow.documents.get(document_id)
             invoice = uow.documents.parsed(document_id)
@@ -439,7 +450,7 @@ def match_late_documents(
                     uow,
                     row,
                     invoice,
-                    actor=f"commitment:{number}",
+                    actor=actor,
                     config=config,
                     approval=_default_approval(),
                     why=f"commitment {number} registered or changed",
@@ -447,11 +458,42 @@ def match_late_documents(
             except ConflictError:
                 continue
             uow.commit()
+    statuses |= _to_the_workers(uow_factory, waiting[in_request:], actor=actor, number=number)
     return statuses
+
+
+def _to_the_workers(
+    uow_factory: Callable[[], UnitOfWork], document_ids: list[str], *, actor: str, number: str
+) -> dict[str, str]:
+    """Send documents waiting in ``exception`` back to ``validated`` (where the MATCH stage resumes,
+    ``REGISTRY.resume_point``), each with the stage's message, in one transaction. A document in
+    ``exception`` holds nothing on any commitment: there is nothing to release."""
+    from einvoice.services.process import MATCH
+
+    if not document_ids:
+        return {}
+    sent: dict[str, str] = {}
+    now = _now()
+    detail = f"commitment {number} registered or changed: to be matched again by a worker"
+    with database_errors_as_transient(), uow_factory() as uow:
+        for document_id in document_ids:
+            if uow.documents.compare_and_set(
+                document_id,
+                expected=[S.EXCEPTION],
+                values={"status": S.VALIDATED, "status_changed_at": now, "failure_reason": None},
+                at=now,
+                steps=[Step(S.EXCEPTION, S.VALIDATED, actor, detail)],
+                message=MATCH.name,
+            ):
+                sent[document_id] = S.VALIDATED
+        uow.commit()
+    log.info("commitment %s: %d waiting documents sent to the workers to be matched again", number, len(sent))
+    return sent
 
 
 __all__ = [
     "HOLDS",
+    "LATE_IN_REQUEST",
     "consume_held",
     "decide",
     "held",

@@ -12,12 +12,15 @@ Nothing here commits: the unit of work does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import String, Table, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from einvoice.domain.commitments import (
@@ -34,6 +37,7 @@ from einvoice.domain.commitments import (
     Supplier,
     Tolerances,
 )
+from einvoice.store import writes
 from einvoice.store.tables import (
     CommitmentLineRow,
     CommitmentRow,
@@ -131,6 +135,8 @@ class CommitmentRepository:
         if not numbers:
             return {}
         connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            return self._lock_pg(institution_id, sorted(numbers))
         heads = connection.execute(_LOCK, {"institution_id": institution_id, "numbers": sorted(numbers)}).all()
         if not heads:
             return {}
@@ -138,6 +144,26 @@ class CommitmentRepository:
         for row in connection.execute(_LINES_OF, {"ids": list(lines)}):
             lines[row.commitment_id].append(row)
         return {head.number: _commitment(head, lines[head.id]) for head in heads}
+
+    def _lock_pg(self, institution_id: str, numbers: list[str]) -> dict[str, Commitment]:
+        """``lock`` on PostgreSQL, in one round trip on the driver: the lock, then (a statement of
+        its own, begun once the lock is held) the commitments with their lines."""
+        from einvoice.store.repositories import pg_round_trip
+
+        lock, read = _pg_lock()
+        key = {"institution_id": institution_id, "numbers": numbers}
+        (_, _), (rows, _) = pg_round_trip(
+            self.session, [(lock.sql, lock.parameters(key)), (read.sql, read.parameters(key))]
+        )
+        heads: dict[str, Any] = {}
+        lines: dict[str, list[Any]] = {}
+        width = len(_COMMITMENTS.c)
+        for row in rows:
+            head = heads.get(row[0]) or heads.setdefault(row[0], _processed(_COMMITMENTS, row[:width]))
+            lines.setdefault(head.number, [])
+            if row[width] is not None:
+                lines[head.number].append(_processed(_LINES, row[width:]))
+        return {head.number: _commitment(head, lines[head.number]) for head in heads.values()}
 
     def list_for(
         self,
@@ -275,29 +301,36 @@ class CommitmentRepository:
         longer holds ``before``'s figures (the caller did not hold the lock) or a line is unknown."""
         connection = self.session.connection()
         key = {"k_institution": before.institution_id, "k_number": before.number}
+        figures = {}
         if (after.reserved, after.consumed) != (before.reserved, before.consumed):
-            written = connection.execute(
-                _PUT_FIGURES,
-                key
-                | {
-                    "old_reserved": before.reserved,
-                    "old_consumed": before.consumed,
-                    "new_reserved": after.reserved,
-                    "new_consumed": after.consumed,
-                    "at": at,
-                },
-            )
-            if written.rowcount != 1:
-                raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+            figures = key | {
+                "old_reserved": before.reserved,
+                "old_consumed": before.consumed,
+                "new_reserved": after.reserved,
+                "new_consumed": after.consumed,
+                "at": at,
+            }
         changed = [
             key | {"k_line": new.id, "new_received": new.received, "new_invoiced": new.invoiced}
             for new, old in zip(after.lines, before.lines, strict=True)
             if (new.received, new.invoiced) != (old.received, old.invoiced)
         ]
-        if changed:
-            written = connection.execute(_PUT_LINES, changed)
-            if written.rowcount != len(changed):
-                raise LookupError(f"commitment {before.number} has not every line of {[x['k_line'] for x in changed]}")
+        if connection.dialect.name == "postgresql":  # in one round trip on the driver
+            from einvoice.store.repositories import pg_round_trip
+
+            put, put_lines = _pg_put()
+            steps: list[tuple[str, Any]] = [(put.sql, put.parameters(figures))] if figures else []
+            if changed:
+                steps.append((put_lines.sql, [put_lines.parameters(x) for x in changed]))
+            counts = [count for _, count in pg_round_trip(self.session, steps)] if steps else []
+        else:
+            counts = [connection.execute(_PUT_FIGURES, figures).rowcount] if figures else []
+            if changed:
+                counts.append(connection.execute(_PUT_LINES, changed).rowcount)
+        if figures and counts[0] != 1:
+            raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+        if changed and counts[-1] != len(changed):
+            raise LookupError(f"commitment {before.number} has not every line of {[x['k_line'] for x in changed]}")
         # ORM copies of the rows this session holds are stale now: read them afresh when asked
         for held in list(self.session.identity_map.values()):
             if isinstance(held, CommitmentRow | CommitmentLineRow):
@@ -499,6 +532,48 @@ class CommitmentRepository:
             for position, line in enumerate(lines)
         )
         self.session.flush()
+
+
+@functools.cache
+def _pg_lock() -> tuple[writes.Compiled, writes.Compiled]:
+    """PostgreSQL: the institution's commitments of ``numbers`` locked in number order (rows not
+    read), and the same commitments with their lines (a row per line; one for a commitment
+    without lines), by number and position."""
+    c, line = _COMMITMENTS, _LINES
+    named = (
+        c.c.institution_id == bindparam("institution_id"),
+        c.c.number == any_(bindparam("numbers", type_=ARRAY(String))),
+    )
+    lock = select(c.c.id).where(*named).order_by(c.c.number).with_for_update()
+    read = (
+        select(c, line)
+        .select_from(c.outerjoin(line, line.c.commitment_id == c.c.id))
+        .where(*named)
+        .order_by(c.c.number, line.c.position)
+    )
+    return writes.compile_postgres(lock), writes.compile_postgres(read)
+
+
+@functools.cache
+def _pg_put() -> tuple[writes.Compiled, writes.Compiled]:
+    return writes.compile_postgres(_PUT_FIGURES), writes.compile_postgres(_PUT_LINES)
+
+
+def _processed(table: Table, values: Sequence[Any]) -> Any:
+    """A driver row of ``table``'s columns as an object with their names, each value through its
+    column type's result processing (a DecimalText's text as a Decimal)."""
+    out = {}
+    for value, column in zip(values, table.c, strict=True):
+        process = _RESULT[column.name, table.name]
+        out[column.name] = process(value) if process is not None and value is not None else value
+    return SimpleNamespace(**out)
+
+
+_RESULT = {
+    (column.name, table.name): column.type.result_processor(writes.PG_DIALECT, None)
+    for table in (_COMMITMENTS, _LINES)
+    for column in table.c
+}
 
 
 def _set_definition(row: CommitmentRow, commitment: Commitment, at: datetime) -> None:

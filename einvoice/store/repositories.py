@@ -8,13 +8,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Integer,
     Select,
+    String,
     Table,
     Update,
     any_,
@@ -23,12 +24,14 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
     union,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
@@ -422,7 +425,13 @@ class DocumentRepository:
             parameters |= {"issued_from": query.issued_from, "issued_to": query.issued_to}
         if last:
             parameters |= {"institution_id": query.institution_id, "last": query.last}
-        rows = self.session.connection().execute(_earlier_statement(bool(query.numbers), window, last), parameters)
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":  # on the driver: matching runs it for every document
+            compiled = _earlier_postgres(bool(query.numbers), window, last)
+            [(found, _)] = pg_round_trip(self.session, [(compiled.sql, compiled.parameters(parameters))])
+            rows: Iterable[Any] = [_EarlierColumns(*row) for row in found]
+        else:
+            rows = connection.execute(_earlier_statement(bool(query.numbers), window, last), parameters)
         return [
             EarlierRow(
                 id=row.id,
@@ -463,8 +472,26 @@ class DocumentRepository:
         return invoice_from_dict(row.data, format_version=row.format_version)
 
 
+class _EarlierColumns(NamedTuple):
+    id: str
+    number: str | None
+    issue_date: Any
+    institution_id: str | None
+    match_result: str | None
+    amount: str | None
+    kind: str | None
+    type_code: str | None
+    preceding: Any
+
+
 @functools.cache
-def _earlier_statement(numbers: bool, window: bool, last: bool) -> Select[Any]:
+def _earlier_postgres(numbers: bool, window: bool, last: bool) -> writes.Compiled:
+    """``_earlier_statement`` for the driver, ``numbers`` as one array."""
+    return writes.compile_postgres(_earlier_statement(numbers, window, last, array=True))
+
+
+@functools.cache
+def _earlier_statement(numbers: bool, window: bool, last: bool, *, array: bool = False) -> Select[Any]:
     """``earlier_of_supplier``'s statement for the parts a query has, with its values as bound
     parameters (``supplier_id``, ``received_at``, ``document_id``; ``numbers``; ``issued_from``,
     ``issued_to``; ``institution_id``, ``last``)."""
@@ -472,10 +499,17 @@ def _earlier_statement(numbers: bool, window: bool, last: bool) -> Select[Any]:
     received_at = bindparam("received_at", type_=d.c.received_at.type)
     document_id = bindparam("document_id", type_=d.c.id.type)
     earlier = (d.c.received_at < received_at) | ((d.c.received_at == received_at) & (d.c.id < document_id))
-    base = [d.c.supplier_id == bindparam("supplier_id"), d.c.status.not_in(sorted(NOT_HISTORY)), earlier]
+
+    def among(column: Any, values: Collection[str]) -> Any:  # a list of constants: an array for the driver
+        return column == any_(literal(sorted(values), ARRAY(String))) if array else column.in_(sorted(values))
+
+    base = [d.c.supplier_id == bindparam("supplier_id"), ~among(d.c.status, NOT_HISTORY), earlier]
     wanted = [d.c.document_type == "credit_note"]
     if numbers:
-        wanted.append(d.c.number.in_(bindparam("numbers", expanding=True)))
+        if array:
+            wanted.append(d.c.number == any_(bindparam("numbers", type_=ARRAY(String))))
+        else:
+            wanted.append(d.c.number.in_(bindparam("numbers", expanding=True)))
     if window:
         wanted.append(d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to")))
     if last:
@@ -502,8 +536,7 @@ def _earlier_statement(numbers: bool, window: bool, last: bool) -> Select[Any]:
             # type code): each JSON field read decompresses the parsed form again
             case(
                 (
-                    (d.c.document_type == "credit_note")
-                    | data["type_code"].as_string().in_(sorted(CREDIT_NOTE_TYPE_CODES)),
+                    (d.c.document_type == "credit_note") | among(data["type_code"].as_string(), CREDIT_NOTE_TYPE_CODES),
                     data["preceding_invoices"],
                 )
             ).label("preceding"),
@@ -717,6 +750,37 @@ _PG_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 def _number_lock_key(key: str) -> str:
     return f"einvoice-number:{key}"
+
+
+def pg_round_trip(
+    session: Session, steps: Sequence[tuple[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]]
+) -> list[tuple[list[tuple[Any, ...]], int]]:
+    """Run ``steps`` (SQL for the driver and its parameters: a mapping, or a sequence of them to
+    run it once for each) in the session's transaction on PostgreSQL, in one round trip (a
+    psycopg pipeline); the rows and row count of each. Each statement starts when the one before
+    it has finished on the server, so a statement after one that waited for a row lock sees what
+    the transaction it waited for committed. Errors are raised as for ``_pg_pipeline``."""
+    import psycopg
+
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    cursors = [driver.cursor() for _ in steps]
+    try:
+        try:
+            with driver.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext():
+                for cursor, (sql, parameters) in zip(cursors, steps, strict=True):
+                    if isinstance(parameters, Mapping):
+                        cursor.execute(sql, parameters)
+                    else:
+                        cursor.executemany(sql, parameters)
+            return [(cursor.fetchall() if cursor.description else [], cursor.rowcount) for cursor in cursors]
+        except psycopg.Error as exc:
+            connection._handle_dbapi_exception(exc, steps[-1][0], None, None, None)
+            raise  # pragma: no cover - _handle_dbapi_exception raises
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def _pg_pipeline(

@@ -148,7 +148,7 @@ def matched_commitment(uow: UnitOfWork, document: DocumentView, invoice: Invoice
 # --- the history and the candidates -------------------------------------------------------------
 
 
-def _earlier(row: EarlierRow, institution_id: str | None, reservations: bool) -> EarlierDocument:
+def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
     credit_note = row.kind == "credit_note" or (row.type_code or "") in CREDIT_NOTE_TYPE_CODES
     return EarlierDocument(
         id=row.id,
@@ -158,14 +158,16 @@ def _earlier(row: EarlierRow, institution_id: str | None, reservations: bool) ->
         credit_note=credit_note,
         same_institution=row.institution_id == institution_id,
         preceding=row.preceding,
-        reservation=held(row.match_result) if reservations else None,
+        reservation=held(row.match_result),
     )
 
 
 def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config: MatchConfig) -> History:
     """The supplier's earlier documents matching needs (docs/matching.md, "The entry point"): the
     same number, the same window of issue dates, its credit notes, its last invoices with the
-    institution; read without locks (they are other documents' finished results)."""
+    institution; read without locks (they are other documents' finished results). What they hold
+    on commitments (their ``match_result``, long) is read for a credit note only: nothing else
+    uses it."""
     numbers = {invoice.id} if invoice.id else set()
     numbers |= {p.id for p in invoice.preceding_invoices if p.id}
     window = timedelta(days=config.duplicate_window_days)
@@ -178,10 +180,10 @@ def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config
         issued_to=issued + window if issued else None,
         institution_id=document.institution_id,
         last=config.anomaly_invoices,
+        holdings=invoice.is_credit_note,
     )
     rows = uow.documents.earlier_of_supplier(query)
-    credit = invoice.is_credit_note
-    return History(tuple(_earlier(r, document.institution_id, credit) for r in rows), supplier_id=document.supplier_id)
+    return History(tuple(_earlier(r, document.institution_id) for r in rows), supplier_id=document.supplier_id)
 
 
 def _named(invoice: Invoice, history: History) -> set[str]:

@@ -452,7 +452,7 @@ class _Documents(_Repository):
             data = self.data.parsed[d.id].data if d.id in self.data.parsed else {}
             amount = ((data.get("totals") or {}).get("tax_inclusive_amount") or {}).get("value")
             preceding = tuple(str(p["id"]) for p in data.get("preceding_invoices") or () if p.get("id"))
-            row = (d.id, d.number, d.issue_date, d.institution_id, d.match_result, amount)
+            row = (d.id, d.number, d.issue_date, d.institution_id, d.match_result if query.holdings else None, amount)
             found.append(EarlierRow(*row, data.get("kind"), data.get("type_code"), preceding))
         return found
 

@@ -48,6 +48,7 @@ class EarlierQuery:
     issued_to: date | None = None
     institution_id: str | None = None
     last: int = 0  # the last invoices with the institution, for the amount anomaly
+    holdings: bool = True  # read each one's match_result (what it holds): a credit note's match needs it
 
 
 @dataclass(frozen=True, slots=True)

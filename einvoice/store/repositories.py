@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     true,
@@ -408,7 +409,8 @@ class DocumentRepository:
         rejected nor refused, that matching's history needs: those numbered one of
         ``query.numbers``, those issued within ``query.issued_from`` to ``issued_to``, its credit
         notes, and its last ``query.last`` invoices with ``query.institution_id`` by issue date.
-        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored.
+        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored,
+        and its ``match_result`` unless ``query.holdings`` is false (then None: it is long).
         The statement is built once per shape (``_earlier_statement``): matching runs it for every
         document, and building it cost more than running it."""
         window = query.issued_from is not None and query.issued_to is not None
@@ -427,11 +429,11 @@ class DocumentRepository:
             parameters |= {"institution_id": query.institution_id, "last": query.last}
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":  # on the driver: matching runs it for every document
-            compiled = _earlier_postgres(bool(query.numbers), window, last)
+            compiled = _earlier_postgres(bool(query.numbers), window, last, query.holdings)
             [(found, _)] = pg_round_trip(self.session, [(compiled.sql, compiled.parameters(parameters))])
             rows: Iterable[Any] = [_EarlierColumns(*row) for row in found]
         else:
-            rows = connection.execute(_earlier_statement(bool(query.numbers), window, last), parameters)
+            rows = connection.execute(_earlier_statement(bool(query.numbers), window, last, query.holdings), parameters)
         return [
             EarlierRow(
                 id=row.id,
@@ -485,13 +487,15 @@ class _EarlierColumns(NamedTuple):
 
 
 @functools.cache
-def _earlier_postgres(numbers: bool, window: bool, last: bool) -> writes.Compiled:
+def _earlier_postgres(numbers: bool, window: bool, last: bool, holdings: bool) -> writes.Compiled:
     """``_earlier_statement`` for the driver, ``numbers`` as one array."""
-    return writes.compile_postgres(_earlier_statement(numbers, window, last, array=True))
+    return writes.compile_postgres(_earlier_statement(numbers, window, last, holdings, array=True))
 
 
 @functools.cache
-def _earlier_statement(numbers: bool, window: bool, last: bool, *, array: bool = False) -> Select[Any]:
+def _earlier_statement(
+    numbers: bool, window: bool, last: bool, holdings: bool = True, *, array: bool = False
+) -> Select[Any]:
     """``earlier_of_supplier``'s statement for the parts a query has, with its values as bound
     parameters (``supplier_id``, ``received_at``, ``document_id``; ``numbers``; ``issued_from``,
     ``issued_to``; ``institution_id``, ``last``)."""
@@ -527,7 +531,7 @@ def _earlier_statement(numbers: bool, window: bool, last: bool, *, array: bool =
             d.c.number,
             d.c.issue_date,
             d.c.institution_id,
-            d.c.match_result,
+            d.c.match_result if holdings else null().label("match_result"),
             data["totals"]["tax_inclusive_amount"]["value"].as_string().label("amount"),
             # the parsed form's kind is the document's root element, as intake recorded it
             case((p.c.document_id.is_not(None), d.c.document_type)).label("kind"),

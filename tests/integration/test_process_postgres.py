@@ -53,11 +53,11 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
     monkeypatch.undo()
     assert (result.stage, result.status) == ("match", S.APPROVED)
     # The claim: one statement, committed as it runs. Then the finish, one transaction, matching's
-    # statements on the driver: it reads the supplier's history; locks the commitment the invoice names (FOR UPDATE) and, in a
-    # statement begun once the lock is held, reads it with its lines, the two in one round trip;
-    # reserves on it (its figures written over those read under the lock, nothing read back; the
-    # contract has no lines to write); and validation's and matching's outcome is one statement,
-    # committed with the rest.
+    # statements on the driver: it reads the supplier's history; locks the commitment the invoice
+    # names (FOR UPDATE) and, in a statement begun once the lock is held, reads it with its lines,
+    # the two in one round trip; reserves on it (its figures written over those read under the
+    # lock, nothing read back; the contract has no lines to write); and validation's and
+    # matching's outcome is one statement, committed with the rest.
     assert sent == [
         ("WITH", True),
         ("SELECT", True),  # the supplier's earlier documents, the transaction begun with it

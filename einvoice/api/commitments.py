@@ -88,7 +88,8 @@ def _out(commitment: Commitment) -> CommitmentOut:
 
 async def match_late(runtime: Any, institution_id: str, number: str) -> None:
     """Send the institution's documents waiting in ``exception`` that name commitment ``number``
-    through matching again, in the request (``services.matching.match_late_documents``)."""
+    through matching again: the first ``LATE_IN_REQUEST`` (20) in the request, the others through
+    the outbox to the workers (``services.matching.match_late_documents``)."""
     from einvoice.matching import MatchConfig
     from einvoice.services.matching import match_late_documents
 

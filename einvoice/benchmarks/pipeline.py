@@ -71,6 +71,8 @@ class InvoiceLine:
     vat_category: str = "S"  # S standard, Z zero rated, E exempt
     vat_rate: Decimal = Decimal("24")
     unit: str = "C62"
+    order_line: str | None = None  # BT-132, the purchase order line it bills
+    seller_item_id: str | None = None  # BT-155
 
     @property
     def net(self) -> Decimal:
@@ -91,6 +93,7 @@ def invoice_xml(
     buyer_endpoint: str = BENCHMARK_BUYER_ENDPOINT,
     buyer_name: str = "Ministry of Examples",
     buyer_reference: str = "REF-1",
+    order_reference: str | None = None,
     lines: Sequence[InvoiceLine] | None = None,
     currency: str = "EUR",
     country: str = "FI",
@@ -98,7 +101,8 @@ def invoice_xml(
 ) -> bytes:
     """Return a Peppol BIS Billing 3.0 UBL Invoice with the given parties and lines.
 
-    Endpoints are ``"scheme:id"`` (BT-34, BT-49; a buyer endpoint of None leaves it out). Totals
+    Endpoints are ``"scheme:id"`` (BT-34, BT-49; a buyer endpoint of None leaves it out);
+    ``order_reference`` is BT-13 (left out when None). Totals
     and the VAT breakdown (BG-23) are computed from the lines with EN 16931 rounding, so the
     document passes the EN 16931 and Peppol rules. The tests build their invoices with it too
     (``tests/e2e/documents.py``, ``tests/unit/services/documents.py``).
@@ -134,11 +138,22 @@ def invoice_xml(
     line_xml = []
     for position, line in enumerate(lines, start=1):
         rate = line.vat_rate if line.vat_category == "S" else Decimal("0")
+        order_line = (
+            f"<cac:OrderLineReference><cbc:LineID>{escape(line.order_line)}</cbc:LineID></cac:OrderLineReference>"
+            if line.order_line
+            else ""
+        )
+        item_id = (
+            f"<cac:SellersItemIdentification><cbc:ID>{escape(line.seller_item_id)}</cbc:ID>"
+            "</cac:SellersItemIdentification>"
+            if line.seller_item_id
+            else ""
+        )
         line_xml.append(
             f"<cac:InvoiceLine><cbc:ID>{position}</cbc:ID>"
             f'<cbc:InvoicedQuantity unitCode="{line.unit}">{line.quantity}</cbc:InvoicedQuantity>'
             f'<cbc:LineExtensionAmount currencyID="{currency}">{line.net}</cbc:LineExtensionAmount>'
-            f"<cac:Item><cbc:Name>{escape(line.name)}</cbc:Name>"
+            f"{order_line}<cac:Item><cbc:Name>{escape(line.name)}</cbc:Name>{item_id}"
             f"<cac:ClassifiedTaxCategory><cbc:ID>{line.vat_category}</cbc:ID><cbc:Percent>{rate}</cbc:Percent>"
             "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:ClassifiedTaxCategory></cac:Item>"
             f'<cac:Price><cbc:PriceAmount currencyID="{currency}">{line.price}</cbc:PriceAmount></cac:Price>'
@@ -154,6 +169,11 @@ def invoice_xml(
     seller_legal = f"<cbc:CompanyID>{escape(seller_legal_id)}</cbc:CompanyID>" if seller_legal_id else ""
     due = issue_date + timedelta(days=30)
     note_xml = f"<cbc:Note>{escape(note)}</cbc:Note>" if note else ""
+    order_xml = (
+        f"<cac:OrderReference><cbc:ID>{escape(order_reference)}</cbc:ID></cac:OrderReference>"
+        if order_reference
+        else ""
+    )
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
@@ -168,6 +188,7 @@ def invoice_xml(
         f"{note_xml}"
         f"<cbc:DocumentCurrencyCode>{currency}</cbc:DocumentCurrencyCode>"
         f"<cbc:BuyerReference>{escape(buyer_reference)}</cbc:BuyerReference>"
+        f"{order_xml}"
         "<cac:AccountingSupplierParty><cac:Party>"
         f'<cbc:EndpointID schemeID="{escape(seller_scheme)}">{escape(seller_id)}</cbc:EndpointID>'
         f"<cac:PartyName><cbc:Name>{escape(seller_name)}</cbc:Name></cac:PartyName>"
@@ -245,6 +266,10 @@ def random_lines(rng: random.Random) -> list[InvoiceLine]:
     return lines
 
 
+#: The currencies of the generated invoices, EUR three times as often as SEK.
+CURRENCIES = ("EUR", "EUR", "EUR", "SEK")
+
+
 def random_invoice(
     rng: random.Random,
     *,
@@ -252,16 +277,16 @@ def random_invoice(
     seller_endpoint: str,
     seller_vat: str | None,
     buyer_endpoint: str,
-    buyer_reference: str | None = None,
+    reference: Callable[[str], str] | None = None,
 ) -> bytes:
-    """Return a generated invoice for the given parties, everything else varied by ``rng``. Its
-    buyer reference (BT-10) is ``buyer_reference`` with ``{currency}`` replaced by the invoice's
-    currency (a commitment's number, so that matching finds it), else a random ``PO-`` number."""
+    """Return a generated invoice for the given parties, everything else varied by ``rng``; its
+    buyer reference (BT-10) is ``reference(currency)`` when given (a registered commitment in the
+    invoice's currency), else a made-up ``PO-…``."""
     issue_date = date(2026, rng.randint(1, 11), rng.randint(1, 28))
     seller_name, buyer_name = rng.choice(_SELLER_NAMES), rng.choice(_BUYER_NAMES)
-    po_number = f"PO-{rng.randint(1000, 99999)}"
+    buyer_reference = f"PO-{rng.randint(1000, 99999)}"
     lines = random_lines(rng)
-    currency = rng.choice(("EUR", "EUR", "EUR", "SEK"))
+    currency = rng.choice(CURRENCIES)
     return invoice_xml(
         number=number,
         issue_date=issue_date,
@@ -270,10 +295,39 @@ def random_invoice(
         seller_name=seller_name,
         buyer_endpoint=buyer_endpoint,
         buyer_name=buyer_name,
-        buyer_reference=buyer_reference.format(currency=currency) if buyer_reference else po_number,
+        buyer_reference=reference(currency) if reference is not None else buyer_reference,
         lines=lines,
         currency=currency,
     )
+
+
+def register_commitments(
+    url: str, institution_key: str, *, seller_endpoint: str, tag: str, per_currency: int = 100
+) -> dict[str, list[str]]:
+    """Register ``per_currency`` contracts without lines of the institution with the seller in
+    each currency the generated invoices use (``POST /v1/commitments`` with ``institution_key``),
+    valid through 2026, each large enough for any number of them; their numbers by currency."""
+    import httpx
+
+    numbers: dict[str, list[str]] = {}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {institution_key}"}, timeout=30) as client:
+        for currency in sorted(set(CURRENCIES)):
+            for k in range(per_currency):
+                number = f"BENCH-{tag}-{currency}-{k}"
+                body = {
+                    "number": number,
+                    "kind": "contract",
+                    "supplier": {"endpoint": seller_endpoint},
+                    "currency": currency,
+                    "valid_from": "2026-01-01",
+                    "valid_to": "2026-12-31",
+                    "amount": "1000000000.00",
+                }
+                response = client.post("/v1/commitments", json=body)
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"commitment {number} not registered: {response.status_code} {response.text}")
+                numbers.setdefault(currency, []).append(number)
+    return numbers
 
 
 # --- a lean HTTP/1.1 client for the measured submissions ----------------------------------------
@@ -503,8 +557,8 @@ class Target:
     seller_endpoint: str
     seller_vat: str | None
     buyer_endpoint: str
-    #: BT-10 of the generated invoices (``random_invoice``); none: a random ``PO-`` number each.
-    buyer_reference: str | None = None
+    #: registered commitments by currency: every invoice names one (BT-10); None: made-up references
+    commitments: Mapping[str, Sequence[str]] | None = None
 
 
 @dataclass
@@ -550,6 +604,10 @@ class PipelineResult:
     #: CPU seconds per accepted document by process group, from the clock's start until every
     #: document has left validation (``benchmarks.cpu``; empty when not measured)
     cpu_per_document: dict[str, float] = field(default_factory=dict)
+    #: the documents' states when the figures were read (after matching: approved, exception) and
+    #: the reasons of those in exception
+    outcomes: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -585,6 +643,16 @@ class PipelineResult:
             parts = [f"{name} {ms(seconds)}" for name, seconds in self.cpu_per_document.items()]
             total = sum(self.cpu_per_document.values())
             rows.append(f"CPU per document: {', '.join(parts)}; total {ms(total)}")
+        if self.outcomes:
+            rows.append(
+                "outcomes: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+                + (
+                    f" (reasons: {', '.join(f'{k} x{v}' for k, v in sorted(self.reasons.items()))})"
+                    if self.reasons
+                    else ""
+                )
+            )
         if self.errors:
             rows.append("errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.errors.items())))
         return "\n".join(rows)
@@ -646,6 +714,7 @@ async def run_pipeline(
     rng = random.Random(seed)
     run_tag = f"{int(time.time())}-{seed}"
     planned = max(0, min(count, int(rate * duration) or count))
+    reference = commitment_references(target, seed)
     headers = {"Authorization": f"Bearer {target.api_key}", "Content-Type": "application/xml"}
     pool = ConnectionPool(target.url, connections)
     requests = [
@@ -658,7 +727,7 @@ async def run_pipeline(
                 seller_endpoint=target.seller_endpoint,
                 seller_vat=target.seller_vat,
                 buyer_endpoint=target.buyer_endpoint,
-                buyer_reference=target.buyer_reference,
+                reference=reference,
             ),
             headers,
         )
@@ -699,7 +768,7 @@ async def run_pipeline(
 
         await client.get("/healthz")
         if warmup > 0:
-            await _warm_up(client, headers, target, run_tag, warmup, rng, timeout=settle_timeout)
+            await _warm_up(client, headers, target, run_tag, warmup, rng, timeout=settle_timeout, reference=reference)
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_lag(stop))
         try:
@@ -771,6 +840,16 @@ async def run_pipeline(
     )
 
 
+def commitment_references(target: Target, seed: int) -> Callable[[str], str] | None:
+    """The buyer reference of a generated invoice in a currency: one of the target's commitments
+    in it, drawn by a generator of its own (the invoices stay those of the seed without)."""
+    commitments = target.commitments
+    if not commitments:
+        return None
+    draw = random.Random(seed + 1)
+    return lambda currency: draw.choice(commitments[currency])
+
+
 async def _warm_up(
     client: Any,
     headers: dict[str, str],
@@ -780,6 +859,7 @@ async def _warm_up(
     rng: random.Random,
     *,
     timeout: float,
+    reference: Callable[[str], str] | None = None,
 ) -> None:
     """Submit ``count`` documents a few at a time and wait until they have left validation."""
     ids: list[str] = []
@@ -790,7 +870,7 @@ async def _warm_up(
             seller_endpoint=target.seller_endpoint,
             seller_vat=target.seller_vat,
             buyer_endpoint=target.buyer_endpoint,
-            buyer_reference=target.buyer_reference,
+            reference=reference,
         )
         response = await client.post("/v1/documents", content=raw, headers=headers)
         if response.status_code in (200, 202):
@@ -827,7 +907,12 @@ def _summarise(
     end_to_end: list[float] = []
     queue_wait: list[float] = []
     validated = rejected = unfinished = 0
+    outcomes: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     for detail in details.values():
+        outcomes[detail["status"]] = outcomes.get(detail["status"], 0) + 1
+        for reason in (detail.get("match_result") or {}).get("reasons", ()):
+            reasons[reason["code"]] = reasons.get(reason["code"], 0) + 1
         got = _parse_time(detail["received_at"])
         received.append(got)
         history = detail.get("history", [])
@@ -872,6 +957,8 @@ def _summarise(
         connections_opened=connections_opened,
         client_cpu_per_submission=client_cpu / len(sent) if client_cpu is not None and sent else None,
         cpu_per_document=per_document(cpu[0], cpu[1], len(latencies)) if cpu is not None else {},
+        outcomes=outcomes,
+        reasons=reasons,
     )
 
 
@@ -911,6 +998,20 @@ def provision(settings: Settings, *, buyer_endpoint: str = BENCHMARK_BUYER_ENDPO
     finally:
         engine.dispose()
     return api_key, seller_endpoint, seller_vat, buyer_endpoint
+
+
+def issue_institution_key(settings: Settings, buyer_endpoint: str) -> str:
+    """A new API key of the institution ``buyer_endpoint`` in the database of ``settings`` (one
+    issued before stops working)."""
+    from einvoice.bootstrap import database_engine
+    from einvoice.services.accounts import new_institution_key
+    from einvoice.store import uow_factory_for
+
+    engine = database_engine(settings)
+    try:
+        return new_institution_key(uow_factory_for(engine)(), buyer_endpoint)[1]
+    finally:
+        engine.dispose()
 
 
 def _free_port() -> int:
@@ -1050,10 +1151,23 @@ def bench_pipeline(
     warmup: Annotated[
         int, typer.Option(min=0, help="Documents sent and waited for before measuring (stylesheets compiled).")
     ] = 20,
+    commitments: Annotated[
+        bool,
+        typer.Option(
+            "--commitments",
+            help="Before the clock starts, register 100 contracts of the buyer with the supplier in each currency "
+            "(POST /v1/commitments with an institution key) and make every invoice name one (BT-10), so that each "
+            "is matched and approved; the outcomes are counted.",
+        ),
+    ] = False,
+    institution_key: Annotated[
+        str | None,
+        typer.Option(help="With --commitments: the buyer's institution API key (default: a new one issued here)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Submit generated invoices over HTTP at a set rate; report documents/s through validation,
-    p50/p99 submission latency and queue lag."""
+    """Submit generated invoices over HTTP at a set rate; report documents/s through validation
+    (and matching), p50/p99 submission latency and queue lag."""
     from einvoice.settings import get_settings
 
     settings = get_settings()
@@ -1073,7 +1187,17 @@ def bench_pipeline(
             typer.echo(f"starting a {settings.mode} server on {server.url}{engine} …", err=True)
             server.start()
             url = server.url
-        target = Target(url, api_key, seller_endpoint or "", seller_vat, buyer_endpoint)
+        numbers = None
+        if commitments:
+            if institution_key is None:
+                if server is None:
+                    raise typer.BadParameter("--institution-key is needed with --commitments and --url")
+                institution_key = issue_institution_key(settings, buyer_endpoint)
+            typer.echo("registering the contracts the invoices name …", err=True)
+            numbers = register_commitments(
+                url, institution_key, seller_endpoint=seller_endpoint or "", tag=f"{int(time.time())}-{seed}"
+            )
+        target = Target(url, api_key, seller_endpoint or "", seller_vat, buyer_endpoint, numbers)
         result = asyncio.run(
             run_pipeline(
                 target,

@@ -33,6 +33,7 @@ import typer
 from einvoice.benchmarks.erp import LoopbackErp
 from einvoice.benchmarks.pipeline import (
     BENCHMARK_BUYER_ENDPOINT,
+    CURRENCIES,
     LocalServer,
     Target,
     _cpu_probe,
@@ -56,9 +57,9 @@ PROFILE = {
 }
 #: The pipeline's generated invoices are partly in SEK, without BT-111: a rate from before them.
 RATES = "currency,date,rate\nSEK,2025-12-31,11.1500\n"
-#: The contracts the generated invoices name in BT-10 (``Target.buyer_reference``), one per
-#: currency they come in, each large enough for every run: matched, every invoice is approved.
-CONTRACT = "BENCH-{currency}"
+#: The contracts the generated invoices name in BT-10 (``Target.commitments``), one per currency
+#: they come in, each large enough for every run: matched, every invoice is approved.
+CONTRACTS = {currency: f"BENCH-{currency}" for currency in sorted(set(CURRENCIES))}
 CONTRACT_AMOUNT = "1000000000000.00"
 
 
@@ -170,16 +171,16 @@ class Puller:
 
 
 def register_contracts(uow_factory: Any, buyer: str, seller_endpoint: str) -> None:
-    """The buyer's contracts with the bench's supplier that its invoices name (``CONTRACT``)."""
+    """The buyer's contracts with the bench's supplier that its invoices name (``CONTRACTS``)."""
     from einvoice.services import commitments
     from einvoice.services.accounts import _institution
 
     with uow_factory() as uow:
         institution_id = _institution(uow, buyer).id
-    for currency in ("EUR", "SEK"):
+    for currency, number in CONTRACTS.items():
         data = commitments.CommitmentInput.model_validate(
             {
-                "number": CONTRACT.format(currency=currency),
+                "number": number,
                 "kind": "contract",
                 "supplier": {"endpoint": seller_endpoint},
                 "currency": currency,
@@ -221,7 +222,14 @@ def served_pull(
         started = time.perf_counter()
         result = asyncio.run(
             run_pipeline(
-                Target(server.url, api_key, seller_endpoint, seller_vat, buyer, buyer_reference=CONTRACT),
+                Target(
+                    server.url,
+                    api_key,
+                    seller_endpoint,
+                    seller_vat,
+                    buyer,
+                    commitments={currency: [number] for currency, number in CONTRACTS.items()},
+                ),
                 rate=rate,
                 count=int(rate * duration),
                 duration=duration,

@@ -1,6 +1,6 @@
-"""``einvoice bench``: measurements of the engine's own cost. ``bench validate`` times validation.
-
-A sub-typer, so that other benchmarks (``bench pipeline``) can join it.
+"""``einvoice bench``: measurements of the engine's own cost. ``bench validate`` times validation;
+``bench pipeline`` (``benchmarks.pipeline``) the pipeline over HTTP; ``bench match``
+(``benchmarks.match``) matching against a large register.
 """
 
 from __future__ import annotations
@@ -396,6 +396,7 @@ def bench_validate(
 
 
 def register(app: typer.Typer) -> None:
+    from einvoice.benchmarks.match import bench_match
     from einvoice.benchmarks.pipeline import bench_pipeline
     from einvoice.benchmarks.post import bench_post
     from einvoice.benchmarks.review import bench_review
@@ -403,4 +404,5 @@ def register(app: typer.Typer) -> None:
     bench_app.command("pipeline")(bench_pipeline)
     bench_app.command("post")(bench_post)
     bench_app.command("review")(bench_review)
+    bench_app.command("match")(bench_match)
     app.add_typer(bench_app, name="bench")

@@ -96,22 +96,11 @@ def result_json(result: MatchResult, reservation: Reservation) -> str:
 
 
 def _apply(uow: UnitOfWork, before: Commitment, after: Commitment, at: datetime) -> None:
-    """Write the difference between two states of one commitment's figures (``change_figures``)."""
-    invoiced = {
-        line.id: line.invoiced - old.invoiced
-        for line, old in zip(after.lines, before.lines, strict=True)
-        if line.invoiced != old.invoiced
-    }
-    if after.reserved == before.reserved and after.consumed == before.consumed and not invoiced:
+    """Write ``after``'s figures over ``before``'s, read under the commitment's lock in this
+    transaction (``put_figures``: nothing read back); nothing when they are the same."""
+    if after.reserved == before.reserved and after.consumed == before.consumed and after.lines == before.lines:
         return
-    uow.commitments.change_figures(
-        before.institution_id,
-        before.number,
-        at=at,
-        reserved=after.reserved - before.reserved,
-        consumed=after.consumed - before.consumed,
-        invoiced=invoiced,
-    )
+    uow.commitments.put_figures(before, after, at=at)
 
 
 def _change_held(
@@ -123,7 +112,7 @@ def _change_held(
 ) -> None:
     if reservation is None or reservation.commitment is None or institution_id is None:
         return
-    commitment = uow.commitments.get(institution_id, reservation.commitment, for_update=True)
+    commitment = uow.commitments.lock(institution_id, {reservation.commitment}).get(reservation.commitment)
     if commitment is None:  # pragma: no cover - a commitment that documents hold is never deleted
         raise NotFoundError(f"no commitment {reservation.commitment}")
     _apply(uow, commitment, step(commitment, reservation), at)
@@ -180,7 +169,9 @@ def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
 def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config: MatchConfig) -> History:
     """The supplier's earlier documents matching needs (docs/matching.md, "The entry point"): the
     same number, the same window of issue dates, its credit notes, its last invoices with the
-    institution; read without locks (they are other documents' finished results)."""
+    institution; read without locks (they are other documents' finished results). What they hold
+    on commitments (their ``match_result``, long) is read for a credit note only: nothing else
+    uses it."""
     numbers = {invoice.id} if invoice.id else set()
     numbers |= {p.id for p in invoice.preceding_invoices if p.id}
     window = timedelta(days=config.duplicate_window_days)
@@ -193,6 +184,7 @@ def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config
         issued_to=issued + window if issued else None,
         institution_id=document.institution_id,
         last=config.anomaly_invoices,
+        holdings=invoice.is_credit_note,
     )
     rows = uow.documents.earlier_of_supplier(query)
     return History(tuple(_earlier(r, document.institution_id) for r in rows), supplier_id=document.supplier_id)
@@ -221,12 +213,7 @@ def _locked(uow: UnitOfWork, institution_id: str | None, numbers: set[str]) -> d
     number order (two transactions wanting the same two commitments take them in the same order)."""
     if institution_id is None:
         return {}
-    found = {}
-    for number in sorted(numbers):
-        commitment = uow.commitments.get(institution_id, number, for_update=True)
-        if commitment is not None:
-            found[number] = commitment
-    return found
+    return uow.commitments.lock(institution_id, numbers)
 
 
 def _refused(result: MatchResult, error: ReservationError) -> MatchResult:
@@ -276,9 +263,7 @@ def decide(
             if attempt == 2:
                 return _refused(result, exc), NO_RESERVATION
             log.warning("document %s: reservation refused (%s); matching again under the lock", document.id, exc)
-            again = uow.commitments.get(before.institution_id, before.number, for_update=True)
-            if again is not None:
-                locked[before.number] = again
+            locked |= uow.commitments.lock(before.institution_id, {before.number})
             continue
         _apply(uow, before, after, at)
         return result, reservation
@@ -453,22 +438,33 @@ def rematch(
     return status
 
 
+#: How many documents waiting for a late commitment the request that registers it matches itself;
+#: the others go to the workers (``match_late_documents``).
+LATE_IN_REQUEST = 20
+
+
 def match_late_documents(
     uow_factory: Callable[[], UnitOfWork],
     *,
     institution_id: str,
     number: str,
     config: MatchConfig | None = None,
+    in_request: int = LATE_IN_REQUEST,
 ) -> dict[str, str]:
     """Match again the institution's documents waiting in ``exception`` whose references name the
     commitment ``number`` (registered or changed just now: invoices that arrived before their
-    order), each in its own transaction, oldest first; their ids and new statuses. A document that
-    moved on meanwhile is left as it is."""
+    order), oldest first: the first ``in_request`` here, each in its own transaction; the others
+    are sent back to ``validated`` with a message for the MATCH stage, all in one transaction, so
+    that the workers match them and the request stays quick. Their ids and new statuses
+    (``validated`` for those sent to the workers). A document that moved on meanwhile is left as
+    it is."""
     from einvoice.services.commitments import late_documents
 
     config = config or MatchConfig()
+    actor = f"commitment:{number}"
     statuses: dict[str, str] = {}
-    for document_id in late_documents(uow_factory(), institution_id=institution_id, number=number):
+    waiting = late_documents(uow_factory(), institution_id=institution_id, number=number)
+    for document_id in waiting[:in_request]:
         with uow_factory() as uow:
             row = uow.documents.get(document_id)
             invoice = uow.documents.parsed(document_id)
@@ -479,7 +475,7 @@ def match_late_documents(
                     uow,
                     row,
                     invoice,
-                    actor=f"commitment:{number}",
+                    actor=actor,
                     config=config,
                     approval=_default_approval(),
                     why=f"commitment {number} registered or changed",
@@ -487,11 +483,42 @@ def match_late_documents(
             except ConflictError:
                 continue
             uow.commit()
+    statuses |= _to_the_workers(uow_factory, waiting[in_request:], actor=actor, number=number)
     return statuses
+
+
+def _to_the_workers(
+    uow_factory: Callable[[], UnitOfWork], document_ids: list[str], *, actor: str, number: str
+) -> dict[str, str]:
+    """Send documents waiting in ``exception`` back to ``validated`` (where the MATCH stage resumes,
+    ``REGISTRY.resume_point``), each with the stage's message, in one transaction. A document in
+    ``exception`` holds nothing on any commitment: there is nothing to release."""
+    from einvoice.services.process import MATCH
+
+    if not document_ids:
+        return {}
+    sent: dict[str, str] = {}
+    now = _now()
+    detail = f"commitment {number} registered or changed: to be matched again by a worker"
+    with uow_factory() as uow:
+        for document_id in document_ids:
+            if uow.documents.compare_and_set(
+                document_id,
+                expected=[S.EXCEPTION],
+                values={"status": S.VALIDATED, "status_changed_at": now, "failure_reason": None},
+                at=now,
+                steps=[Step(S.EXCEPTION, S.VALIDATED, actor, detail)],
+                message=MATCH.name,
+            ):
+                sent[document_id] = S.VALIDATED
+        uow.commit()
+    log.info("commitment %s: %d waiting documents sent to the workers to be matched again", number, len(sent))
+    return sent
 
 
 __all__ = [
     "HOLDS",
+    "LATE_IN_REQUEST",
     "consume_held",
     "decide",
     "held",

@@ -2,19 +2,25 @@
 tolerances, read and written as the domain types of ``einvoice.domain.commitments``.
 
 A commitment is addressed by its institution and number (unique together). Its figures
-(``reserved``, ``consumed``, and per line ``received`` and ``invoiced``) change only through
-``change_figures``, which reads the commitment ``FOR UPDATE`` on PostgreSQL (SQLite's
-``BEGIN IMMEDIATE`` serialises writers already): any number of workers matching invoices against
-one commitment at once take their turns on its row. Nothing here commits: the unit of work does.
+(``reserved``, ``consumed``, and per line ``received`` and ``invoiced``) change only under a lock
+on its row: ``change_figures`` reads the commitment ``FOR UPDATE`` on PostgreSQL (SQLite's
+``BEGIN IMMEDIATE`` serialises writers already) and adds to them; matching locks the commitments it
+needs with ``lock`` (one statement) and writes the figures it worked out with ``put_figures``. Any
+number of workers matching invoices against one commitment at once take their turns on its row.
+Nothing here commits: the unit of work does.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, Table, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from einvoice.domain.commitments import (
@@ -31,6 +37,7 @@ from einvoice.domain.commitments import (
     Supplier,
     Tolerances,
 )
+from einvoice.store import writes
 from einvoice.store.tables import (
     CommitmentLineRow,
     CommitmentRow,
@@ -44,6 +51,43 @@ from einvoice.store.tables import (
 )
 
 ZERO = Decimal(0)
+_COMMITMENTS: Table = CommitmentRow.__table__  # type: ignore[assignment]
+_LINES: Table = CommitmentLineRow.__table__  # type: ignore[assignment]
+
+# Matching's statements, built once: it runs them for every document, and building them cost more
+# than running them.
+_KEY = (_COMMITMENTS.c.institution_id == bindparam("k_institution"), _COMMITMENTS.c.number == bindparam("k_number"))
+_LOCK = (
+    select(_COMMITMENTS)
+    .where(
+        _COMMITMENTS.c.institution_id == bindparam("institution_id"),
+        _COMMITMENTS.c.number.in_(bindparam("numbers", expanding=True)),
+    )
+    .order_by(_COMMITMENTS.c.number)
+    .with_for_update()
+)
+_LINES_OF = (
+    select(_LINES)
+    .where(_LINES.c.commitment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_LINES.c.commitment_id, _LINES.c.position)
+)
+_PUT_FIGURES = (
+    update(_COMMITMENTS)
+    .where(
+        *_KEY,
+        _COMMITMENTS.c.reserved == bindparam("old_reserved"),
+        _COMMITMENTS.c.consumed == bindparam("old_consumed"),
+    )
+    .values(reserved=bindparam("new_reserved"), consumed=bindparam("new_consumed"), updated_at=bindparam("at"))
+)
+_PUT_LINES = (
+    update(_LINES)
+    .where(
+        _LINES.c.commitment_id == select(_COMMITMENTS.c.id).where(*_KEY).scalar_subquery(),
+        _LINES.c.line_id == bindparam("k_line"),
+    )
+    .values(received=bindparam("new_received"), invoiced=bindparam("new_invoiced"))
+)
 _TOLERANCE_FIELDS = ("price_percent", "price_amount", "quantity_percent", "amount_percent", "amount_amount")
 
 #: The references of an invoice that may name a commitment, as ``parsed_documents`` keeps them:
@@ -79,6 +123,47 @@ class CommitmentRepository:
         if row is None or (kinds is not None and row.kind not in {CommitmentKind(k).value for k in kinds}):
             return None
         return self._commitment(row)
+
+    def lock(self, institution_id: str, numbers: Collection[str]) -> dict[str, Commitment]:
+        """The institution's commitments of ``numbers`` (those it has) with their lines, each
+        locked until the transaction ends (``FOR UPDATE`` on PostgreSQL), taken in number order so
+        that two transactions wanting the same commitments queue instead of deadlocking. What
+        matching reserves on is read this way: two statements, the commitments locked, then their
+        lines. Not one join: a statement that waited for a lock sees the locked row as it is now
+        but the rows it joins as they were when it began, before the other transaction changed
+        the lines."""
+        if not numbers:
+            return {}
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            return self._lock_pg(institution_id, sorted(numbers))
+        heads = connection.execute(_LOCK, {"institution_id": institution_id, "numbers": sorted(numbers)}).all()
+        if not heads:
+            return {}
+        lines: dict[str, list[Any]] = {head.id: [] for head in heads}
+        for row in connection.execute(_LINES_OF, {"ids": list(lines)}):
+            lines[row.commitment_id].append(row)
+        return {head.number: _commitment(head, lines[head.id]) for head in heads}
+
+    def _lock_pg(self, institution_id: str, numbers: list[str]) -> dict[str, Commitment]:
+        """``lock`` on PostgreSQL, in one round trip on the driver: the lock, then (a statement of
+        its own, begun once the lock is held) the commitments with their lines."""
+        from einvoice.store.repositories import pg_round_trip
+
+        lock, read = _pg_lock()
+        key = {"institution_id": institution_id, "numbers": numbers}
+        (_, _), (rows, _) = pg_round_trip(
+            self.session, [(lock.sql, lock.parameters(key)), (read.sql, read.parameters(key))]
+        )
+        heads: dict[str, Any] = {}
+        lines: dict[str, list[Any]] = {}
+        width = len(_COMMITMENTS.c)
+        for row in rows:
+            head = heads.get(row[0]) or heads.setdefault(row[0], _processed(_COMMITMENTS, row[:width]))
+            lines.setdefault(head.number, [])
+            if row[width] is not None:
+                lines[head.number].append(_processed(_LINES, row[width:]))
+        return {head.number: _commitment(head, lines[head.number]) for head in heads.values()}
 
     def list_for(
         self,
@@ -207,6 +292,49 @@ class CommitmentRepository:
                 line.invoiced += invoiced_delta
         self.session.flush()
         return self._commitment(row)
+
+    def put_figures(self, before: Commitment, after: Commitment, *, at: datetime) -> None:
+        """Write ``after``'s figures (``reserved``, ``consumed``, the lines' ``received`` and
+        ``invoiced``) over ``before``'s, which the caller read with ``lock`` in this transaction and
+        holds the lock of: two statements (the commitment's row, guarded by the figures read; the
+        lines that changed, in one batch), nothing read back. Raises LookupError when the row no
+        longer holds ``before``'s figures (the caller did not hold the lock) or a line is unknown."""
+        connection = self.session.connection()
+        key = {"k_institution": before.institution_id, "k_number": before.number}
+        figures = {}
+        if (after.reserved, after.consumed) != (before.reserved, before.consumed):
+            figures = key | {
+                "old_reserved": before.reserved,
+                "old_consumed": before.consumed,
+                "new_reserved": after.reserved,
+                "new_consumed": after.consumed,
+                "at": at,
+            }
+        changed = [
+            key | {"k_line": new.id, "new_received": new.received, "new_invoiced": new.invoiced}
+            for new, old in zip(after.lines, before.lines, strict=True)
+            if (new.received, new.invoiced) != (old.received, old.invoiced)
+        ]
+        if connection.dialect.name == "postgresql":  # in one round trip on the driver
+            from einvoice.store.repositories import pg_round_trip
+
+            put, put_lines = _pg_put()
+            steps: list[tuple[str, Any]] = [(put.sql, put.parameters(figures))] if figures else []
+            if changed:
+                steps.append((put_lines.sql, [put_lines.parameters(x) for x in changed]))
+            counts = [count for _, count in pg_round_trip(self.session, steps)] if steps else []
+        else:
+            counts = [connection.execute(_PUT_FIGURES, figures).rowcount] if figures else []
+            if changed:
+                counts.append(connection.execute(_PUT_LINES, changed).rowcount)
+        if figures and counts[0] != 1:
+            raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+        if changed and counts[-1] != len(changed):
+            raise LookupError(f"commitment {before.number} has not every line of {[x['k_line'] for x in changed]}")
+        # ORM copies of the rows this session holds are stale now: read them afresh when asked
+        for held in list(self.session.identity_map.values()):
+            if isinstance(held, CommitmentRow | CommitmentLineRow):
+                self.session.expire(held)
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
         """Record ``receipt`` against the commitment and add its quantities to the lines'
@@ -406,6 +534,48 @@ class CommitmentRepository:
         self.session.flush()
 
 
+@functools.cache
+def _pg_lock() -> tuple[writes.Compiled, writes.Compiled]:
+    """PostgreSQL: the institution's commitments of ``numbers`` locked in number order (rows not
+    read), and the same commitments with their lines (a row per line; one for a commitment
+    without lines), by number and position."""
+    c, line = _COMMITMENTS, _LINES
+    named = (
+        c.c.institution_id == bindparam("institution_id"),
+        c.c.number == any_(bindparam("numbers", type_=ARRAY(String))),
+    )
+    lock = select(c.c.id).where(*named).order_by(c.c.number).with_for_update()
+    read = (
+        select(c, line)
+        .select_from(c.outerjoin(line, line.c.commitment_id == c.c.id))
+        .where(*named)
+        .order_by(c.c.number, line.c.position)
+    )
+    return writes.compile_postgres(lock), writes.compile_postgres(read)
+
+
+@functools.cache
+def _pg_put() -> tuple[writes.Compiled, writes.Compiled]:
+    return writes.compile_postgres(_PUT_FIGURES), writes.compile_postgres(_PUT_LINES)
+
+
+def _processed(table: Table, values: Sequence[Any]) -> Any:
+    """A driver row of ``table``'s columns as an object with their names, each value through its
+    column type's result processing (a DecimalText's text as a Decimal)."""
+    out = {}
+    for value, column in zip(values, table.c, strict=True):
+        process = _RESULT[column.name, table.name]
+        out[column.name] = process(value) if process is not None and value is not None else value
+    return SimpleNamespace(**out)
+
+
+_RESULT = {
+    (column.name, table.name): column.type.result_processor(writes.PG_DIALECT, None)
+    for table in (_COMMITMENTS, _LINES)
+    for column in table.c
+}
+
+
 def _set_definition(row: CommitmentRow, commitment: Commitment, at: datetime) -> None:
     row.kind = commitment.kind.value
     row.supplier_id = commitment.supplier_id
@@ -425,7 +595,8 @@ def _set_definition(row: CommitmentRow, commitment: Commitment, at: datetime) ->
     row.updated_at = at
 
 
-def _commitment(row: CommitmentRow, lines: Sequence[CommitmentLineRow]) -> Commitment:
+def _commitment(row: CommitmentRow | Any, lines: Sequence[CommitmentLineRow | Any]) -> Commitment:
+    """The domain commitment of a row and its lines (ORM objects, or Core rows of the same columns)."""
     return Commitment(
         number=row.number,
         kind=CommitmentKind(row.kind),

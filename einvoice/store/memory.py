@@ -477,7 +477,7 @@ class _Documents(_Repository):
             data = self.data.parsed[d.id].data if d.id in self.data.parsed else {}
             amount = ((data.get("totals") or {}).get("tax_inclusive_amount") or {}).get("value")
             preceding = tuple(str(p["id"]) for p in data.get("preceding_invoices") or () if p.get("id"))
-            row = (d.id, d.number, d.issue_date, d.institution_id, d.match_result, amount)
+            row = (d.id, d.number, d.issue_date, d.institution_id, d.match_result if query.holdings else None, amount)
             found.append(EarlierRow(*row, data.get("kind"), data.get("type_code"), preceding))
         return found
 
@@ -527,6 +527,10 @@ class _Commitments(_Repository):
 
     def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None:
         return self.data.commitments.get((institution_id, number))
+
+    def lock(self, institution_id: str, numbers: Collection[str]) -> dict[str, Commitment]:
+        found = {n: self.data.commitments.get((institution_id, n)) for n in sorted(numbers)}
+        return {n: c for n, c in found.items() if c is not None}
 
     def by_number(
         self,
@@ -610,6 +614,19 @@ class _Commitments(_Repository):
         )
         self.data.commitments[(institution_id, number)] = changed
         return changed
+
+    def put_figures(self, before: Commitment, after: Commitment, *, at: datetime) -> None:
+        key = (before.institution_id, before.number)
+        stored = self.data.commitments.get(key)
+        if stored is None or (stored.reserved, stored.consumed) != (before.reserved, before.consumed):
+            raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+        if [line.id for line in stored.lines] != [line.id for line in after.lines]:
+            raise LookupError(f"commitment {before.number} has other lines")
+        figures = {line.id: (line.received, line.invoiced) for line in after.lines}
+        lines = tuple(
+            replace(line, received=figures[line.id][0], invoiced=figures[line.id][1]) for line in stored.lines
+        )
+        self.data.commitments[key] = replace(stored, reserved=after.reserved, consumed=after.consumed, lines=lines)
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
         key = (institution_id, number, receipt.reference)

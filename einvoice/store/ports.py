@@ -52,6 +52,7 @@ class EarlierQuery:
     issued_to: date | None = None
     institution_id: str | None = None
     last: int = 0  # the last invoices with the institution, for the amount anomaly
+    holdings: bool = True  # read each one's match_result (what it holds): a credit note's match needs it
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ class CommitmentStore(Protocol):
     """The commitments register (``store.commitments.CommitmentRepository``)."""
 
     def get(self, institution_id: str, number: str, *, for_update: bool = False) -> Commitment | None: ...
+    def lock(self, institution_id: str, numbers: Collection[str]) -> dict[str, Commitment]: ...
     def by_number(
         self,
         institution_id: str,
@@ -189,6 +191,7 @@ class CommitmentStore(Protocol):
         received: Mapping[str, Decimal] | None = None,
         invoiced: Mapping[str, Decimal] | None = None,
     ) -> Commitment: ...
+    def put_figures(self, before: Commitment, after: Commitment, *, at: datetime) -> None: ...
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None: ...
     def default_tolerances(self, institution_id: str) -> Tolerances: ...
     def set_default_tolerances(self, institution_id: str, tolerances: Tolerances, *, at: datetime) -> None: ...

@@ -10,26 +10,32 @@ import functools
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Integer,
+    Select,
+    String,
     Table,
     Update,
     any_,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
     true,
     union,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from einvoice.domain.invoice import Invoice
+from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
 from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow
@@ -409,42 +415,45 @@ class DocumentRepository:
         rejected nor refused, that matching's history needs: those numbered one of
         ``query.numbers``, those issued within ``query.issued_from`` to ``issued_to``, its credit
         notes, and its last ``query.last`` invoices with ``query.institution_id`` by issue date.
-        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored."""
-        d, p = _table(DocumentRow), _table(ParsedDocumentRow)
+        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored,
+        and its ``match_result`` unless ``query.holdings`` is false (then None: it is long).
+        The statement is built once per shape (``_earlier_statement``): matching runs it for every
+        document, and building it cost more than running it."""
+        window = query.issued_from is not None and query.issued_to is not None
+        last = query.institution_id is not None and query.last > 0
         received_at, document_id = query.before
-        earlier = (d.c.received_at < received_at) | ((d.c.received_at == received_at) & (d.c.id < document_id))
-        base = [d.c.supplier_id == query.supplier_id, d.c.status.not_in(list(NOT_HISTORY)), earlier]
-        wanted = [d.c.document_type == "credit_note"]
+        parameters: dict[str, Any] = {
+            "supplier_id": query.supplier_id,
+            "received_at": received_at,
+            "document_id": document_id,
+        }
         if query.numbers:
-            wanted.append(d.c.number.in_(sorted(query.numbers)))
-        if query.issued_from is not None and query.issued_to is not None:
-            wanted.append(d.c.issue_date.between(query.issued_from, query.issued_to))
-        if query.institution_id is not None and query.last > 0:
-            last = (
-                select(d.c.id)
-                .where(*base, d.c.institution_id == query.institution_id, d.c.document_type == "invoice")
-                .order_by(d.c.issue_date.desc(), d.c.received_at.desc())
-                .limit(query.last)
+            parameters["numbers"] = sorted(query.numbers)
+        if window:
+            parameters |= {"issued_from": query.issued_from, "issued_to": query.issued_to}
+        if last:
+            parameters |= {"institution_id": query.institution_id, "last": query.last}
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":  # on the driver: matching runs it for every document
+            compiled = _earlier_postgres(bool(query.numbers), window, last, query.holdings)
+            [(found, _)] = pg_round_trip(self.session, [(compiled.sql, compiled.parameters(parameters))])
+            rows: Iterable[Any] = [_EarlierColumns(*row) for row in found]
+        else:
+            rows = connection.execute(_earlier_statement(bool(query.numbers), window, last, query.holdings), parameters)
+        return [
+            EarlierRow(
+                id=row.id,
+                number=row.number,
+                issue_date=row.issue_date,
+                institution_id=row.institution_id,
+                match_result=row.match_result,
+                amount=row.amount,
+                kind=row.kind,
+                type_code=row.type_code,
+                preceding=tuple(_numbers(row.preceding)),
             )
-            wanted.append(d.c.id.in_(last.scalar_subquery()))
-        data = p.c.data
-        rows = self.session.connection().execute(
-            select(
-                d.c.id,
-                d.c.number,
-                d.c.issue_date,
-                d.c.institution_id,
-                d.c.match_result,
-                data["totals"]["tax_inclusive_amount"]["value"].as_string(),
-                data["kind"].as_string(),
-                data["type_code"].as_string(),
-                data["preceding_invoices"],
-            )
-            .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
-            .where(*base, or_(*wanted))
-            .order_by(d.c.received_at, d.c.id)
-        )
-        return [EarlierRow(*row[:8], tuple(_numbers(row[8]))) for row in rows]
+            for row in rows
+        ]
 
     # --- the parsed document -------------------------------------------------------------------
 
@@ -469,6 +478,83 @@ class DocumentRepository:
         if row is None:
             return None
         return invoice_from_dict(row.data, format_version=row.format_version)
+
+
+class _EarlierColumns(NamedTuple):
+    id: str
+    number: str | None
+    issue_date: Any
+    institution_id: str | None
+    match_result: str | None
+    amount: str | None
+    kind: str | None
+    type_code: str | None
+    preceding: Any
+
+
+@functools.cache
+def _earlier_postgres(numbers: bool, window: bool, last: bool, holdings: bool) -> writes.Compiled:
+    """``_earlier_statement`` for the driver, ``numbers`` as one array."""
+    return writes.compile_postgres(_earlier_statement(numbers, window, last, holdings, array=True))
+
+
+@functools.cache
+def _earlier_statement(
+    numbers: bool, window: bool, last: bool, holdings: bool = True, *, array: bool = False
+) -> Select[Any]:
+    """``earlier_of_supplier``'s statement for the parts a query has, with its values as bound
+    parameters (``supplier_id``, ``received_at``, ``document_id``; ``numbers``; ``issued_from``,
+    ``issued_to``; ``institution_id``, ``last``)."""
+    d, p = _table(DocumentRow), _table(ParsedDocumentRow)
+    received_at = bindparam("received_at", type_=d.c.received_at.type)
+    document_id = bindparam("document_id", type_=d.c.id.type)
+    earlier = (d.c.received_at < received_at) | ((d.c.received_at == received_at) & (d.c.id < document_id))
+
+    def among(column: Any, values: Collection[str]) -> Any:  # a list of constants: an array for the driver
+        return column == any_(literal(sorted(values), ARRAY(String))) if array else column.in_(sorted(values))
+
+    base = [d.c.supplier_id == bindparam("supplier_id"), ~among(d.c.status, NOT_HISTORY), earlier]
+    wanted = [d.c.document_type == "credit_note"]
+    if numbers:
+        if array:
+            wanted.append(d.c.number == any_(bindparam("numbers", type_=ARRAY(String))))
+        else:
+            wanted.append(d.c.number.in_(bindparam("numbers", expanding=True)))
+    if window:
+        wanted.append(d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to")))
+    if last:
+        recent = (
+            select(d.c.id)
+            .where(*base, d.c.institution_id == bindparam("institution_id"), d.c.document_type == "invoice")
+            .order_by(d.c.issue_date.desc(), d.c.received_at.desc())
+            .limit(bindparam("last", type_=Integer))
+        )
+        wanted.append(d.c.id.in_(recent.scalar_subquery()))
+    data = p.c.data
+    return (
+        select(
+            d.c.id,
+            d.c.number,
+            d.c.issue_date,
+            d.c.institution_id,
+            d.c.match_result if holdings else null().label("match_result"),
+            data["totals"]["tax_inclusive_amount"]["value"].as_string().label("amount"),
+            # the parsed form's kind is the document's root element, as intake recorded it
+            case((p.c.document_id.is_not(None), d.c.document_type)).label("kind"),
+            data["type_code"].as_string().label("type_code"),
+            # BT-25 counts for credit notes only (a CreditNote, or an Invoice with a credit note
+            # type code): each JSON field read decompresses the parsed form again
+            case(
+                (
+                    (d.c.document_type == "credit_note") | among(data["type_code"].as_string(), CREDIT_NOTE_TYPE_CODES),
+                    data["preceding_invoices"],
+                )
+            ).label("preceding"),
+        )
+        .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
+        .where(*base, or_(*wanted))
+        .order_by(d.c.received_at, d.c.id)
+    )
 
 
 def _numbers(preceding: Any) -> list[str]:
@@ -674,6 +760,37 @@ _PG_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 def _number_lock_key(key: str) -> str:
     return f"einvoice-number:{key}"
+
+
+def pg_round_trip(
+    session: Session, steps: Sequence[tuple[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]]
+) -> list[tuple[list[tuple[Any, ...]], int]]:
+    """Run ``steps`` (SQL for the driver and its parameters: a mapping, or a sequence of them to
+    run it once for each) in the session's transaction on PostgreSQL, in one round trip (a
+    psycopg pipeline); the rows and row count of each. Each statement starts when the one before
+    it has finished on the server, so a statement after one that waited for a row lock sees what
+    the transaction it waited for committed. Errors are raised as for ``_pg_pipeline``."""
+    import psycopg
+
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    cursors = [driver.cursor() for _ in steps]
+    try:
+        try:
+            with driver.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext():
+                for cursor, (sql, parameters) in zip(cursors, steps, strict=True):
+                    if isinstance(parameters, Mapping):
+                        cursor.execute(sql, parameters)
+                    else:
+                        cursor.executemany(sql, parameters)
+            return [(cursor.fetchall() if cursor.description else [], cursor.rowcount) for cursor in cursors]
+        except psycopg.Error as exc:
+            connection._handle_dbapi_exception(exc, steps[-1][0], None, None, None)
+            raise  # pragma: no cover - _handle_dbapi_exception raises
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def _pg_pipeline(

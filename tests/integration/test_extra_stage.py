@@ -56,7 +56,7 @@ HISTORY = [
 # uow_factory: tests/integration/conftest.py (each test on SQLite and PostgreSQL)
 
 
-def submitted(uow_factory: Callable[[], UnitOfWork], number: str) -> str:
+def submitted(uow_factory: Callable[[], UnitOfWork], number: str, issue_date: str = "2026-11-01") -> str:
     if not accounts.list_institutions(uow_factory()):
         accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True)
         accounts.add_supplier(
@@ -69,7 +69,7 @@ def submitted(uow_factory: Callable[[], UnitOfWork], number: str) -> str:
         )
         documents.register_contract(uow_factory, accounts.list_institutions(uow_factory())[0].id)
     supplier = accounts.list_suppliers(uow_factory())[0]
-    raw = documents.invoice(number)
+    raw = documents.invoice(number, issue_date=issue_date)
     return submit_document(
         uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings()
     ).document.id
@@ -110,7 +110,8 @@ def test_the_registry_derives_messages_actors_and_resume_points_from_the_declara
 
 
 def test_documents_go_through_the_new_stage_with_the_real_runner(uow_factory: Callable[[], UnitOfWork]) -> None:
-    docs = [submitted(uow_factory, f"EXTRA-{n}") for n in range(3)]
+    # issued 8 days apart: one total within 7 days of another would be a suspected duplicate
+    docs = [submitted(uow_factory, f"EXTRA-{n}", f"2026-11-{1 + 8 * n:02d}") for n in range(3)]
     # validate's finish writes the message for screen; screen's finish runs matching at once.
     assert deliver(uow_factory, runner(uow_factory)) == 6
     for doc in docs:

@@ -52,19 +52,21 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
     )
     monkeypatch.undo()
     assert (result.stage, result.status) == ("match", S.APPROVED)
-    # The claim: one statement, committed as it runs. Then the finish, one transaction: matching
-    # reads the supplier's history and locks the commitment the invoice names (FOR UPDATE, with
-    # its lines), reserves on it (the locked row read again, its figures updated, its lines read
-    # back), and validation's and matching's outcome is one statement, committed with the rest.
+    # The claim: one statement, committed as it runs. Then the finish, one transaction, matching's
+    # statements on the driver: it reads the supplier's history; locks the commitment the invoice
+    # names (FOR UPDATE) and, in a statement begun once the lock is held, reads it with its lines,
+    # the two in one round trip; reserves on it (its figures written over those read under the
+    # lock, nothing read back; the contract has no lines to write); reads the institution's approval
+    # limits (a primary key lookup); and validation's and
+    # matching's outcome is one statement, committed with the rest.
     assert sent == [
         ("WITH", True),
-        ("SELECT", False),  # the supplier's earlier documents
-        ("b'BEGIN'", False),
-        ("SELECT", False),  # the commitment, FOR UPDATE
-        ("SELECT", False),  # its lines
-        ("SELECT", False),  # change_figures: the locked row
-        ("UPDATE", False),  # reserved
-        ("SELECT", False),  # its lines, as they are now
+        ("SELECT", True),  # the supplier's earlier documents, the transaction begun with it
+        ("b'BEGIN'", True),
+        ("SELECT", True),  # the commitment, FOR UPDATE ...
+        ("SELECT", True),  # ... then it with its lines, in the same round trip
+        ("UPDATE", True),  # reserved, guarded by the figures read
+        ("SELECT", False),  # the institution's approval limits, for the approval policy
         ("WITH", True),  # the document: states, transitions, findings, parsed form, response, message
         ("b'COMMIT'", False),
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,12 +15,14 @@ import pytest
 
 from einvoice import store
 from einvoice.domain.commitments import Commitment, CommitmentKind, CommitmentLine
+from einvoice.domain.invoice import PrecedingInvoice
 from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import SupplierView, accounts
 from einvoice.services.commitments import late_documents
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import EarlierQuery
 from tests.integration.test_store_postgres import fresh_postgres_database
 from tests.unit.services import documents
 
@@ -137,6 +139,60 @@ def test_figures_change_under_the_lock_and_none_is_lost_by_threads_at_once(
             uow.commitments.change_figures(institution_id, "PO-1", at=AT, invoiced={"9": Decimal(1)})
 
 
+def test_matching_locks_commitments_with_their_lines_in_one_read_and_writes_the_figures_it_worked_out(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+    contract = replace(order(institution_id, supplier.id, "CT-1", CommitmentKind.CONTRACT), lines=())
+    with uow_factory() as uow:
+        for commitment in (order(institution_id, supplier.id), order(institution_id, supplier.id, "PO-2"), contract):
+            uow.commitments.add(commitment, source="api", at=AT)
+        uow.commit()
+
+    errors: list[BaseException] = []
+
+    def reserve() -> None:
+        try:
+            with uow_factory() as uow:
+                before = uow.commitments.lock(institution_id, {"PO-1"})["PO-1"]
+                line = replace(before.lines[0], invoiced=before.lines[0].invoiced + Decimal("0.5"))
+                after = replace(before, reserved=before.reserved + Decimal("1.25"), lines=(line, before.lines[1]))
+                uow.commitments.put_figures(before, after, at=AT)
+                uow.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    # read, then write what was read plus a little: lost updates would show without the lock
+    threads = [threading.Thread(target=reserve) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+
+    with uow_factory() as uow:
+        locked = uow.commitments.lock(institution_id, {"PO-2", "PO-1", "CT-1", "NOT-REGISTERED"})
+        assert list(locked) == ["CT-1", "PO-1", "PO-2"]  # in number order, the unknown left out
+        assert locked["CT-1"] == contract
+        assert locked["PO-2"] == order(institution_id, supplier.id, "PO-2")
+        held = locked["PO-1"]
+        assert held == uow.commitments.get(institution_id, "PO-1")
+        assert (held.reserved, [line.invoiced for line in held.lines]) == (Decimal("15.00"), [Decimal("6.0"), 0])
+        # figures that are not those the row holds (read without the lock, or before another
+        # change) are refused, and so is a line the commitment has not
+        stale = replace(held, reserved=Decimal("0.00"))
+        with pytest.raises(LookupError):
+            uow.commitments.put_figures(stale, replace(stale, reserved=Decimal("1.00")), at=AT)
+        unknown = replace(held.lines[1], id="9", invoiced=Decimal(1))
+        with pytest.raises(LookupError):
+            uow.commitments.put_figures(
+                replace(held, lines=(held.lines[0], replace(unknown, invoiced=0))),
+                replace(held, lines=(held.lines[0], unknown)),
+                at=AT,
+            )
+        assert uow.commitments.lock(institution_id, set()) == {}
+
+
 def test_late_documents_are_the_institutions_exceptions_that_reference_the_number(
     uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
 ) -> None:
@@ -163,3 +219,43 @@ def test_late_documents_are_the_institutions_exceptions_that_reference_the_numbe
         by_buyer_reference,
     ]
     assert late_documents(uow_factory(), institution_id="another", number="PO-7") == []
+
+
+def test_the_supplier_history_matching_reads_names_credit_notes_and_what_they_credit(
+    uow_factory: Callable[[], UnitOfWork], parties: tuple[str, SupplierView]
+) -> None:
+    institution_id, supplier = parties
+
+    def document(number: str, issue_date: str, **parsed: object) -> str:
+        raw = documents.invoice(number, issue_date=issue_date)
+        outcome = submit_document(uow_factory, supplier=supplier, raw=raw, idempotency_key=None, settings=Settings())
+        with uow_factory() as uow:
+            uow.documents.add_parsed(outcome.document.id, replace(parse_for_pipeline(raw), **parsed), at=AT)
+            uow.commit()
+        return outcome.document.id
+
+    invoice = document("H-1", "2026-03-01")
+    credit = document("H-2", "2026-03-05", type_code="381", preceding_invoices=(PrecedingInvoice("H-1"),))
+    # an invoice that names an earlier one (BT-25) is no credit note: its BT-25 does not count
+    corrected = document("H-3", "2026-06-01", preceding_invoices=(PrecedingInvoice("H-1"),))
+    later = document("H-4", "2026-09-01")
+    with uow_factory() as uow:
+        row = uow.documents.get(later)
+        assert row is not None
+        query = EarlierQuery(
+            supplier_id=supplier.id,
+            before=(row.received_at, row.id),
+            numbers=frozenset({"H-4"}),
+            issued_from=date(2026, 8, 25),
+            issued_to=date(2026, 9, 8),
+            institution_id=institution_id,
+            last=30,
+        )
+        found = uow.documents.earlier_of_supplier(query)
+    assert [(r.id, r.number, r.amount, r.kind, r.type_code, r.preceding) for r in found] == [
+        (invoice, "H-1", "125.00", "invoice", "380", ()),
+        (credit, "H-2", "125.00", "invoice", "381", ("H-1",)),
+        (corrected, "H-3", "125.00", "invoice", "380", ()),
+    ]
+    with uow_factory() as uow:  # the last invoice with the institution, by issue date, only
+        assert [r.id for r in uow.documents.earlier_of_supplier(replace(query, last=1))] == [corrected]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -76,11 +77,12 @@ def matched_invoice(
     number: str = "INV-1",
     reference: str = "PO-1",
     line: InvoiceLine = PAPER,
+    issue_date: date = date(2026, 11, 1),
 ) -> str:
     """Submit an invoice naming ``reference`` (BT-10) and take it through validation and matching."""
     raw = invoice_xml(
         number=number,
-        issue_date=date(2026, 11, 1),
+        issue_date=issue_date,
         seller_endpoint=documents.SELLER_ENDPOINT,
         seller_vat=documents.SELLER_VAT,
         seller_legal_id=documents.SELLER_LEGAL_ID,
@@ -195,6 +197,50 @@ def test_a_late_commitment_sends_the_waiting_invoice_through_matching_again(
     ]
     assert figures(uow_factory, institution).reserved == Decimal("42.35")
     assert match_late_documents(uow_factory, institution_id=institution.id, number="PO-1") == {}  # none waits now
+
+
+def test_beyond_the_first_few_the_documents_a_late_commitment_names_are_matched_again_by_the_workers(
+    uow_factory: Callable[[], UnitOfWork], institution: InstitutionView, supplier: SupplierView
+) -> None:
+    # issued 8 days apart (one total within 7 days would be a suspected duplicate); the third
+    # orders more than the order will have left
+    waiting = [
+        matched_invoice(uow_factory, supplier, number=f"LATE-{n}", issue_date=date(2026, 10, 1 + 8 * n))
+        for n in range(3)
+    ]
+    too_many = matched_invoice(
+        uow_factory, supplier, number="LATE-3", issue_date=date(2026, 11, 2), line=replace(PAPER, quantity=Decimal(90))
+    )
+    with uow_factory() as uow:  # the messages of the first matching, delivered
+        uow.outbox.take_pending(now=datetime.now(UTC))
+        uow.commit()
+    order(uow_factory, institution)
+
+    statuses = match_late_documents(uow_factory, institution_id=institution.id, number="PO-1", in_request=1)
+    # the oldest in the request; the others back to validated, each with a message for the stage
+    assert statuses == {waiting[0]: S.APPROVED, waiting[1]: S.VALIDATED, waiting[2]: S.VALIDATED, too_many: S.VALIDATED}
+    with uow_factory() as uow:
+        messages = uow.outbox.take_pending(now=datetime.now(UTC))
+        uow.commit()
+    assert sorted((action, document_id) for _, action, document_id in messages) == sorted(
+        ("match", d) for d in (*waiting[1:], too_many)
+    )
+    history = queries.get_document(uow_factory(), waiting[1]).history
+    assert (history[-1].from_status, history[-1].to_status, history[-1].actor) == (
+        S.EXCEPTION,
+        S.VALIDATED,
+        "commitment:PO-1",
+    )
+
+    # the workers: the MATCH stage for each message
+    for _, action, document_id in messages:
+        process.run_stage(action, uow_factory, document_id, parser=documents.PARSER)
+    assert [queries.get_document(uow_factory(), d).status for d in waiting] == [S.APPROVED] * 3
+    assert codes(uow_factory, too_many) == ["QUANTITY_EXCEEDS_ORDERED", "AMOUNT_EXCEEDS_REMAINING"]
+    assert figures(uow_factory, institution).reserved == Decimal("127.05")  # 3 x 42.35, the fourth holds nothing
+    # the supplier hears as from a match in the request (the codes follow the ones it had)
+    assert [r.code for r in responses_of(uow_factory, waiting[2])] == ["AB", "IP", "AP"]
+    assert [r.code for r in responses_of(uow_factory, too_many)] == ["AB", "IP", "IP"]
 
 
 def test_rematch_releases_and_matches_against_the_named_commitment_only(

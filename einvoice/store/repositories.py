@@ -26,7 +26,6 @@ from sqlalchemy import (
     insert,
     literal,
     null,
-    or_,
     select,
     true,
     union,
@@ -514,22 +513,29 @@ def _earlier_statement(
         return column == any_(literal(sorted(values), ARRAY(String))) if array else column.in_(sorted(values))
 
     base = [d.c.supplier_id == bindparam("supplier_id"), ~among(d.c.status, NOT_HISTORY), earlier]
-    wanted = [d.c.document_type == "credit_note"]
+    # One part per reason to look, each served by an index of its own (``ix_documents_supplier_*``)
+    # and bounded by what it looks for: an OR of them would read every document of the supplier.
+    credit_notes = select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), d.c.document_type == "credit_note")
+    parts: list[Any] = [credit_notes]
     if numbers:
         if array:
-            wanted.append(d.c.number == any_(bindparam("numbers", type_=ARRAY(String))))
+            named = d.c.number == any_(bindparam("numbers", type_=ARRAY(String)))
         else:
-            wanted.append(d.c.number.in_(bindparam("numbers", expanding=True)))
+            named = d.c.number.in_(bindparam("numbers", expanding=True))
+        parts.append(select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), named))
     if window:
-        wanted.append(d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to")))
+        around = d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to"))
+        parts.append(select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), around))
     if last:
         recent = (
             select(d.c.id)
-            .where(*base, d.c.institution_id == bindparam("institution_id"), d.c.document_type == "invoice")
+            .where(*base, d.c.document_type == "invoice", d.c.institution_id == bindparam("institution_id"))
             .order_by(d.c.issue_date.desc(), d.c.received_at.desc())
             .limit(bindparam("last", type_=Integer))
         )
-        wanted.append(d.c.id.in_(recent.scalar_subquery()))
+        parts.append(select(recent.subquery().c.id))
+    combined: Any = union(*parts) if len(parts) > 1 else parts[0]
+    wanted = combined.subquery("wanted")
     data = p.c.data
     return (
         select(
@@ -551,8 +557,9 @@ def _earlier_statement(
                 )
             ).label("preceding"),
         )
-        .select_from(d.outerjoin(p, p.c.document_id == d.c.id))
-        .where(*base, or_(*wanted))
+        # the documents the parts found, each by its primary key
+        .select_from(wanted.join(d, d.c.id == wanted.c.id).outerjoin(p, p.c.document_id == d.c.id))
+        .where(~among(d.c.status, NOT_HISTORY), earlier)
         .order_by(d.c.received_at, d.c.id)
     )
 

@@ -136,6 +136,19 @@ class DocumentRow(Base):
         Index("ix_documents_number_key", "number_key", "received_at", "id"),
         Index("ix_documents_status_changed", "status", "status_changed_at"),
         Index("ix_documents_supplier_received", "supplier_id", "received_at"),
+        # Matching's history of a supplier (repositories.earlier_of_supplier), one index per part,
+        # so that no part reads all the supplier's documents: its numbers, its issue dates around
+        # the document's, its credit notes and its last invoices with an institution by issue date.
+        Index("ix_documents_supplier_number", "supplier_id", "number"),
+        Index("ix_documents_supplier_issued", "supplier_id", "issue_date"),
+        Index(
+            "ix_documents_supplier_kind_issued",
+            "supplier_id",
+            "document_type",
+            "institution_id",
+            "issue_date",
+            "received_at",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

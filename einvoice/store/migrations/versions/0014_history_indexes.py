@@ -3,8 +3,8 @@ documents by number, by issue date, and by kind, institution and issue date (its
 last invoices with an institution). Without them each match read every earlier document of the
 supplier: with one supplier sending thousands, the pipeline slowed down as they accumulated.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 08:10:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -50,6 +50,13 @@ def decimal_places(value: Decimal) -> int:
     return max(0, -exponent)
 
 
+def amount_key(value: Decimal) -> str:
+    """``value`` as a text that two equal amounts share whatever their scale (``100`` for 100.00
+    and 100.0, ``0`` for 0.00 and -0): for finding equal amounts by text, as the store does."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
 def round_amount(value: Decimal) -> Decimal:
     """Round an amount to two decimals, half-up (away from zero): the EN 16931 rule."""
     return value.quantize(AMOUNT_QUANTUM, rounding=ROUND_HALF_UP)

@@ -33,7 +33,7 @@ from einvoice.domain.commitments import (
     ReasonCode,
     Reservation,
 )
-from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
+from einvoice.domain.invoice import Invoice
 from einvoice.domain.review import reason_rows
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, ReservationError
@@ -153,13 +153,12 @@ def matched_commitment(uow: UnitOfWork, document: DocumentView, invoice: Invoice
 
 
 def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
-    credit_note = row.kind == "credit_note" or (row.type_code or "") in CREDIT_NOTE_TYPE_CODES
     return EarlierDocument(
         id=row.id,
         number=row.number,
         issue_date=row.issue_date,
         amount=Decimal(row.amount) if row.amount is not None else None,
-        credit_note=credit_note,
+        credit_note=row.credit_note,
         same_institution=row.institution_id == institution_id,
         preceding=row.preceding,
         reservation=held(row.match_result),
@@ -168,7 +167,7 @@ def _earlier(row: EarlierRow, institution_id: str | None) -> EarlierDocument:
 
 def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config: MatchConfig) -> History:
     """The supplier's earlier documents matching needs (docs/matching.md, "The entry point"): the
-    same number, the same window of issue dates, its credit notes, its last invoices with the
+    same number, the same BT-112 within the window of issue dates, its credit notes, its last invoices with the
     institution; read without locks (they are other documents' finished results). What they hold
     on commitments (their ``match_result``, long) is read for a credit note only: nothing else
     uses it."""
@@ -176,12 +175,14 @@ def history_of(uow: UnitOfWork, document: DocumentView, invoice: Invoice, config
     numbers |= {p.id for p in invoice.preceding_invoices if p.id}
     window = timedelta(days=config.duplicate_window_days)
     issued = invoice.issue_date
+    total = invoice.totals.tax_inclusive_amount
     query = EarlierQuery(
         supplier_id=document.supplier_id,
         before=(document.received_at, document.id),
         numbers=frozenset(numbers),
         issued_from=issued - window if issued else None,
         issued_to=issued + window if issued else None,
+        amount=total.value if total is not None else None,
         institution_id=document.institution_id,
         last=config.anomaly_invoices,
         holdings=invoice.is_credit_note,

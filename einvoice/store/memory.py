@@ -25,6 +25,7 @@ from sqlalchemy import Table
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
+from einvoice.domain.money import amount_key
 from einvoice.domain.review import (
     COUNT_LIMIT,
     STATE_REASONS,
@@ -466,7 +467,15 @@ class _Documents(_Repository):
         last = last_invoices() if query.institution_id is not None and query.last > 0 else set()
         found = []
         for d in sorted(self.data.documents.values(), key=lambda d: (d.received_at, d.id)):
-            window = query.issued_from is not None and query.issued_to is not None and d.issue_date is not None
+            parsed = self.data.parsed.get(d.id)
+            amount = parsed.tax_inclusive_amount if parsed is not None else None
+            window = (
+                query.issued_from is not None
+                and query.issued_to is not None
+                and query.amount is not None
+                and d.issue_date is not None
+                and amount == amount_key(query.amount)
+            )
             if not counts(d) or not (
                 d.document_type == "credit_note"
                 or d.number in query.numbers
@@ -474,11 +483,11 @@ class _Documents(_Repository):
                 or d.id in last
             ):
                 continue
-            data = self.data.parsed[d.id].data if d.id in self.data.parsed else {}
-            amount = ((data.get("totals") or {}).get("tax_inclusive_amount") or {}).get("value")
+            credit_note = parsed is not None and parsed.credit_note
+            data = parsed.data if parsed is not None and credit_note else {}
             preceding = tuple(str(p["id"]) for p in data.get("preceding_invoices") or () if p.get("id"))
             row = (d.id, d.number, d.issue_date, d.institution_id, d.match_result if query.holdings else None, amount)
-            found.append(EarlierRow(*row, data.get("kind"), data.get("type_code"), preceding))
+            found.append(EarlierRow(*row, credit_note, preceding))
         return found
 
 

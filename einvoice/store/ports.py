@@ -48,8 +48,9 @@ class EarlierQuery:
     supplier_id: str
     before: tuple[datetime, str]  # (received_at, id) of the document being matched
     numbers: frozenset[str] = frozenset()  # its BT-1 and a credit note's BT-25 numbers
-    issued_from: date | None = None  # the duplicate window around its BT-2
+    issued_from: date | None = None  # the duplicate window around its BT-2 …
     issued_to: date | None = None
+    amount: Decimal | None = None  # … for the documents of its BT-112 (no window without it)
     institution_id: str | None = None
     last: int = 0  # the last invoices with the institution, for the amount anomaly
     holdings: bool = True  # read each one's match_result (what it holds): a credit note's match needs it
@@ -66,9 +67,8 @@ class EarlierRow:
     institution_id: str | None
     match_result: str | None  # JSON
     amount: str | None  # BT-112
-    kind: str | None  # invoice | credit_note
-    type_code: str | None  # BT-3
-    preceding: tuple[str, ...] = ()  # BT-25 numbers
+    credit_note: bool = False  # a CreditNote, or an Invoice with a credit note type code (BT-3)
+    preceding: tuple[str, ...] = ()  # BT-25 numbers (credit notes only)
 
 
 class InstitutionStore(Protocol):

@@ -34,7 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from einvoice.domain.invoice import CREDIT_NOTE_TYPE_CODES, Invoice
+from einvoice.domain.invoice import Invoice
+from einvoice.domain.money import amount_key
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
 from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow
@@ -412,13 +413,15 @@ class DocumentRepository:
     def earlier_of_supplier(self, query: EarlierQuery) -> list[EarlierRow]:
         """The supplier's documents received before ``query.before`` (received_at, id), neither
         rejected nor refused, that matching's history needs: those numbered one of
-        ``query.numbers``, those issued within ``query.issued_from`` to ``issued_to``, its credit
-        notes, and its last ``query.last`` invoices with ``query.institution_id`` by issue date.
-        Each with its BT-112, kind, type code and BT-25 numbers from the parsed form, when stored,
+        ``query.numbers``, those of BT-112 ``query.amount`` issued within ``query.issued_from``
+        to ``issued_to``, its credit notes, and its last ``query.last`` invoices with
+        ``query.institution_id`` by issue date. Each with its BT-112, whether it is a credit note
+        and a credit note's BT-25 numbers, from the parsed form when stored (None, False, none
+        for a document not parsed yet),
         and its ``match_result`` unless ``query.holdings`` is false (then None: it is long).
         The statement is built once per shape (``_earlier_statement``): matching runs it for every
         document, and building it cost more than running it."""
-        window = query.issued_from is not None and query.issued_to is not None
+        window = query.issued_from is not None and query.issued_to is not None and query.amount is not None
         last = query.institution_id is not None and query.last > 0
         received_at, document_id = query.before
         parameters: dict[str, Any] = {
@@ -429,7 +432,12 @@ class DocumentRepository:
         if query.numbers:
             parameters["numbers"] = sorted(query.numbers)
         if window:
-            parameters |= {"issued_from": query.issued_from, "issued_to": query.issued_to}
+            assert query.amount is not None
+            parameters |= {
+                "issued_from": query.issued_from,
+                "issued_to": query.issued_to,
+                "amount": amount_key(query.amount),
+            }
         if last:
             parameters |= {"institution_id": query.institution_id, "last": query.last}
         connection = self.session.connection()
@@ -447,8 +455,7 @@ class DocumentRepository:
                 institution_id=row.institution_id,
                 match_result=row.match_result,
                 amount=row.amount,
-                kind=row.kind,
-                type_code=row.type_code,
+                credit_note=bool(row.credit_note),
                 preceding=tuple(_numbers(row.preceding)),
             )
             for row in rows
@@ -486,8 +493,7 @@ class _EarlierColumns(NamedTuple):
     institution_id: str | None
     match_result: str | None
     amount: str | None
-    kind: str | None
-    type_code: str | None
+    credit_note: bool | None
     preceding: Any
 
 
@@ -503,7 +509,7 @@ def _earlier_statement(
 ) -> Select[Any]:
     """``earlier_of_supplier``'s statement for the parts a query has, with its values as bound
     parameters (``supplier_id``, ``received_at``, ``document_id``; ``numbers``; ``issued_from``,
-    ``issued_to``; ``institution_id``, ``last``)."""
+    ``issued_to``, ``amount``; ``institution_id``, ``last``)."""
     d, p = _table(DocumentRow), _table(ParsedDocumentRow)
     received_at = bindparam("received_at", type_=d.c.received_at.type)
     document_id = bindparam("document_id", type_=d.c.id.type)
@@ -523,9 +529,14 @@ def _earlier_statement(
         else:
             named = d.c.number.in_(bindparam("numbers", expanding=True))
         parts.append(select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), named))
-    if window:
+    if window:  # the same BT-112 within the window: read beside the parsed form, never out of it
         around = d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to"))
-        parts.append(select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), around))
+        same = p.c.tax_inclusive_amount == bindparam("amount", type_=p.c.tax_inclusive_amount.type)
+        parts.append(
+            select(d.c.id)
+            .join(p, p.c.document_id == d.c.id)
+            .where(d.c.supplier_id == bindparam("supplier_id"), around, same)
+        )
     if last:
         recent = (
             select(d.c.id)
@@ -536,7 +547,6 @@ def _earlier_statement(
         parts.append(select(recent.subquery().c.id))
     combined: Any = union(*parts) if len(parts) > 1 else parts[0]
     wanted = combined.subquery("wanted")
-    data = p.c.data
     return (
         select(
             d.c.id,
@@ -544,18 +554,10 @@ def _earlier_statement(
             d.c.issue_date,
             d.c.institution_id,
             d.c.match_result if holdings else null().label("match_result"),
-            data["totals"]["tax_inclusive_amount"]["value"].as_string().label("amount"),
-            # the parsed form's kind is the document's root element, as intake recorded it
-            case((p.c.document_id.is_not(None), d.c.document_type)).label("kind"),
-            data["type_code"].as_string().label("type_code"),
-            # BT-25 counts for credit notes only (a CreditNote, or an Invoice with a credit note
-            # type code): each JSON field read decompresses the parsed form again
-            case(
-                (
-                    (d.c.document_type == "credit_note") | among(data["type_code"].as_string(), CREDIT_NOTE_TYPE_CODES),
-                    data["preceding_invoices"],
-                )
-            ).label("preceding"),
+            p.c.tax_inclusive_amount.label("amount"),
+            p.c.credit_note,
+            # BT-25 counts for credit notes only: reading it decompresses the whole parsed form
+            case((p.c.credit_note, p.c.data["preceding_invoices"])).label("preceding"),
         )
         # the documents the parts found, each by its primary key
         .select_from(wanted.join(d, d.c.id == wanted.c.id).outerjoin(p, p.c.document_id == d.c.id))
@@ -575,12 +577,17 @@ def parsed_row(document_id: str, invoice: Invoice, at: datetime) -> dict[str, An
     """The column values of the ``parsed_documents`` row that keeps ``invoice``, parsed from the
     document ``document_id`` at ``at`` (timezone-aware): ``data`` is ``invoice_to_dict(invoice)``,
     a dict of JSON types (SQLAlchemy's JSON type writes it; in SQL text, bind ``json.dumps`` of it
-    and cast it to ``jsonb`` on PostgreSQL), ``format_version`` its ``FORMAT_VERSION``."""
+    and cast it to ``jsonb`` on PostgreSQL), ``format_version`` its ``FORMAT_VERSION``; beside it
+    what matching's history reads of every earlier document: BT-112 (``amount_key``) and whether
+    it is a credit note."""
+    total = invoice.totals.tax_inclusive_amount
     return {
         "document_id": document_id,
         "data": invoice_to_dict(invoice),
         "format_version": FORMAT_VERSION,
         "parsed_at": at,
+        "tax_inclusive_amount": amount_key(total.value) if total is not None else None,
+        "credit_note": invoice.is_credit_note,
     }
 
 

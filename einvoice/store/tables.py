@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     cast,
+    false,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -258,6 +259,11 @@ class ParsedDocumentRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JsonData)
     format_version: Mapped[int] = mapped_column(Integer)
     parsed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What matching's history reads of every earlier document, kept beside ``data`` so that the
+    # history does not read (and, on PostgreSQL, decompress) the whole parsed form per document:
+    # BT-112 as ``amount_key`` text (equal amounts, equal texts), and whether it is a credit note.
+    tax_inclusive_amount: Mapped[str | None] = mapped_column(String(48))
+    credit_note: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TransitionRow(Base):

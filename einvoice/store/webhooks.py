@@ -83,12 +83,21 @@ class SqlWebhookStore:
         """Record a pending delivery for each new response of a supplier with a webhook (at most
         ``limit``); return how many."""
         with self._sessions() as session, session.begin():
+            # The lowest scan start of any webhook, as a constant: the responses after it are read
+            # by their key (the join's condition alone lets the planner read every response).
+            floor = session.scalar(select(func.min(WebhookRow.since_response_id)))
+            if floor is None:  # no webhook: nothing to look for
+                return 0
             found = session.execute(
                 select(ResponseRow.id, DocumentRow.supplier_id)
                 .join(DocumentRow, DocumentRow.id == ResponseRow.document_id)
                 .join(WebhookRow, WebhookRow.supplier_id == DocumentRow.supplier_id)
                 .outerjoin(WebhookDeliveryRow, WebhookDeliveryRow.response_id == ResponseRow.id)
-                .where(ResponseRow.id > WebhookRow.since_response_id, WebhookDeliveryRow.id.is_(None))
+                .where(
+                    ResponseRow.id > floor,
+                    ResponseRow.id > WebhookRow.since_response_id,
+                    WebhookDeliveryRow.id.is_(None),
+                )
                 .order_by(ResponseRow.id)
                 .limit(limit)
             ).all()

@@ -181,3 +181,37 @@ def test_downgrading_below_0004_drops_the_parsed_documents_and_upgrading_brings_
         uow.commit()
     with uow_factory() as uow:
         assert uow.documents.parsed(document_id) == invoice
+
+
+def test_the_history_columns_are_written_with_the_parsed_form_and_filled_in_by_migration_0015(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, corpus_dir: Path
+) -> None:
+    from alembic import command
+
+    invoice_id, credit_note_id = submitted(uow_factory, supplier, "P-1"), submitted(uow_factory, supplier, "P-2")
+    invoice = corpus_invoice(corpus_dir, BASE_EXAMPLE)
+    credit_note = corpus_invoice(corpus_dir, "peppol-2026.5/billing/base-creditnote-correction.xml")
+    assert invoice.totals.tax_inclusive_amount is not None
+    assert credit_note.is_credit_note
+    with uow_factory() as uow:
+        uow.documents.add_parsed(invoice_id, invoice, at=AT)
+        uow.documents.add_parsed(credit_note_id, credit_note, at=AT)
+        uow.commit()
+    columns = select(PARSED.c.document_id, PARSED.c.tax_inclusive_amount, PARSED.c.credit_note).order_by(
+        PARSED.c.document_id
+    )
+    with uow_factory() as uow:
+        written = {row.document_id: tuple(row[1:]) for row in uow.session.execute(columns)}
+    amount = format(invoice.totals.tax_inclusive_amount.value.normalize(), "f")
+    assert written[invoice_id] == (amount, False)
+    assert written[credit_note_id][1] is True
+    engine = store.make_engine(database_url)
+    try:
+        with engine.begin() as connection:  # as a database of 0014 has them: no columns, then filled in
+            command.downgrade(store._alembic_config(connection), "0014")  # type: ignore[arg-type]
+            assert "credit_note" not in {c["name"] for c in inspect(connection).get_columns("parsed_documents")}
+        store.migrate(engine)
+    finally:
+        engine.dispose()
+    with uow_factory() as uow:
+        assert {row.document_id: tuple(row[1:]) for row in uow.session.execute(columns)} == written

@@ -13,6 +13,7 @@ from einvoice.domain.money import (
     Amount,
     DecimalSyntaxError,
     Quantity,
+    amount_key,
     amounts_equal,
     decimal_places,
     parse_decimal,
@@ -139,3 +140,26 @@ def test_round_amount_properties(value: Decimal) -> None:
 @given(decimals)
 def test_parse_decimal_round_trips_fixed_notation(value: Decimal) -> None:
     assert parse_decimal(f"{value:f}") == value
+
+
+@given(
+    st.decimals(min_value=-(10**12), max_value=10**12, places=2, allow_nan=False),
+    st.integers(min_value=0, max_value=4),
+)
+def test_equal_amounts_share_their_key_whatever_their_scale(value: Decimal, extra_zeros: int) -> None:
+    wider = Decimal(f"{value}{'0' * extra_zeros}") if "." in str(value) else value
+    assert amount_key(wider) == amount_key(value)
+    assert Decimal(amount_key(value)) == value
+    assert "E" not in amount_key(value)
+
+
+def test_amount_keys_are_plain_numbers() -> None:
+    assert [amount_key(Decimal(t)) for t in ("100.00", "100.0", "1E+2", "-0.00", "0.10", "1234.5")] == [
+        "100",
+        "100",
+        "100",
+        "0",
+        "0.1",
+        "1234.5",
+    ]
+    assert amount_key(Decimal("100.01")) != amount_key(Decimal("100.1"))

@@ -693,11 +693,13 @@ async def run_pipeline(
     connections: int = 16,
     warmup: int = 0,
     cpu_probe: Callable[[], dict[str, float]] | None = None,
+    after_warmup: Callable[[], None] | None = None,
 ) -> PipelineResult:
     """Submit up to ``count`` generated invoices at ``rate`` per second (stopping after ``duration``
     seconds), wait up to ``settle_timeout`` for them to leave validation, and return the figures.
     ``warmup`` documents go first, unmeasured, and are waited for: every worker has compiled its
-    stylesheets and opened its connections before the clock starts.
+    stylesheets and opened its connections before the clock starts; ``after_warmup`` then runs
+    (``analyze_database``: the statistics a running server's autovacuum keeps).
 
     Submission ``i`` is handed out at its scheduled time ``i / rate`` after the clock starts. At
     most ``max_in_flight`` are outstanding: past that, a submission waits before it is handed out.
@@ -769,6 +771,8 @@ async def run_pipeline(
         await client.get("/healthz")
         if warmup > 0:
             await _warm_up(client, headers, target, run_tag, warmup, rng, timeout=settle_timeout, reference=reference)
+        if after_warmup is not None:
+            await asyncio.to_thread(after_warmup)
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_lag(stop))
         try:
@@ -1000,6 +1004,22 @@ def provision(settings: Settings, *, buyer_endpoint: str = BENCHMARK_BUYER_ENDPO
     return api_key, seller_endpoint, seller_vat, buyer_endpoint
 
 
+def analyze_database(settings: Settings) -> None:
+    """``ANALYZE`` the PostgreSQL database of ``settings`` (nothing on SQLite): the bench starts
+    on a fresh database, whose tables the planner knows nothing of until autovacuum analyzes them,
+    which a running server's does as they fill (and which is off on this kind of machine). Without
+    statistics the planner takes any index that starts with the supplier for matching's history."""
+    from einvoice.bootstrap import database_engine
+
+    engine = database_engine(settings)
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
+
+
 def issue_institution_key(settings: Settings, buyer_endpoint: str) -> str:
     """A new API key of the institution ``buyer_endpoint`` in the database of ``settings`` (one
     issued before stops working)."""
@@ -1209,6 +1229,7 @@ def bench_pipeline(
                 connections=connections,
                 warmup=warmup,
                 cpu_probe=_cpu_probe(server),
+                after_warmup=(lambda: analyze_database(settings)) if server is not None else None,
             )
         )
     finally:

@@ -38,6 +38,7 @@ from einvoice.benchmarks.pipeline import (
     Target,
     _cpu_probe,
     _quantile,
+    analyze_database,
     provision,
     random_invoice,
     run_pipeline,
@@ -57,9 +58,11 @@ PROFILE = {
 }
 #: The pipeline's generated invoices are partly in SEK, without BT-111: a rate from before them.
 RATES = "currency,date,rate\nSEK,2025-12-31,11.1500\n"
-#: The contracts the generated invoices name in BT-10 (``Target.commitments``), one per currency
-#: they come in, each large enough for every run: matched, every invoice is approved.
-CONTRACTS = {currency: f"BENCH-{currency}" for currency in sorted(set(CURRENCIES))}
+#: The contracts the generated invoices name in BT-10 (``Target.commitments``), 100 per currency
+#: they come in (as ``bench pipeline --commitments`` registers: an invoice locks its contract while
+#: it is matched and when its entry is confirmed, and one contract for all would make every
+#: worker wait for the others), each large enough for every run: every invoice is approved.
+CONTRACTS = {currency: [f"BENCH-{currency}-{n:03d}" for n in range(100)] for currency in sorted(set(CURRENCIES))}
 CONTRACT_AMOUNT = "1000000000000.00"
 
 
@@ -177,17 +180,18 @@ def register_contracts(uow_factory: Any, buyer: str, seller_endpoint: str) -> No
 
     with uow_factory() as uow:
         institution_id = _institution(uow, buyer).id
-    for currency, number in CONTRACTS.items():
-        data = commitments.CommitmentInput.model_validate(
-            {
-                "number": number,
-                "kind": "contract",
-                "supplier": {"endpoint": seller_endpoint},
-                "currency": currency,
-                "amount": CONTRACT_AMOUNT,
-            }
-        )
-        commitments.register(uow_factory(), data, institution_id=institution_id)
+    for currency, numbers in CONTRACTS.items():
+        for number in numbers:
+            data = commitments.CommitmentInput.model_validate(
+                {
+                    "number": number,
+                    "kind": "contract",
+                    "supplier": {"endpoint": seller_endpoint},
+                    "currency": currency,
+                    "amount": CONTRACT_AMOUNT,
+                }
+            )
+            commitments.register(uow_factory(), data, institution_id=institution_id)
 
 
 def served_pull(
@@ -228,7 +232,7 @@ def served_pull(
                     seller_endpoint,
                     seller_vat,
                     buyer,
-                    commitments={currency: [number] for currency, number in CONTRACTS.items()},
+                    commitments=CONTRACTS,
                 ),
                 rate=rate,
                 count=int(rate * duration),
@@ -236,6 +240,7 @@ def served_pull(
                 seed=seed,
                 warmup=20,
                 cpu_probe=_cpu_probe(server),
+                after_warmup=lambda: analyze_database(settings),
             )
         )
         accepted = result.accepted + 20  # the warm-up documents are posted too

@@ -254,6 +254,7 @@ class ParsedDocumentRow(Base):
     posting: the data of ``parsers.invoice_dict.invoice_to_dict`` in its ``format_version``."""
 
     __tablename__ = "parsed_documents"
+    __table_args__ = (Index("ix_parsed_documents_amount", "tax_inclusive_amount"),)
 
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JsonData)

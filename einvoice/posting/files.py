@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -113,8 +114,10 @@ def render(entries: Iterable[Mapping[str, Any]], file_format: FileFormat) -> byt
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """``data`` at ``path`` whole or not at all: a temporary name, fsync, rename, fsync of the folder."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    """``data`` at ``path`` whole or not at all: a temporary name, fsync, rename, fsync of the folder.
+    The temporary name is this writer's own: two writers of one batch at once (a retry while the
+    first run still writes) each rename a whole file, never interleave in a shared one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     with open(temporary, "wb") as out:
         out.write(data)
         out.flush()

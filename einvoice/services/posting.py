@@ -282,7 +282,7 @@ class EntryPoster:
             uow.commit()
             return _kept(row)
 
-    def __call__(self, document: DocumentView, raw: bytes, /) -> Delivery:
+    def __call__(self, document: DocumentView, /) -> Delivery:
         kept = self.entry(document)
         if kept.confirmed_at is not None:  # acknowledged (or its batch confirmed) before this run
             return Delivery(kept.entry_id, kept.confirmed_by or "the ERP")

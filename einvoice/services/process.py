@@ -79,12 +79,13 @@ class Delivery:
 
 class Poster(Protocol):
     """Delivers an approved document's journal entry to the ERP: the ``Delivery``, or the journal
-    reference alone when the ERP confirmed it. Must be idempotent on ``document.id`` (the ERP
+    reference alone when the ERP confirmed it (from the document's parsed form: the stage does not
+    read the XML again). Must be idempotent on ``document.id`` (the ERP
     side keys on it): a retry after a crash may repeat the call. Raises TransientError to retry
     later, PermanentError when it never can, PostingNotReadyError while the institution's books
     are not ready."""
 
-    def __call__(self, document: DocumentView, raw: bytes, /) -> Delivery | str: ...
+    def __call__(self, document: DocumentView, /) -> Delivery | str: ...
 
 
 class ApprovalPolicy(Protocol):
@@ -197,7 +198,7 @@ def post(work: Work[Ports]) -> Outcome:
     if work.ports.poster is None:
         raise PermanentError("no ERP connector configured")
     try:
-        delivery = work.ports.poster(work.document, work.raw or b"")
+        delivery = work.ports.poster(work.document)
     except PostingNotReadyError as exc:
         reason = WAITING + str(exc)
         return Outcome(((S.APPROVED, reason),), {"failure_reason": reason}, hold=True)
@@ -247,8 +248,7 @@ POST = Stage[Ports](
     working=S.POSTING,
     outcomes=frozenset({S.POSTED, S.POSTING_FAILED, S.APPROVED, S.POSTING}),
     resume=S.POSTING_FAILED,
-    handler=post,
-    needs_raw=True,
+    handler=post,  # the entry is built from the parsed form: the XML is not read again
     runs_with=lambda ports: ports.poster is not None,
     # approved: waiting for the institution's posting profile, chart or an exchange rate;
     # posting: the entry delivered, waiting for the ERP's confirmation (pull, file batch)

@@ -163,7 +163,8 @@ def test_a_served_document_waits_for_the_profile_then_is_exported_and_posted_onc
     raw = (corpus_dir / "peppol-2026.5/billing/base-example.xml").read_bytes()
 
     def show(document_id: str) -> Callable[[], dict[str, Any]]:
-        return lambda: json.loads(run("documents", "show", document_id)[1])
+        # stdout alone: the served engine's threads log to stderr while the command runs in-process
+        return lambda: json.loads(cli.invoke(app, ["documents", "show", document_id]).stdout)
 
     try:
         sent = client.post(

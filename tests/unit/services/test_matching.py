@@ -334,7 +334,7 @@ def test_posting_consumes_in_the_write_that_records_posted_and_names_the_commitm
     doc = matched_invoice(uow_factory, supplier)
     seen: list[str | None] = []
 
-    def poster(document: object, raw: bytes) -> str:
+    def poster(document: object) -> str:
         with uow_factory() as uow:
             view = queries.get_document(uow, doc)
             invoice = uow.documents.parsed(doc)

@@ -229,7 +229,7 @@ class FakePoster:
         self.fail_first = fail_first
         self.permanent = permanent
 
-    def __call__(self, document: DocumentView, raw: bytes) -> str:
+    def __call__(self, document: DocumentView) -> str:
         self.calls.append(document.id)
         if self.permanent:
             raise PermanentError("ERP refuses the account")
@@ -261,7 +261,7 @@ class NotReadyPoster:
     def __init__(self) -> None:
         self.ready = False
 
-    def __call__(self, document: DocumentView, raw: bytes) -> str:
+    def __call__(self, document: DocumentView) -> str:
         if not self.ready:
             raise PostingNotReadyError("institution 0192:987654325 has no posting profile")
         return "JE-1"
@@ -302,7 +302,7 @@ class AwaitingPoster:
         self.confirmed_by: str | None = None
         self.calls = 0
 
-    def __call__(self, document: DocumentView, raw: bytes) -> process.Delivery:
+    def __call__(self, document: DocumentView) -> process.Delivery:
         self.calls += 1
         return process.Delivery("je_" + document.id, self.confirmed_by, "waiting for its acknowledgement")
 

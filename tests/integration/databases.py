@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from einvoice import store
@@ -59,3 +60,22 @@ def record_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
     return sent
+
+
+@contextmanager
+def downgraded(database_url: str, revision: str) -> Iterator[dict[str, set[str]]]:
+    """The database at ``database_url`` taken down to ``revision`` (its data kept, as a database of
+    that release has it): yields its tables with their columns; brought back up to the newest
+    revision when the block ends."""
+    from alembic import command
+
+    engine = store.make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(store._alembic_config(connection), revision)  # type: ignore[arg-type]
+            seen = inspect(connection)
+            tables = {name: {c["name"] for c in seen.get_columns(name)} for name in seen.get_table_names()}
+        yield tables
+        store.migrate(engine)
+    finally:
+        engine.dispose()

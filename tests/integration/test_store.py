@@ -13,7 +13,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import inspect as sa_inspect
 
 from einvoice import messaging, store
 from einvoice.domain.states import DocumentStatus as S
@@ -22,6 +21,7 @@ from einvoice.services.intake import SubmitOutcome, UnknownBuyerError, submit_do
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import Base
+from tests.integration.databases import downgraded
 from tests.unit.services import documents
 
 THREADS = 20
@@ -334,17 +334,9 @@ def test_an_in_process_queue_gets_a_batch_once_its_rows_are_committed_as_sent(
 def test_upgrading_a_database_that_holds_documents_keys_their_numbers(
     database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
-    from alembic import command
-
     first, _ = submit_many(uow_factory, supplier, "MIG", 2)
-    engine = store.make_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(store._alembic_config(connection), "0001")  # type: ignore[arg-type]
-            assert "number_key" not in {c["name"] for c in sa_inspect(connection).get_columns("documents")}
-        store.migrate(engine)
-    finally:
-        engine.dispose()
+    with downgraded(database_url, "0001") as tables:
+        assert "number_key" not in tables["documents"]
     with uow_factory() as uow:
         row = uow.documents.get(first)
         assert row is not None
@@ -362,8 +354,6 @@ def test_upgrading_a_database_that_holds_documents_keys_their_numbers(
 def test_upgrading_renames_intakes_former_rule_ids_and_adds_the_rule_set(
     database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
 ) -> None:
-    from alembic import command
-
     from einvoice import errors
 
     order = b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>'
@@ -376,15 +366,9 @@ def test_upgrading_renames_intakes_former_rule_ids_and_adds_the_rule_set(
             return [f.rule for f in uow.documents.findings(document_id)]
 
     assert rules() == ["DOCUMENT-TYPE"]
-    engine = store.make_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(store._alembic_config(connection), "0003")  # type: ignore[arg-type]
-            assert "ruleset" not in {c["name"] for c in sa_inspect(connection).get_columns("documents")}
+    with downgraded(database_url, "0003") as tables:
+        assert "ruleset" not in tables["documents"]
         assert rules() == ["INTAKE-UNSUPPORTED-DOCUMENT"]  # what a database of the last release holds
-        store.migrate(engine)
-    finally:
-        engine.dispose()
     assert rules() == ["DOCUMENT-TYPE"]
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, inspect, select, text, update
 
-from einvoice import store
 from einvoice.domain.invoice import Invoice
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, StoredInvoiceError
 from einvoice.parsers.ubl import parse_for_pipeline
@@ -19,6 +18,7 @@ from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
 from einvoice.store.tables import DocumentRow, ParsedDocumentRow
+from tests.integration.databases import downgraded
 from tests.unit.services import documents
 
 PARSED = ParsedDocumentRow.__table__
@@ -159,21 +159,13 @@ def test_a_parsed_document_goes_with_its_document(
 def test_downgrading_below_0004_drops_the_parsed_documents_and_upgrading_brings_the_table_back(
     database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, corpus_dir: Path
 ) -> None:
-    from alembic import command
-
     document_id = submitted(uow_factory, supplier)
     invoice = corpus_invoice(corpus_dir, BASE_EXAMPLE)
     with uow_factory() as uow:
         uow.documents.add_parsed(document_id, invoice, at=datetime.now(UTC))
         uow.commit()
-    engine = store.make_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(store._alembic_config(connection), "0004")  # type: ignore[arg-type]
-            assert "parsed_documents" not in inspect(connection).get_table_names()
-        store.migrate(engine)
-    finally:
-        engine.dispose()
+    with downgraded(database_url, "0004") as tables:
+        assert "parsed_documents" not in tables
     with uow_factory() as uow:
         assert uow.documents.get(document_id) is not None  # the document itself untouched
         assert uow.documents.parsed(document_id) is None
@@ -186,8 +178,6 @@ def test_downgrading_below_0004_drops_the_parsed_documents_and_upgrading_brings_
 def test_the_history_columns_are_written_with_the_parsed_form_and_filled_in_by_migration_0015(
     database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, corpus_dir: Path
 ) -> None:
-    from alembic import command
-
     invoice_id, credit_note_id = submitted(uow_factory, supplier, "P-1"), submitted(uow_factory, supplier, "P-2")
     invoice = corpus_invoice(corpus_dir, BASE_EXAMPLE)
     credit_note = corpus_invoice(corpus_dir, "peppol-2026.5/billing/base-creditnote-correction.xml")
@@ -205,13 +195,7 @@ def test_the_history_columns_are_written_with_the_parsed_form_and_filled_in_by_m
     amount = format(invoice.totals.tax_inclusive_amount.value.normalize(), "f")
     assert written[invoice_id] == (amount, False)
     assert written[credit_note_id][1] is True
-    engine = store.make_engine(database_url)
-    try:
-        with engine.begin() as connection:  # as a database of 0014 has them: no columns, then filled in
-            command.downgrade(store._alembic_config(connection), "0014")  # type: ignore[arg-type]
-            assert "credit_note" not in {c["name"] for c in inspect(connection).get_columns("parsed_documents")}
-        store.migrate(engine)
-    finally:
-        engine.dispose()
+    with downgraded(database_url, "0014") as tables:  # as a database of 0014 has them: then filled in
+        assert "credit_note" not in tables["parsed_documents"]
     with uow_factory() as uow:
         assert {row.document_id: tuple(row[1:]) for row in uow.session.execute(columns)} == written

@@ -252,10 +252,20 @@ def test_the_supplier_history_matching_reads_names_credit_notes_and_what_they_cr
             last=30,
         )
         found = uow.documents.earlier_of_supplier(query)
-    assert [(r.id, r.number, r.amount, r.kind, r.type_code, r.preceding) for r in found] == [
-        (invoice, "H-1", "125.00", "invoice", "380", ()),
-        (credit, "H-2", "125.00", "invoice", "381", ("H-1",)),
-        (corrected, "H-3", "125.00", "invoice", "380", ()),
+    # BT-112 as its amount key (125.00 and 125 are one amount); an Invoice of type 381 is a credit note
+    assert [(r.id, r.number, r.amount, r.credit_note, r.preceding) for r in found] == [
+        (invoice, "H-1", "125", False, ()),
+        (credit, "H-2", "125", True, ("H-1",)),
+        (corrected, "H-3", "125", False, ()),
     ]
     with uow_factory() as uow:  # the last invoice with the institution, by issue date, only
         assert [r.id for r in uow.documents.earlier_of_supplier(replace(query, last=1))] == [corrected]
+    # the duplicate window: the documents of the same BT-112 issued in it
+    march = replace(query, numbers=frozenset(), issued_from=date(2026, 2, 25), issued_to=date(2026, 3, 8), last=0)
+    with uow_factory() as uow:
+        assert [r.id for r in uow.documents.earlier_of_supplier(replace(march, amount=Decimal("125.0")))] == [
+            invoice,
+            credit,
+        ]
+        assert uow.documents.earlier_of_supplier(replace(march, amount=Decimal("125.01"))) == []
+        assert uow.documents.earlier_of_supplier(march) == []  # no BT-112: no window

@@ -35,7 +35,7 @@ from einvoice.domain.commitments import (
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import CommitmentConflictError, DuplicateKeyError, InvalidCommitmentError, NotFoundError
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import SupplierRow
+from einvoice.store.ports import SupplierRecord
 
 # --- the input forms -------------------------------------------------------------------------------
 
@@ -249,11 +249,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _resolve_supplier(uow: UnitOfWork, supplier: SupplierInput, field: str) -> SupplierRow:
+def _resolve_supplier(uow: UnitOfWork, supplier: SupplierInput, field: str) -> SupplierRecord:
     """The registered supplier every identifier of ``supplier`` names; InvalidCommitmentError else."""
     from einvoice.services.accounts import AccountError, compact_identifier, parse_endpoint
 
-    found: list[tuple[str, SupplierRow | None]] = []
+    found: list[tuple[str, SupplierRecord | None]] = []
     if supplier.endpoint:
         try:
             scheme, endpoint_id = parse_endpoint(supplier.endpoint)
@@ -426,7 +426,7 @@ def list_commitments(
         return uow.commitments.list_for(institution_id, supplier_id=supplier_id, status=status, limit=limit)
 
 
-def _supplier_named(uow: UnitOfWork, name: str) -> SupplierRow | None:
+def _supplier_named(uow: UnitOfWork, name: str) -> SupplierRecord | None:
     from einvoice.services.accounts import AccountError, compact_identifier, parse_endpoint
 
     row = uow.suppliers.get(name)

@@ -37,7 +37,8 @@ from einvoice.services.accounts import parse_endpoint
 from einvoice.services.matching import matched_commitment
 from einvoice.services.process import POST, Delivery
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import ExchangeRateRow, InstitutionRow, JournalEntryRow
+from einvoice.store.ports import InstitutionRecord
+from einvoice.store.tables import ExchangeRateRow, JournalEntryRow
 
 S = DocumentStatus
 CHART_COLUMNS = ("number", "name", "kind")
@@ -47,7 +48,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _institution(uow: UnitOfWork, endpoint: str) -> InstitutionRow:
+def _institution(uow: UnitOfWork, endpoint: str) -> InstitutionRecord:
     scheme, endpoint_id = parse_endpoint(endpoint)
     row = uow.institutions.by_endpoint(scheme, endpoint_id)
     if row is None:

@@ -27,6 +27,7 @@ from einvoice.errors import AccountLockedError, DuplicateKeyError, NotFoundError
 from einvoice.services import InstitutionView, institution_view
 from einvoice.services.accounts import parse_endpoint
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import UserRecord
 from einvoice.store.tables import ApprovalRuleRow, UserRow, UserSessionRow
 
 MIN_PASSWORD_LENGTH = 12
@@ -88,7 +89,7 @@ def _role(value: str) -> Role:
         raise UserError(f"role must be one of {', '.join(r.value for r in Role)}, not {value!r}") from None
 
 
-def _view(uow: UnitOfWork, row: UserRow) -> UserView:
+def _view(uow: UnitOfWork, row: UserRecord) -> UserView:
     institutions = tuple(f"{i.endpoint_scheme}:{i.endpoint_id}" for i in uow.users.institutions_of(row.id))
     return UserView(
         id=row.id,
@@ -154,7 +155,7 @@ def list_users(uow: UnitOfWork) -> list[UserView]:
         return [_view(uow, row) for row in uow.users.list()]
 
 
-def _user(uow: UnitOfWork, username: str) -> UserRow:
+def _user(uow: UnitOfWork, username: str) -> UserRecord:
     row = uow.users.by_username(username)
     if row is None:
         raise NotFoundError(f"no user {username}")
@@ -164,8 +165,7 @@ def _user(uow: UnitOfWork, username: str) -> UserRow:
 def disable_user(uow: UnitOfWork, username: str) -> UserView:
     """Stop a user from signing in; their sessions end at once. Raises NotFoundError."""
     with uow:
-        row = _user(uow, username)
-        row.active = False
+        row = uow.users.set_active(_user(uow, username).id, False)
         uow.users.end_sessions_of(row.id)
         view = _view(uow, row)
         uow.commit()
@@ -178,12 +178,10 @@ def reset_password(uow: UnitOfWork, username: str, password: str) -> UserView:
     check_password(password)
     password_hash = hash_password(password)
     with uow:
-        row = _user(uow, username)
-        row.password_hash = password_hash
-        row.password_changed_at = _now()
-        row.failed_sign_ins = 0
-        row.locked_until = None
-        uow.users.end_sessions_of(row.id)
+        user_id = _user(uow, username).id
+        uow.users.set_password(user_id, password_hash, changed_at=_now())
+        row = uow.users.set_failed_sign_ins(user_id, 0, locked_until=None)
+        uow.users.end_sessions_of(user_id)
         view = _view(uow, row)
         uow.commit()
     return view
@@ -213,19 +211,19 @@ def sign_in(
         if row.locked_until is not None and row.locked_until > now:
             raise AccountLockedError(_locked_message(row.locked_until, now))
         if not _verify(row.password_hash, password) or not row.active:
-            row.failed_sign_ins = (row.failed_sign_ins or 0) + 1
-            locked = row.failed_sign_ins >= failed_attempts
+            failed = (row.failed_sign_ins or 0) + 1
+            locked = failed >= failed_attempts
             if locked:
-                row.locked_until = now + lockout
-                row.failed_sign_ins = 0
+                uow.users.set_failed_sign_ins(row.id, 0, locked_until=now + lockout)
+            else:
+                uow.users.set_failed_sign_ins(row.id, failed, locked_until=row.locked_until)
             uow.commit()
             if locked:
                 raise AccountLockedError(_locked_message(now + lockout, now))
             raise SignInError("wrong user name or password")
         if _hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = hash_password(password)
-        row.failed_sign_ins = 0
-        row.locked_until = None
+            uow.users.set_password(row.id, hash_password(password), changed_at=None)
+        row = uow.users.set_failed_sign_ins(row.id, 0, locked_until=None)
         return _open_session(uow, row, now=now, idle=idle, max_age=max_age)
 
 
@@ -244,7 +242,7 @@ def sign_in_trusted(
 
 
 def _open_session(
-    uow: UnitOfWork, row: UserRow, *, now: datetime, idle: timedelta, max_age: timedelta
+    uow: UnitOfWork, row: UserRecord, *, now: datetime, idle: timedelta, max_age: timedelta
 ) -> tuple[str, SignedIn]:
     """Record a new session of ``row`` and commit (inside the caller's unit of work)."""
     token = secrets.token_urlsafe(32)
@@ -306,7 +304,7 @@ def session_user(uow: UnitOfWork, token: str, *, idle: timedelta, now: datetime 
         if user is None or not user.active:
             return None
         if now - session.last_seen_at > timedelta(minutes=1):
-            session.last_seen_at = now
+            uow.users.touch_session(session.token_hash, now)
             uow.commit()
         return SignedIn(
             user.id,

@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from einvoice.domain.findings import Finding
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import PostingSetupError
 from einvoice.parsers.ubl import parse_for_pipeline
@@ -25,6 +23,7 @@ from einvoice.services.intake import submit_document
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from tests.integration.posting_support import chart_csv, valid
 from tests.unit.services.documents import register_contract
 
 BUYER = "0002:FR23342"
@@ -42,9 +41,8 @@ PROFILE = {
     "accounting_currency": "EUR",
     "accounting_references": {"4025:123:4343": "4025"},
 }
-CHART = "number,name,kind\n" + "\n".join(
-    f"{n},{name},{kind}"
-    for n, name, kind in [
+CHART = chart_csv(
+    [
         ("2390", "Advances paid", "asset"),
         ("2641", "Input VAT 25%", "asset"),
         ("4000", "Goods", "expense"),
@@ -58,26 +56,13 @@ CHART = "number,name,kind\n" + "\n".join(
 )
 
 
-@dataclass
-class Valid:
-    verdict: str = "valid"
-    findings: tuple[Finding, ...] = ()
-
-    def rule_set(self) -> dict[str, object]:
-        return {"rules": "peppol-bis3"}
-
-
-def _valid(raw: bytes, **_: object) -> Valid:
-    return Valid()
-
-
 @pytest.fixture
 def export(tmp_path: Path) -> FileExport:
     return FileExport(tmp_path / "erp-outbox")
 
 
 def runner(uow_factory: Callable[[], UnitOfWork], export: FileExport) -> Runner[process.Ports]:
-    ports = process.Ports(_valid, posting.EntryPoster(uow_factory, export), parser=parse_for_pipeline)
+    ports = process.Ports(valid, posting.EntryPoster(uow_factory, export), parser=parse_for_pipeline)
     return process.runner(uow_factory, ports)
 
 

@@ -218,7 +218,7 @@ def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
     return supplier if supplier is not None and supplier.active else None
 
 
-def _institution(uow: UnitOfWork, endpoint: str) -> InstitutionRecord:
+def registered_institution(uow: UnitOfWork, endpoint: str) -> InstitutionRecord:
     """The institution registered with ``endpoint`` (inside ``uow``). Raises
     InvalidEndpointError, NotFoundError."""
     from einvoice.errors import NotFoundError
@@ -234,7 +234,7 @@ def institution_by_endpoint(uow: UnitOfWork, endpoint: str) -> InstitutionView:
     """The institution registered with ``endpoint`` (``SCHEME:ID``). Raises InvalidEndpointError,
     NotFoundError."""
     with uow:
-        return institution_view(_institution(uow, endpoint))
+        return institution_view(registered_institution(uow, endpoint))
 
 
 def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView, str]:
@@ -243,7 +243,7 @@ def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView
     InvalidEndpointError, NotFoundError."""
     api_key = new_api_key()
     with uow:
-        row = uow.institutions.set_api_key_hash(_institution(uow, endpoint).id, hash_api_key(api_key))
+        row = uow.institutions.set_api_key_hash(registered_institution(uow, endpoint).id, hash_api_key(api_key))
         view = institution_view(row)
         uow.commit()
     return view, api_key

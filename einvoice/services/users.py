@@ -25,7 +25,7 @@ from einvoice.domain.commitments import Tolerances
 from einvoice.domain.review import ApprovalRule, Role
 from einvoice.errors import AccountLockedError, DuplicateKeyError, NotFoundError, SignInError, UserError
 from einvoice.services import InstitutionView, institution_view
-from einvoice.services.accounts import parse_endpoint
+from einvoice.services.accounts import registered_institution
 from einvoice.store import UnitOfWork
 from einvoice.store.ports import UserRecord
 from einvoice.store.tables import ApprovalRuleRow, UserRow, UserSessionRow
@@ -123,11 +123,7 @@ def add_user(uow: UnitOfWork, *, username: str, role: str, institutions: Sequenc
     with uow:
         ids = []
         for endpoint in dict.fromkeys(institutions):
-            scheme, endpoint_id = parse_endpoint(endpoint)
-            institution = uow.institutions.by_endpoint(scheme, endpoint_id)
-            if institution is None:
-                raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
-            ids.append(institution.id)
+            ids.append(registered_institution(uow, endpoint).id)
         if uow.users.by_username(username) is not None:
             raise UserError(f"a user named {username} exists")
         try:
@@ -348,11 +344,8 @@ def set_approval_rule(
     two = parse_amount(two_people_above, "--two-people-above")
     if person is not None and two is not None and two < person:
         raise UserError("--two-people-above must not be below --person-above")
-    scheme, endpoint_id = parse_endpoint(endpoint)
     with uow:
-        institution = uow.institutions.by_endpoint(scheme, endpoint_id)
-        if institution is None:
-            raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
+        institution = registered_institution(uow, endpoint)
         uow.users.set_approval_rule(
             ApprovalRuleRow(institution_id=institution.id, person_above=person, two_people_above=two, updated_at=_now())
         )

@@ -25,32 +25,11 @@ from einvoice.services.intake import submit_document
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
-from tests.integration.posting_support import chart_csv, valid
+from tests.integration.posting_support import CHART, PROFILE, valid
 from tests.unit.services import documents
 
 BUYER = documents.BUYER_ENDPOINT
 OTHER = "0192:916766285"
-PROFILE = {
-    "payable": "5310",
-    "input_vat": {"24": "5721"},
-    "output_vat": "5790",
-    "self_assessment_rate": "24",
-    "rounding": "8690",
-    "default_expense": "2239",
-    "prepaid": "2390",
-    "allowances": "spread",
-    "accounting_currency": "EUR",
-}
-CHART = chart_csv(
-    [
-        ("2239", "Supplies", "expense"),
-        ("2390", "Advances paid", "asset"),
-        ("5310", "Accounts payable", "liability"),
-        ("5721", "Input VAT 24%", "asset"),
-        ("5790", "Output VAT", "liability"),
-        ("8690", "Rounding", "expense"),
-    ]
-)
 
 
 @dataclass

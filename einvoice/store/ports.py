@@ -10,10 +10,11 @@ methods, never by assigning to what they returned.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
@@ -221,15 +222,18 @@ class DecisionRecord:
 R = TypeVar("R")
 
 
-_NAMES: dict[type[Any], tuple[str, ...]] = {}
+#: Per record class: what reads its fields' values off a row, in the order of its fields.
+_READERS: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {}
 
 
 def record_of(record: type[R], row: Any) -> R:
     """The ``record`` (one of the classes above) of ``row``: any object with its attributes."""
-    names = _NAMES.get(record)
-    if names is None:
-        names = _NAMES[record] = tuple(f.name for f in fields(record))  # type: ignore[arg-type]
-    return record(**{name: getattr(row, name) for name in names})
+    read = _READERS.get(record)
+    if read is None:
+        names = [f.name for f in fields(record)]  # type: ignore[arg-type]
+        one = attrgetter(*names)
+        read = _READERS[record] = one if len(names) > 1 else lambda row: (one(row),)
+    return record(*read(row))
 
 
 def record_or_none(record: type[R], row: Any) -> R | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace, TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table
 
@@ -77,6 +77,7 @@ from einvoice.store.writes import ANYONE, DocumentChange, NewDocument, Step, Wri
 
 Row = Any
 R = TypeVar("R")
+P = TypeVar("P", InstitutionRecord, SupplierRecord)
 
 
 def _table(row_class: type[Base]) -> Table:
@@ -225,72 +226,69 @@ def _set(rows: Mapping[str, Row], key: str, **values: Any) -> Row:
     return row
 
 
-class _Institutions(_Repository):
-    def add(self, row: InstitutionRow) -> InstitutionRecord:
-        added = _row(InstitutionRow, row)
+class _Parties(_Repository, Generic[P]):
+    """What institutions and suppliers share (``repositories._Parties``)."""
+
+    row_class: type[InstitutionRow] | type[SupplierRow]
+    record: type[P]
+    kind: str  # for the messages of unique keys
+
+    @property
+    def rows(self) -> dict[str, Row]:
+        raise NotImplementedError
+
+    def add(self, row: Any) -> P:
+        added = _row(self.row_class, row)
         if self.by_endpoint(added.endpoint_scheme, added.endpoint_id) is not None:
-            raise _conflict("institution endpoint")
-        self.data.institutions[added.id] = added
-        return record_of(InstitutionRecord, added)
+            raise _conflict(f"{self.kind} endpoint")
+        if added.api_key_hash is not None and self.by_key_hash(added.api_key_hash) is not None:
+            raise _conflict(f"{self.kind} API key")
+        self.rows[added.id] = added
+        return record_of(self.record, added)
 
-    def get(self, institution_id: str) -> InstitutionRecord | None:
-        return record_or_none(InstitutionRecord, self.data.institutions.get(institution_id))
+    def get(self, party_id: str) -> P | None:
+        return record_or_none(self.record, self.rows.get(party_id))
 
-    def by_key_hash(self, key_hash: str) -> InstitutionRecord | None:
-        return _first(InstitutionRecord, self.data.institutions.values(), lambda r: r.api_key_hash == key_hash)
+    def by_key_hash(self, key_hash: str) -> P | None:
+        return _first(self.record, self.rows.values(), lambda r: r.api_key_hash == key_hash)
 
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRecord | None:
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> P | None:
         wanted = (scheme, endpoint_id)
-        return _first(
-            InstitutionRecord, self.data.institutions.values(), lambda r: (r.endpoint_scheme, r.endpoint_id) == wanted
-        )
+        return _first(self.record, self.rows.values(), lambda r: (r.endpoint_scheme, r.endpoint_id) == wanted)
 
-    def list(self) -> list[InstitutionRecord]:
-        rows = sorted(self.data.institutions.values(), key=lambda r: (r.name, r.id))
-        return [record_of(InstitutionRecord, r) for r in rows]
+    def list(self) -> Sequence[P]:
+        return _records(self.record, sorted(self.rows.values(), key=lambda r: (r.name, r.id)))
 
-    def set_api_key_hash(self, institution_id: str, key_hash: str) -> InstitutionRecord:
-        if _first(InstitutionRecord, self.data.institutions.values(), lambda r: r.api_key_hash == key_hash):
-            raise _conflict("institution API key")
-        return record_of(InstitutionRecord, _set(self.data.institutions, institution_id, api_key_hash=key_hash))
+    def set_api_key_hash(self, party_id: str, key_hash: str) -> P:
+        if self.by_key_hash(key_hash) is not None:
+            raise _conflict(f"{self.kind} API key")
+        return record_of(self.record, _set(self.rows, party_id, api_key_hash=key_hash))
 
 
-class _Suppliers(_Repository):
-    def add(self, row: SupplierRow) -> SupplierRecord:
-        added = _row(SupplierRow, row)
-        if self.by_endpoint(added.endpoint_scheme, added.endpoint_id) is not None:
-            raise _conflict("supplier endpoint")
-        if self.by_key_hash(added.api_key_hash) is not None:
-            raise _conflict("supplier API key")
-        self.data.suppliers[added.id] = added
-        return record_of(SupplierRecord, added)
+class _Institutions(_Parties[InstitutionRecord]):
+    row_class = InstitutionRow
+    record = InstitutionRecord
+    kind = "institution"
 
-    def get(self, supplier_id: str) -> SupplierRecord | None:
-        return record_or_none(SupplierRecord, self.data.suppliers.get(supplier_id))
+    @property
+    def rows(self) -> dict[str, Row]:
+        return self.data.institutions
 
-    def by_key_hash(self, key_hash: str) -> SupplierRecord | None:
-        return _first(SupplierRecord, self.data.suppliers.values(), lambda r: r.api_key_hash == key_hash)
+
+class _Suppliers(_Parties[SupplierRecord]):
+    row_class = SupplierRow
+    record = SupplierRecord
+    kind = "supplier"
+
+    @property
+    def rows(self) -> dict[str, Row]:
+        return self.data.suppliers
 
     def by_identifier(self, column: str, value: str) -> SupplierRecord | None:
-        return _first(SupplierRecord, self.data.suppliers.values(), lambda r: getattr(r, column) == value)
-
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> SupplierRecord | None:
-        wanted = (scheme, endpoint_id)
-        return _first(
-            SupplierRecord, self.data.suppliers.values(), lambda r: (r.endpoint_scheme, r.endpoint_id) == wanted
-        )
-
-    def list(self) -> list[SupplierRecord]:
-        rows = sorted(self.data.suppliers.values(), key=lambda r: (r.name, r.id))
-        return [record_of(SupplierRecord, r) for r in rows]
-
-    def set_api_key_hash(self, supplier_id: str, key_hash: str) -> SupplierRecord:
-        if self.by_key_hash(key_hash) is not None:
-            raise _conflict("supplier API key")
-        return record_of(SupplierRecord, _set(self.data.suppliers, supplier_id, api_key_hash=key_hash))
+        return _first(SupplierRecord, self.rows.values(), lambda r: getattr(r, column) == value)
 
     def set_active(self, supplier_id: str, active: bool) -> SupplierRecord:
-        return record_of(SupplierRecord, _set(self.data.suppliers, supplier_id, active=active))
+        return record_of(SupplierRecord, _set(self.rows, supplier_id, active=active))
 
     def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]:
         held: set[str] = set()

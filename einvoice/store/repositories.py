@@ -13,7 +13,7 @@ import functools
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Integer,
@@ -77,6 +77,8 @@ from einvoice.store.tables import (
     number_key,
 )
 
+P = TypeVar("P", InstitutionRecord, SupplierRecord)
+
 
 def _table(row_class: type[Any]) -> Table:
     table: Table = row_class.__table__
@@ -121,72 +123,56 @@ def _changed(session: Session, row_class: type[Any], key: str, **values: Any) ->
     return row
 
 
-class InstitutionRepository:
+class _Parties(Generic[P]):
+    """What institutions and suppliers share: registered by their Peppol endpoint, found by the
+    hash of their API key, listed by name."""
+
+    row_class: type[InstitutionRow] | type[SupplierRow]
+    record: type[P]
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: InstitutionRow) -> InstitutionRecord:
-        return record_of(InstitutionRecord, _added(self.session, row))
+    def add(self, row: Any) -> P:
+        return record_of(self.record, _added(self.session, row))
 
-    def get(self, institution_id: str) -> InstitutionRecord | None:
-        return record_or_none(InstitutionRecord, self.session.get(InstitutionRow, institution_id))
+    def get(self, party_id: str) -> P | None:
+        return record_or_none(self.record, self.session.get(self.row_class, party_id))
 
-    def by_key_hash(self, key_hash: str) -> InstitutionRecord | None:
-        return self._first(InstitutionRow.api_key_hash == key_hash)
+    def by_key_hash(self, key_hash: str) -> P | None:
+        return self._first(self.row_class.api_key_hash == key_hash)
 
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRecord | None:
-        return self._first(InstitutionRow.endpoint_scheme == scheme, InstitutionRow.endpoint_id == endpoint_id)
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> P | None:
+        return self._first(self.row_class.endpoint_scheme == scheme, self.row_class.endpoint_id == endpoint_id)
 
-    def list(self) -> list[InstitutionRecord]:
-        rows = self.session.scalars(select(InstitutionRow).order_by(InstitutionRow.name, InstitutionRow.id))
-        return [record_of(InstitutionRecord, row) for row in rows]
+    def list(self) -> Sequence[P]:
+        rows = self.session.scalars(select(self.row_class).order_by(self.row_class.name, self.row_class.id))
+        return [record_of(self.record, row) for row in rows]
 
-    def set_api_key_hash(self, institution_id: str, key_hash: str) -> InstitutionRecord:
-        """Give the institution a new API key (its sha256); a key issued before stops working."""
-        return record_of(
-            InstitutionRecord, _changed(self.session, InstitutionRow, institution_id, api_key_hash=key_hash)
-        )
+    def set_api_key_hash(self, party_id: str, key_hash: str) -> P:
+        """Give the party a new API key (its sha256); the one issued before stops working."""
+        return record_of(self.record, _changed(self.session, self.row_class, party_id, api_key_hash=key_hash))
 
-    def _first(self, *conditions: Any) -> InstitutionRecord | None:
-        return record_or_none(
-            InstitutionRecord, self.session.scalars(select(InstitutionRow).where(*conditions)).first()
-        )
+    def _first(self, *conditions: Any) -> P | None:
+        return record_or_none(self.record, self.session.scalars(select(self.row_class).where(*conditions)).first())
 
 
-class SupplierRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+class InstitutionRepository(_Parties[InstitutionRecord]):
+    row_class = InstitutionRow
+    record = InstitutionRecord
 
-    def add(self, row: SupplierRow) -> SupplierRecord:
-        return record_of(SupplierRecord, _added(self.session, row))
 
-    def get(self, supplier_id: str) -> SupplierRecord | None:
-        return record_or_none(SupplierRecord, self.session.get(SupplierRow, supplier_id))
+class SupplierRepository(_Parties[SupplierRecord]):
+    row_class = SupplierRow
+    record = SupplierRecord
 
     def by_identifier(self, column: str, value: str) -> SupplierRecord | None:
         """The supplier whose ``vat_id`` or ``legal_id`` (``column``) is ``value`` (compact form)."""
         return self._first(getattr(SupplierRow, column) == value)
 
-    def by_key_hash(self, key_hash: str) -> SupplierRecord | None:
-        return self._first(SupplierRow.api_key_hash == key_hash)
-
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> SupplierRecord | None:
-        return self._first(SupplierRow.endpoint_scheme == scheme, SupplierRow.endpoint_id == endpoint_id)
-
-    def list(self) -> list[SupplierRecord]:
-        rows = self.session.scalars(select(SupplierRow).order_by(SupplierRow.name, SupplierRow.id))
-        return [record_of(SupplierRecord, row) for row in rows]
-
-    def set_api_key_hash(self, supplier_id: str, key_hash: str) -> SupplierRecord:
-        """Give the supplier a new API key (its sha256); the old one stops working."""
-        return record_of(SupplierRecord, _changed(self.session, SupplierRow, supplier_id, api_key_hash=key_hash))
-
     def set_active(self, supplier_id: str, active: bool) -> SupplierRecord:
         """Allow or stop the supplier's submissions."""
         return record_of(SupplierRecord, _changed(self.session, SupplierRow, supplier_id, active=active))
-
-    def _first(self, *conditions: Any) -> SupplierRecord | None:
-        return record_or_none(SupplierRecord, self.session.scalars(select(SupplierRow).where(*conditions)).first())
 
     def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]:
         """Which of ``values`` (identifiers in their compact form) another supplier than

@@ -19,7 +19,7 @@ from einvoice.api import create_app
 from einvoice.bootstrap import build
 from einvoice.cli import app
 from einvoice.settings import Settings
-from tests.integration.posting_support import chart_csv, valid
+from tests.integration.posting_support import CORPUS_CHART, CORPUS_PROFILE, chart_csv, valid
 from tests.unit.services.documents import register_contract
 
 BUYER = "0002:FR23342"
@@ -177,24 +177,9 @@ def test_a_served_document_waits_for_the_profile_then_is_exported_and_posted_onc
         assert show(doc)()["history"] == held["history"]
 
         auth = {"Authorization": f"Bearer {key}"}
-        chart_rows = ("5310 liability", "2641 asset", "4000 expense", "4025 expense", "4090 expense")
-        chart_rows += ("4080 expense", "5790 liability", "8690 expense", "2390 asset")
-        chart = "number,name,kind\n" + "".join(f"{n},Account {n},{kind}\n" for n, kind in map(str.split, chart_rows))
-        loaded = client.put(f"/v1/institutions/{BUYER}/accounts", content=chart, headers=auth | CSV)
+        loaded = client.put(f"/v1/institutions/{BUYER}/accounts", content=CORPUS_CHART, headers=auth | CSV)
         assert loaded.status_code == 200, loaded.text
-        profile = {
-            "payable": "5310",
-            "input_vat": {"25": "2641"},
-            "output_vat": "5790",
-            "self_assessment_rate": "25",
-            "rounding": "8690",
-            "default_expense": "4000",
-            "prepaid": "2390",
-            "allowances": "own_accounts",
-            "allowance_account": "4080",
-            "charge_account": "4090",
-        }
-        answer = client.put(f"/v1/institutions/{BUYER}/posting-profile", json=profile, headers=auth)
+        answer = client.put(f"/v1/institutions/{BUYER}/posting-profile", json=CORPUS_PROFILE, headers=auth)
         assert (answer.status_code, answer.json()["missing"], answer.json()["sent_on"]) == (200, [], 1), answer.text
 
         batch = settings.effective_erp_outbox_dir / f"je_{doc}.jsonl"

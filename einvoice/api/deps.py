@@ -95,11 +95,29 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SignerDep = Annotated[ReceiptSigner, Depends(get_signer)]
 
 
-def _lookup_supplier(runtime: Runtime, api_key: str) -> SupplierView | None:
-    from einvoice.services.accounts import authenticate_supplier
-
+def _holder(runtime: Runtime, authenticate: Callable[[UnitOfWork, str], T | None], api_key: str) -> T | None:
     with runtime.uow_factory() as uow:
-        return authenticate_supplier(uow, api_key)
+        return authenticate(uow, api_key)
+
+
+async def _key_holder(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    authenticate: Callable[[UnitOfWork, str], T | None],
+    *,
+    missing: str,
+    unknown: str,
+) -> T:
+    """Who holds the API key the request carries (``authenticate``: the service that says so);
+    AuthenticationError (401) with ``missing`` when there is no key, ``unknown`` when no one holds
+    it. Looked up on every request, never cached: a key deactivated or replaced is refused by every
+    API process from the next request on (one indexed read)."""
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError(missing)
+    holder = await in_database_thread(_holder, request.app.state.runtime, authenticate, credentials.credentials)
+    if holder is None:
+        raise AuthenticationError(unknown)
+    return holder
 
 
 async def current_supplier(
@@ -107,13 +125,15 @@ async def current_supplier(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> SupplierView:
     """Return the supplier whose API key the request carries; raise AuthenticationError (401) otherwise."""
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationError("send the supplier API key as 'Authorization: Bearer <key>'")
-    # Looked up on every request, never cached: a key deactivated or replaced is refused by every
-    # API process from the next request on (one indexed read of the suppliers table).
-    supplier = await in_database_thread(_lookup_supplier, request.app.state.runtime, credentials.credentials)
-    if supplier is None:
-        raise AuthenticationError("unknown or revoked API key")
+    from einvoice.services.accounts import authenticate_supplier
+
+    supplier = await _key_holder(
+        request,
+        credentials,
+        authenticate_supplier,
+        missing="send the supplier API key as 'Authorization: Bearer <key>'",
+        unknown="unknown or revoked API key",
+    )
     request.state.supplier_id = supplier.id  # named in the log line of a refusal that follows
     return supplier
 
@@ -128,25 +148,21 @@ institution_bearer_scheme = HTTPBearer(
 )
 
 
-def _lookup_institution(runtime: Runtime, api_key: str) -> InstitutionView | None:
-    from einvoice.services.accounts import authenticate_institution
-
-    with runtime.uow_factory() as uow:
-        return authenticate_institution(uow, api_key)
-
-
 async def current_institution(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(institution_bearer_scheme)],
 ) -> InstitutionView:
     """Return the institution whose API key the request carries; raise AuthenticationError (401)
-    otherwise. Looked up on every request, as suppliers' keys are: a key replaced by ``institutions
-    new-key`` is refused from the next request on."""
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationError("send the institution API key as 'Authorization: Bearer <key>'")
-    institution = await in_database_thread(_lookup_institution, request.app.state.runtime, credentials.credentials)
-    if institution is None:
-        raise AuthenticationError("unknown or replaced institution API key")
+    otherwise. A key replaced by ``institutions new-key`` is refused from the next request on."""
+    from einvoice.services.accounts import authenticate_institution
+
+    institution = await _key_holder(
+        request,
+        credentials,
+        authenticate_institution,
+        missing="send the institution API key as 'Authorization: Bearer <key>'",
+        unknown="unknown or replaced institution API key",
+    )
     request.state.institution_id = institution.id  # named in the log line of a refusal that follows
     return institution
 
@@ -161,24 +177,20 @@ erp_bearer_scheme = HTTPBearer(
 )
 
 
-def _lookup_erp(runtime: Runtime, api_key: str) -> ErpView | None:
-    from einvoice.services.erp import authenticate_erp
-
-    with runtime.uow_factory() as uow:
-        return authenticate_erp(uow, api_key)
-
-
 async def current_erp(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(erp_bearer_scheme)],
 ) -> ErpView:
     """Return the ERP whose API key the request carries; raise AuthenticationError (401) otherwise."""
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationError("send the ERP's API key as 'Authorization: Bearer <key>'")
-    erp = await in_database_thread(_lookup_erp, request.app.state.runtime, credentials.credentials)
-    if erp is None:
-        raise AuthenticationError("unknown ERP API key")
-    return erp
+    from einvoice.services.erp import authenticate_erp
+
+    return await _key_holder(
+        request,
+        credentials,
+        authenticate_erp,
+        missing="send the ERP's API key as 'Authorization: Bearer <key>'",
+        unknown="unknown ERP API key",
+    )
 
 
 ErpDep = Annotated[ErpView, Depends(current_erp)]

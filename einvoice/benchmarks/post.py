@@ -176,10 +176,10 @@ class Puller:
 def register_contracts(uow_factory: Any, buyer: str, seller_endpoint: str) -> None:
     """The buyer's contracts with the bench's supplier that its invoices name (``CONTRACTS``)."""
     from einvoice.services import commitments
-    from einvoice.services.accounts import _institution
+    from einvoice.services.accounts import registered_institution
 
     with uow_factory() as uow:
-        institution_id = _institution(uow, buyer).id
+        institution_id = registered_institution(uow, buyer).id
     for currency, numbers in CONTRACTS.items():
         for number in numbers:
             data = commitments.CommitmentInput.model_validate(

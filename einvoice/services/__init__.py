@@ -13,9 +13,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.findings import Finding
 from einvoice.domain.states import DocumentStatus
-from einvoice.store.tables import DocumentRow, FindingRow, InstitutionRow, SupplierRow, TransitionRow
+from einvoice.store.ports import DocumentRecord, InstitutionRecord, SupplierRecord, TransitionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +139,16 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
-# --- row -> view ---------------------------------------------------------------------------------
+# --- record -> view ---------------------------------------------------------------------------------
 
 
-def institution_view(row: InstitutionRow) -> InstitutionView:
+def institution_view(row: InstitutionRecord) -> InstitutionView:
     return InstitutionView(
         id=row.id, name=row.name, endpoint=f"{row.endpoint_scheme}:{row.endpoint_id}", created_at=row.created_at
     )
 
 
-def supplier_view(row: SupplierRow) -> SupplierView:
+def supplier_view(row: SupplierRecord) -> SupplierView:
     return SupplierView(
         id=row.id,
         name=row.name,
@@ -161,23 +161,9 @@ def supplier_view(row: SupplierRow) -> SupplierView:
     )
 
 
-def transition_view(row: TransitionRow) -> TransitionView:
+def transition_view(row: TransitionRecord) -> TransitionView:
     return TransitionView(
         from_status=row.from_status, to_status=row.to_status, actor=row.actor, at=row.at, detail=row.detail
-    )
-
-
-def finding_from_row(row: FindingRow) -> Finding:
-    return Finding(
-        rule=row.rule,
-        severity=Severity(row.severity),
-        layer=Layer(row.layer),
-        message=row.message,
-        location=row.location,
-        line=row.line,
-        test=row.test,
-        value=row.value,
-        override=row.override,
     )
 
 
@@ -197,7 +183,7 @@ def finding_values(finding: Finding) -> dict[str, Any]:
 
 
 def document_view(
-    row: DocumentRow,
+    row: DocumentRecord,
     *,
     history: tuple[TransitionView, ...] = (),
     findings: tuple[Finding, ...] = (),

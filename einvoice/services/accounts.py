@@ -33,6 +33,7 @@ from einvoice.services import (
     supplier_view,
 )
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import InstitutionRecord
 from einvoice.store.tables import InstitutionRow, SupplierRow, column_length
 
 API_KEY_PREFIX = "eik_"
@@ -178,11 +179,9 @@ def new_supplier_key(uow: UnitOfWork, supplier_id: str) -> tuple[SupplierView, s
 
     api_key = new_api_key()
     with uow:
-        row = uow.suppliers.get(supplier_id)
-        if row is None:
+        if uow.suppliers.get(supplier_id) is None:
             raise NotFoundError(f"no supplier {supplier_id}")
-        row.api_key_hash = hash_api_key(api_key)
-        view = supplier_view(row)
+        view = supplier_view(uow.suppliers.set_api_key_hash(supplier_id, hash_api_key(api_key)))
         uow.commit()
     return view, api_key
 
@@ -192,11 +191,9 @@ def set_supplier_active(uow: UnitOfWork, supplier_id: str, *, active: bool) -> S
     from einvoice.errors import NotFoundError
 
     with uow:
-        row = uow.suppliers.get(supplier_id)
-        if row is None:
+        if uow.suppliers.get(supplier_id) is None:
             raise NotFoundError(f"no supplier {supplier_id}")
-        row.active = active
-        view = supplier_view(row)
+        view = supplier_view(uow.suppliers.set_active(supplier_id, active))
         uow.commit()
     return view
 
@@ -221,8 +218,8 @@ def authenticate_supplier(uow: UnitOfWork, api_key: str) -> SupplierView | None:
     return supplier if supplier is not None and supplier.active else None
 
 
-def _institution(uow: UnitOfWork, endpoint: str) -> InstitutionRow:
-    """The institution row registered with ``endpoint`` (inside ``uow``). Raises
+def registered_institution(uow: UnitOfWork, endpoint: str) -> InstitutionRecord:
+    """The institution registered with ``endpoint`` (inside ``uow``). Raises
     InvalidEndpointError, NotFoundError."""
     from einvoice.errors import NotFoundError
 
@@ -237,7 +234,7 @@ def institution_by_endpoint(uow: UnitOfWork, endpoint: str) -> InstitutionView:
     """The institution registered with ``endpoint`` (``SCHEME:ID``). Raises InvalidEndpointError,
     NotFoundError."""
     with uow:
-        return institution_view(_institution(uow, endpoint))
+        return institution_view(registered_institution(uow, endpoint))
 
 
 def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView, str]:
@@ -246,8 +243,7 @@ def new_institution_key(uow: UnitOfWork, endpoint: str) -> tuple[InstitutionView
     InvalidEndpointError, NotFoundError."""
     api_key = new_api_key()
     with uow:
-        row = _institution(uow, endpoint)
-        row.api_key_hash = hash_api_key(api_key)
+        row = uow.institutions.set_api_key_hash(registered_institution(uow, endpoint).id, hash_api_key(api_key))
         view = institution_view(row)
         uow.commit()
     return view, api_key

@@ -35,7 +35,7 @@ from einvoice.domain.commitments import (
 from einvoice.domain.states import DocumentStatus
 from einvoice.errors import CommitmentConflictError, DuplicateKeyError, InvalidCommitmentError, NotFoundError
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import SupplierRow
+from einvoice.store.ports import SupplierRecord
 
 # --- the input forms -------------------------------------------------------------------------------
 
@@ -142,47 +142,49 @@ def _currency(value: str) -> str:
     return value
 
 
+#: The example commitment of the API description (``POST /v1/commitments``), issue #11's.
+COMMITMENT_EXAMPLE: dict[str, Any] = {
+    "number": "PO-2026-0042",
+    "kind": "order",
+    "supplier": {"endpoint": "0088:7300010000001", "vat": "LV40003000000"},
+    "currency": "EUR",
+    "valid_from": "2026-01-01",
+    "valid_to": "2026-12-31",
+    "budget": {"programme": "01.00.00", "economic_code": "2239"},
+    "account": "2239",
+    "receipt_required": False,
+    "amount": "5000.00",
+    "tolerances": {
+        "price_percent": "2",
+        "price_amount": "1.00",
+        "quantity_percent": "0",
+        "amount_percent": "0",
+        "amount_amount": "0.00",
+    },
+    "lines": [
+        {
+            "id": "1",
+            "seller_item_id": "SKU-1",
+            "standard_item_id": "0160:7300010000017",
+            "description": "Printer paper A4",
+            "quantity": "100",
+            "unit_code": "C62",
+            "unit_price": "3.50",
+            "vat_category": "S",
+            "vat_rate": "21",
+            "account": "2311",
+        }
+    ],
+}
+
+
 class CommitmentInput(_Form):
     """A commitment as an institution registers it (``POST /v1/commitments``)."""
 
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
-        json_schema_extra={
-            "example": {
-                "number": "PO-2026-0042",
-                "kind": "order",
-                "supplier": {"endpoint": "0088:7300010000001", "vat": "LV40003000000"},
-                "currency": "EUR",
-                "valid_from": "2026-01-01",
-                "valid_to": "2026-12-31",
-                "budget": {"programme": "01.00.00", "economic_code": "2239"},
-                "account": "2239",
-                "receipt_required": False,
-                "amount": "5000.00",
-                "tolerances": {
-                    "price_percent": "2",
-                    "price_amount": "1.00",
-                    "quantity_percent": "0",
-                    "amount_percent": "0",
-                    "amount_amount": "0.00",
-                },
-                "lines": [
-                    {
-                        "id": "1",
-                        "seller_item_id": "SKU-1",
-                        "standard_item_id": "0160:7300010000017",
-                        "description": "Printer paper A4",
-                        "quantity": "100",
-                        "unit_code": "C62",
-                        "unit_price": "3.50",
-                        "vat_category": "S",
-                        "vat_rate": "21",
-                        "account": "2311",
-                    }
-                ],
-            }
-        },
+        json_schema_extra={"example": COMMITMENT_EXAMPLE},
     )
 
     number: Text200 = Field(description="Compared with invoices' BT-13, BT-12 and BT-10")
@@ -249,11 +251,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _resolve_supplier(uow: UnitOfWork, supplier: SupplierInput, field: str) -> SupplierRow:
+def _resolve_supplier(uow: UnitOfWork, supplier: SupplierInput, field: str) -> SupplierRecord:
     """The registered supplier every identifier of ``supplier`` names; InvalidCommitmentError else."""
     from einvoice.services.accounts import AccountError, compact_identifier, parse_endpoint
 
-    found: list[tuple[str, SupplierRow | None]] = []
+    found: list[tuple[str, SupplierRecord | None]] = []
     if supplier.endpoint:
         try:
             scheme, endpoint_id = parse_endpoint(supplier.endpoint)
@@ -426,7 +428,7 @@ def list_commitments(
         return uow.commitments.list_for(institution_id, supplier_id=supplier_id, status=status, limit=limit)
 
 
-def _supplier_named(uow: UnitOfWork, name: str) -> SupplierRow | None:
+def _supplier_named(uow: UnitOfWork, name: str) -> SupplierRecord | None:
     from einvoice.services.accounts import AccountError, compact_identifier, parse_endpoint
 
     row = uow.suppliers.get(name)

@@ -43,7 +43,7 @@ from einvoice.errors import (
     PaymentError,
 )
 from einvoice.responses.codes import may_follow
-from einvoice.services.accounts import _institution, _key_holder, hash_api_key, new_api_key
+from einvoice.services.accounts import _key_holder, hash_api_key, new_api_key, registered_institution
 from einvoice.services.matching import consume_held
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.store import UnitOfWork
@@ -114,7 +114,7 @@ def add_erp(uow: UnitOfWork, *, name: str, endpoints: Iterable[str]) -> tuple[Er
         raise AccountError("an ERP serves at least one institution (--institution ENDPOINT)")
     api_key = new_api_key()
     with uow:
-        institutions = [_institution(uow, endpoint) for endpoint in endpoints]
+        institutions = [registered_institution(uow, endpoint) for endpoint in endpoints]
         if uow.posting.erp_by_name(name) is not None:
             raise DuplicateAccountError(f"an ERP named {name!r} exists")
         try:

@@ -44,6 +44,7 @@ from einvoice.services.accounts import compact_identifier
 from einvoice.services.responses import invoice_response_row
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import DocumentRecord
 from einvoice.store.tables import DocumentRow, ResponseRow, column_length, new_id
 from einvoice.store.writes import DocumentChange, Step
 
@@ -408,7 +409,7 @@ def _new_view(values: dict[str, Any]) -> DocumentView:
 
 def _repeat(
     uow: UnitOfWork,
-    existing: DocumentRow,
+    existing: DocumentRecord,
     institution_id: str | None,
     refusal: _Refusal | None,
     now: datetime,
@@ -448,9 +449,8 @@ def _repeat(
         rows={ResponseRow.__tablename__: [invoice_response_row("AB", now)]},
     )
     accepted = uow.documents.write(change).changed
-    row = uow.documents.get(existing.id)
+    row = uow.documents.get(existing.id, fresh=True)  # accepted here, or by another submission of it
     assert row is not None
-    uow.documents.refresh(row)
     view = document_view(row)
     uow.commit()
     return SubmitOutcome(document=view, created=accepted)

@@ -33,11 +33,11 @@ from einvoice.posting.ledger import TrialBalance, trial_balance
 from einvoice.posting.push import PushSender
 from einvoice.posting.rates import entry_rate, parse_rates
 from einvoice.services import DocumentView
-from einvoice.services.accounts import parse_endpoint
+from einvoice.services.accounts import registered_institution
 from einvoice.services.matching import matched_commitment
 from einvoice.services.process import POST, Delivery
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import ExchangeRateRow, InstitutionRow, JournalEntryRow
+from einvoice.store.tables import ExchangeRateRow, JournalEntryRow
 
 S = DocumentStatus
 CHART_COLUMNS = ("number", "name", "kind")
@@ -45,14 +45,6 @@ CHART_COLUMNS = ("number", "name", "kind")
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _institution(uow: UnitOfWork, endpoint: str) -> InstitutionRow:
-    scheme, endpoint_id = parse_endpoint(endpoint)
-    row = uow.institutions.by_endpoint(scheme, endpoint_id)
-    if row is None:
-        raise NotFoundError(f"no institution with endpoint {endpoint}")
-    return row
 
 
 # --- charts of accounts -------------------------------------------------------------------------
@@ -94,7 +86,7 @@ def import_accounts(uow: UnitOfWork, *, endpoint: str, text: str, effective_from
     accounts = parse_chart(text)
     chart = ChartOfAccounts(effective_from, accounts)
     with uow:
-        institution = _institution(uow, endpoint)
+        institution = registered_institution(uow, endpoint)
         profile = uow.posting.profile(institution.id)
         if profile is not None:
             _check_profile_in_chart(profile, chart)
@@ -106,7 +98,7 @@ def import_accounts(uow: UnitOfWork, *, endpoint: str, text: str, effective_from
 def chart_of_accounts(uow: UnitOfWork, *, endpoint: str, at: date | None = None) -> ChartOfAccounts | None:
     """The chart in force on ``at`` (the latest loaded when None). Raises NotFoundError."""
     with uow:
-        return uow.posting.chart(_institution(uow, endpoint).id, at)
+        return uow.posting.chart(registered_institution(uow, endpoint).id, at)
 
 
 def _check_profile_in_chart(profile: PostingProfile, chart: ChartOfAccounts) -> None:
@@ -131,7 +123,7 @@ def set_posting_profile(
     profile = PostingProfile.from_dict(data)
     now = now or _now()
     with uow:
-        institution = _institution(uow, endpoint)
+        institution = registered_institution(uow, endpoint)
         chart = uow.posting.chart(institution.id)
         if chart is not None:
             _check_profile_in_chart(profile, chart)
@@ -146,7 +138,7 @@ def set_posting_profile(
 def posting_profile(uow: UnitOfWork, *, endpoint: str) -> PostingProfile | None:
     """The institution's posting profile, or None. Raises NotFoundError."""
     with uow:
-        return uow.posting.profile(_institution(uow, endpoint).id)
+        return uow.posting.profile(registered_institution(uow, endpoint).id)
 
 
 # --- posting a document -------------------------------------------------------------------------
@@ -385,7 +377,7 @@ def institution_trial_balance(uow: UnitOfWork, *, endpoint: str, start: date, en
     if end < start:
         raise PostingSetupError(f"the period ends ({end}) before it starts ({start})")
     with uow:
-        institution = _institution(uow, endpoint)
+        institution = registered_institution(uow, endpoint)
         entries = [row.data for row in uow.posting.posted_entries(institution.id, start, end)]
         chart = uow.posting.chart(institution.id, end)
     names = {a.number: a.name for a in chart.accounts} if chart is not None else {}

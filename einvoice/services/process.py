@@ -27,7 +27,7 @@ from einvoice.domain.review import ApprovalRule
 from einvoice.domain.states import FINAL_STATES, DocumentStatus
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.matching import MatchConfig
-from einvoice.services import DocumentView, finding_from_row, finding_values
+from einvoice.services import DocumentView, finding_values
 from einvoice.services.responses import message_level_response_row
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
@@ -352,7 +352,7 @@ def mark_dead(
 
 
 def _findings(uow: UnitOfWork, document_id: str) -> list[Finding]:
-    return [finding_from_row(row) for row in uow.documents.findings(document_id)]
+    return list(uow.documents.findings(document_id))
 
 
 def retry_dead(

@@ -12,7 +12,6 @@ from einvoice.errors import NotFoundError
 from einvoice.services import (
     DocumentView,
     document_view,
-    finding_from_row,
     transition_view,
 )
 from einvoice.services.process import POST, REGISTRY, Ports
@@ -41,7 +40,7 @@ def get_document(uow: UnitOfWork, document_id: str, *, supplier_id: str | None =
         if row is None or (supplier_id is not None and row.supplier_id != supplier_id):
             raise NotFoundError(f"no document {document_id}")
         history = tuple(transition_view(t) for t in uow.documents.transitions(document_id))
-        findings = tuple(finding_from_row(f) for f in uow.documents.findings(document_id))
+        findings = tuple(uow.documents.findings(document_id))
         return document_view(row, history=history, findings=findings)
 
 

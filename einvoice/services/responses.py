@@ -25,9 +25,9 @@ from typing import Any
 
 from einvoice.errors import NotFoundError
 from einvoice.responses import DOCUMENT_TYPE_CODES, Answered, Party, invoice_response, message_level_response
-from einvoice.services import finding_from_row
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import DocumentRow, ResponseRow, new_id
+from einvoice.store.ports import DocumentRecord, ResponseRecord
+from einvoice.store.tables import ResponseRow, new_id
 
 INVOICE_RESPONSE = "invoice-response"
 MESSAGE_LEVEL_RESPONSE = "message-level-response"
@@ -91,11 +91,11 @@ class ResponseView:
         }
 
 
-def response_view(row: ResponseRow) -> ResponseView:
+def response_view(row: ResponseRecord) -> ResponseView:
     return ResponseView(row.id, row.document_id, row.kind, row.code, row.reason, row.action, row.note, row.issued_at)
 
 
-def _own(uow: UnitOfWork, document_id: str, supplier_id: str | None) -> DocumentRow:
+def _own(uow: UnitOfWork, document_id: str, supplier_id: str | None) -> DocumentRecord:
     row = uow.documents.get(document_id)
     if row is None or (supplier_id is not None and row.supplier_id != supplier_id):
         raise NotFoundError(f"no document {document_id}")
@@ -110,7 +110,7 @@ def list_responses(uow: UnitOfWork, document_id: str, *, supplier_id: str | None
         return [response_view(r) for r in uow.documents.responses(document_id)]
 
 
-def prior_codes(rows: Sequence[ResponseRow]) -> list[str]:
+def prior_codes(rows: Sequence[ResponseRecord]) -> list[str]:
     """The Invoice Response codes among ``rows``, for ``may_follow``."""
     return [r.code for r in rows if r.kind == INVOICE_RESPONSE]
 
@@ -137,7 +137,7 @@ def response_xml(uow: UnitOfWork, document_id: str, response_id: int, *, supplie
             document.number or document.id, DOCUMENT_TYPE_CODES.get(document.document_type or "", "380")
         )
         if row.kind == MESSAGE_LEVEL_RESPONSE:
-            findings = [finding_from_row(f) for f in uow.documents.findings(document_id)]
+            findings = list(uow.documents.findings(document_id))
             return message_level_response(
                 response_id=row.number,
                 issued_at=row.issued_at,

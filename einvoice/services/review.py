@@ -48,7 +48,8 @@ from einvoice.services.queries import get_document
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.services.users import SignedIn, approval_rule
 from einvoice.store import UnitOfWork
-from einvoice.store.tables import DecisionRow, DocumentRow, ResponseRow
+from einvoice.store.ports import DecisionRecord, DocumentRecord
+from einvoice.store.tables import DecisionRow, ResponseRow
 from einvoice.store.writes import DocumentChange, Step
 
 S = DocumentStatus
@@ -145,7 +146,7 @@ class DecisionView:
         }
 
 
-def decision_view(row: DecisionRow) -> DecisionView:
+def decision_view(row: DecisionRecord) -> DecisionView:
     return DecisionView(row.action, row.username, row.at, row.from_status, row.to_status, row.reason, row.comment)
 
 
@@ -170,7 +171,7 @@ class Review:
     candidates: tuple[Commitment, ...] = ()  # the open commitments of its institution and supplier
 
 
-def _own_row(uow: UnitOfWork, user: SignedIn, document_id: str) -> DocumentRow:
+def _own_row(uow: UnitOfWork, user: SignedIn, document_id: str) -> DocumentRecord:
     row = uow.documents.get(document_id)
     if row is None or row.institution_id not in user.institution_ids:
         raise NotFoundError(f"no document {document_id}")
@@ -190,7 +191,7 @@ def _actions(status: str, role: Role) -> frozenset[str]:
     return frozenset(allowed)
 
 
-def _candidates(uow: UnitOfWork, row: DocumentRow, find: str | None) -> tuple[Commitment, ...]:
+def _candidates(uow: UnitOfWork, row: DocumentRecord, find: str | None) -> tuple[Commitment, ...]:
     if row.institution_id is None:
         return ()
     found = uow.commitments.list_for(

@@ -25,8 +25,9 @@ from einvoice.domain.commitments import Tolerances
 from einvoice.domain.review import ApprovalRule, Role
 from einvoice.errors import AccountLockedError, DuplicateKeyError, NotFoundError, SignInError, UserError
 from einvoice.services import InstitutionView, institution_view
-from einvoice.services.accounts import parse_endpoint
+from einvoice.services.accounts import registered_institution
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import UserRecord
 from einvoice.store.tables import ApprovalRuleRow, UserRow, UserSessionRow
 
 MIN_PASSWORD_LENGTH = 12
@@ -88,7 +89,7 @@ def _role(value: str) -> Role:
         raise UserError(f"role must be one of {', '.join(r.value for r in Role)}, not {value!r}") from None
 
 
-def _view(uow: UnitOfWork, row: UserRow) -> UserView:
+def _view(uow: UnitOfWork, row: UserRecord) -> UserView:
     institutions = tuple(f"{i.endpoint_scheme}:{i.endpoint_id}" for i in uow.users.institutions_of(row.id))
     return UserView(
         id=row.id,
@@ -122,11 +123,7 @@ def add_user(uow: UnitOfWork, *, username: str, role: str, institutions: Sequenc
     with uow:
         ids = []
         for endpoint in dict.fromkeys(institutions):
-            scheme, endpoint_id = parse_endpoint(endpoint)
-            institution = uow.institutions.by_endpoint(scheme, endpoint_id)
-            if institution is None:
-                raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
-            ids.append(institution.id)
+            ids.append(registered_institution(uow, endpoint).id)
         if uow.users.by_username(username) is not None:
             raise UserError(f"a user named {username} exists")
         try:
@@ -154,7 +151,7 @@ def list_users(uow: UnitOfWork) -> list[UserView]:
         return [_view(uow, row) for row in uow.users.list()]
 
 
-def _user(uow: UnitOfWork, username: str) -> UserRow:
+def _user(uow: UnitOfWork, username: str) -> UserRecord:
     row = uow.users.by_username(username)
     if row is None:
         raise NotFoundError(f"no user {username}")
@@ -164,8 +161,7 @@ def _user(uow: UnitOfWork, username: str) -> UserRow:
 def disable_user(uow: UnitOfWork, username: str) -> UserView:
     """Stop a user from signing in; their sessions end at once. Raises NotFoundError."""
     with uow:
-        row = _user(uow, username)
-        row.active = False
+        row = uow.users.set_active(_user(uow, username).id, False)
         uow.users.end_sessions_of(row.id)
         view = _view(uow, row)
         uow.commit()
@@ -178,12 +174,10 @@ def reset_password(uow: UnitOfWork, username: str, password: str) -> UserView:
     check_password(password)
     password_hash = hash_password(password)
     with uow:
-        row = _user(uow, username)
-        row.password_hash = password_hash
-        row.password_changed_at = _now()
-        row.failed_sign_ins = 0
-        row.locked_until = None
-        uow.users.end_sessions_of(row.id)
+        user_id = _user(uow, username).id
+        uow.users.set_password(user_id, password_hash, changed_at=_now())
+        row = uow.users.set_failed_sign_ins(user_id, 0, locked_until=None)
+        uow.users.end_sessions_of(user_id)
         view = _view(uow, row)
         uow.commit()
     return view
@@ -213,19 +207,19 @@ def sign_in(
         if row.locked_until is not None and row.locked_until > now:
             raise AccountLockedError(_locked_message(row.locked_until, now))
         if not _verify(row.password_hash, password) or not row.active:
-            row.failed_sign_ins = (row.failed_sign_ins or 0) + 1
-            locked = row.failed_sign_ins >= failed_attempts
+            failed = (row.failed_sign_ins or 0) + 1
+            locked = failed >= failed_attempts
             if locked:
-                row.locked_until = now + lockout
-                row.failed_sign_ins = 0
+                uow.users.set_failed_sign_ins(row.id, 0, locked_until=now + lockout)
+            else:
+                uow.users.set_failed_sign_ins(row.id, failed, locked_until=row.locked_until)
             uow.commit()
             if locked:
                 raise AccountLockedError(_locked_message(now + lockout, now))
             raise SignInError("wrong user name or password")
         if _hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = hash_password(password)
-        row.failed_sign_ins = 0
-        row.locked_until = None
+            uow.users.set_password(row.id, hash_password(password), changed_at=None)
+        row = uow.users.set_failed_sign_ins(row.id, 0, locked_until=None)
         return _open_session(uow, row, now=now, idle=idle, max_age=max_age)
 
 
@@ -244,7 +238,7 @@ def sign_in_trusted(
 
 
 def _open_session(
-    uow: UnitOfWork, row: UserRow, *, now: datetime, idle: timedelta, max_age: timedelta
+    uow: UnitOfWork, row: UserRecord, *, now: datetime, idle: timedelta, max_age: timedelta
 ) -> tuple[str, SignedIn]:
     """Record a new session of ``row`` and commit (inside the caller's unit of work)."""
     token = secrets.token_urlsafe(32)
@@ -306,7 +300,7 @@ def session_user(uow: UnitOfWork, token: str, *, idle: timedelta, now: datetime 
         if user is None or not user.active:
             return None
         if now - session.last_seen_at > timedelta(minutes=1):
-            session.last_seen_at = now
+            uow.users.touch_session(session.token_hash, now)
             uow.commit()
         return SignedIn(
             user.id,
@@ -350,11 +344,8 @@ def set_approval_rule(
     two = parse_amount(two_people_above, "--two-people-above")
     if person is not None and two is not None and two < person:
         raise UserError("--two-people-above must not be below --person-above")
-    scheme, endpoint_id = parse_endpoint(endpoint)
     with uow:
-        institution = uow.institutions.by_endpoint(scheme, endpoint_id)
-        if institution is None:
-            raise NotFoundError(f"no institution with endpoint {scheme}:{endpoint_id}")
+        institution = registered_institution(uow, endpoint)
         uow.users.set_approval_rule(
             ApprovalRuleRow(institution_id=institution.id, person_above=person, two_people_above=two, updated_at=_now())
         )

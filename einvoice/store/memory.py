@@ -6,7 +6,8 @@ and lease holder, or nothing written), unique keys (a repeated sha256, idempoten
 or API key raises ``DuplicateKeyError`` as the databases' store does), UTC-only timestamps, transactions
 (``with uow:`` works on a copy; ``commit()`` makes it the store's; leaving without a commit drops
 it; one transaction at a time, as SQLite's write lock allows). Rows are plain objects with the
-attributes of the table classes.
+attributes of the table classes, kept inside; the repositories return the same records (``ports``)
+as the databases' store.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace, TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table
 
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
+from einvoice.domain.findings import Finding
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
 from einvoice.domain.money import amount_key
@@ -40,11 +42,24 @@ from einvoice.domain.review import (
 from einvoice.domain.states import REVIEW_STATES
 from einvoice.errors import DuplicateKeyError
 from einvoice.parsers.invoice_dict import invoice_from_dict
-from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow, UnitOfWork
+from einvoice.store.ports import (
+    NOT_HISTORY,
+    ApprovalRuleRecord,
+    DocumentRecord,
+    EarlierQuery,
+    EarlierRow,
+    InstitutionRecord,
+    ResponseRecord,
+    SupplierRecord,
+    TransitionRecord,
+    UnitOfWork,
+    finding_of,
+    record_of,
+    record_or_none,
+)
 from einvoice.store.tables import (
     ApprovalRuleRow,
     Base,
-    DecisionRow,
     DocumentReasonRow,
     DocumentRow,
     FindingRow,
@@ -55,14 +70,14 @@ from einvoice.store.tables import (
     ResponseRow,
     SupplierRow,
     TransitionRow,
-    UserRow,
-    UserSessionRow,
     new_id,
     number_key,
 )
 from einvoice.store.writes import ANYONE, DocumentChange, NewDocument, Step, Written
 
 Row = Any
+R = TypeVar("R")
+P = TypeVar("P", InstitutionRecord, SupplierRecord)
 
 
 def _table(row_class: type[Base]) -> Table:
@@ -90,6 +105,10 @@ def _row(row_class: type[Base], values: dict[str, Any] | Any) -> Row:
                 value = new_id()
         row[column.name] = _utc(value)
     return SimpleNamespace(**row)
+
+
+def _records(record: type[R], rows: Iterable[Row]) -> list[R]:
+    return [record_of(record, row) for row in rows]
 
 
 def _conflict(what: str) -> DuplicateKeyError:
@@ -192,55 +211,84 @@ class _Repository:
         return self.uow.data
 
 
-class _Institutions(_Repository):
-    def add(self, row: InstitutionRow) -> Row:
-        added = _row(InstitutionRow, row)
+def _first(record: type[R], rows: Iterable[Row], wanted: Callable[[Row], bool]) -> R | None:
+    """The ``record`` of the first of ``rows`` that is ``wanted``, or None."""
+    return record_or_none(record, next((r for r in rows if wanted(r)), None))
+
+
+def _set(rows: Mapping[str, Row], key: str, **values: Any) -> Row:
+    """The row ``rows[key]`` with ``values`` set on it (LookupError: there is none)."""
+    row = rows.get(key)
+    if row is None:
+        raise LookupError(f"no row {key}")
+    for name, value in values.items():
+        setattr(row, name, _utc(value))
+    return row
+
+
+class _Parties(_Repository, Generic[P]):
+    """What institutions and suppliers share (``repositories._Parties``)."""
+
+    row_class: type[InstitutionRow] | type[SupplierRow]
+    record: type[P]
+    kind: str  # for the messages of unique keys
+
+    @property
+    def rows(self) -> dict[str, Row]:
+        raise NotImplementedError
+
+    def add(self, row: Any) -> P:
+        added = _row(self.row_class, row)
         if self.by_endpoint(added.endpoint_scheme, added.endpoint_id) is not None:
-            raise _conflict("institution endpoint")
-        self.data.institutions[added.id] = added
-        return added
+            raise _conflict(f"{self.kind} endpoint")
+        if added.api_key_hash is not None and self.by_key_hash(added.api_key_hash) is not None:
+            raise _conflict(f"{self.kind} API key")
+        self.rows[added.id] = added
+        return record_of(self.record, added)
 
-    def get(self, institution_id: str) -> Row | None:
-        return self.data.institutions.get(institution_id)
+    def get(self, party_id: str) -> P | None:
+        return record_or_none(self.record, self.rows.get(party_id))
 
-    def by_key_hash(self, key_hash: str) -> Row | None:
-        return next((r for r in self.data.institutions.values() if r.api_key_hash == key_hash), None)
+    def by_key_hash(self, key_hash: str) -> P | None:
+        return _first(self.record, self.rows.values(), lambda r: r.api_key_hash == key_hash)
 
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> Row | None:
-        found = (
-            r for r in self.data.institutions.values() if (r.endpoint_scheme, r.endpoint_id) == (scheme, endpoint_id)
-        )
-        return next(found, None)
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> P | None:
+        wanted = (scheme, endpoint_id)
+        return _first(self.record, self.rows.values(), lambda r: (r.endpoint_scheme, r.endpoint_id) == wanted)
 
-    def list(self) -> list[Row]:
-        return sorted(self.data.institutions.values(), key=lambda r: (r.name, r.id))
+    def list(self) -> Sequence[P]:
+        return _records(self.record, sorted(self.rows.values(), key=lambda r: (r.name, r.id)))
+
+    def set_api_key_hash(self, party_id: str, key_hash: str) -> P:
+        if self.by_key_hash(key_hash) is not None:
+            raise _conflict(f"{self.kind} API key")
+        return record_of(self.record, _set(self.rows, party_id, api_key_hash=key_hash))
 
 
-class _Suppliers(_Repository):
-    def add(self, row: SupplierRow) -> Row:
-        added = _row(SupplierRow, row)
-        if self.by_endpoint(added.endpoint_scheme, added.endpoint_id) is not None:
-            raise _conflict("supplier endpoint")
-        if self.by_key_hash(added.api_key_hash) is not None:
-            raise _conflict("supplier API key")
-        self.data.suppliers[added.id] = added
-        return added
+class _Institutions(_Parties[InstitutionRecord]):
+    row_class = InstitutionRow
+    record = InstitutionRecord
+    kind = "institution"
 
-    def get(self, supplier_id: str) -> Row | None:
-        return self.data.suppliers.get(supplier_id)
+    @property
+    def rows(self) -> dict[str, Row]:
+        return self.data.institutions
 
-    def by_key_hash(self, key_hash: str) -> Row | None:
-        return next((r for r in self.data.suppliers.values() if r.api_key_hash == key_hash), None)
 
-    def by_identifier(self, column: str, value: str) -> Row | None:
-        return next((r for r in self.data.suppliers.values() if getattr(r, column) == value), None)
+class _Suppliers(_Parties[SupplierRecord]):
+    row_class = SupplierRow
+    record = SupplierRecord
+    kind = "supplier"
 
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> Row | None:
-        found = (r for r in self.data.suppliers.values() if (r.endpoint_scheme, r.endpoint_id) == (scheme, endpoint_id))
-        return next(found, None)
+    @property
+    def rows(self) -> dict[str, Row]:
+        return self.data.suppliers
 
-    def list(self) -> list[Row]:
-        return sorted(self.data.suppliers.values(), key=lambda r: (r.name, r.id))
+    def by_identifier(self, column: str, value: str) -> SupplierRecord | None:
+        return _first(SupplierRecord, self.rows.values(), lambda r: getattr(r, column) == value)
+
+    def set_active(self, supplier_id: str, active: bool) -> SupplierRecord:
+        return record_of(SupplierRecord, _set(self.rows, supplier_id, active=active))
 
     def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]:
         held: set[str] = set()
@@ -362,19 +410,17 @@ class _Documents(_Repository):
         )
         return self.write(change).changed
 
-    def get(self, document_id: str, *, for_update: bool = False) -> Row | None:
-        return self.data.documents.get(document_id)
+    def get(self, document_id: str, *, for_update: bool = False, fresh: bool = False) -> DocumentRecord | None:
+        return record_or_none(DocumentRecord, self.data.documents.get(document_id))
 
-    def refresh(self, row: Any) -> None:
-        return None  # rows are the data itself
+    def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRecord | None:
+        wanted = (supplier_id, sha256)
+        return _first(DocumentRecord, self.data.documents.values(), lambda d: (d.supplier_id, d.sha256) == wanted)
 
-    def by_sha256(self, supplier_id: str, sha256: str) -> Row | None:
-        found = (d for d in self.data.documents.values() if (d.supplier_id, d.sha256) == (supplier_id, sha256))
-        return next(found, None)
-
-    def by_idempotency_key(self, supplier_id: str, key: str) -> Row | None:
-        found = (d for d in self.data.documents.values() if (d.supplier_id, d.idempotency_key) == (supplier_id, key))
-        return next(found, None)
+    def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRecord | None:
+        wanted = (supplier_id, key)
+        documents = self.data.documents.values()
+        return _first(DocumentRecord, documents, lambda d: (d.supplier_id, d.idempotency_key) == wanted)
 
     def lock_number(self, key: str) -> None:
         return None  # one transaction at a time already
@@ -384,7 +430,7 @@ class _Documents(_Repository):
 
     def list_for_supplier(
         self, supplier_id: str, *, status: str | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[Row]:
+    ) -> list[DocumentRecord]:
         rows = [
             d
             for d in self.data.documents.values()
@@ -392,7 +438,7 @@ class _Documents(_Repository):
             and (status is None or d.status == status)
             and (since is None or d.received_at >= since)
         ]
-        return sorted(rows, key=lambda d: (d.received_at, d.id), reverse=True)[:limit]
+        return _records(DocumentRecord, sorted(rows, key=lambda d: (d.received_at, d.id), reverse=True)[:limit])
 
     def stuck(
         self,
@@ -403,7 +449,7 @@ class _Documents(_Repository):
         now: datetime,
         limit: int = 500,
         resting_with_reason: Collection[str] = (),
-    ) -> list[Row]:
+    ) -> list[DocumentRecord]:
         def is_stuck(d: Row) -> bool:
             resting = d.status in resting_with_reason and d.failure_reason is not None
             if d.status in idle_statuses:
@@ -412,7 +458,8 @@ class _Documents(_Repository):
             expired = d.lease_expires_at is None or d.lease_expires_at < now
             return d.status in working_statuses and expired and not held
 
-        return sorted(filter(is_stuck, self.data.documents.values()), key=lambda d: d.status_changed_at)[:limit]
+        found = sorted(filter(is_stuck, self.data.documents.values()), key=lambda d: d.status_changed_at)
+        return _records(DocumentRecord, found[:limit])
 
     def oldest_status_change(self, statuses: Collection[str]) -> datetime | None:
         return min((d.status_changed_at for d in self.data.documents.values() if d.status in statuses), default=None)
@@ -423,19 +470,20 @@ class _Documents(_Repository):
             counts[d.status] = counts.get(d.status, 0) + 1
         return counts
 
-    def transitions(self, document_id: str) -> list[Row]:
-        return sorted((t for t in self.data.transitions if t.document_id == document_id), key=lambda t: t.id)
+    def transitions(self, document_id: str) -> list[TransitionRecord]:
+        found = sorted((t for t in self.data.transitions if t.document_id == document_id), key=lambda t: t.id)
+        return _records(TransitionRecord, found)
 
     def transitions_since(self, since: datetime, *, limit: int = 5_000) -> list[Row]:
         return sorted((t for t in self.data.transitions if t.at >= since), key=lambda t: t.id)[-limit:]
 
-    def findings(self, document_id: str) -> list[Row]:
-        return list(self.data.findings.get(document_id, ()))
+    def findings(self, document_id: str) -> list[Finding]:
+        return [finding_of(f) for f in self.data.findings.get(document_id, ())]
 
-    def responses(self, document_id: str) -> list[Row]:
-        return [r for r in self.data.responses if r.document_id == document_id]
+    def responses(self, document_id: str) -> list[ResponseRecord]:
+        return _records(ResponseRecord, (r for r in self.data.responses if r.document_id == document_id))
 
-    def response(self, document_id: str, response_id: int) -> Row | None:
+    def response(self, document_id: str, response_id: int) -> ResponseRecord | None:
         return next((r for r in self.responses(document_id) if r.id == response_id), None)
 
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None:
@@ -714,44 +762,15 @@ class _Users(_Repository):
     """Institutions' approval limits; users, sessions and decisions are not kept by the twin yet:
     tests of sign-in and sessions run on SQLite."""
 
-    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRow:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def get(self, user_id: str) -> UserRow | None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def by_username(self, username: str) -> UserRow | None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def list(self) -> Sequence[UserRow]:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def institutions_of(self, user_id: str) -> Sequence[InstitutionRow]:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def add_session(self, row: UserSessionRow) -> None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def session_by_hash(self, token_hash: str) -> UserSessionRow | None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def end_session(self, token_hash: str) -> None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def end_sessions_of(self, user_id: str) -> None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def end_expired_sessions(self, now: datetime) -> None:
-        raise NotImplementedError("the in-memory store keeps no users")
-
-    def approval_rule(self, institution_id: str) -> ApprovalRuleRow | None:
-        return self.data.approval_rules.get(institution_id)
+    def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None:
+        return record_or_none(ApprovalRuleRecord, self.data.approval_rules.get(institution_id))
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
         self.data.approval_rules[row.institution_id] = _row(ApprovalRuleRow, row)
 
-    def decisions(self, document_id: str) -> Sequence[DecisionRow]:
-        raise NotImplementedError("the in-memory store keeps no users")
+    def __getattr__(self, name: str) -> Any:
+        # users, their sessions and decisions
+        raise NotImplementedError(f"the in-memory store keeps no users ({name})")
 
 
 class _Review(_Repository):

@@ -2,36 +2,36 @@
 
 Two implementations: ``uow.SqlUnitOfWork`` (SQLAlchemy, on SQLite or PostgreSQL) and
 ``memory.MemoryUnitOfWork`` (dicts, for unit tests of services and stages without a database).
-Rows come back as objects with the attributes of the table classes in ``tables``.
+What they read comes back as immutable records (``InstitutionRecord``, ``DocumentRecord``, …, below:
+the columns of the table classes in ``tables`` that callers use) or domain objects, never as ORM
+rows: a record stays valid after its unit of work ends. Changes go through the repositories' write
+methods, never by assigning to what they returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from einvoice.domain.commitments import Commitment, CommitmentKind, DespatchAdvice, Receipt, Tolerances
+from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.journal import Account, ChartOfAccounts, PostingProfile
 from einvoice.domain.review import QueueCounts, QueueFilter, QueueSlice
 from einvoice.store.tables import (
     ApprovalRuleRow,
-    DecisionRow,
-    DocumentRow,
     ErpRow,
     ExchangeRateRow,
-    FindingRow,
     InstitutionRow,
     JournalEntryRow,
     OutboxRow,
     PaymentRow,
-    ResponseRow,
     SupplierRow,
-    TransitionRow,
     UserRow,
     UserSessionRow,
 )
@@ -71,21 +71,208 @@ class EarlierRow:
     preceding: tuple[str, ...] = ()  # BT-25 numbers (credit notes only)
 
 
+# --- what the repositories return ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionRecord:
+    """A buyer institution (``tables.InstitutionRow``)."""
+
+    id: str
+    name: str
+    endpoint_scheme: str
+    endpoint_id: str
+    created_at: datetime
+    api_key_hash: str | None  # None: no key issued
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierRecord:
+    """A supplier (``tables.SupplierRow``)."""
+
+    id: str
+    name: str
+    endpoint_scheme: str
+    endpoint_id: str
+    vat_id: str | None
+    legal_id: str | None
+    tax_id: str | None
+    api_key_hash: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A document and where it stands (``tables.DocumentRow``; its bytes: ``DocumentStore.raw``)."""
+
+    id: str
+    supplier_id: str
+    institution_id: str | None
+    status: str
+    sha256: str
+    size: int
+    idempotency_key: str | None
+    document_type: str | None
+    customization_id: str | None
+    number: str | None
+    issue_date: date | None
+    issue_year: int | None
+    number_key: str | None
+    currency: str | None
+    payable_amount: Decimal | None
+    seller_endpoint: str | None
+    seller_vat_id: str | None
+    seller_legal_id: str | None
+    buyer_endpoint: str | None
+    suspected_duplicate_of: str | None
+    refusal_code: str | None
+    refusal_reason: str | None
+    match_result: str | None
+    ruleset: str | None
+    journal_ref: str | None
+    failure_reason: str | None
+    lease_token: str | None
+    lease_expires_at: datetime | None
+    received_at: datetime
+    status_changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One step of a document's history (``tables.TransitionRow``)."""
+
+    id: int
+    document_id: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """A response the buyer gave the supplier about a document (``tables.ResponseRow``)."""
+
+    id: int
+    document_id: str
+    kind: str
+    code: str
+    reason: str | None
+    action: str | None
+    note: str | None
+    number: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user of the accountants' pages (``tables.UserRow``)."""
+
+    id: str
+    username: str
+    role: str
+    password_hash: str
+    active: bool
+    failed_sign_ins: int
+    locked_until: datetime | None
+    created_at: datetime
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in user's session (``tables.UserSessionRow``)."""
+
+    token_hash: str
+    user_id: str
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRuleRecord:
+    """An institution's approval limits (``tables.ApprovalRuleRow``)."""
+
+    institution_id: str
+    person_above: Decimal | None
+    two_people_above: Decimal | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A person's decision on a document (``tables.DecisionRow``)."""
+
+    id: int
+    document_id: str
+    user_id: str | None
+    username: str
+    action: str
+    reason: str | None
+    comment: str | None
+    from_status: str
+    to_status: str
+    at: datetime
+
+
+R = TypeVar("R")
+
+
+#: Per record class: what reads its fields' values off a row, in the order of its fields.
+_READERS: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def record_of(record: type[R], row: Any) -> R:
+    """The ``record`` (one of the classes above) of ``row``: any object with its attributes."""
+    read = _READERS.get(record)
+    if read is None:
+        names = [f.name for f in fields(record)]  # type: ignore[arg-type]
+        one = attrgetter(*names)
+        read = _READERS[record] = one if len(names) > 1 else lambda row: (one(row),)
+    return record(*read(row))
+
+
+def record_or_none(record: type[R], row: Any) -> R | None:
+    return None if row is None else record_of(record, row)
+
+
+def finding_of(row: Any) -> Finding:
+    """The ``Finding`` a findings row (``tables.FindingRow``, or an object with its attributes) keeps."""
+    return Finding(
+        rule=row.rule,
+        severity=Severity(row.severity),
+        layer=Layer(row.layer),
+        message=row.message,
+        location=row.location,
+        line=row.line,
+        test=row.test,
+        value=row.value,
+        override=row.override,
+    )
+
+
 class InstitutionStore(Protocol):
-    def add(self, row: InstitutionRow) -> InstitutionRow: ...
-    def get(self, institution_id: str) -> InstitutionRow | None: ...
-    def by_key_hash(self, key_hash: str) -> InstitutionRow | None: ...
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRow | None: ...
-    def list(self) -> Sequence[InstitutionRow]: ...
+    def add(self, row: InstitutionRow) -> InstitutionRecord: ...
+    def get(self, institution_id: str) -> InstitutionRecord | None: ...
+    def by_key_hash(self, key_hash: str) -> InstitutionRecord | None: ...
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRecord | None: ...
+    def list(self) -> Sequence[InstitutionRecord]: ...
+    def set_api_key_hash(self, institution_id: str, key_hash: str) -> InstitutionRecord: ...
 
 
 class SupplierStore(Protocol):
-    def add(self, row: SupplierRow) -> SupplierRow: ...
-    def get(self, supplier_id: str) -> SupplierRow | None: ...
-    def by_key_hash(self, key_hash: str) -> SupplierRow | None: ...
-    def by_identifier(self, column: str, value: str) -> SupplierRow | None: ...
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> SupplierRow | None: ...
-    def list(self) -> Sequence[SupplierRow]: ...
+    def add(self, row: SupplierRow) -> SupplierRecord: ...
+    def get(self, supplier_id: str) -> SupplierRecord | None: ...
+    def by_key_hash(self, key_hash: str) -> SupplierRecord | None: ...
+    def by_identifier(self, column: str, value: str) -> SupplierRecord | None: ...
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> SupplierRecord | None: ...
+    def list(self) -> Sequence[SupplierRecord]: ...
+    def set_api_key_hash(self, supplier_id: str, key_hash: str) -> SupplierRecord: ...
+    def set_active(self, supplier_id: str, active: bool) -> SupplierRecord: ...
     def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]: ...
 
 
@@ -118,15 +305,14 @@ class DocumentStore(Protocol):
         findings: Sequence[dict[str, Any]] | None = None,
         message: str | None = None,
     ) -> bool: ...
-    def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None: ...
-    def refresh(self, row: DocumentRow) -> None: ...
-    def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRow | None: ...
-    def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRow | None: ...
+    def get(self, document_id: str, *, for_update: bool = False, fresh: bool = False) -> DocumentRecord | None: ...
+    def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRecord | None: ...
+    def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRecord | None: ...
     def lock_number(self, key: str) -> None: ...
     def raw(self, document_id: str) -> bytes | None: ...
     def list_for_supplier(
         self, supplier_id: str, *, status: str | None = None, since: datetime | None = None, limit: int = 100
-    ) -> Sequence[DocumentRow]: ...
+    ) -> Sequence[DocumentRecord]: ...
     def stuck(
         self,
         *,
@@ -136,17 +322,17 @@ class DocumentStore(Protocol):
         now: datetime,
         limit: int = 500,
         resting_with_reason: Collection[str] = (),
-    ) -> Sequence[DocumentRow]: ...
+    ) -> Sequence[DocumentRecord]: ...
     def oldest_status_change(self, statuses: Collection[str]) -> datetime | None: ...
     def count_by_status(self) -> dict[str, int]: ...
-    def transitions(self, document_id: str) -> Sequence[TransitionRow]: ...
+    def transitions(self, document_id: str) -> Sequence[TransitionRecord]: ...
     def transitions_since(self, since: datetime, *, limit: int = 5_000) -> Sequence[Any]: ...
-    def findings(self, document_id: str) -> Sequence[FindingRow]: ...
+    def findings(self, document_id: str) -> Sequence[Finding]: ...
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None: ...
     def parsed(self, document_id: str) -> Invoice | None: ...
     def earlier_of_supplier(self, query: EarlierQuery) -> Sequence[EarlierRow]: ...
-    def responses(self, document_id: str) -> Sequence[ResponseRow]: ...
-    def response(self, document_id: str, response_id: int) -> ResponseRow | None: ...
+    def responses(self, document_id: str) -> Sequence[ResponseRecord]: ...
+    def response(self, document_id: str, response_id: int) -> ResponseRecord | None: ...
 
 
 class OutboxStore(Protocol):
@@ -231,7 +417,7 @@ class PostingStore(Protocol):
     def add_erp(self, row: ErpRow, institution_ids: Iterable[str]) -> ErpRow: ...
     def erp_by_name(self, name: str) -> ErpRow | None: ...
     def erp_by_key_hash(self, key_hash: str) -> ErpRow | None: ...
-    def erp_institutions(self, erp_id: str) -> Sequence[InstitutionRow]: ...
+    def erp_institutions(self, erp_id: str) -> Sequence[InstitutionRecord]: ...
     def put_rates(self, rows: Iterable[ExchangeRateRow]) -> int: ...
     def rate_on(self, base: str, currency: str, on: date) -> ExchangeRateRow | None: ...
     def payment(self, document_id: str) -> PaymentRow | None: ...
@@ -240,19 +426,23 @@ class PostingStore(Protocol):
 class UserStore(Protocol):
     """The accountants' accounts and sessions (``store.repositories.UserRepository``)."""
 
-    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRow: ...
-    def get(self, user_id: str) -> UserRow | None: ...
-    def by_username(self, username: str) -> UserRow | None: ...
-    def list(self) -> Sequence[UserRow]: ...
-    def institutions_of(self, user_id: str) -> Sequence[InstitutionRow]: ...
+    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRecord: ...
+    def get(self, user_id: str) -> UserRecord | None: ...
+    def by_username(self, username: str) -> UserRecord | None: ...
+    def list(self) -> Sequence[UserRecord]: ...
+    def institutions_of(self, user_id: str) -> Sequence[InstitutionRecord]: ...
+    def set_active(self, user_id: str, active: bool) -> UserRecord: ...
+    def set_password(self, user_id: str, password_hash: str, *, changed_at: datetime | None) -> UserRecord: ...
+    def set_failed_sign_ins(self, user_id: str, count: int, *, locked_until: datetime | None) -> UserRecord: ...
     def add_session(self, row: UserSessionRow) -> None: ...
-    def session_by_hash(self, token_hash: str) -> UserSessionRow | None: ...
+    def session_by_hash(self, token_hash: str) -> SessionRecord | None: ...
+    def touch_session(self, token_hash: str, at: datetime) -> None: ...
     def end_session(self, token_hash: str) -> None: ...
     def end_sessions_of(self, user_id: str) -> None: ...
     def end_expired_sessions(self, now: datetime) -> None: ...
-    def approval_rule(self, institution_id: str) -> ApprovalRuleRow | None: ...
+    def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None: ...
     def set_approval_rule(self, row: ApprovalRuleRow) -> None: ...
-    def decisions(self, document_id: str) -> Sequence[DecisionRow]: ...
+    def decisions(self, document_id: str) -> Sequence[DecisionRecord]: ...
 
 
 class ReviewStore(Protocol):
@@ -325,7 +515,7 @@ class DeliveryJob:
     attempts: int  # made before this one
     url: str
     secret: str
-    response: ResponseRow
+    response: ResponseRecord
 
 
 class WebhookStore(Protocol):

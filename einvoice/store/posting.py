@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
+from einvoice.store.ports import InstitutionRecord, record_of
 from einvoice.store.tables import (
     AccountRow,
     DocumentRow,
@@ -191,14 +192,15 @@ class PostingRepository:
     def erp_by_key_hash(self, key_hash: str) -> ErpRow | None:
         return self.session.scalars(select(ErpRow).where(ErpRow.api_key_hash == key_hash)).first()
 
-    def erp_institutions(self, erp_id: str) -> Sequence[InstitutionRow]:
+    def erp_institutions(self, erp_id: str) -> list[InstitutionRecord]:
         """The institutions the ERP serves, by endpoint."""
-        return self.session.scalars(
+        rows = self.session.scalars(
             select(InstitutionRow)
             .join(ErpInstitutionRow, ErpInstitutionRow.institution_id == InstitutionRow.id)
             .where(ErpInstitutionRow.erp_id == erp_id)
             .order_by(InstitutionRow.endpoint_scheme, InstitutionRow.endpoint_id)
-        ).all()
+        )
+        return [record_of(InstitutionRecord, row) for row in rows]
 
     # --- exchange rates --------------------------------------------------------------------------
 

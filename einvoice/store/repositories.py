@@ -1,6 +1,9 @@
 """Repositories: the queries the services need, and nothing else.
 
-They return ORM rows; services turn rows into views. Nothing here commits: the unit of work does.
+They return immutable records (``ports.InstitutionRecord``, ``DocumentRecord``, …) or domain
+objects, never the ORM rows they read: a record stays valid after its unit of work, and a change is
+made by a write method, not by assigning to what a query returned. Nothing here commits: the unit
+of work does.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import functools
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Integer,
@@ -34,11 +37,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from einvoice.domain.findings import Finding
 from einvoice.domain.invoice import Invoice
 from einvoice.domain.money import amount_key
 from einvoice.parsers.invoice_dict import FORMAT_VERSION, invoice_from_dict, invoice_to_dict
 from einvoice.store import writes
-from einvoice.store.ports import NOT_HISTORY, EarlierQuery, EarlierRow
+from einvoice.store.ports import (
+    NOT_HISTORY,
+    ApprovalRuleRecord,
+    DecisionRecord,
+    DocumentRecord,
+    EarlierQuery,
+    EarlierRow,
+    InstitutionRecord,
+    ResponseRecord,
+    SessionRecord,
+    SupplierRecord,
+    TransitionRecord,
+    UserRecord,
+    finding_of,
+    record_of,
+    record_or_none,
+)
 from einvoice.store.tables import (
     ApprovalRuleRow,
     DecisionRow,
@@ -56,6 +76,8 @@ from einvoice.store.tables import (
     UserSessionRow,
     number_key,
 )
+
+P = TypeVar("P", InstitutionRecord, SupplierRecord)
 
 
 def _table(row_class: type[Any]) -> Table:
@@ -82,58 +104,75 @@ def _status_guard(expected: Collection[str]) -> Any:
     return _on_the_row(_table(DocumentRow).c.status.in_(list(expected)))
 
 
-class InstitutionRepository:
+def _added(session: Session, row: Any) -> Any:
+    """``row`` added and flushed (its defaults, such as a new id, filled in)."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _changed(session: Session, row_class: type[Any], key: str, **values: Any) -> Any:
+    """The row of ``row_class`` with primary key ``key``, ``values`` set on it (written at the next
+    flush, with whatever else changed on it in this unit of work). Raises LookupError when there
+    is no such row."""
+    row = session.get(row_class, key)
+    if row is None:
+        raise LookupError(f"no {row_class.__tablename__} row {key}")
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row
+
+
+class _Parties(Generic[P]):
+    """What institutions and suppliers share: registered by their Peppol endpoint, found by the
+    hash of their API key, listed by name."""
+
+    row_class: type[InstitutionRow] | type[SupplierRow]
+    record: type[P]
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: InstitutionRow) -> InstitutionRow:
-        self.session.add(row)
-        self.session.flush()
-        return row
+    def add(self, row: Any) -> P:
+        return record_of(self.record, _added(self.session, row))
 
-    def get(self, institution_id: str) -> InstitutionRow | None:
-        return self.session.get(InstitutionRow, institution_id)
+    def get(self, party_id: str) -> P | None:
+        return record_or_none(self.record, self.session.get(self.row_class, party_id))
 
-    def by_key_hash(self, key_hash: str) -> InstitutionRow | None:
-        return self.session.scalars(select(InstitutionRow).where(InstitutionRow.api_key_hash == key_hash)).first()
+    def by_key_hash(self, key_hash: str) -> P | None:
+        return self._first(self.row_class.api_key_hash == key_hash)
 
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> InstitutionRow | None:
-        return self.session.scalars(
-            select(InstitutionRow).where(
-                InstitutionRow.endpoint_scheme == scheme, InstitutionRow.endpoint_id == endpoint_id
-            )
-        ).first()
+    def by_endpoint(self, scheme: str, endpoint_id: str) -> P | None:
+        return self._first(self.row_class.endpoint_scheme == scheme, self.row_class.endpoint_id == endpoint_id)
 
-    def list(self) -> Sequence[InstitutionRow]:
-        return self.session.scalars(select(InstitutionRow).order_by(InstitutionRow.name, InstitutionRow.id)).all()
+    def list(self) -> Sequence[P]:
+        rows = self.session.scalars(select(self.row_class).order_by(self.row_class.name, self.row_class.id))
+        return [record_of(self.record, row) for row in rows]
+
+    def set_api_key_hash(self, party_id: str, key_hash: str) -> P:
+        """Give the party a new API key (its sha256); the one issued before stops working."""
+        return record_of(self.record, _changed(self.session, self.row_class, party_id, api_key_hash=key_hash))
+
+    def _first(self, *conditions: Any) -> P | None:
+        return record_or_none(self.record, self.session.scalars(select(self.row_class).where(*conditions)).first())
 
 
-class SupplierRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+class InstitutionRepository(_Parties[InstitutionRecord]):
+    row_class = InstitutionRow
+    record = InstitutionRecord
 
-    def add(self, row: SupplierRow) -> SupplierRow:
-        self.session.add(row)
-        self.session.flush()
-        return row
 
-    def get(self, supplier_id: str) -> SupplierRow | None:
-        return self.session.get(SupplierRow, supplier_id)
+class SupplierRepository(_Parties[SupplierRecord]):
+    row_class = SupplierRow
+    record = SupplierRecord
 
-    def by_identifier(self, column: str, value: str) -> SupplierRow | None:
+    def by_identifier(self, column: str, value: str) -> SupplierRecord | None:
         """The supplier whose ``vat_id`` or ``legal_id`` (``column``) is ``value`` (compact form)."""
-        return self.session.scalars(select(SupplierRow).where(getattr(SupplierRow, column) == value)).first()
+        return self._first(getattr(SupplierRow, column) == value)
 
-    def by_key_hash(self, key_hash: str) -> SupplierRow | None:
-        return self.session.scalars(select(SupplierRow).where(SupplierRow.api_key_hash == key_hash)).first()
-
-    def by_endpoint(self, scheme: str, endpoint_id: str) -> SupplierRow | None:
-        return self.session.scalars(
-            select(SupplierRow).where(SupplierRow.endpoint_scheme == scheme, SupplierRow.endpoint_id == endpoint_id)
-        ).first()
-
-    def list(self) -> Sequence[SupplierRow]:
-        return self.session.scalars(select(SupplierRow).order_by(SupplierRow.name, SupplierRow.id)).all()
+    def set_active(self, supplier_id: str, active: bool) -> SupplierRecord:
+        """Allow or stop the supplier's submissions."""
+        return record_of(SupplierRecord, _changed(self.session, SupplierRow, supplier_id, active=active))
 
     def holding_identifiers(self, values: Collection[str], *, other_than: str) -> set[str]:
         """Which of ``values`` (identifiers in their compact form) another supplier than
@@ -244,30 +283,30 @@ class DocumentRepository:
             self._expire(change.document_id)
         return written
 
-    def get(self, document_id: str, *, for_update: bool = False) -> DocumentRow | None:
-        if for_update:
-            return self.session.scalars(
-                select(DocumentRow)
-                .where(DocumentRow.id == document_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ).first()
-        return self.session.get(DocumentRow, document_id)
+    def get(self, document_id: str, *, for_update: bool = False, fresh: bool = False) -> DocumentRecord | None:
+        """The document; ``for_update``: locked until the transaction ends; ``fresh``: read from the
+        database again even when this unit of work has read it before (after another transaction
+        may have changed it)."""
+        if for_update or fresh:
+            query = select(DocumentRow).where(DocumentRow.id == document_id)
+            if for_update:
+                query = query.with_for_update()
+            row = self.session.scalars(query.execution_options(populate_existing=True)).first()
+        else:
+            row = self.session.get(DocumentRow, document_id)
+        return record_or_none(DocumentRecord, row)
 
-    def refresh(self, row: DocumentRow) -> None:
-        self.session.refresh(row)
+    def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRecord | None:
+        return self._first(DocumentRow.sha256 == sha256, _on_the_row(DocumentRow.supplier_id == supplier_id))
 
-    def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRow | None:
-        return self.session.scalars(
-            select(DocumentRow).where(DocumentRow.sha256 == sha256, _on_the_row(DocumentRow.supplier_id == supplier_id))
-        ).first()
+    def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRecord | None:
+        return self._first(DocumentRow.idempotency_key == key, _on_the_row(DocumentRow.supplier_id == supplier_id))
 
-    def by_idempotency_key(self, supplier_id: str, key: str) -> DocumentRow | None:
-        return self.session.scalars(
-            select(DocumentRow).where(
-                DocumentRow.idempotency_key == key, _on_the_row(DocumentRow.supplier_id == supplier_id)
-            )
-        ).first()
+    def _first(self, *conditions: Any) -> DocumentRecord | None:
+        return record_or_none(DocumentRecord, self.session.scalars(select(DocumentRow).where(*conditions)).first())
+
+    def _all(self, query: Select[Any]) -> list[DocumentRecord]:
+        return [record_of(DocumentRecord, row) for row in self.session.scalars(query)]
 
     def lock_number(self, key: str) -> None:
         """Serialise intake of documents with the same ``number_key`` (supplier, BT-1, year) until the
@@ -287,14 +326,14 @@ class DocumentRepository:
 
     def list_for_supplier(
         self, supplier_id: str, *, status: str | None = None, since: datetime | None = None, limit: int = 100
-    ) -> Sequence[DocumentRow]:
+    ) -> list[DocumentRecord]:
         query = select(DocumentRow).where(DocumentRow.supplier_id == supplier_id)
         if status is not None:
             query = query.where(DocumentRow.status == status)
         if since is not None:
             query = query.where(DocumentRow.received_at >= since)
         query = query.order_by(DocumentRow.received_at.desc(), DocumentRow.id.desc()).limit(limit)
-        return self.session.scalars(query).all()
+        return self._all(query)
 
     def compare_and_set(
         self,
@@ -341,7 +380,7 @@ class DocumentRepository:
         now: datetime,
         limit: int = 500,
         resting_with_reason: Collection[str] = (),
-    ) -> Sequence[DocumentRow]:
+    ) -> list[DocumentRecord]:
         """Documents waiting in an idle state since before ``idle_before``, or held in a
         working state by a lease that has run out. A document in one of ``resting_with_reason``
         with a ``failure_reason`` (and, in a working state, no lease) waits for a person, a
@@ -354,9 +393,7 @@ class DocumentRepository:
             resting = DocumentRow.status.in_(list(resting_with_reason)) & DocumentRow.failure_reason.is_not(None)
             idle &= ~resting
             expired &= ~(resting & DocumentRow.lease_token.is_(None))
-        return self.session.scalars(
-            select(DocumentRow).where(idle | expired).order_by(DocumentRow.status_changed_at).limit(limit)
-        ).all()
+        return self._all(select(DocumentRow).where(idle | expired).order_by(DocumentRow.status_changed_at).limit(limit))
 
     def oldest_status_change(self, statuses: Collection[str]) -> datetime | None:
         """When the document longest in one of ``statuses`` entered it."""
@@ -370,10 +407,11 @@ class DocumentRepository:
 
     # --- history and findings ------------------------------------------------------------------
 
-    def transitions(self, document_id: str) -> Sequence[TransitionRow]:
-        return self.session.scalars(
+    def transitions(self, document_id: str) -> list[TransitionRecord]:
+        rows = self.session.scalars(
             select(TransitionRow).where(TransitionRow.document_id == document_id).order_by(TransitionRow.id)
-        ).all()
+        )
+        return [record_of(TransitionRecord, row) for row in rows]
 
     def transitions_since(self, since: datetime, *, limit: int = 5_000) -> Sequence[Any]:
         """(document_id, from_status, to_status, at) of the newest ``limit`` transitions since
@@ -390,23 +428,25 @@ class DocumentRepository:
         rows.reverse()
         return rows
 
-    def findings(self, document_id: str) -> Sequence[FindingRow]:
-        return self.session.scalars(
+    def findings(self, document_id: str) -> list[Finding]:
+        rows = self.session.scalars(
             select(FindingRow).where(FindingRow.document_id == document_id).order_by(FindingRow.position)
-        ).all()
+        )
+        return [finding_of(row) for row in rows]
 
     # --- responses to the supplier --------------------------------------------------------------
 
-    def responses(self, document_id: str) -> Sequence[ResponseRow]:
+    def responses(self, document_id: str) -> list[ResponseRecord]:
         """The responses the document got, oldest first."""
-        return self.session.scalars(
+        rows = self.session.scalars(
             select(ResponseRow).where(ResponseRow.document_id == document_id).order_by(ResponseRow.id)
-        ).all()
+        )
+        return [record_of(ResponseRecord, row) for row in rows]
 
-    def response(self, document_id: str, response_id: int) -> ResponseRow | None:
+    def response(self, document_id: str, response_id: int) -> ResponseRecord | None:
         """One response of the document; None for an unknown id or another document's."""
         row = self.session.get(ResponseRow, response_id)
-        return row if row is not None and row.document_id == document_id else None
+        return record_of(ResponseRecord, row) if row is not None and row.document_id == document_id else None
 
     # --- a supplier's earlier documents (matching's history) -----------------------------------
 
@@ -597,37 +637,59 @@ class UserRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRow:
-        self.session.add(row)
-        self.session.flush()
+    def add(self, row: UserRow, institution_ids: Iterable[str]) -> UserRecord:
+        _added(self.session, row)
         for institution_id in institution_ids:
             self.session.add(UserInstitutionRow(user_id=row.id, institution_id=institution_id))
         self.session.flush()
-        return row
+        return record_of(UserRecord, row)
 
-    def get(self, user_id: str) -> UserRow | None:
-        return self.session.get(UserRow, user_id)
+    def get(self, user_id: str) -> UserRecord | None:
+        return record_or_none(UserRecord, self.session.get(UserRow, user_id))
 
-    def by_username(self, username: str) -> UserRow | None:
-        return self.session.scalars(select(UserRow).where(UserRow.username == username)).first()
+    def by_username(self, username: str) -> UserRecord | None:
+        return record_or_none(
+            UserRecord, self.session.scalars(select(UserRow).where(UserRow.username == username)).first()
+        )
 
-    def list(self) -> Sequence[UserRow]:
-        return self.session.scalars(select(UserRow).order_by(UserRow.username)).all()
+    def list(self) -> list[UserRecord]:
+        return [record_of(UserRecord, row) for row in self.session.scalars(select(UserRow).order_by(UserRow.username))]
 
-    def institutions_of(self, user_id: str) -> Sequence[InstitutionRow]:
-        return self.session.scalars(
+    def institutions_of(self, user_id: str) -> Sequence[InstitutionRecord]:
+        rows = self.session.scalars(
             select(InstitutionRow)
             .join(UserInstitutionRow, UserInstitutionRow.institution_id == InstitutionRow.id)
             .where(UserInstitutionRow.user_id == user_id)
             .order_by(InstitutionRow.name, InstitutionRow.id)
-        ).all()
+        )
+        return [record_of(InstitutionRecord, row) for row in rows]
+
+    def set_active(self, user_id: str, active: bool) -> UserRecord:
+        """Allow or stop the user's sign-ins (their sessions: ``end_sessions_of``)."""
+        return record_of(UserRecord, _changed(self.session, UserRow, user_id, active=active))
+
+    def set_password(self, user_id: str, password_hash: str, *, changed_at: datetime | None) -> UserRecord:
+        """Keep ``password_hash`` as the user's password; ``changed_at``: a new password, None: the
+        same one hashed again."""
+        changes: dict[str, Any] = {"password_hash": password_hash}
+        if changed_at is not None:
+            changes["password_changed_at"] = changed_at
+        return record_of(UserRecord, _changed(self.session, UserRow, user_id, **changes))
+
+    def set_failed_sign_ins(self, user_id: str, count: int, *, locked_until: datetime | None) -> UserRecord:
+        """Count the user's failed sign-ins in a row, and lock them out until ``locked_until``."""
+        row = _changed(self.session, UserRow, user_id, failed_sign_ins=count, locked_until=locked_until)
+        return record_of(UserRecord, row)
 
     def add_session(self, row: UserSessionRow) -> None:
-        self.session.add(row)
-        self.session.flush()
+        _added(self.session, row)
 
-    def session_by_hash(self, token_hash: str) -> UserSessionRow | None:
-        return self.session.get(UserSessionRow, token_hash)
+    def session_by_hash(self, token_hash: str) -> SessionRecord | None:
+        return record_or_none(SessionRecord, self.session.get(UserSessionRow, token_hash))
+
+    def touch_session(self, token_hash: str, at: datetime) -> None:
+        """The session was used at ``at`` (its idle time starts again)."""
+        _changed(self.session, UserSessionRow, token_hash, last_seen_at=at)
 
     def end_session(self, token_hash: str) -> None:
         sessions = _table(UserSessionRow)
@@ -643,17 +705,18 @@ class UserRepository:
 
     # --- approval rules and decisions ------------------------------------------------------------
 
-    def approval_rule(self, institution_id: str) -> ApprovalRuleRow | None:
-        return self.session.get(ApprovalRuleRow, institution_id)
+    def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None:
+        return record_or_none(ApprovalRuleRecord, self.session.get(ApprovalRuleRow, institution_id))
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
         self.session.merge(row)
         self.session.flush()
 
-    def decisions(self, document_id: str) -> Sequence[DecisionRow]:
-        return self.session.scalars(
+    def decisions(self, document_id: str) -> Sequence[DecisionRecord]:
+        rows = self.session.scalars(
             select(DecisionRow).where(DecisionRow.document_id == document_id).order_by(DecisionRow.id)
-        ).all()
+        )
+        return [record_of(DecisionRecord, row) for row in rows]
 
 
 class OutboxRepository:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from einvoice.store.ports import DeliveryJob, FailedDelivery, WebhookView
+from einvoice.store.ports import DeliveryJob, FailedDelivery, ResponseRecord, WebhookView, record_of
 from einvoice.store.tables import DocumentRow, ResponseRow, WebhookDeliveryRow, WebhookRow, new_id
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -162,7 +162,9 @@ class SqlWebhookStore:
             if found is None:
                 return None
             delivery, webhook, response = found
-            return DeliveryJob(delivery.id, delivery.attempts, webhook.url, webhook.secret, response)
+            return DeliveryJob(
+                delivery.id, delivery.attempts, webhook.url, webhook.secret, record_of(ResponseRecord, response)
+            )
 
     def record(self, delivery_id: str, *, error: str | None, now: datetime, retry_at: datetime | None) -> None:
         """One attempt's end: delivered (``error`` None), to be retried at ``retry_at``, or dead."""

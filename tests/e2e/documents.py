@@ -6,6 +6,7 @@ same kind of documents); this module gives it the defaults the tests share and a
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
@@ -13,12 +14,19 @@ from decimal import Decimal
 from typing import Any
 
 from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
+from einvoice.services.commitments import COMMITMENT_EXAMPLE
 
 SELLER_ENDPOINT = "0216:003720000006"
 SELLER_VAT = "FI20000006"
 BUYER_ENDPOINT = "0216:003710000008"
 OTHER_SELLER_ENDPOINT = "0216:003730000004"
 OTHER_SELLER_VAT = "FI30000004"
+
+
+def commitment(number: str, **changes: Any) -> dict[str, Any]:
+    """The API description's example commitment (a body for ``POST /v1/commitments``), numbered
+    ``number``, its fields in ``changes`` replaced."""
+    return copy.deepcopy(COMMITMENT_EXAMPLE) | {"number": number, **changes}
 
 
 def default_issue_date(number: str) -> date:

@@ -4,7 +4,6 @@ named by field, one institution's commitments out of another's reach, changes, r
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,9 @@ from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
 from einvoice.domain.commitments import Tolerances
+from einvoice.services.commitments import COMMITMENT_EXAMPLE
 from einvoice.settings import Settings
+from tests.e2e.documents import commitment
 
 pytestmark = pytest.mark.slow
 
@@ -27,46 +28,8 @@ INSTITUTION = "0192:987654325"
 OTHER_INSTITUTION = "0192:987654326"
 THIRD_INSTITUTION = "0192:987654327"
 
-EXAMPLE: dict[str, Any] = {
-    "number": "PO-2026-0042",
-    "kind": "order",
-    "supplier": {"endpoint": SUPPLIER_ENDPOINT, "vat": SUPPLIER_VAT},
-    "currency": "EUR",
-    "valid_from": "2026-01-01",
-    "valid_to": "2026-12-31",
-    "budget": {"programme": "01.00.00", "economic_code": "2239"},
-    "account": "2239",
-    "receipt_required": False,
-    "amount": "5000.00",
-    "tolerances": {
-        "price_percent": "2",
-        "price_amount": "1.00",
-        "quantity_percent": "0",
-        "amount_percent": "0",
-        "amount_amount": "0.00",
-    },
-    "lines": [
-        {
-            "id": "1",
-            "seller_item_id": "SKU-1",
-            "standard_item_id": "0160:7300010000017",
-            "description": "Printer paper A4",
-            "quantity": "100",
-            "unit_code": "C62",
-            "unit_price": "3.50",
-            "vat_category": "S",
-            "vat_rate": "21",
-            "account": "2311",
-        }
-    ],
-}
-
-
-def commitment(number: str, **changes: Any) -> dict[str, Any]:
-    body = copy.deepcopy(EXAMPLE)
-    body["number"] = number
-    body.update(changes)
-    return body
+#: The API description's example commitment (its supplier: ``SUPPLIER_ENDPOINT``, ``SUPPLIER_VAT``).
+EXAMPLE = commitment(COMMITMENT_EXAMPLE["number"])
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

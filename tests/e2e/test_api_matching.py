@@ -9,7 +9,6 @@ is matched against."""
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 import subprocess
@@ -36,6 +35,7 @@ from einvoice.benchmarks.pipeline import (
     register_commitments,
 )
 from tests.conftest import CORPUS_DIR
+from tests.e2e import documents
 from tests.e2e.documents import BUYER_ENDPOINT, SELLER_ENDPOINT, SELLER_VAT
 from tests.serving import served
 
@@ -49,46 +49,13 @@ ORDER_SELLER_VAT = "NO987654325MVA"
 #: States a document passes through before matching has decided.
 BEFORE_MATCHING = {"received", "validating", "validated", "matching"}
 
-#: Issue #11's example commitment, with this test's supplier.
-COMMITMENT: dict[str, Any] = {
-    "number": "PO-2026-0042",
-    "kind": "order",
-    "supplier": {"endpoint": SELLER_ENDPOINT, "vat": SELLER_VAT},
-    "currency": "EUR",
-    "valid_from": "2026-01-01",
-    "valid_to": "2026-12-31",
-    "budget": {"programme": "01.00.00", "economic_code": "2239"},
-    "account": "2239",
-    "receipt_required": False,
-    "amount": "5000.00",
-    "tolerances": {
-        "price_percent": "2",
-        "price_amount": "1.00",
-        "quantity_percent": "0",
-        "amount_percent": "0",
-        "amount_amount": "0.00",
-    },
-    "lines": [
-        {
-            "id": "1",
-            "seller_item_id": "SKU-1",
-            "standard_item_id": "0160:7300010000017",
-            "description": "Printer paper A4",
-            "quantity": "100",
-            "unit_code": "C62",
-            "unit_price": "3.50",
-            "vat_category": "S",
-            "vat_rate": "21",
-            "account": "2311",
-        }
-    ],
-}
-
 
 def commitment(number: str, **changes: Any) -> dict[str, Any]:
-    body = copy.deepcopy(COMMITMENT)
-    body.update(number=number, **changes)
-    return body
+    """Issue #11's example commitment (the API description's), with this test's supplier."""
+    return documents.commitment(number, **{"supplier": {"endpoint": SELLER_ENDPOINT, "vat": SELLER_VAT}, **changes})
+
+
+COMMITMENT = commitment("PO-2026-0042")
 
 
 def bill(number: str, issue_date: date, order: str, *lines: InvoiceLine) -> bytes:

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from einvoice.api import create_app
 from einvoice.cli import app
 from einvoice.settings import Settings
-from tests.e2e.test_api_commitments import EXAMPLE, SUPPLIER_ENDPOINT, SUPPLIER_VAT, commitment
+from tests.e2e.documents import commitment
+from tests.e2e.test_api_commitments import EXAMPLE, SUPPLIER_ENDPOINT, SUPPLIER_VAT
 
 runner = CliRunner()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,15 @@ from typer.testing import CliRunner
 from einvoice.api import create_app
 from einvoice.bootstrap import build
 from einvoice.cli import app
-from einvoice.domain.findings import Finding
 from einvoice.settings import Settings
+from tests.integration.posting_support import CORPUS_CHART, CORPUS_PROFILE, chart_csv, valid
 from tests.unit.services.documents import register_contract
 
 BUYER = "0002:FR23342"
 OTHER = "0002:FR99999"
-CHART = "number,name,kind\n5310,Accounts payable,liability\n5721,Input VAT 21%,asset\n2239,Supplies,expense\n"
+CHART = chart_csv(
+    [("5310", "Accounts payable", "liability"), ("5721", "Input VAT 21%", "asset"), ("2239", "Supplies", "expense")]
+)
 PROFILE = {"payable": "5310", "input_vat": {"21": "5721"}, "default_expense": "2239", "allowances": "spread"}
 CSV = {"Content-Type": "text/csv"}
 cli = CliRunner()
@@ -117,19 +118,6 @@ def test_the_institution_routes_need_the_institutions_own_key(data_dir: Path) ->
         runtime.stop()
 
 
-@dataclass
-class Valid:
-    verdict: str = "valid"
-    findings: tuple[Finding, ...] = ()
-
-    def rule_set(self) -> dict[str, object]:
-        return {"rules": "peppol-bis3"}
-
-
-def _valid(raw: bytes, **_: object) -> Valid:
-    return Valid()
-
-
 def wait_for(what: Callable[[], dict[str, Any]], until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while not until(found := what()):
@@ -150,7 +138,7 @@ def test_a_served_document_waits_for_the_profile_then_is_exported_and_posted_onc
 
     key = run("institutions", "new-key", BUYER)[1].strip().splitlines()[-1]
     settings = Settings(data_dir=data_dir, posting_enabled=enabled, stuck_after_seconds=1)
-    runtime = build(settings, validator=_valid)
+    runtime = build(settings, validator=valid)
     _, supplier_key = accounts.add_supplier(
         runtime.uow_factory(), name="Seller Ltd", endpoint="0088:9482348239847239874", vat="GB1232434", unchecked=True
     )
@@ -190,24 +178,9 @@ def test_a_served_document_waits_for_the_profile_then_is_exported_and_posted_onc
         assert show(doc)()["history"] == held["history"]
 
         auth = {"Authorization": f"Bearer {key}"}
-        chart_rows = ("5310 liability", "2641 asset", "4000 expense", "4025 expense", "4090 expense")
-        chart_rows += ("4080 expense", "5790 liability", "8690 expense", "2390 asset")
-        chart = "number,name,kind\n" + "".join(f"{n},Account {n},{kind}\n" for n, kind in map(str.split, chart_rows))
-        loaded = client.put(f"/v1/institutions/{BUYER}/accounts", content=chart, headers=auth | CSV)
+        loaded = client.put(f"/v1/institutions/{BUYER}/accounts", content=CORPUS_CHART, headers=auth | CSV)
         assert loaded.status_code == 200, loaded.text
-        profile = {
-            "payable": "5310",
-            "input_vat": {"25": "2641"},
-            "output_vat": "5790",
-            "self_assessment_rate": "25",
-            "rounding": "8690",
-            "default_expense": "4000",
-            "prepaid": "2390",
-            "allowances": "own_accounts",
-            "allowance_account": "4080",
-            "charge_account": "4090",
-        }
-        answer = client.put(f"/v1/institutions/{BUYER}/posting-profile", json=profile, headers=auth)
+        answer = client.put(f"/v1/institutions/{BUYER}/posting-profile", json=CORPUS_PROFILE, headers=auth)
         assert (answer.status_code, answer.json()["missing"], answer.json()["sent_on"]) == (200, [], 1), answer.text
 
         batch = settings.effective_erp_outbox_dir / f"je_{doc}.jsonl"

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from einvoice.api import create_app
 from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 from einvoice.bootstrap import build
-from einvoice.domain.findings import Finding
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import SupplierView, accounts, commitments, erp, posting, process, queries, responses
@@ -26,45 +25,11 @@ from einvoice.services.intake import submit_document
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from tests.integration.posting_support import CHART, PROFILE, valid
 from tests.unit.services import documents
 
 BUYER = documents.BUYER_ENDPOINT
 OTHER = "0192:916766285"
-PROFILE = {
-    "payable": "5310",
-    "input_vat": {"24": "5721"},
-    "output_vat": "5790",
-    "self_assessment_rate": "24",
-    "rounding": "8690",
-    "default_expense": "2239",
-    "prepaid": "2390",
-    "allowances": "spread",
-    "accounting_currency": "EUR",
-}
-CHART = "number,name,kind\n" + "".join(
-    f"{n},{name},{kind}\n"
-    for n, name, kind in [
-        ("2239", "Supplies", "expense"),
-        ("2390", "Advances paid", "asset"),
-        ("5310", "Accounts payable", "liability"),
-        ("5721", "Input VAT 24%", "asset"),
-        ("5790", "Output VAT", "liability"),
-        ("8690", "Rounding", "expense"),
-    ]
-)
-
-
-@dataclass
-class Valid:
-    verdict: str = "valid"
-    findings: tuple[Finding, ...] = ()
-
-    def rule_set(self) -> dict[str, object]:
-        return {"rules": "peppol-bis3"}
-
-
-def _valid(raw: bytes, **_: object) -> Valid:
-    return Valid()
 
 
 @dataclass
@@ -79,7 +44,7 @@ class Books:
     @property
     def run(self) -> Runner[process.Ports]:
         poster = posting.EntryPoster(self.uow_factory, posting.PullConnector())
-        return process.runner(self.uow_factory, process.Ports(_valid, poster, parser=parse_for_pipeline))
+        return process.runner(self.uow_factory, process.Ports(valid, poster, parser=parse_for_pipeline))
 
     def submit(self, raw: bytes) -> str:
         doc = submit_document(
@@ -108,7 +73,7 @@ def books(
     _, erp_key = erp.add_erp(uow_factory(), name="Treasury ERP", endpoints=[BUYER, OTHER])
     _, other_key = erp.add_erp(uow_factory(), name="Agency ERP", endpoints=[OTHER])
     _, institution_key = accounts.new_institution_key(uow_factory(), BUYER)
-    runtime = build(Settings(database_url=database_url, data_dir=tmp_path), validator=_valid)
+    runtime = build(Settings(database_url=database_url, data_dir=tmp_path), validator=valid)
     client = TestClient(create_app(runtime))
     try:
         yield Books(uow_factory, supplier, client, erp_key, other_key, institution_key)

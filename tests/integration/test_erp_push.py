@@ -25,7 +25,7 @@ from einvoice.posting.push import PushSender, body_of, signature, verify_signatu
 from einvoice.services import DocumentView, accounts, posting, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
-from tests.integration.test_erp_pull import CHART, PROFILE, _valid
+from tests.integration.posting_support import CHART, PROFILE, valid
 from tests.unit.services import documents
 
 SECRET = b"shared with the ERP"
@@ -134,7 +134,7 @@ def test_a_document_dead_lettered_after_the_last_retry_is_sent_again_by_a_person
         erp_timeout_seconds=2,
         max_retries=1,
     )
-    runtime = build(settings, validator=_valid)
+    runtime = build(settings, validator=valid)
     uow_factory = runtime.uow_factory
     ministry = accounts.add_institution(
         uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True

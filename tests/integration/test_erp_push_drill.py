@@ -15,8 +15,8 @@ from einvoice.domain.states import DocumentStatus as S
 from einvoice.services import posting
 from tests.integration import test_pipeline_production
 from tests.integration.pipeline_support import BUYER_ENDPOINT, assert_processed_once, corpus_invoice, wait_for
+from tests.integration.posting_support import CORPUS_PROFILE
 from tests.integration.test_pipeline_production import Production
-from tests.integration.test_posting_pipeline import PROFILE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def erp() -> Iterator[LoopbackErp]:
 
 
 def test_each_entry_is_applied_once_and_each_document_posted_once(production: Production, erp: LoopbackErp) -> None:
-    posting.set_posting_profile(production.uow_factory(), endpoint=BUYER_ENDPOINT, data=PROFILE)
+    posting.set_posting_profile(production.uow_factory(), endpoint=BUYER_ENDPOINT, data=CORPUS_PROFILE)
     push = {
         "EINVOICE_POSTING_ENABLED": "true",
         "EINVOICE_ERP_CONNECTOR": "http",

@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from einvoice.domain.findings import Finding
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import PostingSetupError
 from einvoice.parsers.ubl import parse_for_pipeline
@@ -25,50 +23,10 @@ from einvoice.services.intake import submit_document
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from tests.integration.posting_support import CORPUS_CHART, CORPUS_PROFILE, valid
 from tests.unit.services.documents import register_contract
 
 BUYER = "0002:FR23342"
-PROFILE = {
-    "payable": "5310",
-    "input_vat": {"25": "2641"},
-    "output_vat": "5790",
-    "self_assessment_rate": "25",
-    "rounding": "8690",
-    "default_expense": "4000",
-    "prepaid": "2390",
-    "allowances": "own_accounts",
-    "allowance_account": "4080",
-    "charge_account": "4090",
-    "accounting_currency": "EUR",
-    "accounting_references": {"4025:123:4343": "4025"},
-}
-CHART = "number,name,kind\n" + "\n".join(
-    f"{n},{name},{kind}"
-    for n, name, kind in [
-        ("2390", "Advances paid", "asset"),
-        ("2641", "Input VAT 25%", "asset"),
-        ("4000", "Goods", "expense"),
-        ("4025", "Office equipment", "expense"),
-        ("4080", "Discounts received", "expense"),
-        ("4090", "Freight and insurance", "expense"),
-        ("5310", "Accounts payable", "liability"),
-        ("5790", "Output VAT", "liability"),
-        ("8690", "Rounding", "expense"),
-    ]
-)
-
-
-@dataclass
-class Valid:
-    verdict: str = "valid"
-    findings: tuple[Finding, ...] = ()
-
-    def rule_set(self) -> dict[str, object]:
-        return {"rules": "peppol-bis3"}
-
-
-def _valid(raw: bytes, **_: object) -> Valid:
-    return Valid()
 
 
 @pytest.fixture
@@ -77,7 +35,7 @@ def export(tmp_path: Path) -> FileExport:
 
 
 def runner(uow_factory: Callable[[], UnitOfWork], export: FileExport) -> Runner[process.Ports]:
-    ports = process.Ports(_valid, posting.EntryPoster(uow_factory, export), parser=parse_for_pipeline)
+    ports = process.Ports(valid, posting.EntryPoster(uow_factory, export), parser=parse_for_pipeline)
     return process.runner(uow_factory, ports)
 
 
@@ -105,8 +63,8 @@ def test_a_corpus_invoice_is_posted_once_with_the_hand_worked_entry(
     uow_factory: Callable[[], UnitOfWork], export: FileExport, corpus_dir: Path
 ) -> None:
     doc = approved(uow_factory, export, corpus_dir)
-    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CHART, effective_from=date(2026, 1, 1))
-    posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=PROFILE)
+    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CORPUS_CHART, effective_from=date(2026, 1, 1))
+    posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=CORPUS_PROFILE)
     run = runner(uow_factory, export)
 
     # Exported; held in posting (no retry, no lease) until the ERP confirms the batch.
@@ -174,7 +132,7 @@ def test_without_a_profile_the_document_waits_in_approved_until_one_is_set(
     ports = process.Ports(poster=posting.EntryPoster(uow_factory, export))
     assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=later).total == 0
 
-    incomplete = {k: v for k, v in PROFILE.items() if k != "payable"}
+    incomplete = {k: v for k, v in CORPUS_PROFILE.items() if k != "payable"}
     _, sent = posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=incomplete)
     assert sent == [doc]
     runner(uow_factory, export).run("post", doc)
@@ -182,7 +140,7 @@ def test_without_a_profile_the_document_waits_in_approved_until_one_is_set(
         f"waiting: the posting profile of {BUYER} lacks payable"
     )
 
-    _, sent = posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=PROFILE)
+    _, sent = posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=CORPUS_PROFILE)
     assert pending(uow_factory).count(("post", doc)) == 3  # one more each time a profile was set
     export.folder.mkdir(parents=True)
     (export.folder / f"je_{doc}.jsonl.ack").write_bytes(b"")  # the ERP confirms as soon as it sees the batch
@@ -193,21 +151,21 @@ def test_a_chart_must_hold_every_account_the_profile_names(
     uow_factory: Callable[[], UnitOfWork], export: FileExport, corpus_dir: Path
 ) -> None:
     approved(uow_factory, export, corpus_dir)
-    posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=PROFILE)
-    short = "\n".join(line for line in CHART.splitlines() if not line.startswith("2641"))
+    posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=CORPUS_PROFILE)
+    short = "\n".join(line for line in CORPUS_CHART.splitlines() if not line.startswith("2641"))
     with pytest.raises(PostingSetupError, match=r"input_vat\.25 2641"):
         posting.import_accounts(uow_factory(), endpoint=BUYER, text=short, effective_from=date(2026, 1, 1))
-    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CHART, effective_from=date(2026, 1, 1))
+    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CORPUS_CHART, effective_from=date(2026, 1, 1))
     with pytest.raises(PostingSetupError, match="charge_account 9999"):
-        posting.set_posting_profile(uow_factory(), endpoint=BUYER, data={**PROFILE, "charge_account": "9999"})
+        posting.set_posting_profile(uow_factory(), endpoint=BUYER, data={**CORPUS_PROFILE, "charge_account": "9999"})
 
 
 def test_the_chart_in_force_on_a_date_is_the_latest_loaded_from_before_it(
     uow_factory: Callable[[], UnitOfWork], export: FileExport, corpus_dir: Path
 ) -> None:
     approved(uow_factory, export, corpus_dir)
-    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CHART, effective_from=date(2026, 1, 1))
-    renamed = CHART.replace("Goods", "Goods and materials")
+    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CORPUS_CHART, effective_from=date(2026, 1, 1))
+    renamed = CORPUS_CHART.replace("Goods", "Goods and materials")
     posting.import_accounts(uow_factory(), endpoint=BUYER, text=renamed, effective_from=date(2026, 7, 1))
     posting.import_accounts(uow_factory(), endpoint=BUYER, text=renamed, effective_from=date(2026, 7, 1))  # again
 

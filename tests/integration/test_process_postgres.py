@@ -14,15 +14,7 @@ from einvoice.services import DocumentView, SupplierView, process
 from einvoice.store import UnitOfWork
 from tests.integration.databases import fresh_postgres_database, record_round_trips
 from tests.unit.services import documents
-from tests.unit.services.conftest import contract, institution, supplier, supplier_and_key  # noqa: F401 - fixtures
-from tests.unit.services.test_process import (
-    THROUGH_TO_APPROVED,
-    WARNING,
-    Report,
-    _registered,  # noqa: F401 - autouse
-    submitted,
-    view,
-)
+from tests.unit.services.test_process import THROUGH_TO_APPROVED, WARNING, Report, submitted, view
 
 pytestmark = pytest.mark.postgres
 
@@ -34,9 +26,14 @@ def database_url(postgres_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def _registered(contract: object) -> None:
+    """The buyer, the seller and their contract (``conftest.py``): valid documents are approved."""
+
+
 def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
     uow_factory: Callable[[], UnitOfWork],
-    supplier: SupplierView,  # noqa: F811 - the fixture imported above
+    supplier: SupplierView,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     doc = submitted(uow_factory, supplier)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -70,6 +70,37 @@ def test_timestamps_round_trip_as_utc(uow_factory: Callable[[], UnitOfWork], sup
     listed = queries.list_documents(uow_factory(), supplier_id=supplier.id, since=at - timedelta(seconds=1))
     assert [d.id for d in listed] == [view.id]
     assert queries.list_documents(uow_factory(), supplier_id=supplier.id, since=at + timedelta(seconds=1)) == []
+
+
+def test_what_the_repositories_return_outlives_its_unit_of_work(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    outcome = submit_document(
+        uow_factory, supplier=supplier, raw=documents.invoice("KEPT-1"), idempotency_key=None, settings=Settings()
+    )
+    document_id = outcome.document.id
+    with uow_factory() as uow:  # left without a commit: rolled back, its session closed
+        document = uow.documents.get(document_id)
+        by_hash = uow.documents.by_sha256(supplier.id, outcome.document.sha256)
+        history = uow.documents.transitions(document_id)
+        answers = uow.documents.responses(document_id)
+        registered = uow.suppliers.get(supplier.id)
+        institutions = uow.institutions.list()
+    assert document is not None
+    assert by_hash == document
+    assert (document.id, document.status, document.number) == (document_id, S.RECEIVED, "KEPT-1")
+    assert [t.to_status for t in history] == [S.RECEIVED]
+    assert [a.code for a in answers] == ["AB"]
+    assert registered is not None
+    assert (registered.name, registered.active) == (supplier.name, True)
+    assert [i.endpoint_id for i in institutions] == [documents.BUYER_ENDPOINT.split(":", 1)[1]]
+    with pytest.raises(FrozenInstanceError):
+        document.status = S.APPROVED  # type: ignore[misc]
+    with uow_factory() as uow:  # changed only through the store
+        assert uow.suppliers.set_active(supplier.id, False).active is False
+        uow.commit()
+    assert registered.active
+    assert accounts.get_supplier(uow_factory(), supplier.id) == replace(supplier, active=False)
 
 
 def test_twenty_concurrent_submissions_of_the_same_bytes_make_one_document(

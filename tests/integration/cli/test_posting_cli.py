@@ -22,7 +22,7 @@ from einvoice.services import SupplierView, accounts, commitments, erp, posting,
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork, make_engine, migrate, uow_factory_for
-from tests.integration.test_erp_pull import CHART, PROFILE, _valid
+from tests.integration.posting_support import CHART, PROFILE, valid
 from tests.unit.services import documents
 
 BUYER = documents.BUYER_ENDPOINT
@@ -46,7 +46,7 @@ class Books:
 
     def run(self, stage: str, doc: str) -> None:
         poster = posting.EntryPoster(self.uow_factory, posting.PullConnector())
-        process.runner(self.uow_factory, process.Ports(_valid, poster, parser=parse_for_pipeline)).run(stage, doc)
+        process.runner(self.uow_factory, process.Ports(valid, poster, parser=parse_for_pipeline)).run(stage, doc)
 
     def status(self, doc: str) -> str:
         return queries.get_document(self.uow_factory(), doc).status

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
@@ -78,3 +79,17 @@ def test_bad_identifiers_are_refused_unless_unchecked(uow_factory: Callable[[], 
     institution = accounts.add_institution(uow_factory(), name="I", endpoint="9999:123", unchecked=True)
     # kept in the compact form every identifier is compared in (services.intake's seller check)
     assert (supplier.endpoint, supplier.vat_id, institution.endpoint) == ("0088:123", "NOTAVAT", "9999:123")
+
+
+def test_what_the_store_returns_is_a_snapshot_changed_only_through_its_write_methods(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    with uow_factory() as uow:
+        before = uow.suppliers.get(supplier.id)
+        assert before is not None
+        with pytest.raises(FrozenInstanceError):
+            before.active = False  # type: ignore[misc]
+        after = uow.suppliers.set_active(supplier.id, False)
+        uow.commit()
+    assert (before.active, after.active) == (True, False)
+    assert accounts.get_supplier(uow_factory(), supplier.id) == replace(supplier, active=False)

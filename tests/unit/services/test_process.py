@@ -1,4 +1,6 @@
-"""Stages on in-memory SQLite with a fake validator: outcomes, idempotence, leases, dead ends."""
+"""Stages with a fake validator: outcomes, idempotence, leases, dead ends. ``StageTests`` runs here
+on the store's in-memory twin and in ``tests/integration/test_process_on_databases.py`` on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -54,11 +56,6 @@ class FakeValidator:
         return self.report
 
 
-@pytest.fixture(autouse=True)
-def _registered(contract: object) -> None:
-    pass
-
-
 def submitted(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, number: str = "INV-1", **kw: str) -> str:
     return submit_document(
         uow_factory, supplier=supplier, raw=documents.invoice(number, **kw), idempotency_key=None, settings=Settings()
@@ -72,155 +69,6 @@ def view(uow_factory: Callable[[], UnitOfWork], document_id: str) -> DocumentVie
 def pending(uow_factory: Callable[[], UnitOfWork]) -> list[tuple[str, str]]:
     with uow_factory() as uow:
         return [(r.action, r.document_id) for r in uow.outbox.claim_pending()]
-
-
-def test_valid_document_goes_through_to_approved_with_every_transition_recorded(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    validator = FakeValidator(Report("valid", (WARNING,)))
-    result = validate_document(uow_factory, doc, validator=validator)
-    assert (result.ran, result.status) == (True, S.VALIDATED)
-    assert ("match", doc) in pending(uow_factory)
-    result = process.match_document(uow_factory, doc)
-    assert result.status == S.APPROVED
-    final = view(uow_factory, doc)
-    assert final.status == S.APPROVED
-    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
-    assert final.findings == (WARNING,)
-    assert final.match_result is not None
-    assert final.match_result["outcome"] == "matched"
-    assert all(a != "post" for a, _ in pending(uow_factory))  # no ERP connector: rests at approved
-
-
-def test_fatal_finding_rejects(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    doc = submitted(uow_factory, supplier)
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL, WARNING))))
-    final = view(uow_factory, doc)
-    assert final.status == S.REJECTED
-    assert final.findings == (FATAL, WARNING)
-    assert ("match", doc) not in pending(uow_factory)
-    assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}  # the stored report names it
-
-
-def test_the_rule_set_is_stored_with_the_validation_also_when_matched_at_once(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    assert view(uow_factory, doc).ruleset is None
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
-    final = view(uow_factory, doc)
-    assert final.status == S.APPROVED
-    assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}
-
-
-def test_a_repeated_message_changes_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    doc = submitted(uow_factory, supplier)
-    validator = FakeValidator(Report("valid", (WARNING,)))
-    first = validate_document(uow_factory, doc, validator=validator)
-    second = validate_document(uow_factory, doc, validator=validator)
-    assert first.ran
-    assert not second.ran
-    assert validator.calls == 1
-    process.match_document(uow_factory, doc)
-    before = view(uow_factory, doc)
-    assert not process.match_document(uow_factory, doc).ran
-    assert not validate_document(uow_factory, doc, validator=validator).ran
-    after = view(uow_factory, doc)
-    assert after == before
-    assert pending(uow_factory).count(("match", doc)) == 1
-
-
-def test_suspected_duplicate_goes_to_exception(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    first = submitted(uow_factory, supplier, "DUP-1", amount="1.00")
-    second = submitted(uow_factory, supplier, "DUP-1", amount="2.00")
-    for doc in (first, second):
-        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
-        process.match_document(uow_factory, doc)
-    assert view(uow_factory, first).status == S.APPROVED
-    dup = view(uow_factory, second)
-    assert dup.status == S.EXCEPTION
-    assert dup.match_result is not None
-    (reason,) = dup.match_result["reasons"]
-    assert reason["code"] == "DUPLICATE"
-    assert first in reason["message"]  # names the earlier document
-
-
-def test_the_lease_holder_resumes_and_others_wait(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    t0 = datetime.now(UTC)
-
-    def boom(raw: bytes, **context: object) -> Report:
-        raise TransientError("database went away")
-
-    with pytest.raises(TransientError):
-        validate_document(uow_factory, doc, validator=boom, token="msg-1", clock=lambda: t0)
-    assert view(uow_factory, doc).status == S.VALIDATING
-    # Another message (the sweeper's, say) while the lease runs: not its turn.
-    other = validate_document(
-        uow_factory,
-        doc,
-        validator=FakeValidator(Report("valid")),
-        token="msg-2",
-        clock=lambda: t0 + timedelta(seconds=5),
-    )
-    assert not other.ran
-    # The retry of the first message resumes its own claim.
-    again = validate_document(
-        uow_factory,
-        doc,
-        validator=FakeValidator(Report("valid")),
-        token="msg-1",
-        clock=lambda: t0 + timedelta(seconds=6),
-    )
-    assert again.status == S.VALIDATED
-    assert [t.to_status for t in view(uow_factory, doc).history].count("validating") == 1
-
-
-def test_an_expired_lease_is_taken_over_and_the_slow_worker_result_discarded(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    t0 = datetime.now(UTC)
-    late = t0 + timedelta(seconds=400)
-    slow_result: list[process.StageResult] = []
-
-    def slow_validator(raw: bytes, **context: object) -> Report:
-        # While this worker is stuck, another takes over after the lease and finishes first.
-        taken = validate_document(
-            uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL,))), token="msg-2", clock=lambda: late
-        )
-        slow_result.append(taken)
-        return Report("valid", (WARNING,))
-
-    result = validate_document(
-        uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300
-    )
-    assert slow_result[0].status == S.REJECTED
-    assert not result.ran  # the slow worker's claim was lost: nothing it computed is written
-    final = view(uow_factory, doc)
-    assert final.status == S.REJECTED
-    assert final.findings == (FATAL,)
-    assert "taken over" in (final.history[-2].detail or "")
-
-
-def test_mark_dead_records_the_cause(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    doc = submitted(uow_factory, supplier)
-    assert process.mark_dead(uow_factory, doc, stage="validate", cause="no bytes")
-    final = view(uow_factory, doc)
-    assert final.status == S.DEAD
-    assert final.failure_reason == "no bytes"
-    assert final.findings[-1].rule == "ENGINE-STAGE-FAILED"
-    assert not process.mark_dead(uow_factory, doc, stage="validate", cause="again")
-
-
-def test_engine_error_verdict_is_dead(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    doc = submitted(uow_factory, supplier)
-    engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
-    assert view(uow_factory, doc).status == S.DEAD
 
 
 class FakePoster:
@@ -238,23 +86,6 @@ class FakePoster:
         return f"JE-{document.id[:8]}"
 
 
-def test_posting_when_a_poster_is_wired(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    doc = submitted(uow_factory, supplier)
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
-    process.match_document(uow_factory, doc, poster=FakePoster())
-    assert ("post", doc) in pending(uow_factory)
-    poster = FakePoster(fail_first=1)
-    with pytest.raises(TransientError):
-        process.post_document(uow_factory, doc, poster=poster)
-    assert view(uow_factory, doc).status == S.POSTING_FAILED
-    assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
-    assert not process.post_document(uow_factory, doc, poster=poster).ran
-    final = view(uow_factory, doc)
-    assert final.journal_ref == f"JE-{doc[:8]}"
-    assert len(poster.calls) == 2
-    assert [t.to_status for t in final.history][-4:] == ["posting", "posting_failed", "posting", "posted"]
-
-
 class NotReadyPoster:
     """A poster whose institution's books are not ready until ``ready`` is set."""
 
@@ -265,28 +96,6 @@ class NotReadyPoster:
         if not self.ready:
             raise PostingNotReadyError("institution 0192:987654325 has no posting profile")
         return "JE-1"
-
-
-def test_a_document_whose_books_are_not_ready_is_held_in_approved_with_the_reason(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    poster = NotReadyPoster()
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
-    assert pending(uow_factory).count(("post", doc)) == 1
-    result = process.post_document(uow_factory, doc, poster=poster)  # no TransientError: nothing to retry
-    held = view(uow_factory, doc)
-    assert (result.status, held.status) == (S.APPROVED, S.APPROVED)
-    assert held.failure_reason == "waiting: institution 0192:987654325 has no posting profile"
-    assert [(t.from_status, t.to_status, t.detail) for t in held.history][-2:] == [
-        ("approved", "posting", None),
-        ("posting", "approved", held.failure_reason),
-    ]
-    # Held: no new message for the post stage that starts from approved.
-    assert pending(uow_factory).count(("post", doc)) == 1
-    poster.ready = True
-    assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
-    assert view(uow_factory, doc).failure_reason is None
 
 
 def test_a_stage_holds_documents_only_where_it_declares() -> None:
@@ -307,231 +116,428 @@ class AwaitingPoster:
         return process.Delivery("je_" + document.id, self.confirmed_by, "waiting for its acknowledgement")
 
 
-def test_a_delivered_entry_holds_the_document_in_posting_without_a_lease_until_confirmed(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    from einvoice.services import sweeper
-
-    doc = submitted(uow_factory, supplier)
-    poster = AwaitingPoster()
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
-    result = process.post_document(uow_factory, doc, poster=poster)  # nothing raised: no retry burnt
-    held = view(uow_factory, doc)
-    assert (result.status, held.status, held.journal_ref) == (S.POSTING, S.POSTING, f"je_{doc}")
-    assert held.failure_reason == "waiting: waiting for its acknowledgement"
-    assert [(t.from_status, t.to_status) for t in held.history][-2:] == [
-        ("approved", "posting"),
-        ("posting", "posting"),
-    ]
-    with uow_factory() as uow:
-        row = uow.documents.get(doc)
-        assert row is not None
-        assert (row.lease_token, row.lease_expires_at) == (None, None)
-    assert pending(uow_factory).count(("post", doc)) == 1  # only the one that brought it here
-    # However long the ERP takes, the sweeper neither takes it back nor sends it again.
-    ports = process.Ports(poster=poster)
-    a_week_later = datetime.now(UTC) + timedelta(days=7)
-    assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=a_week_later).total == 0
-    assert view(uow_factory, doc).history == held.history
-
-    # A message sent again by a person finds the entry confirmed meanwhile: posted, once.
-    poster.confirmed_by = "erp:Treasury ERP"
-    assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
-    final = view(uow_factory, doc)
-    assert (final.failure_reason, final.history[-1].detail) == (None, f"journal je_{doc} confirmed by erp:Treasury ERP")
-    assert [t.to_status for t in final.history].count(S.POSTED) == 1
-
-
-def test_a_posting_whose_worker_died_is_taken_back_even_with_a_reason_from_a_failed_try(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    """Held means no lease: a document claimed from ``posting_failed`` keeps that failure's reason
-    while a worker holds it, and is taken back when the worker's lease runs out."""
-    from einvoice.services import sweeper
-
-    doc = submitted(uow_factory, supplier)
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
-    with pytest.raises(TransientError):
-        process.post_document(uow_factory, doc, poster=FakePoster(fail_first=1))
-
-    def dies(stage: str) -> None:
-        raise KeyboardInterrupt  # the worker stops between claim and work
-
-    with pytest.raises(KeyboardInterrupt):
-        process.post_document(uow_factory, doc, poster=FakePoster(), pause=dies)
-    taken = view(uow_factory, doc)
-    assert (taken.status, taken.failure_reason) == (S.POSTING, "ERP timeout")
-    later = datetime.now(UTC) + timedelta(hours=1)
-    ports = process.Ports(poster=FakePoster())
-    assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=later).released == (doc,)
-    assert view(uow_factory, doc).status == S.POSTING_FAILED
-
-
-def test_without_a_poster_posting_does_nothing(uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
-    doc = submitted(uow_factory, supplier)
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
-    process.match_document(uow_factory, doc)
-    assert not process.post_document(uow_factory, doc, poster=None).ran
-    assert view(uow_factory, doc).status == S.APPROVED
-
-
-def test_unknown_document_is_not_an_error(uow_factory: Callable[[], UnitOfWork]) -> None:
-    assert not validate_document(uow_factory, "nope", validator=FakeValidator(Report("valid"))).ran
-
-
-def test_a_dead_document_can_be_sent_back_to_its_stage(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-
-    def boom(raw: bytes, **context: object) -> Report:
-        raise TransientError("artefacts missing")
-
-    with pytest.raises(TransientError):
-        validate_document(uow_factory, doc, validator=boom, token="m1")
-    process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
-    assert process.retry_dead(uow_factory, doc, actor="admin:cli") == S.RECEIVED
-    assert ("validate", doc) in pending(uow_factory)
-    assert validate_document(uow_factory, doc, validator=FakeValidator(Report("valid"))).status == S.VALIDATED
-    view_ = view(uow_factory, doc)
-    assert [t.to_status for t in view_.history] == [
-        "received",
-        "validating",
-        "dead",
-        "received",
-        "validating",
-        "validated",
-    ]
-    assert all(f.rule != "ENGINE-STAGE-FAILED" for f in view_.findings)
-    with pytest.raises(ConflictError, match="is validated, not dead") as conflict:
-        process.retry_dead(uow_factory, doc, actor="admin:cli")
-    assert (conflict.value.document_id, conflict.value.status) == (doc, S.VALIDATED)
-
-
-def test_retry_of_a_document_that_changes_meanwhile_is_a_conflict(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two people send the same dead document back at once: the one whose guarded write finds it no
-    longer dead is told so as a conflict (a decision the state no longer allows), not as a failure."""
-    doc = submitted(uow_factory, supplier)
-    process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
-    with uow_factory() as uow:
-        repository = type(uow.documents)
-    monkeypatch.setattr(repository, "compare_and_set", lambda self, *args, **kwargs: False)
-    with pytest.raises(ConflictError, match="changed while it was being sent back") as conflict:
-        process.retry_dead(uow_factory, doc, actor="admin:cli")
-    assert conflict.value.document_id == doc
-    assert not isinstance(conflict.value, PermanentError)  # a worker would take it for a stage that died
-    assert view(uow_factory, doc).status == S.DEAD
-
-
-def test_validation_chained_with_matching_writes_validation_and_match_in_one_call(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    validator = FakeValidator(Report("valid", (WARNING,)))
-    result = validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
-    assert (result.stage, result.status) == ("match", S.APPROVED)
-    final = view(uow_factory, doc)
-    assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
-    assert final.history[2].detail == "1 findings, none fatal"
-    assert final.findings == (WARNING,)
-    assert final.match_result is not None
-    assert final.match_result["outcome"] == "matched"
-    assert pending(uow_factory) == [("validate", doc)]  # no message for matching: it is done
-    # The same message again (a redelivery) changes nothing.
-    assert not validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True).ran
-    assert validator.calls == 1
-    assert view(uow_factory, doc) == final
-
-
-def test_validation_chained_with_matching_sends_a_duplicate_to_exception_and_a_posting_message_when_enabled(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    first = submitted(uow_factory, supplier, "DUP-2", amount="1.00")
-    second = submitted(uow_factory, supplier, "DUP-2", amount="2.00")
-    for doc in (first, second):
-        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=FakePoster(), chain=True)
-    assert view(uow_factory, first).status == S.APPROVED
-    assert view(uow_factory, second).status == S.EXCEPTION
-    assert ("post", first) in pending(uow_factory)
-    assert ("post", second) not in pending(uow_factory)
-
-
-def test_validation_chained_with_matching_replaces_findings_of_an_earlier_run(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))), chain=True)
-    process.retry_dead(uow_factory, doc, actor="admin:cli")
-    assert view(uow_factory, doc).findings == (engine,)
-    validate_document(uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))), chain=True)
-    final = view(uow_factory, doc)
-    assert final.status == S.APPROVED
-    assert final.findings == (WARNING, WARNING)
-
-
-def test_validation_chained_with_matching_discards_its_result_when_the_lease_was_taken_over(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    doc = submitted(uow_factory, supplier)
-    t0 = datetime.now(UTC)
-
-    def slow_validator(raw: bytes, **context: object) -> Report:
-        validate_document(
-            uow_factory,
-            doc,
-            validator=FakeValidator(Report("invalid", (FATAL,))),
-            token="msg-2",
-            clock=lambda: t0 + timedelta(seconds=400),
-            chain=True,
-        )
-        return Report("valid", (WARNING,))
-
-    result = validate_document(
-        uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300, chain=True
-    )
-    assert not result.ran
-    final = view(uow_factory, doc)
-    assert final.status == S.REJECTED
-    assert final.findings == (FATAL,)
-    assert final.match_result is None
-    assert [t.to_status for t in final.history].count("matching") == 0
-
-
 def codes_of(uow_factory: Callable[[], UnitOfWork], document_id: str) -> list[tuple[str, str]]:
     return [(r.kind, r.code) for r in responses.list_responses(uow_factory(), document_id)]
 
 
-def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
-    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-) -> None:
-    rejected = submitted(uow_factory, supplier, "RSP-1")
-    validator = FakeValidator(Report("invalid", (FATAL, WARNING)))
-    validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True)
-    assert codes_of(uow_factory, rejected) == [("invoice-response", "AB"), ("message-level-response", "RE")]
-    assert not validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True).ran
-    assert codes_of(uow_factory, rejected) == [
-        ("invoice-response", "AB"),
-        ("message-level-response", "RE"),
-    ]  # a redelivery adds none
-    [ab, mlr] = responses.list_responses(uow_factory(), rejected)
-    assert b"<cbc:ResponseCode>AB</cbc:ResponseCode>" in responses.response_xml(uow_factory(), rejected, ab.id)
-    xml = responses.response_xml(uow_factory(), rejected, mlr.id, supplier_id=supplier.id)
-    assert b"<cbc:Description>[BR-01] specification identifier missing</cbc:Description>" in xml
-    assert xml.count(b"<cac:LineResponse>") == 1  # the fatal finding only, not the warning
+class StageTests:
+    """The stages on a store: ``uow_factory``, ``supplier`` and ``contract`` are the fixtures of the
+    directory a subclass is collected in (here the in-memory twin; ``tests/integration`` runs them on
+    SQLite and PostgreSQL)."""
 
-    first = submitted(uow_factory, supplier, "RSP-2", amount="1.00")
-    second = submitted(uow_factory, supplier, "RSP-2", amount="2.00")
-    for doc in (first, second):
+    @pytest.fixture(autouse=True)
+    def _registered(self, contract: object) -> None:
+        pass
+
+    def test_valid_document_goes_through_to_approved_with_every_transition_recorded(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        validator = FakeValidator(Report("valid", (WARNING,)))
+        result = validate_document(uow_factory, doc, validator=validator)
+        assert (result.ran, result.status) == (True, S.VALIDATED)
+        assert ("match", doc) in pending(uow_factory)
+        result = process.match_document(uow_factory, doc)
+        assert result.status == S.APPROVED
+        final = view(uow_factory, doc)
+        assert final.status == S.APPROVED
+        assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
+        assert final.findings == (WARNING,)
+        assert final.match_result is not None
+        assert final.match_result["outcome"] == "matched"
+        assert all(a != "post" for a, _ in pending(uow_factory))  # no ERP connector: rests at approved
+
+    def test_fatal_finding_rejects(self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+        doc = submitted(uow_factory, supplier)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("invalid", (FATAL, WARNING))))
+        final = view(uow_factory, doc)
+        assert final.status == S.REJECTED
+        assert final.findings == (FATAL, WARNING)
+        assert ("match", doc) not in pending(uow_factory)
+        assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}  # the stored report names it
+
+    def test_the_rule_set_is_stored_with_the_validation_also_when_matched_at_once(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        assert view(uow_factory, doc).ruleset is None
         validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
-    assert codes_of(uow_factory, first) == [("invoice-response", "AB"), ("invoice-response", "AP")]
-    assert codes_of(uow_factory, second) == [("invoice-response", "AB"), ("invoice-response", "IP")]
-    [_, ip] = responses.list_responses(uow_factory(), second)
-    xml = responses.response_xml(uow_factory(), second, ip.id)
-    assert b"<cbc:ResponseCode>IP</cbc:ResponseCode>" in xml
-    with pytest.raises(NotFoundError):
-        responses.response_xml(uow_factory(), first, ip.id)  # another document's response
-    with pytest.raises(NotFoundError):
-        responses.list_responses(uow_factory(), first, supplier_id="someone-else")
+        final = view(uow_factory, doc)
+        assert final.status == S.APPROVED
+        assert final.ruleset == {"rules": "peppol-bis3", "rules_version": "2026.5"}
+
+    def test_a_repeated_message_changes_nothing(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        validator = FakeValidator(Report("valid", (WARNING,)))
+        first = validate_document(uow_factory, doc, validator=validator)
+        second = validate_document(uow_factory, doc, validator=validator)
+        assert first.ran
+        assert not second.ran
+        assert validator.calls == 1
+        process.match_document(uow_factory, doc)
+        before = view(uow_factory, doc)
+        assert not process.match_document(uow_factory, doc).ran
+        assert not validate_document(uow_factory, doc, validator=validator).ran
+        after = view(uow_factory, doc)
+        assert after == before
+        assert pending(uow_factory).count(("match", doc)) == 1
+
+    def test_suspected_duplicate_goes_to_exception(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        first = submitted(uow_factory, supplier, "DUP-1", amount="1.00")
+        second = submitted(uow_factory, supplier, "DUP-1", amount="2.00")
+        for doc in (first, second):
+            validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+            process.match_document(uow_factory, doc)
+        assert view(uow_factory, first).status == S.APPROVED
+        dup = view(uow_factory, second)
+        assert dup.status == S.EXCEPTION
+        assert dup.match_result is not None
+        (reason,) = dup.match_result["reasons"]
+        assert reason["code"] == "DUPLICATE"
+        assert first in reason["message"]  # names the earlier document
+
+    def test_the_lease_holder_resumes_and_others_wait(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        t0 = datetime.now(UTC)
+
+        def boom(raw: bytes, **context: object) -> Report:
+            raise TransientError("database went away")
+
+        with pytest.raises(TransientError):
+            validate_document(uow_factory, doc, validator=boom, token="msg-1", clock=lambda: t0)
+        assert view(uow_factory, doc).status == S.VALIDATING
+        # Another message (the sweeper's, say) while the lease runs: not its turn.
+        other = validate_document(
+            uow_factory,
+            doc,
+            validator=FakeValidator(Report("valid")),
+            token="msg-2",
+            clock=lambda: t0 + timedelta(seconds=5),
+        )
+        assert not other.ran
+        # The retry of the first message resumes its own claim.
+        again = validate_document(
+            uow_factory,
+            doc,
+            validator=FakeValidator(Report("valid")),
+            token="msg-1",
+            clock=lambda: t0 + timedelta(seconds=6),
+        )
+        assert again.status == S.VALIDATED
+        assert [t.to_status for t in view(uow_factory, doc).history].count("validating") == 1
+
+    def test_an_expired_lease_is_taken_over_and_the_slow_worker_result_discarded(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        t0 = datetime.now(UTC)
+        late = t0 + timedelta(seconds=400)
+        slow_result: list[process.StageResult] = []
+
+        def slow_validator(raw: bytes, **context: object) -> Report:
+            # While this worker is stuck, another takes over after the lease and finishes first.
+            taken = validate_document(
+                uow_factory,
+                doc,
+                validator=FakeValidator(Report("invalid", (FATAL,))),
+                token="msg-2",
+                clock=lambda: late,
+            )
+            slow_result.append(taken)
+            return Report("valid", (WARNING,))
+
+        result = validate_document(
+            uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300
+        )
+        assert slow_result[0].status == S.REJECTED
+        assert not result.ran  # the slow worker's claim was lost: nothing it computed is written
+        final = view(uow_factory, doc)
+        assert final.status == S.REJECTED
+        assert final.findings == (FATAL,)
+        assert "taken over" in (final.history[-2].detail or "")
+
+    def test_mark_dead_records_the_cause(self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+        doc = submitted(uow_factory, supplier)
+        assert process.mark_dead(uow_factory, doc, stage="validate", cause="no bytes")
+        final = view(uow_factory, doc)
+        assert final.status == S.DEAD
+        assert final.failure_reason == "no bytes"
+        assert final.findings[-1].rule == "ENGINE-STAGE-FAILED"
+        assert not process.mark_dead(uow_factory, doc, stage="validate", cause="again")
+
+    def test_engine_error_verdict_is_dead(self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView) -> None:
+        doc = submitted(uow_factory, supplier)
+        engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))))
+        assert view(uow_factory, doc).status == S.DEAD
+
+    def test_posting_when_a_poster_is_wired(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+        process.match_document(uow_factory, doc, poster=FakePoster())
+        assert ("post", doc) in pending(uow_factory)
+        poster = FakePoster(fail_first=1)
+        with pytest.raises(TransientError):
+            process.post_document(uow_factory, doc, poster=poster)
+        assert view(uow_factory, doc).status == S.POSTING_FAILED
+        assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
+        assert not process.post_document(uow_factory, doc, poster=poster).ran
+        final = view(uow_factory, doc)
+        assert final.journal_ref == f"JE-{doc[:8]}"
+        assert len(poster.calls) == 2
+        assert [t.to_status for t in final.history][-4:] == ["posting", "posting_failed", "posting", "posted"]
+
+    def test_a_document_whose_books_are_not_ready_is_held_in_approved_with_the_reason(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        poster = NotReadyPoster()
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+        assert pending(uow_factory).count(("post", doc)) == 1
+        result = process.post_document(uow_factory, doc, poster=poster)  # no TransientError: nothing to retry
+        held = view(uow_factory, doc)
+        assert (result.status, held.status) == (S.APPROVED, S.APPROVED)
+        assert held.failure_reason == "waiting: institution 0192:987654325 has no posting profile"
+        assert [(t.from_status, t.to_status, t.detail) for t in held.history][-2:] == [
+            ("approved", "posting", None),
+            ("posting", "approved", held.failure_reason),
+        ]
+        # Held: no new message for the post stage that starts from approved.
+        assert pending(uow_factory).count(("post", doc)) == 1
+        poster.ready = True
+        assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
+        assert view(uow_factory, doc).failure_reason is None
+
+    def test_a_delivered_entry_holds_the_document_in_posting_without_a_lease_until_confirmed(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        from einvoice.services import sweeper
+
+        doc = submitted(uow_factory, supplier)
+        poster = AwaitingPoster()
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+        result = process.post_document(uow_factory, doc, poster=poster)  # nothing raised: no retry burnt
+        held = view(uow_factory, doc)
+        assert (result.status, held.status, held.journal_ref) == (S.POSTING, S.POSTING, f"je_{doc}")
+        assert held.failure_reason == "waiting: waiting for its acknowledgement"
+        assert [(t.from_status, t.to_status) for t in held.history][-2:] == [
+            ("approved", "posting"),
+            ("posting", "posting"),
+        ]
+        with uow_factory() as uow:
+            row = uow.documents.get(doc)
+            assert row is not None
+            assert (row.lease_token, row.lease_expires_at) == (None, None)
+        assert pending(uow_factory).count(("post", doc)) == 1  # only the one that brought it here
+        # However long the ERP takes, the sweeper neither takes it back nor sends it again.
+        ports = process.Ports(poster=poster)
+        a_week_later = datetime.now(UTC) + timedelta(days=7)
+        assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=a_week_later).total == 0
+        assert view(uow_factory, doc).history == held.history
+
+        # A message sent again by a person finds the entry confirmed meanwhile: posted, once.
+        poster.confirmed_by = "erp:Treasury ERP"
+        assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
+        final = view(uow_factory, doc)
+        assert (final.failure_reason, final.history[-1].detail) == (
+            None,
+            f"journal je_{doc} confirmed by erp:Treasury ERP",
+        )
+        assert [t.to_status for t in final.history].count(S.POSTED) == 1
+
+    def test_a_posting_whose_worker_died_is_taken_back_even_with_a_reason_from_a_failed_try(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        """Held means no lease: a document claimed from ``posting_failed`` keeps that failure's reason
+        while a worker holds it, and is taken back when the worker's lease runs out."""
+        from einvoice.services import sweeper
+
+        doc = submitted(uow_factory, supplier)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
+        with pytest.raises(TransientError):
+            process.post_document(uow_factory, doc, poster=FakePoster(fail_first=1))
+
+        def dies(stage: str) -> None:
+            raise KeyboardInterrupt  # the worker stops between claim and work
+
+        with pytest.raises(KeyboardInterrupt):
+            process.post_document(uow_factory, doc, poster=FakePoster(), pause=dies)
+        taken = view(uow_factory, doc)
+        assert (taken.status, taken.failure_reason) == (S.POSTING, "ERP timeout")
+        later = datetime.now(UTC) + timedelta(hours=1)
+        ports = process.Ports(poster=FakePoster())
+        assert sweeper.sweep(uow_factory, stuck_after=timedelta(minutes=5), ports=ports, now=later).released == (doc,)
+        assert view(uow_factory, doc).status == S.POSTING_FAILED
+
+    def test_without_a_poster_posting_does_nothing(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")))
+        process.match_document(uow_factory, doc)
+        assert not process.post_document(uow_factory, doc, poster=None).ran
+        assert view(uow_factory, doc).status == S.APPROVED
+
+    def test_unknown_document_is_not_an_error(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        assert not validate_document(uow_factory, "nope", validator=FakeValidator(Report("valid"))).ran
+
+    def test_a_dead_document_can_be_sent_back_to_its_stage(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+
+        def boom(raw: bytes, **context: object) -> Report:
+            raise TransientError("artefacts missing")
+
+        with pytest.raises(TransientError):
+            validate_document(uow_factory, doc, validator=boom, token="m1")
+        process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
+        assert process.retry_dead(uow_factory, doc, actor="admin:cli") == S.RECEIVED
+        assert ("validate", doc) in pending(uow_factory)
+        assert validate_document(uow_factory, doc, validator=FakeValidator(Report("valid"))).status == S.VALIDATED
+        view_ = view(uow_factory, doc)
+        assert [t.to_status for t in view_.history] == [
+            "received",
+            "validating",
+            "dead",
+            "received",
+            "validating",
+            "validated",
+        ]
+        assert all(f.rule != "ENGINE-STAGE-FAILED" for f in view_.findings)
+        with pytest.raises(ConflictError, match="is validated, not dead") as conflict:
+            process.retry_dead(uow_factory, doc, actor="admin:cli")
+        assert (conflict.value.document_id, conflict.value.status) == (doc, S.VALIDATED)
+
+    def test_retry_of_a_document_that_changes_meanwhile_is_a_conflict(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two people send the same dead document back at once: the one whose guarded write finds it no
+        longer dead is told so as a conflict (a decision the state no longer allows), not as a failure."""
+        doc = submitted(uow_factory, supplier)
+        process.mark_dead(uow_factory, doc, stage="validate", cause="gave up after 8 retries")
+        with uow_factory() as uow:
+            repository = type(uow.documents)
+        monkeypatch.setattr(repository, "compare_and_set", lambda self, *args, **kwargs: False)
+        with pytest.raises(ConflictError, match="changed while it was being sent back") as conflict:
+            process.retry_dead(uow_factory, doc, actor="admin:cli")
+        assert conflict.value.document_id == doc
+        assert not isinstance(conflict.value, PermanentError)  # a worker would take it for a stage that died
+        assert view(uow_factory, doc).status == S.DEAD
+
+    def test_validation_chained_with_matching_writes_validation_and_match_in_one_call(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        validator = FakeValidator(Report("valid", (WARNING,)))
+        result = validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True)
+        assert (result.stage, result.status) == ("match", S.APPROVED)
+        final = view(uow_factory, doc)
+        assert [(t.from_status, t.to_status, t.actor) for t in final.history] == THROUGH_TO_APPROVED
+        assert final.history[2].detail == "1 findings, none fatal"
+        assert final.findings == (WARNING,)
+        assert final.match_result is not None
+        assert final.match_result["outcome"] == "matched"
+        assert pending(uow_factory) == [("validate", doc)]  # no message for matching: it is done
+        # The same message again (a redelivery) changes nothing.
+        assert not validate_document(uow_factory, doc, validator=validator, token="msg-1", chain=True).ran
+        assert validator.calls == 1
+        assert view(uow_factory, doc) == final
+
+    def test_validation_chained_with_matching_sends_a_duplicate_to_exception_and_a_posting_message_when_enabled(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        first = submitted(uow_factory, supplier, "DUP-2", amount="1.00")
+        second = submitted(uow_factory, supplier, "DUP-2", amount="2.00")
+        for doc in (first, second):
+            validate_document(
+                uow_factory, doc, validator=FakeValidator(Report("valid")), poster=FakePoster(), chain=True
+            )
+        assert view(uow_factory, first).status == S.APPROVED
+        assert view(uow_factory, second).status == S.EXCEPTION
+        assert ("post", first) in pending(uow_factory)
+        assert ("post", second) not in pending(uow_factory)
+
+    def test_validation_chained_with_matching_replaces_findings_of_an_earlier_run(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        engine = Finding("ENGINE", Severity.FATAL, Layer.ENGINE, "stylesheet missing")
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("error", (engine,))), chain=True)
+        process.retry_dead(uow_factory, doc, actor="admin:cli")
+        assert view(uow_factory, doc).findings == (engine,)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid", (WARNING, WARNING))), chain=True)
+        final = view(uow_factory, doc)
+        assert final.status == S.APPROVED
+        assert final.findings == (WARNING, WARNING)
+
+    def test_validation_chained_with_matching_discards_its_result_when_the_lease_was_taken_over(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        t0 = datetime.now(UTC)
+
+        def slow_validator(raw: bytes, **context: object) -> Report:
+            validate_document(
+                uow_factory,
+                doc,
+                validator=FakeValidator(Report("invalid", (FATAL,))),
+                token="msg-2",
+                clock=lambda: t0 + timedelta(seconds=400),
+                chain=True,
+            )
+            return Report("valid", (WARNING,))
+
+        result = validate_document(
+            uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300, chain=True
+        )
+        assert not result.ran
+        final = view(uow_factory, doc)
+        assert final.status == S.REJECTED
+        assert final.findings == (FATAL,)
+        assert final.match_result is None
+        assert [t.to_status for t in final.history].count("matching") == 0
+
+    def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        rejected = submitted(uow_factory, supplier, "RSP-1")
+        validator = FakeValidator(Report("invalid", (FATAL, WARNING)))
+        validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True)
+        assert codes_of(uow_factory, rejected) == [("invoice-response", "AB"), ("message-level-response", "RE")]
+        assert not validate_document(uow_factory, rejected, validator=validator, token="msg-1", chain=True).ran
+        assert codes_of(uow_factory, rejected) == [
+            ("invoice-response", "AB"),
+            ("message-level-response", "RE"),
+        ]  # a redelivery adds none
+        [ab, mlr] = responses.list_responses(uow_factory(), rejected)
+        assert b"<cbc:ResponseCode>AB</cbc:ResponseCode>" in responses.response_xml(uow_factory(), rejected, ab.id)
+        xml = responses.response_xml(uow_factory(), rejected, mlr.id, supplier_id=supplier.id)
+        assert b"<cbc:Description>[BR-01] specification identifier missing</cbc:Description>" in xml
+        assert xml.count(b"<cac:LineResponse>") == 1  # the fatal finding only, not the warning
+
+        first = submitted(uow_factory, supplier, "RSP-2", amount="1.00")
+        second = submitted(uow_factory, supplier, "RSP-2", amount="2.00")
+        for doc in (first, second):
+            validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), chain=True)
+        assert codes_of(uow_factory, first) == [("invoice-response", "AB"), ("invoice-response", "AP")]
+        assert codes_of(uow_factory, second) == [("invoice-response", "AB"), ("invoice-response", "IP")]
+        [_, ip] = responses.list_responses(uow_factory(), second)
+        xml = responses.response_xml(uow_factory(), second, ip.id)
+        assert b"<cbc:ResponseCode>IP</cbc:ResponseCode>" in xml
+        with pytest.raises(NotFoundError):
+            responses.response_xml(uow_factory(), first, ip.id)  # another document's response
+        with pytest.raises(NotFoundError):
+            responses.list_responses(uow_factory(), first, supplier_id="someone-else")
+
+
+class TestStagesInMemory(StageTests):
+    """On the store's in-memory twin."""

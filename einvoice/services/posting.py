@@ -163,7 +163,9 @@ CommitmentLookup = Callable[[UnitOfWork, DocumentView, Invoice], Commitment | No
 
 class Connector(Protocol):
     """Delivers a kept entry to the ERP: who confirmed it (``confirmed_by``), or None and what the
-    entry now waits for. Raises ErpDeliveryError (try again later) or PermanentError."""
+    entry now waits for. Raises ErpDeliveryError (try again later) or PermanentError. A connector
+    whose delivery is keeping the entry (no I/O: the pull feed) says so with a class attribute
+    ``keeping_delivers = True``; the POST stage then posts in the finish that approves."""
 
     def deliver(self, uow_factory: Callable[[], UnitOfWork], kept: KeptEntry) -> tuple[str | None, str]: ...
 
@@ -189,7 +191,10 @@ class FolderConnector:
 
 class PullConnector:
     """Entries taken by the ERP's own posting jobs (``GET /v1/erp/entries``), each confirmed by its
-    acknowledgement (``POST /v1/erp/entries/{id}/ack``): keeping the entry is delivering it."""
+    acknowledgement (``POST /v1/erp/entries/{id}/ack``): keeping the entry is delivering it, so the
+    POST stage posts in the finish that approves the document (``keeping_delivers``)."""
+
+    keeping_delivers = True
 
     def deliver(self, uow_factory: Callable[[], UnitOfWork], kept: KeptEntry) -> tuple[str | None, str]:
         return None, f"journal entry {kept.entry_id} offered to the ERP's pull feed; waiting for its acknowledgement"
@@ -230,6 +235,13 @@ class EntryPoster:
         self.commitments = commitments
         self.clock = clock
 
+    @property
+    def posts_in_finish(self) -> bool:
+        """Whether delivering needs no slow I/O (``Connector.keeping_delivers``: the pull feed),
+        so that the POST stage posts in the finish that approves the document
+        (``process.FinishPoster``)."""
+        return getattr(self.connector, "keeping_delivers", False) is True
+
     def entry(self, document: DocumentView) -> KeptEntry:
         """The document's journal entry: the one kept, or one built and kept now."""
         with self.uow_factory() as uow:
@@ -239,40 +251,43 @@ class EntryPoster:
             invoice = uow.documents.parsed(document.id)
             if invoice is None:
                 raise PermanentError(f"document {document.id} has no parsed document to post")
-            institution = uow.institutions.get(document.institution_id) if document.institution_id else None
-            if institution is None:
-                raise PermanentError(f"document {document.id} is addressed to no registered institution")
-            endpoint = f"{institution.endpoint_scheme}:{institution.endpoint_id}"
-            profile = uow.posting.profile(institution.id)
-            if profile is None:
-                raise PostingNotReadyError(f"institution {endpoint} has no posting profile")
-            missing = profile.missing()
-            if missing:
-                raise PostingNotReadyError(f"the posting profile of {endpoint} lacks {', '.join(missing)}")
-            now = self.clock()
-            commitment = self.commitments(uow, document, invoice) if self.commitments is not None else None
-            entry = build_entry(
-                invoice,
-                profile,
-                document_id=document.id,
-                posting_date=now.date(),
-                institution=endpoint,
-                commitment=commitment,
-                exchange_rate=_configured_rate(uow, invoice, profile.accounting_currency),
-                chart=uow.posting.chart(institution.id, now.date()),
-            )
-            row = uow.posting.add_entry(
-                JournalEntryRow(
-                    document_id=document.id,
-                    entry_id=entry.id,
-                    institution_id=institution.id,
-                    data=entry.to_dict(),
-                    created_at=now,
-                    posting_date=entry.posting_date,
-                )
-            )
+            row = uow.posting.add_entry(JournalEntryRow(**self._built(uow, document, invoice)))
             uow.commit()
             return _kept(row)
+
+    def _built(self, uow: UnitOfWork, document: DocumentView, invoice: Invoice) -> dict[str, Any]:
+        """The ``journal_entries`` row of the document's entry, built now from what ``uow`` reads:
+        its institution, posting profile, chart, exchange rate and commitment."""
+        institution = uow.institutions.get(document.institution_id) if document.institution_id else None
+        if institution is None:
+            raise PermanentError(f"document {document.id} is addressed to no registered institution")
+        endpoint = f"{institution.endpoint_scheme}:{institution.endpoint_id}"
+        profile = uow.posting.profile(institution.id)
+        if profile is None:
+            raise PostingNotReadyError(f"institution {endpoint} has no posting profile")
+        missing = profile.missing()
+        if missing:
+            raise PostingNotReadyError(f"the posting profile of {endpoint} lacks {', '.join(missing)}")
+        now = self.clock()
+        commitment = self.commitments(uow, document, invoice) if self.commitments is not None else None
+        entry = build_entry(
+            invoice,
+            profile,
+            document_id=document.id,
+            posting_date=now.date(),
+            institution=endpoint,
+            commitment=commitment,
+            exchange_rate=_configured_rate(uow, invoice, profile.accounting_currency),
+            chart=uow.posting.chart(institution.id, now.date()),
+        )
+        return {
+            "document_id": document.id,
+            "entry_id": entry.id,
+            "institution_id": institution.id,
+            "data": entry.to_dict(),
+            "created_at": now,
+            "posting_date": entry.posting_date,
+        }
 
     def __call__(self, document: DocumentView, /) -> Delivery:
         kept = self.entry(document)
@@ -285,6 +300,30 @@ class EntryPoster:
             uow.posting.confirm_entry(document.id, at=self.clock(), by=confirmed_by)
             uow.commit()
         return Delivery(kept.entry_id, confirmed_by)
+
+    def post_in_finish(
+        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, /, *, look_for_kept: bool
+    ) -> tuple[Delivery, dict[str, Any] | None]:
+        """Posting in the POST stage's finish (``posts_in_finish``), through its unit of work: the
+        ``Delivery`` of the entry kept before (looked for when ``look_for_kept``) or of one built
+        now, and the new entry's ``journal_entries`` row, for the finish to write with the
+        document's change (None for one kept before)."""
+        row = uow.posting.entry(document.id) if look_for_kept else None
+        if row is not None:
+            kept, new = _kept(row), None
+            if kept.confirmed_at is not None:  # acknowledged before this run
+                return Delivery(kept.entry_id, kept.confirmed_by or "the ERP"), None
+        else:
+            new = self._built(uow, document, invoice)
+            kept = KeptEntry(document.id, new["entry_id"], new["data"], None, None)
+        confirmed_by, waiting = self.connector.deliver(self.uow_factory, kept)
+        if confirmed_by is None:
+            return Delivery(kept.entry_id, None, waiting), new
+        if new is not None:
+            new |= {"confirmed_at": self.clock(), "confirmed_by": confirmed_by[:200]}
+        else:
+            uow.posting.confirm_entry(document.id, at=self.clock(), by=confirmed_by)
+        return Delivery(kept.entry_id, confirmed_by), new
 
 
 def _kept(row: JournalEntryRow) -> KeptEntry:

@@ -17,9 +17,9 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from einvoice.domain.findings import Finding, Layer, Severity
 from einvoice.domain.invoice import Invoice
@@ -32,14 +32,25 @@ from einvoice.services.responses import message_level_response_row
 from einvoice.services.stages import Clock, Outcome, Runner, Stage, StageRegistry, StageResult, Work, utcnow
 from einvoice.store import UnitOfWork
 from einvoice.store.repositories import parsed_row
-from einvoice.store.tables import ParsedDocumentRow, ResponseRow
+from einvoice.store.tables import JournalEntryRow, ParsedDocumentRow, ResponseRow
 from einvoice.store.writes import Step
 
 log = logging.getLogger(__name__)
 
 S = DocumentStatus
 
-__all__ = ["REGISTRY", "ApprovalPolicy", "Delivery", "Ports", "Poster", "StageResult", "Validator", "run_stage"]
+__all__ = [
+    "REGISTRY",
+    "ApprovalPolicy",
+    "Delivery",
+    "FinishPoster",
+    "Ports",
+    "Poster",
+    "StageResult",
+    "Validator",
+    "posts_in_finish",
+    "run_stage",
+]
 
 
 # --- ports -----------------------------------------------------------------------------------------
@@ -86,6 +97,29 @@ class Poster(Protocol):
     are not ready."""
 
     def __call__(self, document: DocumentView, /) -> Delivery | str: ...
+
+
+class FinishPoster(Poster, Protocol):
+    """A ``Poster`` that may post in the finish's transaction: when its delivery needs no slow I/O
+    (``posts_in_finish``: the pull feed, where keeping the entry is delivering it), the POST stage
+    runs at once in the finish that approves a document, and in the finish of its own message.
+    ``post_in_finish`` reads what the entry needs through ``uow`` (the institution's books, the
+    commitment matching locked there) and returns the ``Delivery`` with the ``journal_entries``
+    row to write with the document's change (None when the entry was kept before: looked for only
+    when ``look_for_kept``). Raises as ``Poster`` does."""
+
+    @property
+    def posts_in_finish(self) -> bool: ...
+
+    def post_in_finish(
+        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, /, *, look_for_kept: bool
+    ) -> tuple[Delivery, dict[str, Any] | None]: ...
+
+
+def posts_in_finish(ports: Ports) -> bool:
+    """Whether the POST stage runs in the finish's transaction with these ports (its poster a
+    ``FinishPoster`` whose delivery needs no slow I/O)."""
+    return getattr(ports.poster, "posts_in_finish", False) is True
 
 
 class ApprovalPolicy(Protocol):
@@ -197,8 +231,12 @@ def post(work: Work[Ports]) -> Outcome:
     (``services.posting``)."""
     if work.ports.poster is None:
         raise PermanentError("no ERP connector configured")
+    kept: dict[str, Any] | None = None
     try:
-        delivery = work.ports.poster(work.document)
+        if work.uow is None:
+            delivery = work.ports.poster(work.document)
+        else:
+            delivery, kept = _post_in_finish(work)
     except PostingNotReadyError as exc:
         reason = WAITING + str(exc)
         return Outcome(((S.APPROVED, reason),), {"failure_reason": reason}, hold=True)
@@ -206,19 +244,41 @@ def post(work: Work[Ports]) -> Outcome:
         return Outcome(((S.POSTING_FAILED, str(exc)),), {"failure_reason": str(exc)}, retry=exc)
     if isinstance(delivery, str):
         delivery = Delivery(delivery, "the ERP connector")
+    # an entry kept in the finish is written with the document's change: both or neither
+    rows = {JournalEntryRow.__tablename__: [kept]} if kept is not None else {}
     if delivery.confirmed_by is None:
         reason = WAITING + (delivery.waiting or "the ERP's confirmation")
         values = {"journal_ref": delivery.journal_ref, "failure_reason": reason}
-        return Outcome(((S.POSTING, reason),), values, hold=True)
+        return Outcome(((S.POSTING, reason),), values, rows=rows, hold=True)
     from einvoice.services.matching import consume_held
 
     detail = f"journal {delivery.journal_ref} confirmed by {delivery.confirmed_by}"
     return Outcome(
         ((S.POSTED, detail),),
         {"journal_ref": delivery.journal_ref, "failure_reason": None},
+        rows=rows,
         # what the document holds on its commitment is consumed in the write that records it posted
         effects=(functools.partial(consume_held, document_id=work.document.id),),
     )
+
+
+def _post_in_finish(work: Work[Ports]) -> tuple[Delivery, dict[str, Any] | None]:
+    """Posting in the finish's transaction (``posts_in_finish``): the document's parsed form and
+    match result as the stages before wrote them in the same finish (not stored yet), else as
+    stored; the entry looked for only when no stage before ran in this finish (a document matched
+    and approved just now has none: no state that follows a kept entry leads back to matching)."""
+    from einvoice.services.matching import parsed_invoice
+
+    assert work.uow is not None
+    poster = cast(FinishPoster, work.ports.poster)
+    invoice = parsed_invoice(work.uow, work.document.id, work.before)
+    if invoice is None:
+        raise PermanentError(f"document {work.document.id} has no parsed document to post")
+    document = work.document
+    matched = work.before.values.get("match_result") if work.before is not None else None
+    if matched is not None:
+        document = replace(document, match_result=json.loads(matched))
+    return poster.post_in_finish(work.uow, document, invoice, look_for_kept=work.before is None)
 
 
 # --- the registry -----------------------------------------------------------------------------------
@@ -250,6 +310,10 @@ POST = Stage[Ports](
     resume=S.POSTING_FAILED,
     handler=post,  # the entry is built from the parsed form: the XML is not read again
     runs_with=lambda ports: ports.poster is not None,
+    # by pull, keeping the entry is delivering it: posted in the finish that approves the document
+    # (validation's, with matching), the entry written with the document's change
+    at_once=posts_in_finish,
+    in_finish=posts_in_finish,
     # approved: waiting for the institution's posting profile, chart or an exchange rate;
     # posting: the entry delivered, waiting for the ERP's confirmation (pull, file batch)
     holds=frozenset({S.APPROVED, S.POSTING}),

@@ -26,7 +26,10 @@ Every stage runs the same protocol, so that a lost or repeated message changes n
 inside the finish of the stage before it (validation's finish records matching's outcome too,
 saving a trip through outbox, broker and claim), and a message for it finds a document waiting
 in its start state and writes the outcome in one transaction, with no claim. Any pair of stages
-can use this; ``chain=False`` turns it off (fault drills stop a worker between two stages).
+can use this; ``chain=False`` turns it off (fault drills stop a worker between two stages). A
+stage may leave it to the ports (``at_once`` and ``in_finish`` as a ``Callable[[P], bool]``):
+posting runs at once, in the finish that approves the document, only when its connector needs
+no slow I/O (the pull feed).
 
 The writes are ``store.writes.DocumentChange`` descriptions: one statement each on PostgreSQL,
 the same description part by part on SQLite.
@@ -128,7 +131,10 @@ class Stage(Generic[P]):
     resume: str
     handler: Callable[[Work[P]], Outcome]
     needs_raw: bool = False
-    at_once: bool = False
+    #: Runs inside the finish of the stage before it, and a message for it writes its outcome
+    #: with no claim: always (True), or as the ports decide (posting, when its connector needs no
+    #: slow I/O: the pull feed, where keeping the entry is delivering it).
+    at_once: bool | Callable[[P], bool] = False
     #: Whether the ports allow the stage at all (posting needs an ERP connector); a document
     #: waiting for a stage that cannot run rests there.
     runs_with: Callable[[P], bool] = field(default=lambda ports: True)
@@ -140,8 +146,16 @@ class Stage(Generic[P]):
     holds: frozenset[str] = frozenset()
     #: The handler runs inside the finish's transaction, with ``Work.uow``: it may read and lock
     #: rows its outcome depends on (matching locks the commitments it reserves on). For fast
-    #: handlers only: the transaction is open while it runs.
-    in_finish: bool = False
+    #: handlers only: the transaction is open while it runs. True, or as the ports decide.
+    in_finish: bool | Callable[[P], bool] = False
+
+    def runs_at_once(self, ports: P) -> bool:
+        """Whether, with ``ports``, the stage runs at once (``at_once``)."""
+        return self.at_once(ports) if callable(self.at_once) else self.at_once
+
+    def runs_in_finish(self, ports: P) -> bool:
+        """Whether, with ``ports``, the handler runs in the finish's transaction (``in_finish``)."""
+        return self.in_finish(ports) if callable(self.in_finish) else self.in_finish
 
     @property
     def actor(self) -> str:
@@ -210,11 +224,13 @@ class StageRegistry(Generic[P]):
         return None
 
     def at_once_after(self, stage: Stage[P]) -> list[Stage[P]]:
-        """The ``at_once`` stages a message for ``stage`` may have carried a document on to."""
+        """The ``at_once`` stages a message for ``stage`` may have carried a document on to (those
+        whose ports decide included)."""
         found: list[Stage[P]] = []
         states = set(stage.outcomes)
         while True:
-            nexts = {self._starting[s] for s in states if s in self._starting and self._starting[s].at_once}
+            starting = (self._starting[s] for s in states if s in self._starting)
+            nexts = {n for n in starting if n.at_once is not False}  # those the ports decide included
             nexts -= set(found)
             if not nexts:
                 return found
@@ -258,7 +274,7 @@ class Runner(Generic[P]):
         stage = self.registry[name]
         if not stage.runs_with(self.ports):  # posting with no ERP connector: the document rests
             return StageResult(document_id, stage.name, False, None, f"nothing wired to run {stage.name}")
-        if stage.at_once and self.pause is None:
+        if stage.runs_at_once(self.ports) and self.pause is None:
             done = self._at_once(stage, document_id)
             if done is not None:
                 return done
@@ -270,7 +286,7 @@ class Runner(Generic[P]):
         if self.pause is not None:
             self.pause(stage.name)
         outcome: Outcome | None = None
-        if not stage.in_finish:
+        if not stage.runs_in_finish(self.ports):
             # The lease is extended every third of it while the handler works, so the sweeper
             # takes back only the documents of workers that stopped.
             with leases.keeper().keep(
@@ -378,7 +394,7 @@ class Runner(Generic[P]):
             document = document_view(row)
         waiting = document.status
         lead = [Step(waiting, stage.working, stage.actor)]
-        outcome = None if stage.in_finish else stage.handler(Work(document, None, self.ports))
+        outcome = None if stage.runs_in_finish(self.ports) else stage.handler(Work(document, None, self.ports))
         finished = self._complete(stage, document, outcome, (waiting,), lead)
         return None if finished is None else self._result(document, *finished)
 
@@ -397,8 +413,8 @@ class Runner(Generic[P]):
         the finish's); the message for the stage after."""
         steps = _steps(stage.working, stage.actor, outcome.path)
         follower = self._follower(stage, outcome)
-        while self.chain and follower is not None and follower.at_once and outcome.retry is None:
-            given = uow if follower.in_finish else None
+        while self.chain and follower is not None and follower.runs_at_once(self.ports) and outcome.retry is None:
+            given = uow if follower.runs_in_finish(self.ports) else None
             more = follower.handler(Work(document, None, self.ports, given, outcome))
             steps += [Step(outcome.status, follower.working, follower.actor)]
             steps += _steps(follower.working, follower.actor, more.path)

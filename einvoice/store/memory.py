@@ -131,6 +131,7 @@ class _Data:
     tolerances: dict[str, Tolerances] = field(default_factory=dict)
     approval_rules: dict[str, Row] = field(default_factory=dict)  # institution id -> rule
     reasons: dict[str, list[str]] = field(default_factory=dict)  # document id -> codes
+    entries: dict[str, Row] = field(default_factory=dict)  # document id -> its journal entry
     serial: int = 0
 
     def next_serial(self) -> int:
@@ -334,6 +335,11 @@ class _Documents(_Repository):
             elif table == ParsedDocumentRow.__tablename__:
                 for row in rows:
                     self.data.parsed[document_id] = _row(ParsedDocumentRow, {**row, "document_id": document_id})
+            elif table == JournalEntryRow.__tablename__:
+                for row in rows:
+                    if document_id in self.data.entries:
+                        raise _conflict(f"journal entry of {document_id}")
+                    self.data.entries[document_id] = _row(JournalEntryRow, {**row, "document_id": document_id})
             else:
                 raise KeyError(f"the memory store keeps no table {table!r}")
 
@@ -725,7 +731,8 @@ class _Commitments(_Repository):
 
 
 class _Posting(_Repository):
-    """Not kept by the twin yet: tests of posting's storage and stage run on SQLite and PostgreSQL."""
+    """Journal entries by document (a finish writes them as rows of its change); the rest is not
+    kept by the twin yet: tests of posting's storage and stage run on SQLite and PostgreSQL."""
 
     def replace_chart(self, institution_id: str, effective_from: date, accounts: Iterable[Account]) -> None:
         raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
@@ -740,10 +747,14 @@ class _Posting(_Repository):
         raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
 
     def entry(self, document_id: str) -> JournalEntryRow | None:
-        raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
+        row: JournalEntryRow | None = self.data.entries.get(document_id)
+        return row
 
     def add_entry(self, row: JournalEntryRow) -> JournalEntryRow:
-        raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
+        if row.document_id in self.data.entries:
+            raise _conflict(f"journal entry of {row.document_id}")
+        self.data.entries[row.document_id] = _row(JournalEntryRow, row)
+        return row
 
     def mark_exported(
         self, document_id: str, *, batch: str, confirmed_at: datetime | None = None, confirmed_by: str | None = None

@@ -8,10 +8,12 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from einvoice.domain.findings import Finding, Layer, Severity
+from einvoice.domain.invoice import Invoice
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.services import DocumentView, SupplierView, process, queries, responses
@@ -114,6 +116,49 @@ class AwaitingPoster:
     def __call__(self, document: DocumentView) -> process.Delivery:
         self.calls += 1
         return process.Delivery("je_" + document.id, self.confirmed_by, "waiting for its acknowledgement")
+
+
+class KeepingPoster:
+    """A ``process.FinishPoster`` whose delivery is keeping the entry (as the pull feed's): the POST
+    stage posts in the finish's transaction, the entry's row written with the document's change."""
+
+    posts_in_finish = True
+
+    def __init__(self, *, ready: bool = True) -> None:
+        self.ready = ready
+        self.calls: list[tuple[str | None, bool]] = []  # the commitment it was told of, look_for_kept
+
+    def __call__(self, document: DocumentView) -> process.Delivery:
+        raise AssertionError("a poster that keeps its entries posts in the finish")
+
+    def post_in_finish(
+        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, /, *, look_for_kept: bool
+    ) -> tuple[process.Delivery, dict[str, Any] | None]:
+        self.calls.append(((document.match_result or {}).get("commitment"), look_for_kept))
+        if not self.ready:
+            raise PostingNotReadyError("institution 0192:987654325 has no posting profile")
+        entry_id, waiting = f"je_{document.id}", "waiting for its acknowledgement"
+        if look_for_kept and uow.posting.entry(document.id) is not None:
+            return process.Delivery(entry_id, None, waiting), None
+        row = {
+            "document_id": document.id,
+            "entry_id": entry_id,
+            "institution_id": document.institution_id,
+            "data": {"id": entry_id, "document_number": invoice.id},
+            "created_at": datetime.now(UTC),
+            "posting_date": datetime.now(UTC).date(),
+        }
+        return process.Delivery(entry_id, None, waiting), row
+
+
+def test_posting_runs_at_once_only_with_a_poster_that_keeps_its_entries() -> None:
+    assert process.POST.runs_at_once(process.Ports(poster=KeepingPoster()))
+    assert process.POST.runs_in_finish(process.Ports(poster=KeepingPoster()))
+    for ports in (process.Ports(poster=FakePoster()), process.Ports()):
+        assert not process.POST.runs_at_once(ports)
+        assert not process.POST.runs_in_finish(ports)
+    # a message for validation may have carried a document on to matching and posting
+    assert process.REGISTRY.at_once_after(process.VALIDATE) == [process.MATCH, process.POST]
 
 
 def codes_of(uow_factory: Callable[[], UnitOfWork], document_id: str) -> list[tuple[str, str]]:
@@ -315,6 +360,98 @@ class StageTests:
         poster.ready = True
         assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTED
         assert view(uow_factory, doc).failure_reason is None
+
+    def test_a_poster_that_keeps_its_entries_posts_in_the_finish_that_approves(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        poster = KeepingPoster()
+        validator = FakeValidator(Report("valid"))
+        result = validate_document(uow_factory, doc, validator=validator, poster=poster, token="msg-1", chain=True)
+        assert (result.stage, result.status) == ("post", S.POSTING)
+        final = view(uow_factory, doc)
+        assert [(t.from_status, t.to_status, t.actor) for t in final.history] == [
+            *THROUGH_TO_APPROVED,
+            ("approved", "posting", "worker:post"),
+            ("posting", "posting", "worker:post"),
+        ]
+        assert len({t.at for t in final.history[2:]}) == 1  # one finish: validation's
+        assert (final.journal_ref, final.failure_reason) == (f"je_{doc}", "waiting: waiting for its acknowledgement")
+        assert pending(uow_factory) == [("validate", doc)]  # no message for posting: it is done
+        with uow_factory() as uow:
+            kept = uow.posting.entry(doc)
+            assert kept is not None
+            assert kept.entry_id == f"je_{doc}"
+            row = uow.documents.get(doc)
+            assert row is not None
+            assert (row.lease_token, row.lease_expires_at) == (None, None)
+        # told of the commitment matching chose in the same finish; no entry looked for: none can be
+        assert poster.calls == [("REF-1", False)]
+        assert codes_of(uow_factory, doc) == [("invoice-response", "AB"), ("invoice-response", "AP")]
+        # The same message again (a redelivery) changes nothing.
+        assert not validate_document(uow_factory, doc, validator=validator, poster=poster, token="msg-1").ran
+        assert view(uow_factory, doc) == final
+        assert len(poster.calls) == 1
+
+    def test_a_poster_that_keeps_its_entries_holds_a_document_whose_books_are_not_ready_in_the_same_finish(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        poster = KeepingPoster(ready=False)
+        validate_document(uow_factory, doc, validator=FakeValidator(Report("valid")), poster=poster, chain=True)
+        held = view(uow_factory, doc)
+        assert (held.status, held.failure_reason) == (
+            S.APPROVED,
+            "waiting: institution 0192:987654325 has no posting profile",
+        )
+        assert [(t.from_status, t.to_status) for t in held.history][-3:] == [
+            ("matched", "approved"),
+            ("approved", "posting"),
+            ("posting", "approved"),
+        ]
+        assert pending(uow_factory) == [("validate", doc)]  # held: no message
+        with uow_factory() as uow:
+            assert uow.posting.entry(doc) is None
+        # The books set up, the post stage's own message (as setting a profile sends) posts it.
+        poster.ready = True
+        assert process.post_document(uow_factory, doc, poster=poster).status == S.POSTING
+        final = view(uow_factory, doc)
+        assert (final.journal_ref, final.failure_reason) == (f"je_{doc}", "waiting: waiting for its acknowledgement")
+        assert [(t.from_status, t.to_status) for t in final.history][-2:] == [
+            ("approved", "posting"),
+            ("posting", "posting"),
+        ]
+        assert poster.calls[-1] == ("REF-1", True)  # the stored match result; a kept entry looked for
+        with uow_factory() as uow:
+            assert uow.posting.entry(doc) is not None
+
+    def test_an_entry_kept_in_the_finish_is_discarded_with_it_when_the_lease_was_taken_over(
+        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+    ) -> None:
+        doc = submitted(uow_factory, supplier)
+        t0 = datetime.now(UTC)
+
+        def slow_validator(raw: bytes, **context: object) -> Report:
+            validate_document(
+                uow_factory,
+                doc,
+                validator=FakeValidator(Report("invalid", (FATAL,))),
+                token="msg-2",
+                clock=lambda: t0 + timedelta(seconds=400),
+                chain=True,
+            )
+            return Report("valid")
+
+        poster = KeepingPoster()
+        result = validate_document(
+            uow_factory, doc, validator=slow_validator, poster=poster, token="msg-1", clock=lambda: t0, chain=True
+        )
+        assert not result.ran
+        assert poster.calls == [("REF-1", False)]  # built, then discarded with the document's change
+        assert view(uow_factory, doc).status == S.REJECTED
+        with uow_factory() as uow:
+            assert uow.posting.entry(doc) is None
+        assert ("post", doc) not in pending(uow_factory)
 
     def test_a_delivered_entry_holds_the_document_in_posting_without_a_lease_until_confirmed(
         self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView

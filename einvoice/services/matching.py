@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 S = DocumentStatus
 #: Where ``match_result`` keeps what the document holds on its commitment.
 HOLDS = "reservation"
+#: Where the MATCH stage's outcome tells the stages after it in the same finish the commitment the
+#: document was matched to (``Outcome.known``), as locked there: None when matched to none.
+MATCHED = "matched_commitment"
 #: More rows to write with a re-match, given the states it moves the document from and to.
 AlsoWritten = Callable[[str, str], Mapping[str, list[dict[str, Any]]]]
 #: The states ``rematch`` takes a document from: waiting for a person, or matched and not posted.
@@ -236,13 +239,15 @@ def decide(
     *,
     releasing: Reservation | None = None,
     at: datetime | None = None,
-) -> tuple[MatchResult, Reservation]:
+) -> tuple[MatchResult, Reservation, Commitment | None]:
     """Match the document in the caller's transaction: read the supplier's history, lock the
     commitments its references name (and the one it held, ``releasing``, released first), run the
     matcher, and hold the reservation of a match on the commitment. A reservation the commitment
     refuses (``ReservationError``: its figures changed under another worker's lock before ours)
     is matched once more on the figures read again under the lock, then becomes an exception
-    with the reason: the document is never lost."""
+    with the reason: the document is never lost. Returns the result, the reservation, and the
+    commitment the result names as read under its lock here, the reservation held (None when it
+    names none)."""
     at = at or _now()
     history = history_of(uow, document, invoice, config)
     numbers = _named(invoice, history)
@@ -256,18 +261,19 @@ def decide(
     for attempt in (1, 2):
         result, reservation = match(invoice, list(locked.values()), history, config)
         if not result.matched or reservation.commitment is None:
-            return result, NO_RESERVATION if not result.matched else reservation
+            return result, NO_RESERVATION if not result.matched else reservation, locked.get(result.commitment or "")
         before = locked[reservation.commitment]
         try:
             after = reserve(before, reservation)
         except ReservationError as exc:
             if attempt == 2:
-                return _refused(result, exc), NO_RESERVATION
+                return _refused(result, exc), NO_RESERVATION, None
             log.warning("document %s: reservation refused (%s); matching again under the lock", document.id, exc)
             locked |= uow.commitments.lock(before.institution_id, {before.number})
             continue
         _apply(uow, before, after, at)
-        return result, reservation
+        locked[reservation.commitment] = after
+        return result, reservation, locked.get(result.commitment or "")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -325,12 +331,15 @@ def match_outcome(
     with every reason, or ``matched`` with the reservation held and, as the approval policy says,
     ``approved``; the supplier's Invoice Response (``IP`` or ``AP``) in the same write."""
     now = _now()
-    result, reservation = decide(uow, document, invoice, config, at=now)
+    result, reservation, commitment = decide(uow, document, invoice, config, at=now)
     path = _path(uow, document, result, approval)
+    # posting, run at once after an approval in the same finish, takes the commitment from here
+    known = {MATCHED: commitment} if commitment is not None or result.commitment is None else {}
     return Outcome(
         tuple(path),
         {"match_result": result_json(result, reservation)},
         rows=_rows(result, _response(path, now, [])),
+        known=known,
     )
 
 
@@ -353,7 +362,7 @@ def _match_again(
     ConflictError when the document changed meanwhile."""
     now = _now()
     document = document_view(row)
-    result, reservation = decide(uow, document, invoice, config, releasing=held(row.match_result), at=now)
+    result, reservation, _ = decide(uow, document, invoice, config, releasing=held(row.match_result), at=now)
     path = _path(uow, document, result, approval)
     steps = [Step(row.status, S.MATCHING, actor, why)]
     previous: str = S.MATCHING
@@ -520,6 +529,7 @@ def _to_the_workers(
 __all__ = [
     "HOLDS",
     "LATE_IN_REQUEST",
+    "MATCHED",
     "consume_held",
     "decide",
     "held",

@@ -34,7 +34,7 @@ from einvoice.posting.push import PushSender
 from einvoice.posting.rates import entry_rate, parse_rates
 from einvoice.services import DocumentView
 from einvoice.services.accounts import registered_institution
-from einvoice.services.matching import matched_commitment
+from einvoice.services.matching import MATCHED, matched_commitment
 from einvoice.services.process import POST, Delivery
 from einvoice.store import UnitOfWork
 from einvoice.store.tables import ExchangeRateRow, JournalEntryRow
@@ -251,13 +251,16 @@ class EntryPoster:
             invoice = uow.documents.parsed(document.id)
             if invoice is None:
                 raise PermanentError(f"document {document.id} has no parsed document to post")
-            row = uow.posting.add_entry(JournalEntryRow(**self._built(uow, document, invoice)))
+            row = uow.posting.add_entry(JournalEntryRow(**self._built(uow, document, invoice, {})))
             uow.commit()
             return _kept(row)
 
-    def _built(self, uow: UnitOfWork, document: DocumentView, invoice: Invoice) -> dict[str, Any]:
+    def _built(
+        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, known: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The ``journal_entries`` row of the document's entry, built now from what ``uow`` reads:
-        its institution, posting profile, chart, exchange rate and commitment."""
+        its institution, posting profile, chart, exchange rate and commitment (the one matching
+        locked in the same finish, when ``known`` holds it)."""
         institution = uow.institutions.get(document.institution_id) if document.institution_id else None
         if institution is None:
             raise PermanentError(f"document {document.id} is addressed to no registered institution")
@@ -269,7 +272,12 @@ class EntryPoster:
         if missing:
             raise PostingNotReadyError(f"the posting profile of {endpoint} lacks {', '.join(missing)}")
         now = self.clock()
-        commitment = self.commitments(uow, document, invoice) if self.commitments is not None else None
+        if self.commitments is None:
+            commitment = None
+        elif MATCHED in known:
+            commitment = known[MATCHED]
+        else:
+            commitment = self.commitments(uow, document, invoice)
         entry = build_entry(
             invoice,
             profile,
@@ -302,7 +310,14 @@ class EntryPoster:
         return Delivery(kept.entry_id, confirmed_by)
 
     def post_in_finish(
-        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, /, *, look_for_kept: bool
+        self,
+        uow: UnitOfWork,
+        document: DocumentView,
+        invoice: Invoice,
+        /,
+        *,
+        look_for_kept: bool,
+        known: Mapping[str, Any],
     ) -> tuple[Delivery, dict[str, Any] | None]:
         """Posting in the POST stage's finish (``posts_in_finish``), through its unit of work: the
         ``Delivery`` of the entry kept before (looked for when ``look_for_kept``) or of one built
@@ -314,7 +329,7 @@ class EntryPoster:
             if kept.confirmed_at is not None:  # acknowledged before this run
                 return Delivery(kept.entry_id, kept.confirmed_by or "the ERP"), None
         else:
-            new = self._built(uow, document, invoice)
+            new = self._built(uow, document, invoice, known)
             kept = KeptEntry(document.id, new["entry_id"], new["data"], None, None)
         confirmed_by, waiting = self.connector.deliver(self.uow_factory, kept)
         if confirmed_by is None:

@@ -103,16 +103,24 @@ class FinishPoster(Poster, Protocol):
     """A ``Poster`` that may post in the finish's transaction: when its delivery needs no slow I/O
     (``posts_in_finish``: the pull feed, where keeping the entry is delivering it), the POST stage
     runs at once in the finish that approves a document, and in the finish of its own message.
-    ``post_in_finish`` reads what the entry needs through ``uow`` (the institution's books, the
-    commitment matching locked there) and returns the ``Delivery`` with the ``journal_entries``
-    row to write with the document's change (None when the entry was kept before: looked for only
-    when ``look_for_kept``). Raises as ``Poster`` does."""
+    ``post_in_finish`` reads what the entry needs through ``uow`` (the institution's books; the
+    commitment, unless ``known`` holds it: what the stages before learnt in the same finish,
+    ``Outcome.known``) and returns the ``Delivery`` with the ``journal_entries`` row to write with
+    the document's change (None when the entry was kept before: looked for only when
+    ``look_for_kept``). Raises as ``Poster`` does."""
 
     @property
     def posts_in_finish(self) -> bool: ...
 
     def post_in_finish(
-        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, /, *, look_for_kept: bool
+        self,
+        uow: UnitOfWork,
+        document: DocumentView,
+        invoice: Invoice,
+        /,
+        *,
+        look_for_kept: bool,
+        known: Mapping[str, Any],
     ) -> tuple[Delivery, dict[str, Any] | None]: ...
 
 
@@ -265,8 +273,9 @@ def post(work: Work[Ports]) -> Outcome:
 def _post_in_finish(work: Work[Ports]) -> tuple[Delivery, dict[str, Any] | None]:
     """Posting in the finish's transaction (``posts_in_finish``): the document's parsed form and
     match result as the stages before wrote them in the same finish (not stored yet), else as
-    stored; the entry looked for only when no stage before ran in this finish (a document matched
-    and approved just now has none: no state that follows a kept entry leads back to matching)."""
+    stored, and what they learnt (``Outcome.known``: the commitment matching locked); the entry
+    looked for only when no stage before ran in this finish (a document matched and approved just
+    now has none: no state that follows a kept entry leads back to matching)."""
     from einvoice.services.matching import parsed_invoice
 
     assert work.uow is not None
@@ -278,7 +287,8 @@ def _post_in_finish(work: Work[Ports]) -> tuple[Delivery, dict[str, Any] | None]
     matched = work.before.values.get("match_result") if work.before is not None else None
     if matched is not None:
         document = replace(document, match_result=json.loads(matched))
-    return poster.post_in_finish(work.uow, document, invoice, look_for_kept=work.before is None)
+    known = work.before.known if work.before is not None else {}
+    return poster.post_in_finish(work.uow, document, invoice, look_for_kept=work.before is None, known=known)
 
 
 # --- the registry -----------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class Outcome:
     #: it is written in (posting consumes the commitment's reservation as the document is
     #: ``posted``): undone with it when the guard fails.
     effects: tuple[Callable[[UnitOfWork], None], ...] = ()
+    #: What the handler learnt that the stages run at once after it, in the same finish, may use
+    #: (``Work.before.known``: matching's commitment, read under its lock); not written.
+    known: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -100,6 +103,7 @@ class Outcome:
             more.retry,
             more.hold,
             self.effects + more.effects,
+            {**self.known, **more.known},
         )
 
 

@@ -5,7 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import ConflictError, NotFoundError, PermanentError, PostingNotReadyError, TransientError
 from einvoice.services import DocumentView, SupplierView, process, queries, responses
 from einvoice.services.intake import submit_document
+from einvoice.services.matching import MATCHED
 from einvoice.services.stages import StageRegistry
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
@@ -126,15 +127,24 @@ class KeepingPoster:
 
     def __init__(self, *, ready: bool = True) -> None:
         self.ready = ready
-        self.calls: list[tuple[str | None, bool]] = []  # the commitment it was told of, look_for_kept
+        #: the commitment the match result names, look_for_kept, the commitment matching handed over
+        self.calls: list[tuple[str | None, bool, str | None]] = []
 
     def __call__(self, document: DocumentView) -> process.Delivery:
         raise AssertionError("a poster that keeps its entries posts in the finish")
 
     def post_in_finish(
-        self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, /, *, look_for_kept: bool
+        self,
+        uow: UnitOfWork,
+        document: DocumentView,
+        invoice: Invoice,
+        /,
+        *,
+        look_for_kept: bool,
+        known: Mapping[str, Any],
     ) -> tuple[process.Delivery, dict[str, Any] | None]:
-        self.calls.append(((document.match_result or {}).get("commitment"), look_for_kept))
+        handed = known.get(MATCHED)
+        self.calls.append(((document.match_result or {}).get("commitment"), look_for_kept, handed and handed.number))
         if not self.ready:
             raise PostingNotReadyError("institution 0192:987654325 has no posting profile")
         entry_id, waiting = f"je_{document.id}", "waiting for its acknowledgement"
@@ -385,8 +395,8 @@ class StageTests:
             row = uow.documents.get(doc)
             assert row is not None
             assert (row.lease_token, row.lease_expires_at) == (None, None)
-        # told of the commitment matching chose in the same finish; no entry looked for: none can be
-        assert poster.calls == [("REF-1", False)]
+        # told of the commitment matching chose and locked in the same finish; no entry looked for
+        assert poster.calls == [("REF-1", False, "REF-1")]
         assert codes_of(uow_factory, doc) == [("invoice-response", "AB"), ("invoice-response", "AP")]
         # The same message again (a redelivery) changes nothing.
         assert not validate_document(uow_factory, doc, validator=validator, poster=poster, token="msg-1").ran
@@ -421,7 +431,7 @@ class StageTests:
             ("approved", "posting"),
             ("posting", "posting"),
         ]
-        assert poster.calls[-1] == ("REF-1", True)  # the stored match result; a kept entry looked for
+        assert poster.calls[-1] == ("REF-1", True, None)  # the stored match result; a kept entry looked for
         with uow_factory() as uow:
             assert uow.posting.entry(doc) is not None
 
@@ -447,7 +457,7 @@ class StageTests:
             uow_factory, doc, validator=slow_validator, poster=poster, token="msg-1", clock=lambda: t0, chain=True
         )
         assert not result.ran
-        assert poster.calls == [("REF-1", False)]  # built, then discarded with the document's change
+        assert poster.calls == [("REF-1", False, "REF-1")]  # built, then discarded with the document's change
         assert view(uow_factory, doc).status == S.REJECTED
         with uow_factory() as uow:
             assert uow.posting.entry(doc) is None

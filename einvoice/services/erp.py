@@ -215,20 +215,23 @@ def confirm_entry(
     transition names ``by``; return what is recorded. NotFoundError for an unknown entry, or
     one outside ``institution_ids``."""
     now = now or _now()
-    allowed = None if institution_ids is None else set(institution_ids)
+    allowed = None if institution_ids is None else list(institution_ids)
     with uow_factory() as uow:
-        row = uow.posting.entry_by_id(entry_id)
-        if row is None or (allowed is not None and row.institution_id not in allowed):
-            raise NotFoundError(f"no journal entry {entry_id}")
-        document_id = row.document_id
-        uow.posting.confirm_entry(document_id, at=now, by=by)
-        confirmed_at, confirmed_by = row.confirmed_at or now, row.confirmed_by or by
+        # The usual case, an entry not confirmed yet, in one statement; else read what is recorded.
+        document_id = uow.posting.confirm_unconfirmed(entry_id, at=now, by=by, institution_ids=allowed)
+        confirmed_at, confirmed_by = now, by[:200]
+        if document_id is None:
+            row = uow.posting.entry_by_id(entry_id)
+            if row is None or (allowed is not None and row.institution_id not in allowed):
+                raise NotFoundError(f"no journal entry {entry_id}")
+            document_id = row.document_id
+            confirmed_at, confirmed_by = row.confirmed_at or now, row.confirmed_by or by
         document = uow.documents.get(document_id)
         status = document.status if document is not None else "?"
         if status in CONFIRMABLE:
             # What the document holds on its commitment becomes consumed in the write that records
             # it posted, the commitment locked first, as everywhere (``services.matching``).
-            consume_held(uow, document_id, at=now)
+            consume_held(uow, document_id, at=now, row=document)
         if status in CONFIRMABLE and uow.documents.compare_and_set(
             document_id,
             expected=[status],

@@ -135,10 +135,11 @@ def release_held(uow: UnitOfWork, row: Any, *, at: datetime | None = None) -> st
     return json.dumps(data, sort_keys=True)
 
 
-def consume_held(uow: UnitOfWork, document_id: str, *, at: datetime | None = None) -> None:
+def consume_held(uow: UnitOfWork, document_id: str, *, at: datetime | None = None, row: Any = None) -> None:
     """Posting: what the document holds becomes consumed (a credit note gives back), under the
-    commitment's lock, in the transaction that records it ``posted``."""
-    row = uow.documents.get(document_id)
+    commitment's lock, in the transaction that records it ``posted``. ``row``: the document as the
+    caller read it in this transaction (not read again)."""
+    row = row if row is not None else uow.documents.get(document_id)
     if row is not None:
         _change_held(uow, row.institution_id, held(row.match_result), consume_reservation, at or _now())
 

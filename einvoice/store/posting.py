@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
@@ -25,6 +25,8 @@ from einvoice.store.tables import (
     PaymentRow,
     PostingProfileRow,
 )
+
+_ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
 
 
 class PostingRepository:
@@ -134,6 +136,24 @@ class PostingRepository:
         row.confirmed_at, row.confirmed_by = at, by[:200]
         self.session.flush()
         return True
+
+    def confirm_unconfirmed(
+        self, entry_id: str, *, at: datetime, by: str, institution_ids: Collection[str] | None = None
+    ) -> str | None:
+        """Record that the ERP confirmed the entry ``entry_id`` (one of ``institution_ids``' when
+        given) if it is not confirmed yet, in one statement; the entry's document id, or None when
+        it changed nothing (no such entry, another institution's, or confirmed before)."""
+        table = _ENTRIES
+        statement = (
+            update(table)
+            .where(table.c.entry_id == entry_id, table.c.confirmed_at.is_(None))
+            .values(confirmed_at=at, confirmed_by=by[:200])
+            .returning(table.c.document_id)
+        )
+        if institution_ids is not None:
+            statement = statement.where(table.c.institution_id.in_(list(institution_ids)))
+        document_id: str | None = self.session.execute(statement).scalar()
+        return document_id
 
     def unconfirmed_batches(self, limit: int = 1000) -> Sequence[JournalEntryRow]:
         """Entries exported in a file batch that no confirmation was recorded for yet."""

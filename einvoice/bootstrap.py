@@ -288,7 +288,8 @@ def make_poster(settings: Settings, uow_factory: Callable[[], UnitOfWork]) -> pr
     """The poster of approved documents, or None (``EINVOICE_POSTING_ENABLED`` off, the default):
     documents then rest at ``approved``. On: ``services.posting.EntryPoster`` with the connector
     ``EINVOICE_ERP_CONNECTOR`` names: ``folder`` (``EINVOICE_ERP_OUTBOX_DIR``,
-    ``EINVOICE_ERP_FILE_FORMAT``), ``pull`` (the ERP takes entries from ``/v1/erp/entries``) or
+    ``EINVOICE_ERP_FILE_FORMAT``), ``pull`` (the ERP takes entries from ``/v1/erp/entries``; the
+    POST stage then posts in the finish that approves the document, ``EntryPoster.posts_in_finish``) or
     ``http`` (pushed to ``EINVOICE_ERP_URL``, signed with ``EINVOICE_ERP_SIGNING_SECRET``). Raises
     ConfigurationError for an http connector without a URL or a signing secret."""
     if not settings.posting_enabled:

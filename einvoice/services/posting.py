@@ -11,6 +11,9 @@ no exchange rate) it raises PostingNotReadyError, and the stage holds the docume
 with the reason until ``set_posting_profile`` or ``import_rates`` sends it on. An entry delivered
 but not yet confirmed holds the document in ``posting`` until the confirmation comes
 (``erp.confirm_entry``: an acknowledgement, a batch's ``.ack``, ``einvoice erp confirm``).
+With the pull connector, where keeping the entry is delivering it, the POST stage posts in the
+finish that approves the document (``EntryPoster.post_in_finish``): the entry's row is written
+with the document's change.
 """
 
 from __future__ import annotations

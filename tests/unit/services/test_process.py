@@ -435,34 +435,6 @@ class StageTests:
         with uow_factory() as uow:
             assert uow.posting.entry(doc) is not None
 
-    def test_an_entry_kept_in_the_finish_is_discarded_with_it_when_the_lease_was_taken_over(
-        self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
-    ) -> None:
-        doc = submitted(uow_factory, supplier)
-        t0 = datetime.now(UTC)
-
-        def slow_validator(raw: bytes, **context: object) -> Report:
-            validate_document(
-                uow_factory,
-                doc,
-                validator=FakeValidator(Report("invalid", (FATAL,))),
-                token="msg-2",
-                clock=lambda: t0 + timedelta(seconds=400),
-                chain=True,
-            )
-            return Report("valid")
-
-        poster = KeepingPoster()
-        result = validate_document(
-            uow_factory, doc, validator=slow_validator, poster=poster, token="msg-1", clock=lambda: t0, chain=True
-        )
-        assert not result.ran
-        assert poster.calls == [("REF-1", False, "REF-1")]  # built, then discarded with the document's change
-        assert view(uow_factory, doc).status == S.REJECTED
-        with uow_factory() as uow:
-            assert uow.posting.entry(doc) is None
-        assert ("post", doc) not in pending(uow_factory)
-
     def test_a_delivered_entry_holds_the_document_in_posting_without_a_lease_until_confirmed(
         self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
     ) -> None:
@@ -643,8 +615,16 @@ class StageTests:
             )
             return Report("valid", (WARNING,))
 
+        poster = KeepingPoster()  # posts in the same finish: its entry goes with it
         result = validate_document(
-            uow_factory, doc, validator=slow_validator, token="msg-1", clock=lambda: t0, lease_seconds=300, chain=True
+            uow_factory,
+            doc,
+            validator=slow_validator,
+            poster=poster,
+            token="msg-1",
+            clock=lambda: t0,
+            lease_seconds=300,
+            chain=True,
         )
         assert not result.ran
         final = view(uow_factory, doc)
@@ -652,6 +632,9 @@ class StageTests:
         assert final.findings == (FATAL,)
         assert final.match_result is None
         assert [t.to_status for t in final.history].count("matching") == 0
+        assert poster.calls == [("REF-1", False, "REF-1")]  # built, then discarded with the document's change
+        with uow_factory() as uow:
+            assert uow.posting.entry(doc) is None
 
     def test_the_supplier_gets_a_response_in_the_write_that_changes_the_state(
         self, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView

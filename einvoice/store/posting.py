@@ -57,19 +57,20 @@ class PostingRepository:
         self.session.flush()
 
     def chart(self, institution_id: str, at: date | None = None) -> ChartOfAccounts | None:
-        """The chart in force on ``at`` (the latest loaded when None), or None when none is."""
+        """The chart in force on ``at`` (the latest loaded when None), or None when none is. One
+        statement (the version's date in a subquery): a chart has at least one account."""
         when = select(func.max(AccountRow.effective_from)).where(AccountRow.institution_id == institution_id)
         if at is not None:
             when = when.where(AccountRow.effective_from <= at)
-        effective = self.session.scalar(when)
-        if effective is None:
-            return None
-        rows = self.session.scalars(
-            select(AccountRow)
-            .where(AccountRow.institution_id == institution_id, AccountRow.effective_from == effective)
+        rows = self.session.execute(
+            select(AccountRow.effective_from, AccountRow.number, AccountRow.name, AccountRow.kind)
+            .where(AccountRow.institution_id == institution_id, AccountRow.effective_from == when.scalar_subquery())
             .order_by(AccountRow.number)
         ).all()
-        return ChartOfAccounts(effective, tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows))
+        if not rows:
+            return None
+        accounts = tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows)
+        return ChartOfAccounts(rows[0].effective_from, accounts)
 
     # --- posting profiles ----------------------------------------------------------------------
 

@@ -136,7 +136,7 @@ def mark_dead(pipeline: Pipeline, document_id: str, *, stage: str, cause: str) -
     """Record ``dead`` for the stage the message was for, or for a stage that runs at once after
     it, when the message had carried the document on to that one."""
     registry = pipeline.registry
-    for name in (stage, *(s.name for s in registry.at_once_after(registry[stage]))):
+    for name in (stage, *(s.name for s in registry.at_once_after(registry[stage], pipeline.ports))):
         if process.mark_dead(pipeline.uow_factory, document_id, stage=name, cause=cause, registry=registry):
             return True
     return False

@@ -227,14 +227,17 @@ class StageRegistry(Generic[P]):
             return state, self._starting[state]
         return None
 
-    def at_once_after(self, stage: Stage[P]) -> list[Stage[P]]:
-        """The ``at_once`` stages a message for ``stage`` may have carried a document on to (those
-        whose ports decide included)."""
+    def at_once_after(self, stage: Stage[P], ports: P | None = None) -> list[Stage[P]]:
+        """The ``at_once`` stages a message for ``stage`` may have carried a document on to with
+        ``ports`` (without: every one that may run at once with some ports)."""
         found: list[Stage[P]] = []
         states = set(stage.outcomes)
         while True:
             starting = (self._starting[s] for s in states if s in self._starting)
-            nexts = {n for n in starting if n.at_once is not False}  # those the ports decide included
+            if ports is None:
+                nexts = {n for n in starting if n.at_once is not False}
+            else:
+                nexts = {n for n in starting if n.runs_at_once(ports)}
             nexts -= set(found)
             if not nexts:
                 return found

@@ -167,8 +167,13 @@ def test_posting_runs_at_once_only_with_a_poster_that_keeps_its_entries() -> Non
     for ports in (process.Ports(poster=FakePoster()), process.Ports()):
         assert not process.POST.runs_at_once(ports)
         assert not process.POST.runs_in_finish(ports)
-    # a message for validation may have carried a document on to matching and posting
-    assert process.REGISTRY.at_once_after(process.VALIDATE) == [process.MATCH, process.POST]
+    # what a message for validation may have carried a document on to (who may record it dead)
+    assert process.REGISTRY.at_once_after(process.VALIDATE, process.Ports(poster=KeepingPoster())) == [
+        process.MATCH,
+        process.POST,
+    ]
+    assert process.REGISTRY.at_once_after(process.VALIDATE, process.Ports(poster=FakePoster())) == [process.MATCH]
+    assert process.REGISTRY.at_once_after(process.VALIDATE) == [process.MATCH, process.POST]  # with some ports
 
 
 def codes_of(uow_factory: Callable[[], UnitOfWork], document_id: str) -> list[tuple[str, str]]:

@@ -262,19 +262,19 @@ class EntryPoster:
         self, uow: UnitOfWork, document: DocumentView, invoice: Invoice, known: Mapping[str, Any]
     ) -> dict[str, Any]:
         """The ``journal_entries`` row of the document's entry, built now from what ``uow`` reads:
-        its institution, posting profile, chart, exchange rate and commitment (the one matching
-        locked in the same finish, when ``known`` holds it)."""
-        institution = uow.institutions.get(document.institution_id) if document.institution_id else None
-        if institution is None:
+        its institution's books (endpoint, posting profile, chart), the exchange rate and the
+        commitment (the one matching locked in the same finish, when ``known`` holds it)."""
+        now = self.clock()
+        # the institution's endpoint, profile and chart in force, in one statement
+        books = uow.posting.books(document.institution_id, now.date()) if document.institution_id else None
+        if books is None:
             raise PermanentError(f"document {document.id} is addressed to no registered institution")
-        endpoint = f"{institution.endpoint_scheme}:{institution.endpoint_id}"
-        profile = uow.posting.profile(institution.id)
+        endpoint, profile = books.endpoint, books.profile
         if profile is None:
             raise PostingNotReadyError(f"institution {endpoint} has no posting profile")
         missing = profile.missing()
         if missing:
             raise PostingNotReadyError(f"the posting profile of {endpoint} lacks {', '.join(missing)}")
-        now = self.clock()
         if self.commitments is None:
             commitment = None
         elif MATCHED in known:
@@ -289,12 +289,12 @@ class EntryPoster:
             institution=endpoint,
             commitment=commitment,
             exchange_rate=_configured_rate(uow, invoice, profile.accounting_currency),
-            chart=uow.posting.chart(institution.id, now.date()),
+            chart=books.chart,
         )
         return {
             "document_id": document.id,
             "entry_id": entry.id,
-            "institution_id": institution.id,
+            "institution_id": document.institution_id,
             "data": entry.to_dict(),
             "created_at": now,
             "posting_date": entry.posting_date,

@@ -6,14 +6,15 @@ rates, payments. Nothing here commits: the unit of work does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
-from einvoice.store.ports import InstitutionRecord, record_of
+from einvoice.store.ports import Books, InstitutionRecord, record_of
 from einvoice.store.tables import (
     AccountRow,
     DocumentRow,
@@ -64,13 +65,55 @@ class PostingRepository:
             when = when.where(AccountRow.effective_from <= at)
         rows = self.session.execute(
             select(AccountRow.effective_from, AccountRow.number, AccountRow.name, AccountRow.kind)
-            .where(AccountRow.institution_id == institution_id, AccountRow.effective_from == when.scalar_subquery())
+            .where(
+                AccountRow.institution_id == institution_id,
+                AccountRow.effective_from == when.correlate(None).scalar_subquery(),
+            )
             .order_by(AccountRow.number)
         ).all()
         if not rows:
             return None
         accounts = tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows)
         return ChartOfAccounts(rows[0].effective_from, accounts)
+
+    def books(self, institution_id: str, on: date) -> Books | None:
+        """What posting a document of the institution reads, in one statement: its endpoint, its
+        posting profile (None when none was set) and the chart in force on ``on`` (None when
+        none is); None when there is no such institution. The profile is read as text and parsed
+        once, whatever the number of accounts."""
+        version = (
+            select(func.max(AccountRow.effective_from))
+            .where(AccountRow.institution_id == institution_id, AccountRow.effective_from <= on)
+            .correlate(None)
+            .scalar_subquery()
+        )
+        rows = self.session.execute(
+            select(
+                InstitutionRow.endpoint_scheme,
+                InstitutionRow.endpoint_id,
+                cast(PostingProfileRow.data, Text).label("profile"),
+                AccountRow.effective_from,
+                AccountRow.number,
+                AccountRow.name,
+                AccountRow.kind,
+            )
+            .select_from(InstitutionRow)
+            .outerjoin(PostingProfileRow, PostingProfileRow.institution_id == InstitutionRow.id)
+            .outerjoin(
+                AccountRow, and_(AccountRow.institution_id == InstitutionRow.id, AccountRow.effective_from == version)
+            )
+            .where(InstitutionRow.id == institution_id)
+            .order_by(AccountRow.number)
+        ).all()
+        if not rows:
+            return None
+        first = rows[0]
+        profile = PostingProfile.from_dict(json.loads(first.profile)) if first.profile is not None else None
+        chart = None
+        if first.number is not None:
+            accounts = tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows)
+            chart = ChartOfAccounts(first.effective_from, accounts)
+        return Books(f"{first.endpoint_scheme}:{first.endpoint_id}", profile, chart)
 
     # --- posting profiles ----------------------------------------------------------------------
 

@@ -180,3 +180,43 @@ def test_the_chart_in_force_on_a_date_is_the_latest_loaded_from_before_it(
     latest = posting.chart_of_accounts(uow_factory(), endpoint=BUYER)
     assert latest is not None
     assert len(latest.accounts) == 9
+
+
+def test_what_posting_reads_of_an_institution_is_its_endpoint_profile_and_chart_in_force_in_one_read(
+    uow_factory: Callable[[], UnitOfWork],
+) -> None:
+    buyer = accounts.add_institution(uow_factory(), name="Buyer AB", endpoint=BUYER, unchecked=True)
+
+    def books(on: date) -> tuple[str, dict[str, object] | None, date | None, list[str]] | None:
+        with uow_factory() as uow:
+            read = uow.posting.books(buyer.id, on)
+        if read is None:
+            return None
+        chart = read.chart
+        return (
+            read.endpoint,
+            None if read.profile is None else read.profile.to_dict(),
+            None if chart is None else chart.effective_from,
+            [] if chart is None else [f"{a.number} {a.name}" for a in chart.accounts],
+        )
+
+    assert books(date(2026, 6, 30)) == (BUYER, None, None, [])
+    posting.import_accounts(uow_factory(), endpoint=BUYER, text=CORPUS_CHART, effective_from=date(2026, 1, 1))
+    renamed = CORPUS_CHART.replace("Goods", "Goods and materials")
+    posting.import_accounts(uow_factory(), endpoint=BUYER, text=renamed, effective_from=date(2026, 7, 1))
+    posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=CORPUS_PROFILE)
+
+    before_july = books(date(2026, 6, 30))
+    assert before_july is not None
+    endpoint, profile, effective_from, chart = before_july
+    assert (endpoint, effective_from, len(chart)) == (BUYER, date(2026, 1, 1), 9)  # one version's accounts
+    kept = posting.posting_profile(uow_factory(), endpoint=BUYER)
+    assert kept is not None
+    assert profile == kept.to_dict()
+    assert "4000 Goods" in chart
+    july = books(date(2026, 7, 1))
+    assert july is not None
+    assert (july[2], len(july[3]), "4000 Goods and materials" in july[3]) == (date(2026, 7, 1), 9, True)
+    assert books(date(2025, 12, 31)) == (BUYER, profile, None, [])  # no chart in force yet
+    with uow_factory() as uow:
+        assert uow.posting.books("no-such-institution", date(2026, 7, 1)) is None

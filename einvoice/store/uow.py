@@ -6,7 +6,9 @@ Services receive a unit of work (or a factory of them) and use it as a context m
         ...
         uow.commit()
 
-Leaving the block without ``commit()`` rolls back. Entering an already entered unit of work
+Leaving the block without ``commit()`` rolls back (on PostgreSQL, a transaction that wrote nothing
+ends with ``COMMIT``, which is the same for it and keeps the connection's prepared statements).
+Entering an already entered unit of work
 joins it (the outer block owns the transaction), so a caller may wrap several service calls
 in one transaction.
 """
@@ -93,7 +95,10 @@ class SqlUnitOfWork:
         if session is None:  # pragma: no cover - defensive
             return
         try:
-            session.rollback()  # no-op after commit; undoes anything not committed
+            if exc_type is None and _wrote_nothing(session):
+                session.commit()  # the same as a rollback here, and it keeps the prepared statements
+            else:
+                session.rollback()  # no-op after commit; undoes anything not committed
         finally:
             session.close()
 
@@ -109,6 +114,29 @@ class SqlUnitOfWork:
 
     def flush(self) -> None:
         self.session.flush()
+
+
+def _wrote_nothing(session: Session) -> bool:
+    """Whether the session's open transaction on PostgreSQL wrote nothing (no transaction id was
+    assigned to it: no row written or locked). Such a transaction ends with ``COMMIT``: psycopg
+    takes a ``ROLLBACK`` for a sign that what it prepared may be gone and forgets every statement
+    prepared on the connection, so that a connection whose read-only units of work (a key's
+    lookup before each request) rolled back never kept a statement prepared, and PostgreSQL
+    parsed and planned each one again every time. Other databases, or nothing begun: False."""
+    if not session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return False
+    if session.new or session.dirty or session.deleted:
+        return False
+    connection = session.connection()
+    import psycopg
+
+    driver = connection.connection.driver_connection
+    if (
+        not isinstance(driver, psycopg.Connection)
+        or driver.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS
+    ):
+        return False  # idle, or a failed statement left it aborted: roll back
+    return connection.exec_driver_sql("SELECT txid_current_if_assigned()").scalar() is None
 
 
 def uow_factory_for(engine: Engine) -> Callable[[], UnitOfWork]:

@@ -210,3 +210,29 @@ def test_the_relay_polls_by_a_plain_index_scan_however_many_were_sent_and_keeps_
     assert scans
     assert {node_type for node_type, _, _ in scans} <= {"Index Scan", "ModifyTable"}, scans
     assert ("Index Scan", "outbox", "ix_outbox_pending") in scans
+
+
+def test_read_only_units_of_work_keep_the_connections_prepared_statements(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    # psycopg prepares a statement run five times on a connection and forgets them all at a
+    # ROLLBACK: a read-only unit of work (a key's lookup before each request) ends with COMMIT.
+    def prepared() -> int:
+        with uow_factory() as uow:
+            return int(uow.session.connection().exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar())
+
+    for _ in range(8):
+        with uow_factory() as uow:
+            assert uow.suppliers.get(supplier.id) is not None  # left without commit: nothing written
+    assert prepared() >= 1
+
+
+def test_a_unit_of_work_left_without_commit_after_a_write_still_rolls_it_back(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    with uow_factory() as uow:
+        uow.suppliers.set_active(supplier.id, False)  # written, never committed
+    with uow_factory() as uow:
+        record = uow.suppliers.get(supplier.id)
+        assert record is not None
+        assert record.active

@@ -519,22 +519,23 @@ class _Documents(_Repository):
             )
 
         last = last_invoices() if query.institution_id is not None and query.last > 0 else set()
+        issued_from, issued_to = query.issued_from, query.issued_to
+        # the duplicate window: documents of the same BT-112 (none without an amount or dates)
+        same_amount = amount_key(query.amount) if query.amount is not None and issued_from and issued_to else None
         found = []
         for d in sorted(self.data.documents.values(), key=lambda d: (d.received_at, d.id)):
             parsed = self.data.parsed.get(d.id)
             amount = parsed.tax_inclusive_amount if parsed is not None else None
-            window = (
-                query.issued_from is not None
-                and query.issued_to is not None
-                and query.amount is not None
+            in_window = (
+                same_amount is not None
+                and amount == same_amount
+                and issued_from is not None
+                and issued_to is not None
                 and d.issue_date is not None
-                and amount == amount_key(query.amount)
+                and issued_from <= d.issue_date <= issued_to
             )
             if not counts(d) or not (
-                d.document_type == "credit_note"
-                or d.number in query.numbers
-                or (window and query.issued_from <= d.issue_date <= query.issued_to)
-                or d.id in last
+                d.document_type == "credit_note" or d.number in query.numbers or in_window or d.id in last
             ):
                 continue
             credit_note = parsed is not None and parsed.credit_note

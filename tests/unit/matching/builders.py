@@ -148,3 +148,28 @@ def invoice(
 
 def replace(obj: Any, **changes: Any) -> Any:
     return dataclasses.replace(obj, **changes)
+
+
+#: The ``match_result`` the issue's example gives: its invoice against PO-2026-0042, line 2 at 3.80
+#: against the committed 3.50 with a tolerance of 2% / 1.00.
+ISSUE_MATCH_RESULT: dict[str, Any] = {
+    "outcome": "exception",
+    "commitment": "PO-2026-0042",
+    "reasons": [
+        {
+            "code": "PRICE_VARIANCE",
+            "line": "2",
+            "commitment_line": "1",
+            "expected": "3.50",
+            "actual": "3.80",
+            "tolerance": "2% / 1.00",
+            "message": "Unit price 3.80 is 8.6% above the committed 3.50 (limit 2%)",
+        }
+    ],
+    "warnings": [],
+    "lines": [
+        {"line": "1", "commitment_line": "1", "by": "order_line_reference", "outcome": "matched"},
+        {"line": "2", "commitment_line": "1", "by": "item_id", "outcome": "variance"},
+    ],
+    "reserved": "0.00",
+}

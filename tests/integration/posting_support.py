@@ -1,14 +1,20 @@
 """What the posting tests share: a validator that finds every document valid (posting's tests are
-not validation's), charts of accounts written as the CSV that ``einvoice accounts import`` and
-``PUT /v1/institutions/{endpoint}/accounts`` take, and the two buyers' books (chart and posting
-profile) the tests post with."""
+not validation's), an invoice in US dollars for the rates' tests, charts of accounts written as the
+CSV that ``einvoice accounts import`` and ``PUT /v1/institutions/{endpoint}/accounts`` take, and the
+two buyers' books (chart and posting profile) the tests post with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
+from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 from einvoice.domain.findings import Finding
+from einvoice.services import commitments
+from einvoice.store import UnitOfWork
+from tests.unit.services import documents
 
 
 @dataclass
@@ -82,3 +88,25 @@ CORPUS_CHART = chart_csv(
         ("8690", "Rounding", "expense"),
     ]
 )
+
+
+def usd_invoice(uow_factory: Callable[[], UnitOfWork], institution_id: str) -> bytes:
+    """An invoice of the test documents' seller in USD, issued 2026-11-01 for 108.00 (zero-rated),
+    naming in its buyer reference the contract ``K-USD`` registered here for the institution: it
+    is approved, and its entry needs a rate from USD to the accounting currency."""
+    contract = commitments.CommitmentInput.model_validate(
+        {"number": "K-USD", "kind": "contract", "supplier": {"endpoint": documents.SELLER_ENDPOINT}}
+        | {"currency": "USD", "amount": "1000.00"}
+    )
+    commitments.register(uow_factory(), contract, institution_id=institution_id)
+    return invoice_xml(
+        number="USD-1",
+        buyer_reference="K-USD",
+        issue_date=date(2026, 11, 1),
+        seller_endpoint=documents.SELLER_ENDPOINT,
+        seller_vat=documents.SELLER_VAT,
+        seller_legal_id=documents.SELLER_LEGAL_ID,
+        buyer_endpoint=documents.BUYER_ENDPOINT,
+        currency="USD",
+        lines=[InvoiceLine("Licence", Decimal(1), Decimal("108.00"), "Z", Decimal(0))],
+    )

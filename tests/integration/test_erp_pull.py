@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
-from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 from einvoice.bootstrap import build
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.parsers.ubl import parse_for_pipeline
-from einvoice.services import SupplierView, accounts, commitments, erp, posting, process, queries, responses
+from einvoice.services import SupplierView, accounts, erp, posting, process, queries, responses
 from einvoice.services.intake import submit_document
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
-from tests.integration.posting_support import CHART, PROFILE, valid
+from tests.integration.posting_support import CHART, PROFILE, usd_invoice, valid
 from tests.unit.services import documents
 
 BUYER = documents.BUYER_ENDPOINT
@@ -247,22 +245,7 @@ def test_a_foreign_currency_invoice_waits_for_a_rate_and_posts_at_the_latest_bef
         buyer = uow.institutions.by_endpoint(*BUYER.split(":", 1))
         assert buyer is not None
         buyer_id = buyer.id
-    contract = commitments.CommitmentInput.model_validate(
-        {"number": "K-USD", "kind": "contract", "supplier": {"endpoint": documents.SELLER_ENDPOINT}, "currency": "USD"}
-        | {"amount": "1000.00"}
-    )
-    commitments.register(books.uow_factory(), contract, institution_id=buyer_id)
-    raw = invoice_xml(
-        number="USD-1",
-        buyer_reference="K-USD",
-        issue_date=date(2026, 11, 1),
-        seller_endpoint=documents.SELLER_ENDPOINT,
-        seller_vat=documents.SELLER_VAT,
-        seller_legal_id=documents.SELLER_LEGAL_ID,
-        buyer_endpoint=BUYER,
-        currency="USD",
-        lines=[InvoiceLine("Licence", Decimal(1), Decimal("108.00"), "Z", Decimal(0))],
-    )
+    raw = usd_invoice(books.uow_factory, buyer_id)
     doc = books.submit(raw)
     held = queries.get_document(books.uow_factory(), doc)
     assert (held.status, held.failure_reason) == (

@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 from einvoice.cli import app
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.parsers.ubl import parse_for_pipeline
-from einvoice.services import SupplierView, accounts, commitments, erp, posting, process, queries
+from einvoice.services import SupplierView, accounts, erp, posting, process, queries
 from einvoice.services.intake import submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork, make_engine, migrate, uow_factory_for
-from tests.integration.posting_support import CHART, PROFILE, valid
+from tests.integration.posting_support import CHART, PROFILE, usd_invoice, valid
 from tests.unit.services import documents
 
 BUYER = documents.BUYER_ENDPOINT
@@ -108,22 +107,7 @@ ECB = "Date, USD, JPY, SEK,\n2026-10-30, 1.0800, 160.50, 11.4000,\n2026-11-02, 1
 def test_rates_import_loads_the_ecb_file_and_sends_on_the_document_held_for_a_rate(
     books: Books, tmp_path: Path
 ) -> None:
-    contract = commitments.CommitmentInput.model_validate(
-        {"number": "K-USD", "kind": "contract", "supplier": {"endpoint": documents.SELLER_ENDPOINT}}
-        | {"currency": "USD", "amount": "1000.00"}
-    )
-    commitments.register(books.uow_factory(), contract, institution_id=books.institution_id)
-    raw = invoice_xml(
-        number="USD-1",
-        buyer_reference="K-USD",
-        issue_date=date(2026, 11, 1),
-        seller_endpoint=documents.SELLER_ENDPOINT,
-        seller_vat=documents.SELLER_VAT,
-        seller_legal_id=documents.SELLER_LEGAL_ID,
-        buyer_endpoint=BUYER,
-        currency="USD",
-        lines=[InvoiceLine("Licence", Decimal(1), Decimal("108.00"), "Z", Decimal(0))],
-    )
+    raw = usd_invoice(books.uow_factory, books.institution_id)
     doc = books.submit(raw)
     held = queries.get_document(books.uow_factory(), doc)
     assert held.status == S.APPROVED

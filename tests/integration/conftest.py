@@ -48,17 +48,7 @@ def institution(uow_factory: Callable[[], UnitOfWork]) -> InstitutionView:
 @pytest.fixture
 def supplier(uow_factory: Callable[[], UnitOfWork], institution: InstitutionView) -> SupplierView:
     """The test documents' seller (``tests.unit.services.documents``), with their buyer registered."""
-    # Registered with every identifier the test documents state for their seller, so intake never
-    # has to ask the register whether another supplier holds one (an extra round trip).
-    supplier, _ = accounts.add_supplier(
-        uow_factory(),
-        name="Acme",
-        endpoint=documents.SELLER_ENDPOINT,
-        vat=documents.SELLER_VAT,
-        legal_id=documents.SELLER_LEGAL_ID,
-        unchecked=True,
-    )
-    return supplier
+    return documents.register_seller(uow_factory)
 
 
 @pytest.fixture

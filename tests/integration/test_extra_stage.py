@@ -59,14 +59,7 @@ HISTORY = [
 def submitted(uow_factory: Callable[[], UnitOfWork], number: str, issue_date: str = "2026-11-01") -> str:
     if not accounts.list_institutions(uow_factory()):
         accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT, unchecked=True)
-        accounts.add_supplier(
-            uow_factory(),
-            name="Acme",
-            endpoint=documents.SELLER_ENDPOINT,
-            vat=documents.SELLER_VAT,
-            legal_id=documents.SELLER_LEGAL_ID,
-            unchecked=True,
-        )
+        documents.register_seller(uow_factory)
         documents.register_contract(uow_factory, accounts.list_institutions(uow_factory())[0].id)
     supplier = accounts.list_suppliers(uow_factory())[0]
     raw = documents.invoice(number, issue_date=issue_date)

@@ -54,13 +54,7 @@ def test_workers_matching_against_one_commitment_never_take_more_than_it_allows(
     store.migrate(engine)
     uow_factory = store.uow_factory_for(engine)
     institution = accounts.add_institution(uow_factory(), name="Ministry", endpoint=documents.BUYER_ENDPOINT)
-    supplier, _ = accounts.add_supplier(
-        uow_factory(),
-        name="Acme",
-        endpoint=documents.SELLER_ENDPOINT,
-        vat=documents.SELLER_VAT,
-        legal_id=documents.SELLER_LEGAL_ID,
-    )
+    supplier = documents.register_seller(uow_factory, unchecked=False)
     data = commitments.CommitmentInput.model_validate(
         {
             "number": "REF-1",

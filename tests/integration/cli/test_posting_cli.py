@@ -61,14 +61,7 @@ def books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
     migrate(engine)
     uow_factory = uow_factory_for(engine)
     institution = accounts.add_institution(uow_factory(), name="Ministry", endpoint=BUYER, unchecked=True)
-    supplier, _ = accounts.add_supplier(
-        uow_factory(),
-        name="Acme",
-        endpoint=documents.SELLER_ENDPOINT,
-        vat=documents.SELLER_VAT,
-        legal_id=documents.SELLER_LEGAL_ID,
-        unchecked=True,
-    )
+    supplier = documents.register_seller(uow_factory)
     documents.register_contract(uow_factory, institution.id)
     posting.import_accounts(uow_factory(), endpoint=BUYER, text=CHART, effective_from=date(2026, 1, 1))
     posting.set_posting_profile(uow_factory(), endpoint=BUYER, data=PROFILE)

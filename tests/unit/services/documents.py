@@ -9,7 +9,7 @@ from decimal import Decimal
 from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 from einvoice.domain.commitments import Commitment
 from einvoice.parsers.ubl import parse_for_pipeline
-from einvoice.services import commitments
+from einvoice.services import SupplierView, accounts, commitments
 from einvoice.store import UnitOfWork
 
 SELLER_ENDPOINT = "0192:123456785"
@@ -53,6 +53,20 @@ def invoice(
 
 #: The parser port the pipeline wires (``bootstrap``): matching reads the parsed document.
 PARSER = parse_for_pipeline
+
+
+def register_seller(uow_factory: Callable[[], UnitOfWork], *, unchecked: bool = True) -> SupplierView:
+    """Register the seller of the factory's invoices with every identifier they state for it (so
+    that intake never has to ask the register whether another supplier holds one)."""
+    supplier, _ = accounts.add_supplier(
+        uow_factory(),
+        name="Acme",
+        endpoint=SELLER_ENDPOINT,
+        vat=SELLER_VAT,
+        legal_id=SELLER_LEGAL_ID,
+        unchecked=unchecked,
+    )
+    return supplier
 
 
 def register_contract(

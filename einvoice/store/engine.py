@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,6 +22,14 @@ PING_AFTER_IDLE_SECONDS = 5.0
 POOL_SIZE = 16
 #: Beyond the pool, for callers that do not bound themselves; closed again when returned.
 MAX_OVERFLOW = 16
+#: ``Connection.info`` key: a statement of the transaction under way may have written (``may_have_written``).
+WROTE = "einvoice.wrote"
+#: Statements that change no row: a transaction of only these ends alike by COMMIT or ROLLBACK (a
+#: ``SELECT … FOR UPDATE`` only locks; ``SET LOCAL`` ends with the transaction). Known by their
+#: text: a ``WITH`` that writes reports the command tag of its last part, ``SELECT`` for instance.
+_READING = ("SELECT", "SHOW", "SET")
+#: Plain writes, which write nothing when their command tag counts no row (``UPDATE 0``).
+_PLAIN_WRITES = ("UPDATE", "DELETE", "INSERT")
 
 
 def is_sqlite(url: str) -> bool:
@@ -53,10 +62,46 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)
     _translate_errors(engine)
+    _track_writes(engine)
     return engine
 
 
-#: How the drivers name a unique key taken (PostgreSQL's SQLSTATE; SQLite's extended result codes).
+def note_statements(info: MutableMapping[Any, Any], statements: Iterable[tuple[str, str | None]]) -> None:
+    """Note in a connection's ``info`` that its transaction may have written when one of
+    ``statements`` (each its SQL and its command tag, psycopg's ``statusmessage``; None when
+    unknown) may have: anything but a reading statement (``SELECT``, ``SHOW``, ``SET``) or a plain
+    ``UPDATE``, ``DELETE`` or ``INSERT`` whose tag counts no row. A ``WITH`` always counts."""
+    for sql, tag in statements:
+        verb = sql.lstrip()[:6].upper()
+        if verb.startswith(_READING):
+            continue
+        if verb.startswith(_PLAIN_WRITES) and tag is not None and tag.endswith(" 0"):
+            continue
+        info[WROTE] = True
+        return
+
+
+def may_have_written(info: MutableMapping[Any, Any]) -> bool:
+    """Whether a statement of the connection's transaction under way may have written
+    (``note_statements``; every statement through SQLAlchemy is noted by ``_track_writes``)."""
+    return bool(info.get(WROTE))
+
+
+def _track_writes(engine: Engine) -> None:
+    """Note, on each connection, whether its transaction under way ran a statement that may have
+    written, from each statement's text and command tag: a unit of work that only read ends with
+    COMMIT without asking the server (``uow._wrote_nothing``). Statements run on the driver itself
+    (``repositories.pg_round_trip``) note theirs with ``note_statements``."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.info.pop(WROTE, None)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _on_execute(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        note_statements(connection.info, [(statement, getattr(cursor, "statusmessage", None))])
+
+
 _UNIQUE = frozenset({"23505", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from einvoice.store.commitments import CommitmentRepository
+from einvoice.store.engine import may_have_written
 from einvoice.store.ports import UnitOfWork
 from einvoice.store.posting import PostingRepository
 from einvoice.store.repositories import (
@@ -117,12 +118,13 @@ class SqlUnitOfWork:
 
 
 def _wrote_nothing(session: Session) -> bool:
-    """Whether the session's open transaction on PostgreSQL wrote nothing (no transaction id was
-    assigned to it: no row written or locked). Such a transaction ends with ``COMMIT``: psycopg
-    takes a ``ROLLBACK`` for a sign that what it prepared may be gone and forgets every statement
-    prepared on the connection, so that a connection whose read-only units of work (a key's
-    lookup before each request) rolled back never kept a statement prepared, and PostgreSQL
-    parsed and planned each one again every time. Other databases, or nothing begun: False."""
+    """Whether the session's open transaction on PostgreSQL wrote nothing: every statement it ran
+    was a reading one (``engine.may_have_written``, from their command tags, noted as they ran).
+    Such a transaction ends with ``COMMIT``: psycopg takes a ``ROLLBACK`` for a sign that what it
+    prepared may be gone and forgets every statement prepared on the connection (and deallocates
+    them, one more round trip), so that a connection whose read-only units of work (a key's lookup
+    before each request) rolled back never kept a statement prepared, and PostgreSQL parsed and
+    planned each one again every time. Other databases, or nothing begun: False."""
     if not session.in_transaction() or session.get_bind().dialect.name != "postgresql":
         return False
     if session.new or session.dirty or session.deleted:
@@ -136,7 +138,7 @@ def _wrote_nothing(session: Session) -> bool:
         or driver.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS
     ):
         return False  # idle, or a failed statement left it aborted: roll back
-    return connection.exec_driver_sql("SELECT txid_current_if_assigned()").scalar() is None
+    return not may_have_written(connection.info)
 
 
 def uow_factory_for(engine: Engine) -> Callable[[], UnitOfWork]:

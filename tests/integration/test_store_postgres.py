@@ -5,7 +5,8 @@ plans that read a document by its key whatever the backlog, the relay's plain in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -18,6 +19,8 @@ from einvoice.services import SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import EarlierQuery
+from einvoice.store.repositories import pg_round_trip
 from einvoice.store.writes import DocumentChange, Step
 from tests.integration.databases import fresh_postgres_database, record_round_trips, terminate_other_backends
 from tests.integration.test_store import submit_many
@@ -176,6 +179,80 @@ def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
     for statement, indexes in plans.items():
         assert indexes, statement
         assert set(indexes) <= by_key, (statement, indexes)
+
+
+def test_matching_s_history_reads_documents_by_key_when_the_statistics_are_older_than_the_table(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh database analyzed early (autovacuum behind): its statistics say a few documents,
+    # the table holds hundreds, all of one supplier. The history's statement must still read the
+    # documents its parts found by key: as a plain join, the planner scanned the whole table for
+    # every invoice matched.
+    submit_many(uow_factory, supplier, "EARLY", 20)
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+    ids = submit_many(uow_factory, supplier, "LATER", 300)
+    with uow_factory() as uow:
+        last = uow.documents.get(ids[-1])
+        assert last is not None
+        query = EarlierQuery(
+            supplier_id=supplier.id,
+            before=(last.received_at, last.id),
+            numbers=frozenset({"LATER-299"}),
+            issued_from=date(2026, 1, 1),
+            issued_to=date(2026, 12, 31),
+            amount=Decimal("125.00"),
+            institution_id=last.institution_id,
+            last=30,
+            holdings=False,
+        )
+        sent = _record_statements(monkeypatch)
+        assert len(uow.documents.earlier_of_supplier(query)) == 30
+        monkeypatch.undo()
+    (history,) = [(sql, params) for sql, params in sent if "wanted" in sql]
+    with psycopg.connect(admin) as connection:
+        row = connection.execute(f"EXPLAIN (FORMAT JSON) {history[0]}", history[1]).fetchone()
+        assert row is not None
+    assert "Seq Scan" not in _document_indexes(row[0][0]["Plan"])
+
+
+def test_a_read_only_unit_of_work_asks_the_server_nothing_to_end_with_commit(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _record_statements(monkeypatch)
+    commands: list[bytes] = []
+    command = psycopg.Connection._exec_command
+
+    def recording_command(self: psycopg.Connection[Any], command_: Any, *args: Any, **kwargs: Any) -> Any:
+        commands.append(bytes(command_))
+        return command(self, command_, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", recording_command)
+    with uow_factory() as uow:
+        assert uow.suppliers.get(supplier.id) is not None
+    monkeypatch.undo()
+    assert len(sent) == 1  # the lookup, and no question whether anything was written
+    assert commands == [b"BEGIN", b"COMMIT"]
+
+
+def test_a_unit_of_work_left_without_commit_after_a_write_on_the_driver_rolls_it_back(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    # Statements run on the driver in one round trip (the finish, the claim) note what they did
+    # as those SQLAlchemy runs do: a write among them is rolled back when no commit follows.
+    with uow_factory() as uow:
+        pg_round_trip(
+            uow.session,
+            [
+                ("SELECT id FROM suppliers WHERE id = %(id)s", {"id": supplier.id}),
+                ("UPDATE suppliers SET active = false WHERE id = %(id)s", {"id": supplier.id}),
+            ],
+        )
+    with uow_factory() as uow:
+        record = uow.suppliers.get(supplier.id)
+        assert record is not None
+        assert record.active
 
 
 def test_the_relay_polls_by_a_plain_index_scan_however_many_were_sent_and_keeps_prepared_statements(

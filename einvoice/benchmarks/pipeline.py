@@ -694,6 +694,7 @@ async def run_pipeline(
     warmup: int = 0,
     cpu_probe: Callable[[], dict[str, float]] | None = None,
     after_warmup: Callable[[], None] | None = None,
+    before_details: Callable[[int], None] | None = None,
 ) -> PipelineResult:
     """Submit up to ``count`` generated invoices at ``rate`` per second (stopping after ``duration``
     seconds), wait up to ``settle_timeout`` for them to leave validation, and return the figures.
@@ -710,7 +711,11 @@ async def run_pipeline(
     starts, and the connections are opened just before it.
 
     ``cpu_probe`` (``benchmarks.cpu.CpuProbe``), read when the clock starts and when every
-    document has left validation, gives the CPU per document of each process group."""
+    document has left validation, gives the CPU per document of each process group.
+    ``before_details`` is called with the number of documents accepted once they have all left
+    validation, before their histories are read (``GET /v1/documents/{id}`` each: the posting
+    benchmark waits there until its ERP has acknowledged them, so that those reads do not compete
+    with posting)."""
     import httpx
 
     rng = random.Random(seed)
@@ -826,9 +831,11 @@ async def run_pipeline(
                 break
             await asyncio.sleep(0.5)
         probe_ended = cpu_probe() if cpu_probe is not None else None
-        await asyncio.gather(*(fetch(i) for i in ids))
         stop.set()
         await sampler
+        if before_details is not None:
+            await asyncio.to_thread(before_details, len(ids))
+        await asyncio.gather(*(fetch(i) for i in ids))
 
     return _summarise(
         rate,

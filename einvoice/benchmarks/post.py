@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import typer
 
+from einvoice.benchmarks import cpu
 from einvoice.benchmarks.erp import LoopbackErp
 from einvoice.benchmarks.pipeline import (
     BENCHMARK_BUYER_ENDPOINT,
@@ -221,6 +222,23 @@ def served_pull(
     server = LocalServer(env, workers=workers if settings.mode == "production" else 0, worker_nice=worker_nice)
     server.start()
     puller = Puller(server.url, erp_key, batch=batch)
+    probe = _cpu_probe(server)
+    readings: list[dict[str, float]] = []
+    ended: dict[str, float] | None = None
+
+    def reading() -> dict[str, float]:  # the pipeline's clock start (its first reading), kept for the end
+        taken = probe() if probe is not None else {}
+        readings.append(taken)
+        return taken
+
+    def until_posted(accepted: int) -> None:
+        """Wait until the ERP has acknowledged every document (the warm-up's too), then read the CPU."""
+        nonlocal ended
+        deadline = time.monotonic() + 300
+        while puller.acknowledged < accepted + 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ended = probe() if probe is not None and readings else None
+
     try:
         puller.start()
         started = time.perf_counter()
@@ -239,8 +257,9 @@ def served_pull(
                 duration=duration,
                 seed=seed,
                 warmup=20,
-                cpu_probe=_cpu_probe(server),
+                cpu_probe=reading if probe is not None else None,
                 after_warmup=lambda: analyze_database(settings),
+                before_details=until_posted,
             )
         )
         accepted = result.accepted + 20  # the warm-up documents are posted too
@@ -264,6 +283,8 @@ def served_pull(
         "to_posted_p50_s": _quantile(latencies, 0.5),
         "to_posted_p99_s": _quantile(latencies, 0.99),
         "statuses": statuses,
+        # from the pipeline's clock start to the last acknowledgement, per document posted in it
+        "cpu_per_posted": cpu.per_document(readings[0], ended, puller.acknowledged - 20) if ended else {},
     }
 
 
@@ -354,3 +375,10 @@ def bench_post(
         f"({'a page per request' if ack_batch else 'one request per entry'}); documents by state: "
         + ", ".join(f"{status} {count}" for status, count in served["statuses"].items())
     )
+    if served["cpu_per_posted"]:
+        parts = [f"{name} {1000 * seconds:.1f} ms" for name, seconds in served["cpu_per_posted"].items()]
+        total = 1000 * sum(served["cpu_per_posted"].values())
+        typer.echo(
+            f"CPU per document posted (clock start to last acknowledgement; the ERP's posting job runs in "
+            f"the bench): {', '.join(parts)}; total {total:.1f} ms"
+        )

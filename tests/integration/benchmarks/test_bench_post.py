@@ -1,0 +1,32 @@
+"""``einvoice bench post``, small, on the embedded default: it builds and pushes entries to its
+loopback ERP, then runs the pipeline with posting by pull through a served engine while its ERP
+posting job pulls and acknowledges, and says what every document became and what it cost."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from einvoice.cli import app
+
+
+def test_every_document_is_posted_by_pull_and_the_cpu_per_document_posted_is_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EINVOICE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("EINVOICE_MODE", raising=False)
+    arguments = ["bench", "post", "--count", "20", "--threads", "2", "--rate", "10", "--duration", "1"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    pushed = r"push to a loopback ERP, 2 senders: \d+ entries/s \(20 entries, each applied once\)"
+    assert re.search(pushed, result.stdout)
+    # the ten submitted and the twenty of the warm-up, each posted once the ERP acknowledged it
+    assert "30 of 30 posted" in result.stdout
+    assert "documents by state: posted 30" in result.stdout
+    cpu = re.search(r"CPU per document posted .*: (.*); total ([\d.]+) ms", result.stdout)
+    assert cpu is not None, result.stdout
+    assert {part.split()[0] for part in cpu.group(1).split(", ")} >= {"api", "bench", "postgres", "rabbitmq"}
+    assert float(cpu.group(2)) > 0

@@ -47,6 +47,7 @@ from einvoice.services.accounts import _key_holder, hash_api_key, new_api_key, r
 from einvoice.services.matching import consume_held
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.store import UnitOfWork
+from einvoice.store.ports import ErpRecord
 from einvoice.store.tables import ErpRow, PaymentRow, ResponseRow
 from einvoice.store.writes import DocumentChange, Step
 
@@ -92,7 +93,7 @@ class Confirmed:
         }
 
 
-def _view(uow: UnitOfWork, row: ErpRow) -> ErpView:
+def _view(uow: UnitOfWork, row: ErpRow | ErpRecord) -> ErpView:
     institutions = uow.posting.erp_institutions(row.id)
     return ErpView(
         row.id,
@@ -134,7 +135,7 @@ class _ErpKeys:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    def by_key_hash(self, key_hash: str) -> ErpRow | None:
+    def by_key_hash(self, key_hash: str) -> ErpRecord | None:
         return self.uow.posting.erp_by_key_hash(key_hash)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Table, Text, and_, cast, delete, func, or_, select, updat
 from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
-from einvoice.store.ports import Books, InstitutionRecord, record_of
+from einvoice.store.ports import Books, ErpRecord, InstitutionRecord, record_of, record_or_none
 from einvoice.store.tables import (
     AccountRow,
     DocumentRow,
@@ -28,6 +28,9 @@ from einvoice.store.tables import (
 )
 
 _ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
+_ERPS: Table = ErpRow.__table__  # type: ignore[assignment]
+_INSTITUTIONS: Table = InstitutionRow.__table__  # type: ignore[assignment]
+_SERVED: Table = ErpInstitutionRow.__table__  # type: ignore[assignment]
 
 
 class PostingRepository:
@@ -253,16 +256,20 @@ class PostingRepository:
     def erp_by_name(self, name: str) -> ErpRow | None:
         return self.session.scalars(select(ErpRow).where(ErpRow.name == name)).first()
 
-    def erp_by_key_hash(self, key_hash: str) -> ErpRow | None:
-        return self.session.scalars(select(ErpRow).where(ErpRow.api_key_hash == key_hash)).first()
+    def erp_by_key_hash(self, key_hash: str) -> ErpRecord | None:
+        """The ERP holding the key of sha256 ``key_hash``, read as plain columns (before every
+        request of an ERP)."""
+        row = self.session.execute(select(_ERPS).where(_ERPS.c.api_key_hash == key_hash)).first()
+        return record_or_none(ErpRecord, row)
 
     def erp_institutions(self, erp_id: str) -> list[InstitutionRecord]:
-        """The institutions the ERP serves, by endpoint."""
-        rows = self.session.scalars(
-            select(InstitutionRow)
-            .join(ErpInstitutionRow, ErpInstitutionRow.institution_id == InstitutionRow.id)
-            .where(ErpInstitutionRow.erp_id == erp_id)
-            .order_by(InstitutionRow.endpoint_scheme, InstitutionRow.endpoint_id)
+        """The institutions the ERP serves, by endpoint, read as plain columns."""
+        institutions, served = _INSTITUTIONS, _SERVED
+        rows = self.session.execute(
+            select(institutions)
+            .join(served, served.c.institution_id == institutions.c.id)
+            .where(served.c.erp_id == erp_id)
+            .order_by(institutions.c.endpoint_scheme, institutions.c.endpoint_id)
         )
         return [record_of(InstitutionRecord, row) for row in rows]
 

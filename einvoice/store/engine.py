@@ -102,6 +102,7 @@ def _track_writes(engine: Engine) -> None:
         note_statements(connection.info, [(statement, getattr(cursor, "statusmessage", None))])
 
 
+#: How the drivers name a unique key taken (PostgreSQL's SQLSTATE; SQLite's extended result codes).
 _UNIQUE = frozenset({"23505", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 
 

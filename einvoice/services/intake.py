@@ -449,7 +449,7 @@ def _repeat(
         rows={ResponseRow.__tablename__: [invoice_response_row("AB", now)]},
     )
     accepted = uow.documents.write(change).changed
-    row = uow.documents.get(existing.id, fresh=True)  # accepted here, or by another submission of it
+    row = uow.documents.get(existing.id)  # accepted here, or by another submission of it
     assert row is not None
     view = document_view(row)
     uow.commit()

@@ -416,7 +416,7 @@ class _Documents(_Repository):
         )
         return self.write(change).changed
 
-    def get(self, document_id: str, *, for_update: bool = False, fresh: bool = False) -> DocumentRecord | None:
+    def get(self, document_id: str, *, for_update: bool = False) -> DocumentRecord | None:
         return record_or_none(DocumentRecord, self.data.documents.get(document_id))
 
     def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRecord | None:

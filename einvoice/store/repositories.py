@@ -86,6 +86,16 @@ def _table(row_class: type[Any]) -> Table:
     return table
 
 
+def _first_row(session: Session, query: Select[Any]) -> Any:
+    """The first row of ``query`` (a select of a table's columns) as plain columns, or None; what
+    the unit of work changed through the ORM is flushed first, as an ORM query would. For the reads
+    by key that run for every request or document: the ORM's identity map and row objects cost
+    more than the statement."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.execute(query).first()
+
+
 # The PostgreSQL planner picks among the indexes that match a statement's conditions by their
 # estimated cost; with no or few statistics (a new database, or autovacuum off) those estimates
 # are all alike, and with statistics a waiting state looks rare (most documents are final). A
@@ -159,14 +169,9 @@ class _Parties(Generic[P]):
         return _table(self.row_class).c
 
     def _first(self, *conditions: Any) -> P | None:
-        """The record of the first row meeting ``conditions`` (on ``_columns``), read as plain
-        columns: the key's lookup runs before every request, and the ORM's identity map and row
-        objects cost more than the statement. What this unit of work changed is flushed first, as
-        an ORM query would."""
-        if self.session.new or self.session.dirty or self.session.deleted:
-            self.session.flush()
-        row = self.session.execute(select(_table(self.row_class)).where(*conditions)).first()
-        return record_or_none(self.record, row)
+        """The record of the first row meeting ``conditions`` (on ``_columns``; ``_first_row``:
+        the key's lookup runs before every request)."""
+        return record_or_none(self.record, _first_row(self.session, select(_table(self.row_class)).where(*conditions)))
 
 
 class InstitutionRepository(_Parties[InstitutionRecord]):
@@ -295,20 +300,15 @@ class DocumentRepository:
             self._expire(change.document_id)
         return written
 
-    def get(self, document_id: str, *, for_update: bool = False, fresh: bool = False) -> DocumentRecord | None:
-        """The document; ``for_update``: locked until the transaction ends. Always read from the
-        database (``fresh`` is accepted for callers that say they need it), as plain columns: the
-        stages, acknowledgements and pages read documents by key all the time, and the ORM's
-        identity map and row objects cost more than the statement. What this unit of work changed
-        through the ORM is flushed first, as an ORM query would."""
-        del fresh  # every read is fresh
-        if self.session.new or self.session.dirty or self.session.deleted:
-            self.session.flush()
+    def get(self, document_id: str, *, for_update: bool = False) -> DocumentRecord | None:
+        """The document as the database has it now (``_first_row``: the stages, acknowledgements
+        and pages read documents by key all the time); ``for_update``: locked until the
+        transaction ends."""
         table = _table(DocumentRow)
         query = select(table).where(table.c.id == document_id)
         if for_update:
             query = query.with_for_update()
-        return record_or_none(DocumentRecord, self.session.execute(query).first())
+        return record_or_none(DocumentRecord, _first_row(self.session, query))
 
     def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRecord | None:
         return self._first(DocumentRow.sha256 == sha256, _on_the_row(DocumentRow.supplier_id == supplier_id))
@@ -737,11 +737,12 @@ class UserRepository:
     # --- approval rules and decisions ------------------------------------------------------------
 
     def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None:
-        """The institution's approval limits, read as plain columns (matching reads them for every
-        invoice it matches; ``set_approval_rule`` flushes what it writes)."""
+        """The institution's approval limits (``_first_row``: matching reads them for every invoice
+        it matches)."""
         rules = _table(ApprovalRuleRow)
-        row = self.session.execute(select(rules).where(rules.c.institution_id == institution_id)).first()
-        return record_or_none(ApprovalRuleRecord, row)
+        return record_or_none(
+            ApprovalRuleRecord, _first_row(self.session, select(rules).where(rules.c.institution_id == institution_id))
+        )
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
         self.session.merge(row)

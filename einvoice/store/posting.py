@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Table, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -31,6 +32,15 @@ _ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
 _ERPS: Table = ErpRow.__table__  # type: ignore[assignment]
 _INSTITUTIONS: Table = InstitutionRow.__table__  # type: ignore[assignment]
 _SERVED: Table = ErpInstitutionRow.__table__  # type: ignore[assignment]
+
+
+def _chart_of(rows: Sequence[Any]) -> ChartOfAccounts | None:
+    """The chart of one version's account rows (``effective_from``, ``number``, ``name``,
+    ``kind``, by number); None for no rows."""
+    if not rows:
+        return None
+    accounts = tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows)
+    return ChartOfAccounts(rows[0].effective_from, accounts)
 
 
 class PostingRepository:
@@ -74,10 +84,7 @@ class PostingRepository:
             )
             .order_by(AccountRow.number)
         ).all()
-        if not rows:
-            return None
-        accounts = tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows)
-        return ChartOfAccounts(rows[0].effective_from, accounts)
+        return _chart_of(rows)
 
     def books(self, institution_id: str, on: date) -> Books | None:
         """What posting a document of the institution reads, in one statement: its endpoint, its
@@ -112,10 +119,7 @@ class PostingRepository:
             return None
         first = rows[0]
         profile = PostingProfile.from_dict(json.loads(first.profile)) if first.profile is not None else None
-        chart = None
-        if first.number is not None:
-            accounts = tuple(Account(r.number, r.name, AccountKind(r.kind)) for r in rows)
-            chart = ChartOfAccounts(first.effective_from, accounts)
+        chart = _chart_of(rows) if first.number is not None else None
         return Books(f"{first.endpoint_scheme}:{first.endpoint_id}", profile, chart)
 
     # --- posting profiles ----------------------------------------------------------------------

@@ -337,7 +337,8 @@ def bench_post(
         ),
     ] = True,
 ) -> None:
-    """Journal entries built and pushed per second, and the pipeline from submission to posted by pull."""
+    """Journal entries built and pushed per second, and the pipeline from submission to posted by pull
+    (documents posted per second, and the CPU per document posted of each process)."""
     from einvoice.settings import get_settings
 
     figures = build_and_push(count, threads, seed)

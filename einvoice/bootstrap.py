@@ -147,6 +147,12 @@ class Runtime:
                 self._pollers.append(
                     messaging.Poller("webhook-relay", self.relay_webhooks_once, interval=WEBHOOK_INTERVAL_SECONDS)
                 )
+            if self.engine.dialect.name == "postgresql" and self.settings.statistics_upkeep_seconds > 0:
+                self._pollers.append(
+                    messaging.Poller(
+                        "statistics-upkeep", self.keep_statistics, interval=self.settings.statistics_upkeep_seconds
+                    )
+                )
             for poller in self._pollers:
                 poller.start()
 
@@ -191,6 +197,14 @@ class Runtime:
                 registry=self.pipeline.registry,
             ).total
         )
+
+    def keep_statistics(self) -> int:
+        """ANALYZE the engine's tables whose statistics fell behind, where the server's autovacuum
+        is off (``store.statistics``); how many it analyzed."""
+        from einvoice.store.statistics import analyze_stale
+        from einvoice.store.tables import Base
+
+        return len(analyze_stale(self.engine, Base.metadata.tables))
 
     def wake_relay(self) -> None:
         """Ask the relay to look at the outbox now (optional: it polls anyway)."""

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     worker_threads: int = Field(
         1, ge=1, description="Threads per 'einvoice worker' process ('worker --threads' overrides it)"
     )
+    statistics_upkeep_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL with autovacuum off: every this many seconds, ANALYZE the engine's tables that "
+        "changed beyond autovacuum's analyze threshold, so that plans follow the tables' growth (0: never)",
+    )
     fault_pause: str | None = Field(
         None,
         description="Fault drills only: STAGE=SECONDS makes a worker sleep that long after claiming a document "

@@ -132,6 +132,9 @@ def test_production_runtime_reports_ready(production: Production, monkeypatch: p
     runtime = bootstrap.build()
     try:
         assert runtime.check_ready() == {"database": "ok", "broker": "ok", "artefacts": "ok"}
+        runtime.start_background()
+        # on PostgreSQL, the planner's statistics kept up where the server's autovacuum is off
+        assert [p.name for p in runtime._pollers] == ["sweeper", "outbox-relay", "webhook-relay", "statistics-upkeep"]
     finally:
         runtime.stop()
     monkeypatch.setenv("EINVOICE_BROKER_URL", "amqp://guest:guest@127.0.0.1:1/")

@@ -18,9 +18,11 @@ from einvoice.errors import TransientError
 from einvoice.services import SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
-from einvoice.store import UnitOfWork
+from einvoice.store import UnitOfWork, make_engine, statistics
 from einvoice.store.ports import EarlierQuery
 from einvoice.store.repositories import pg_round_trip
+from einvoice.store.statistics import analyze_stale
+from einvoice.store.tables import Base
 from einvoice.store.writes import DocumentChange, Step
 from tests.integration.databases import fresh_postgres_database, record_round_trips, terminate_other_backends
 from tests.integration.test_store import submit_many
@@ -313,3 +315,42 @@ def test_a_unit_of_work_left_without_commit_after_a_write_still_rolls_it_back(
         record = uow.suppliers.get(supplier.id)
         assert record is not None
         assert record.active
+
+
+def test_statistics_upkeep_analyzes_the_tables_that_grew_so_that_cached_plans_read_by_key(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    # Statistics taken at 20 documents, then 300 more: a plan cached meanwhile (a prepared
+    # statement's generic plan, or a foreign key's check, which the server caches alike per
+    # connection) keeps scanning the whole table until the statistics change.
+    submit_many(uow_factory, supplier, "EARLY", 20)
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    engine = make_engine(database_url)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+        autovacuum = connection.execute("SELECT current_setting('autovacuum')").fetchone()
+        connection.execute("SET plan_cache_mode = force_generic_plan")
+        # the text of the server's own check of a foreign key to documents
+        connection.execute(
+            "PREPARE parent(text) AS SELECT 1 FROM ONLY documents x WHERE id::text = $1::text FOR KEY SHARE OF x"
+        )
+
+        def plan() -> str:
+            return "\n".join(str(row[0]) for row in connection.execute("EXPLAIN EXECUTE parent('x')"))
+
+        assert "Seq Scan on documents" in plan()
+        submit_many(uow_factory, supplier, "LATER", 300)
+        assert "Seq Scan on documents" in plan()  # the plan made at 20 documents, kept
+        if autovacuum == ("on",):  # the server's autovacuum analyzes; the upkeep leaves it alone
+            assert analyze_stale(engine, Base.metadata.tables) == []
+            return
+        # another process of the engine at it: this one skips
+        with psycopg.connect(admin, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", (statistics._LOCK,))
+            assert analyze_stale(engine, Base.metadata.tables) == []
+        analyzed = analyze_stale(engine, Base.metadata.tables)
+        assert {"documents", "transitions", "outbox", "document_contents"} <= set(analyzed)
+        assert "suppliers" not in analyzed  # one row since the ANALYZE
+        assert "Index Scan using pk_documents on documents" in plan()
+        assert analyze_stale(engine, Base.metadata.tables) == []  # nothing changed since
+    engine.dispose()

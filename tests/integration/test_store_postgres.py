@@ -354,3 +354,21 @@ def test_statistics_upkeep_analyzes_the_tables_that_grew_so_that_cached_plans_re
         assert "Index Scan using pk_documents on documents" in plan()
         assert analyze_stale(engine, Base.metadata.tables) == []  # nothing changed since
     engine.dispose()
+
+
+def test_the_received_xml_and_the_parsed_form_are_stored_compressed_by_lz4(database_url: str) -> None:
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin) as connection:
+        offered = connection.execute(
+            "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).fetchone()
+        assert offered is not None
+        settings = dict(
+            connection.execute(
+                "SELECT attrelid::regclass::text || '.' || attname, attcompression FROM pg_attribute"
+                " WHERE (attrelid, attname) IN"
+                " (('document_contents'::regclass, 'raw'), ('parsed_documents'::regclass, 'data'))"
+            ).fetchall()
+        )
+        expected = "l" if "lz4" in offered[0] else ""
+        assert settings == {"document_contents.raw": expected, "parsed_documents.data": expected}

@@ -204,7 +204,8 @@ class Runtime:
         from einvoice.store.statistics import analyze_stale
         from einvoice.store.tables import Base
 
-        return len(analyze_stale(self.engine, Base.metadata.tables))
+        every = self.settings.statistics_upkeep_seconds
+        return len(analyze_stale(self.engine, Base.metadata.tables, every=every))
 
     def wake_relay(self) -> None:
         """Ask the relay to look at the outbox now (optional: it polls anyway)."""

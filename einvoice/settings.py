@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         10.0,
         ge=0,
         description="PostgreSQL with autovacuum off: every this many seconds, ANALYZE the engine's tables that "
-        "changed beyond autovacuum's analyze threshold, so that plans follow the tables' growth (0: never)",
+        "changed beyond autovacuum's analyze threshold (each at most once in that time), so that plans follow "
+        "the tables' growth (0: never)",
     )
     fault_pause: str | None = Field(
         None,

@@ -43,16 +43,19 @@ _STALE = text(
       AND NOT current_setting('autovacuum')::boolean
       AND s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
           + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
+      AND coalesce(greatest(s.last_analyze, s.last_autoanalyze), '-infinity') < now() - make_interval(secs => :every)
     ORDER BY c.relname
     """
 )
 
 
-def analyze_stale(engine: Engine, tables: Iterable[str]) -> list[str]:
+def analyze_stale(engine: Engine, tables: Iterable[str], *, every: float = 0.0) -> list[str]:
     """``ANALYZE`` each of ``tables`` (names in the connection's schema) that changed beyond
-    autovacuum's analyze threshold since its statistics were taken, when the server's autovacuum
-    is off; the names analyzed, none when another process of the engine holds the upkeep's lock
-    or the engine is not on PostgreSQL."""
+    autovacuum's analyze threshold since its statistics were taken, and was last analyzed at
+    least ``every`` seconds ago (by the server's clock: however many processes call this, a table
+    is analyzed once per ``every`` at most, as autovacuum looks at a database once per
+    ``autovacuum_naptime``), when the server's autovacuum is off; the names analyzed, none when
+    another process of the engine holds the upkeep's lock or the engine is not on PostgreSQL."""
     if engine.dialect.name != "postgresql":
         return []
     names = sorted(set(tables))
@@ -60,7 +63,7 @@ def analyze_stale(engine: Engine, tables: Iterable[str]) -> list[str]:
         if not connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK}).scalar():
             connection.commit()
             return []
-        stale = list(connection.execute(_STALE, {"tables": names}).scalars())
+        stale = list(connection.execute(_STALE, {"tables": names, "every": every}).scalars())
         for name in stale:
             # the name comes from pg_class, quoted as the server quotes identifiers
             quoted = connection.execute(text("SELECT quote_ident(:name)"), {"name": name}).scalar_one()

@@ -353,6 +353,12 @@ def test_statistics_upkeep_analyzes_the_tables_that_grew_so_that_cached_plans_re
         assert "suppliers" not in analyzed  # one row since the ANALYZE
         assert "Index Scan using pk_documents on documents" in plan()
         assert analyze_stale(engine, Base.metadata.tables) == []  # nothing changed since
+        connection.execute("UPDATE documents SET size = size")  # 320 rows changed
+        connection.execute("SELECT pg_stat_force_next_flush()")
+        connection.execute("SELECT 1")  # the change counted in the server's statistics
+        # however many processes look, a table is analyzed once per interval at most
+        assert analyze_stale(engine, Base.metadata.tables, every=3600) == []
+        assert analyze_stale(engine, Base.metadata.tables, every=0) == ["documents"]
     engine.dispose()
 
 

@@ -63,7 +63,7 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
         ("SELECT", True),  # the commitment, FOR UPDATE ...
         ("SELECT", True),  # ... then it with its lines, in the same round trip
         ("UPDATE", True),  # reserved, guarded by the figures read
-        ("SELECT", False),  # the institution's approval limits, for the approval policy
+        ("SELECT", True),  # the institution's approval limits, for the approval policy (on the driver)
         ("WITH", True),  # the document: states, transitions, findings, parsed form, response, message
         ("b'COMMIT'", False),
     ]

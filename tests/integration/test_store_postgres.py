@@ -19,10 +19,10 @@ from einvoice.services import SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork, make_engine, statistics
-from einvoice.store.ports import EarlierQuery
+from einvoice.store.ports import DocumentRecord, EarlierQuery, SupplierRecord, record_of
 from einvoice.store.repositories import pg_round_trip
 from einvoice.store.statistics import analyze_stale
-from einvoice.store.tables import Base
+from einvoice.store.tables import Base, DocumentRow, SupplierRow
 from einvoice.store.writes import DocumentChange, Step
 from tests.integration.databases import fresh_postgres_database, record_round_trips, terminate_other_backends
 from tests.integration.test_store import submit_many
@@ -378,3 +378,30 @@ def test_the_received_xml_and_the_parsed_form_are_stored_compressed_by_lz4(datab
         )
         expected = "l" if "lz4" in offered[0] else ""
         assert settings == {"document_contents.raw": expected, "parsed_documents.data": expected}
+
+
+def test_a_key_s_lookup_alone_in_its_unit_of_work_is_one_round_trip_with_what_the_orm_reads(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (document_id,) = submit_many(uow_factory, supplier, "KEY", 1)
+    with uow_factory() as uow:
+        row = uow.session.get(SupplierRow, supplier.id)  # type: ignore[attr-defined]
+        assert row is not None
+        key_hash, by_orm = row.api_key_hash, record_of(SupplierRecord, row)
+        document_by_orm = record_of(DocumentRecord, uow.session.get(DocumentRow, document_id))  # type: ignore[attr-defined]
+    sent = record_round_trips(monkeypatch)
+    with uow_factory() as uow:
+        assert uow.suppliers.by_key_hash(key_hash) == by_orm
+    # the statement committed as it ran: no BEGIN, no COMMIT
+    assert sent == [("SELECT", True)]
+    with uow_factory() as uow:
+        assert uow.documents.get(document_id) == document_by_orm
+        # in a transaction under way, the lookup joins it and sees what it wrote
+        uow.suppliers.set_active(supplier.id, False)
+        found = uow.suppliers.by_key_hash(key_hash)
+        assert found is not None
+        assert not found.active
+    with uow_factory() as uow:  # not committed: rolled back
+        found = uow.suppliers.by_key_hash(key_hash)
+        assert found is not None
+        assert found.active

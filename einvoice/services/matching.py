@@ -282,8 +282,12 @@ def decide(
 
 
 def parsed_invoice(uow: UnitOfWork, document_id: str, before: Outcome | None) -> Invoice | None:
-    """The document's parsed form: the one the stage before wrote in the same finish (not stored
+    """The document's parsed form: the one the stage before parsed in the same finish (not stored
     yet), else the stored one."""
+    from einvoice.services.process import PARSED
+
+    if before is not None and isinstance(known := before.known.get(PARSED), Invoice):
+        return known
     rows = (before.rows if before is not None else {}).get(ParsedDocumentRow.__tablename__) or ()
     for row in rows:
         return invoice_from_dict(row["data"], format_version=row["format_version"])

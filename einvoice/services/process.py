@@ -170,6 +170,12 @@ class Ports:
     match_config: MatchConfig = field(default_factory=MatchConfig)
 
 
+#: Where validation's outcome tells the stages run at once after it, in the same finish, the
+#: document parsed into the EN 16931 model (``Outcome.known``): matching and posting use it as it
+#: is instead of building it again out of the row written beside it.
+PARSED = "parsed_invoice"
+
+
 # --- handlers -------------------------------------------------------------------------------------
 
 
@@ -189,11 +195,13 @@ def validate(work: Work[Ports]) -> Outcome:
     fatal = sum(1 for f in findings if f.severity is Severity.FATAL)
     values: dict[str, Any] = {"ruleset": json.dumps(report.rule_set())}  # the stored report names what ran
     rows: dict[str, list[dict[str, Any]]] = {}
+    known: dict[str, Any] = {}
     if report.verdict == "valid":
         path: tuple[tuple[str, str | None], ...] = ((S.VALIDATED, f"{len(findings)} findings, none fatal"),)
         if work.ports.parser is not None:
             invoice = work.ports.parser(work.raw)
             rows[ParsedDocumentRow.__tablename__] = [parsed_row(work.document.id, invoice, datetime.now(UTC))]
+            known[PARSED] = invoice  # for the stages run at once after it: not read back from its row
     elif report.verdict in ("invalid", "unsupported"):
         detail = f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document"
         path = ((S.REJECTED, detail),)
@@ -202,7 +210,7 @@ def validate(work: Work[Ports]) -> Outcome:
         cause = f"validation could not run (verdict {report.verdict})"
         path = ((S.DEAD, cause),)
         values["failure_reason"] = cause
-    return Outcome(path, values, findings, rows)
+    return Outcome(path, values, findings, rows, known=known)
 
 
 def match(work: Work[Ports]) -> Outcome:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import NoReturn
 
 import pytest
 
@@ -18,7 +19,7 @@ from einvoice.benchmarks.pipeline import InvoiceLine, invoice_xml
 from einvoice.domain.commitments import Commitment
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.errors import ConflictError, NotFoundError
-from einvoice.services import InstitutionView, SupplierView, commitments, process, queries
+from einvoice.services import InstitutionView, SupplierView, commitments, matching, process, queries
 from einvoice.services.intake import submit_document
 from einvoice.services.matching import (
     consume_held,
@@ -130,6 +131,22 @@ def test_a_match_reserves_its_total_and_quantities_in_the_write_that_approves_it
     assert (po.reserved, po.remaining, po.lines[0].invoiced) == (Decimal("42.35"), Decimal("381.15"), Decimal(10))
     assert held(view.match_result) is not None
     assert [t.to_status for t in view.history][-3:] == [S.MATCHING, S.MATCHED, S.APPROVED]
+
+
+def test_matching_in_validation_s_finish_takes_the_parsed_document_as_parsed_not_rebuilt_from_its_row(
+    uow_factory: Callable[[], UnitOfWork],
+    institution: InstitutionView,
+    supplier: SupplierView,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order(uow_factory, institution)
+
+    def rebuilt(*args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("the parsed form rebuilt from its row")
+
+    monkeypatch.setattr(matching, "invoice_from_dict", rebuilt)
+    doc = matched_invoice(uow_factory, supplier)
+    assert queries.get_document(uow_factory(), doc).status == S.APPROVED
 
 
 def test_an_exception_lists_its_reasons_and_holds_nothing(

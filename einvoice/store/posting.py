@@ -6,15 +6,18 @@ rates, payments. Nothing here commits: the unit of work does.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import String, Table, Text, and_, any_, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
+from einvoice.store import writes
 from einvoice.store.ports import Books, ErpRecord, InstitutionRecord, record_of, record_or_none
 from einvoice.store.tables import (
     AccountRow,
@@ -194,16 +197,18 @@ class PostingRepository:
         """Record that the ERP confirmed the entry ``entry_id`` (one of ``institution_ids``' when
         given) if it is not confirmed yet, in one statement; the entry's document id, or None when
         it changed nothing (no such entry, another institution's, or confirmed before)."""
-        table = _ENTRIES
-        statement = (
-            update(table)
-            .where(table.c.entry_id == entry_id, table.c.confirmed_at.is_(None))
-            .values(confirmed_at=at, confirmed_by=by[:200])
-            .returning(table.c.document_id)
-        )
+        values = {"k_entry": entry_id, "new_at": at, "new_by": by[:200]}
         if institution_ids is not None:
-            statement = statement.where(table.c.institution_id.in_(list(institution_ids)))
-        document_id: str | None = self.session.execute(statement).scalar()
+            values["k_institutions"] = list(institution_ids)
+        statement, compiled = _confirm_unconfirmed(institution_ids is not None)
+        if self.session.get_bind().dialect.name == "postgresql":
+            # on the driver: its transaction begun with it, one round trip (the acknowledgements'
+            # hot path: an ERP confirms every entry)
+            from einvoice.store.repositories import _pg_pipeline
+
+            rows = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
+            return str(rows[0][0]) if rows else None
+        document_id: str | None = self.session.execute(statement, values).scalar()
         return document_id
 
     def unconfirmed_batches(self, limit: int = 1000) -> Sequence[JournalEntryRow]:
@@ -301,3 +306,24 @@ class PostingRepository:
 
     def payment(self, document_id: str) -> PaymentRow | None:
         return self.session.get(PaymentRow, document_id)
+
+
+@functools.cache
+def _confirm_unconfirmed(of_institutions: bool) -> tuple[Any, writes.Compiled]:
+    """``PostingRepository.confirm_unconfirmed``'s statement (bound: ``k_entry``, ``new_at``,
+    ``new_by``, and with ``of_institutions`` ``k_institutions``), and the same compiled for PostgreSQL (the
+    institutions as an array)."""
+    table = _ENTRIES
+
+    def confirm(institutions: Any) -> Any:
+        statement = (
+            update(table)
+            .where(table.c.entry_id == bindparam("k_entry"), table.c.confirmed_at.is_(None))
+            .values(confirmed_at=bindparam("new_at", type_=table.c.confirmed_at.type), confirmed_by=bindparam("new_by"))
+            .returning(table.c.document_id)
+        )
+        return statement.where(institutions) if of_institutions else statement
+
+    listed = table.c.institution_id.in_(bindparam("k_institutions", expanding=True))
+    arrayed = table.c.institution_id == any_(bindparam("k_institutions", type_=ARRAY(String)))
+    return confirm(listed), writes.compile_postgres(confirm(arrayed))

@@ -405,3 +405,16 @@ def test_a_key_s_lookup_alone_in_its_unit_of_work_is_one_round_trip_with_what_th
         found = uow.suppliers.by_key_hash(key_hash)
         assert found is not None
         assert found.active
+
+
+def test_an_acknowledgement_s_confirmation_goes_with_its_transaction_s_begin_in_one_round_trip(
+    uow_factory: Callable[[], UnitOfWork], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with uow_factory() as uow:  # the pool's connection opened
+        uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp")
+    sent = record_round_trips(monkeypatch)
+    with uow_factory() as uow:
+        assert uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp") is None
+        assert uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp", institution_ids=["i"]) is None
+    # the second in the transaction the first began; changing nothing, it ends with COMMIT
+    assert sent == [("UPDATE", True), ("b'BEGIN'", True), ("UPDATE", True), ("b'COMMIT'", False)]

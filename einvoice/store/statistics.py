@@ -40,6 +40,7 @@ _STALE = text(
     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema()
       AND c.relname = ANY(:tables)
+      AND pg_has_role(c.relowner, 'USAGE')  -- only its owner may analyze a table
       AND NOT current_setting('autovacuum')::boolean
       AND s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
           + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)

@@ -4,6 +4,7 @@ plans that read a document by its key whatever the backlog, the relay's plain in
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -418,3 +419,32 @@ def test_an_acknowledgement_s_confirmation_goes_with_its_transaction_s_begin_in_
         assert uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp", institution_ids=["i"]) is None
     # the second in the transaction the first began; changing nothing, it ends with COMMIT
     assert sent == [("UPDATE", True), ("b'BEGIN'", True), ("UPDATE", True), ("b'COMMIT'", False)]
+
+
+def test_statistics_upkeep_leaves_alone_the_tables_its_role_does_not_own(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    submit_many(uow_factory, supplier, "OWNED", 60)
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    role = f"einvoice_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+        try:
+            connection.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+            connection.execute("UPDATE documents SET size = size")  # 60 rows changed, counted at once:
+            connection.execute("SELECT pg_stat_force_next_flush()")
+            connection.execute("SELECT 1")
+            reader = make_engine(make_url(database_url).set(username=role).render_as_string(hide_password=False))
+            try:
+                # the server would only warn, and the tables stay stale: every look would try again
+                assert analyze_stale(reader, Base.metadata.tables) == []
+            finally:
+                reader.dispose()
+            engine = make_engine(database_url)
+            try:
+                assert "documents" in analyze_stale(engine, Base.metadata.tables)  # the owner's
+            finally:
+                engine.dispose()
+        finally:
+            connection.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+            connection.execute(f"DROP ROLE {role}")

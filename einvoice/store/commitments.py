@@ -16,7 +16,6 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import String, Table, any_, bindparam, select, update
@@ -159,10 +158,10 @@ class CommitmentRepository:
         lines: dict[str, list[Any]] = {}
         width = len(_COMMITMENTS.c)
         for row in rows:
-            head = heads.get(row[0]) or heads.setdefault(row[0], _processed(_COMMITMENTS, row[:width]))
+            head = heads.get(row[0]) or heads.setdefault(row[0], writes.table_row(_COMMITMENTS, row[:width]))
             lines.setdefault(head.number, [])
             if row[width] is not None:
-                lines[head.number].append(_processed(_LINES, row[width:]))
+                lines[head.number].append(writes.table_row(_LINES, row[width:]))
         return {head.number: _commitment(head, lines[head.number]) for head in heads.values()}
 
     def list_for(
@@ -557,23 +556,6 @@ def _pg_lock() -> tuple[writes.Compiled, writes.Compiled]:
 @functools.cache
 def _pg_put() -> tuple[writes.Compiled, writes.Compiled]:
     return writes.compile_postgres(_PUT_FIGURES), writes.compile_postgres(_PUT_LINES)
-
-
-def _processed(table: Table, values: Sequence[Any]) -> Any:
-    """A driver row of ``table``'s columns as an object with their names, each value through its
-    column type's result processing (a DecimalText's text as a Decimal)."""
-    out = {}
-    for value, column in zip(values, table.c, strict=True):
-        process = _RESULT[column.name, table.name]
-        out[column.name] = process(value) if process is not None and value is not None else value
-    return SimpleNamespace(**out)
-
-
-_RESULT = {
-    (column.name, table.name): column.type.result_processor(writes.PG_DIALECT, None)
-    for table in (_COMMITMENTS, _LINES)
-    for column in table.c
-}
 
 
 def _set_definition(row: CommitmentRow, commitment: Commitment, at: datetime) -> None:

@@ -204,9 +204,9 @@ class PostingRepository:
         if self.session.get_bind().dialect.name == "postgresql":
             # on the driver: its transaction begun with it, one round trip (the acknowledgements'
             # hot path: an ERP confirms every entry)
-            from einvoice.store.repositories import _pg_pipeline
+            from einvoice.store.repositories import pg_round_trip
 
-            rows = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
+            [(rows, _)] = pg_round_trip(self.session, [(compiled.sql, compiled.parameters(values))])
             return str(rows[0][0]) if rows else None
         document_id: str | None = self.session.execute(statement, values).scalar()
         return document_id

@@ -13,7 +13,6 @@ import functools
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import (
@@ -101,27 +100,17 @@ def _row_by(session: Session, row_class: type[Any], equal: Mapping[str, Any], *,
     lookup of the API key before each request, alone in its unit of work, took three."""
     if session.new or session.dirty or session.deleted:
         session.flush()
-    lookup = _lookup(_table(row_class).name, tuple(equal), for_update)
+    table = _table(row_class)
+    lookup = _lookup(table.name, tuple(equal), for_update)
     if session.get_bind().dialect.name != "postgresql":
         return session.execute(lookup.query, dict(equal)).first()
     rows = _pg_pipeline(session, [], lookup.compiled.sql, lookup.compiled.parameters(equal), commit=not for_update)
-    return lookup.row(rows[0]) if rows else None
+    return writes.table_row(table, rows[0]) if rows else None
 
 
 class _Lookup(NamedTuple):
     query: Select[Any]
     compiled: writes.Compiled
-    columns: tuple[str, ...]
-    #: each column's result processing on PostgreSQL (a DecimalText's text as a Decimal), or None
-    processors: tuple[Any, ...]
-
-    def row(self, values: Sequence[Any]) -> SimpleNamespace:
-        return SimpleNamespace(
-            **{
-                name: process(value) if process is not None and value is not None else value
-                for name, process, value in zip(self.columns, self.processors, values, strict=True)
-            }
-        )
 
 
 @functools.cache
@@ -130,13 +119,7 @@ def _lookup(table_name: str, columns: tuple[str, ...], for_update: bool) -> _Loo
     query = select(table).where(*(table.c[name] == bindparam(name) for name in columns)).limit(1)
     if for_update:
         query = query.with_for_update()
-    dialect = writes.PG_DIALECT
-    return _Lookup(
-        query,
-        writes.compile_postgres(query),
-        tuple(c.name for c in table.c),
-        tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in table.c),
-    )
+    return _Lookup(query, writes.compile_postgres(query))
 
 
 # The PostgreSQL planner picks among the indexes that match a statement's conditions by their
@@ -206,10 +189,6 @@ class _Parties(Generic[P]):
     def set_api_key_hash(self, party_id: str, key_hash: str) -> P:
         """Give the party a new API key (its sha256); the one issued before stops working."""
         return record_of(self.record, _changed(self.session, self.row_class, party_id, api_key_hash=key_hash))
-
-    @property
-    def _columns(self) -> Any:
-        return _table(self.row_class).c
 
     def _first(self, **equal: str) -> P | None:
         """The record of the first row whose columns equal ``equal`` (``_row_by``: the key's lookup

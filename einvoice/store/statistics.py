@@ -65,10 +65,9 @@ def analyze_stale(engine: Engine, tables: Iterable[str], *, every: float = 0.0) 
             connection.commit()
             return []
         stale = list(connection.execute(_STALE, {"tables": names, "every": every}).scalars())
+        quote = connection.dialect.identifier_preparer.quote
         for name in stale:
-            # the name comes from pg_class, quoted as the server quotes identifiers
-            quoted = connection.execute(text("SELECT quote_ident(:name)"), {"name": name}).scalar_one()
-            connection.execute(text(f"ANALYZE {quoted}"))
+            connection.execute(text(f"ANALYZE {quote(name)}"))
         connection.commit()
     if stale:
         log.info("statistics upkeep: analyzed %s (the server's autovacuum is off)", ", ".join(stale))

@@ -440,12 +440,25 @@ def written_from(change: DocumentChange, rows: Sequence[Sequence[Any]]) -> Writt
 
 def document_columns(row: Sequence[Any]) -> Any:
     """The leading columns of a driver row, in the order of the documents table, as an object
-    with a DocumentRow's attributes, each value through its column type's result processing."""
-    values = {}
-    for value, col in zip(row, DOCUMENTS.c, strict=False):
-        process = col.type.result_processor(PG_DIALECT, None)
-        values[col.name] = process(value) if process is not None and value is not None else value
-    return types.SimpleNamespace(**values)
+    with a DocumentRow's attributes (``table_row``)."""
+    return table_row(DOCUMENTS, row)
+
+
+def table_row(table: Table, row: Sequence[Any]) -> Any:
+    """The leading columns of a driver row, in the order of ``table``'s columns, as an object with
+    their names, each value through its column type's result processing on PostgreSQL (a
+    DecimalText's text as a Decimal, a UTCDateTime in UTC)."""
+    return types.SimpleNamespace(
+        **{
+            name: process(value) if process is not None and value is not None else value
+            for (name, process), value in zip(_result_processors(table), row, strict=False)
+        }
+    )
+
+
+@functools.cache
+def _result_processors(table: Table) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.name, c.type.dialect_impl(PG_DIALECT).result_processor(PG_DIALECT, None)) for c in table.c)
 
 
 # --- intake's insert -------------------------------------------------------------------------------

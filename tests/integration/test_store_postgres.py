@@ -339,9 +339,17 @@ def test_statistics_upkeep_analyzes_the_tables_that_grew_so_that_cached_plans_re
         def plan() -> str:
             return "\n".join(str(row[0]) for row in connection.execute("EXPLAIN EXECUTE parent('x')"))
 
+        def counted() -> float:
+            row = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'documents'").fetchone()
+            assert row is not None
+            return float(row[0])
+
         assert "Seq Scan on documents" in plan()
         submit_many(uow_factory, supplier, "LATER", 300)
-        assert "Seq Scan on documents" in plan()  # the plan made at 20 documents, kept
+        # The statistics still count 20 documents, and a quiet server keeps the plan made from them.
+        # (Not asserted: a server busy with other databases' DDL may drop its cached plans meanwhile,
+        # as it did under the parallel suite, and plan again from the table's present size.)
+        assert counted() == 20
         if autovacuum == ("on",):  # the server's autovacuum analyzes; the upkeep leaves it alone
             assert analyze_stale(engine, Base.metadata.tables) == []
             return
@@ -353,6 +361,7 @@ def test_statistics_upkeep_analyzes_the_tables_that_grew_so_that_cached_plans_re
         assert {"documents", "transitions", "outbox", "document_contents"} <= set(analyzed)
         assert "suppliers" not in analyzed  # one row since the ANALYZE
         assert "Index Scan using pk_documents on documents" in plan()
+        assert counted() == 320
         assert analyze_stale(engine, Base.metadata.tables) == []  # nothing changed since
         connection.execute("UPDATE documents SET size = size")  # 320 rows changed
         connection.execute("SELECT pg_stat_force_next_flush()")

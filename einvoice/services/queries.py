@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,28 +105,19 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 def metrics(uow: UnitOfWork, *, now: datetime | None = None) -> MetricsSnapshot:
     """Documents by state, outbox and queue lag, and stage latencies (over the newest
-    ``LATENCY_TRANSITIONS`` transitions of the last ``LATENCY_WINDOW``)."""
+    ``LATENCY_TRANSITIONS`` state changes of the last ``LATENCY_WINDOW``, paired by the store)."""
     now = now or datetime.now(UTC)
     with uow:
         by_status = uow.documents.count_by_status()
         pending = uow.outbox.pending_count()
         oldest_outbox = uow.outbox.oldest_pending_created_at()
         oldest_waiting = uow.documents.oldest_status_change(PIPELINE_WAITING)
-        transitions = uow.documents.transitions_since(now - LATENCY_WINDOW, limit=LATENCY_TRANSITIONS)
-        entered: dict[tuple[str, str], datetime] = {}
-        durations: dict[str, list[float]] = defaultdict(list)
-        for t in transitions:
-            if t.from_status in WORKING_STATES and t.to_status != t.from_status:
-                started = entered.pop((t.document_id, t.from_status), None)
-                if started is not None:
-                    durations[t.from_status].append((t.at - started).total_seconds())
-            if t.to_status in WORKING_STATES and t.from_status != t.to_status:
-                entered[(t.document_id, t.to_status)] = t.at
+        durations = uow.documents.stage_durations(now - LATENCY_WINDOW, WORKING_STATES, limit=LATENCY_TRANSITIONS)
     return MetricsSnapshot(
         taken_at=now,
         documents_by_status=by_status,
         outbox_pending=pending,
         outbox_lag_seconds=max(0.0, (now - oldest_outbox).total_seconds()) if oldest_outbox else 0.0,
         queue_lag_seconds=max(0.0, (now - oldest_waiting).total_seconds()) if oldest_waiting else 0.0,
-        stage_latency_seconds={stage: _quantiles(values) for stage, values in sorted(durations.items())},
+        stage_latency_seconds={stage: _quantiles(values) for stage, values in sorted(durations.items()) if values},
     )

@@ -480,8 +480,18 @@ class _Documents(_Repository):
         found = sorted((t for t in self.data.transitions if t.document_id == document_id), key=lambda t: t.id)
         return _records(TransitionRecord, found)
 
-    def transitions_since(self, since: datetime, *, limit: int = 5_000) -> list[Row]:
-        return sorted((t for t in self.data.transitions if t.at >= since), key=lambda t: t.id)[-limit:]
+    def stage_durations(
+        self, since: datetime, states: Collection[str], *, limit: int = 5_000
+    ) -> dict[str, list[float]]:
+        changes = [t for t in self.data.transitions if t.at >= since and t.from_status != t.to_status]
+        before: dict[str, Row] = {}  # each document's change before this one
+        durations: dict[str, list[float]] = {}
+        for t in sorted(changes, key=lambda t: t.id)[-limit:]:
+            entered = before.get(t.document_id)
+            if t.from_status in states and entered is not None and entered.to_status == t.from_status:
+                durations.setdefault(t.from_status, []).append((t.at - entered.at).total_seconds())
+            before[t.document_id] = t
+        return durations
 
     def findings(self, document_id: str) -> list[Finding]:
         return [finding_of(f) for f in self.data.findings.get(document_id, ())]

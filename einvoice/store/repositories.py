@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import (
+    Float,
     Integer,
     Select,
     String,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -448,20 +450,42 @@ class DocumentRepository:
         )
         return [record_of(TransitionRecord, row) for row in rows]
 
-    def transitions_since(self, since: datetime, *, limit: int = 5_000) -> Sequence[Any]:
-        """(document_id, from_status, to_status, at) of the newest ``limit`` transitions since
-        ``since``, oldest first: plain rows, not ORM objects. Read backwards along the primary key
-        and stopping at ``limit``, so a scrape costs the same however busy the last hour was."""
-        rows = list(
-            self.session.execute(
-                select(TransitionRow.document_id, TransitionRow.from_status, TransitionRow.to_status, TransitionRow.at)
-                .where(TransitionRow.at >= since)
-                .order_by(TransitionRow.id.desc())
-                .limit(limit)
-            )
+    def stage_durations(
+        self, since: datetime, states: Collection[str], *, limit: int = 5_000
+    ) -> dict[str, list[float]]:
+        """Seconds spent in each of ``states`` by the documents that left it, among the newest
+        ``limit`` state changes since ``since`` (a transition to the same state is no change):
+        each departure paired in SQL with the document's change before it, which entered the
+        state. Read backwards along the primary key and stopping at ``limit``, so a scrape costs
+        the same however busy the last hour was; only the pairs leave the server."""
+        if not states:
+            return {}
+        t = _table(TransitionRow)
+        newest = (
+            select(t.c.id, t.c.document_id, t.c.from_status, t.c.to_status, t.c.at)
+            .where(t.c.at >= since, t.c.from_status.is_distinct_from(t.c.to_status))
+            .order_by(t.c.id.desc())
+            .limit(limit)
+            .subquery("newest")
         )
-        rows.reverse()
-        return rows
+        by, order = newest.c.document_id, newest.c.id
+        paired = select(
+            newest.c.from_status,
+            newest.c.at,
+            func.lag(newest.c.to_status).over(partition_by=by, order_by=order).label("entered"),
+            func.lag(newest.c.at, type_=newest.c.at.type).over(partition_by=by, order_by=order).label("entered_at"),
+        ).subquery("paired")
+        left = (paired.c.from_status.in_(sorted(states)), paired.c.entered == paired.c.from_status)
+        durations: dict[str, list[float]] = {}
+        if self.session.get_bind().dialect.name == "postgresql":
+            seconds = cast(func.extract("epoch", paired.c.at - paired.c.entered_at), Float)
+            for state, value in self.session.execute(select(paired.c.from_status, seconds).where(*left)):
+                durations.setdefault(state, []).append(value)
+        else:
+            rows = self.session.execute(select(paired.c.from_status, paired.c.at, paired.c.entered_at).where(*left))
+            for state, at, entered_at in rows:
+                durations.setdefault(state, []).append((at - entered_at).total_seconds())
+        return durations
 
     def findings(self, document_id: str) -> list[Finding]:
         rows = self.session.scalars(

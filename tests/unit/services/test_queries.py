@@ -9,6 +9,7 @@ import pytest
 from einvoice.errors import NotFoundError
 from einvoice.services import SupplierView, accounts, process, queries
 from einvoice.store import UnitOfWork
+from einvoice.store.writes import Step
 from tests.unit.services import documents
 from tests.unit.services.test_process import FakeValidator, Report, submitted
 
@@ -79,6 +80,41 @@ def test_stage_latencies_come_from_the_newest_transitions(
     monkeypatch.setattr(queries, "LATENCY_TRANSITIONS", 5_000)
     snapshot = queries.metrics(uow_factory(), now=t0 + timedelta(seconds=10))
     assert snapshot.stage_latency_seconds["validating"]["0.5"] == 2.0
+
+
+def test_a_stage_latency_spans_the_whole_stay_in_the_state(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    """From the change that entered a working state to the change that left it: a transition
+    to the same state in between (a person's note, a renewed lease) neither ends nor restarts
+    the stay, and a document that enters the state again is counted again."""
+    doc = submitted(uow_factory, supplier, "S-1")
+    t0 = datetime.now(UTC)
+
+    def change(at: datetime, *steps: tuple[str, str]) -> None:
+        with uow_factory() as uow:
+            current = uow.documents.get(doc)
+            assert current is not None
+            changed = uow.documents.compare_and_set(
+                doc,
+                expected=[current.status],
+                values={"status": steps[-1][1], "status_changed_at": at},
+                at=at,
+                steps=[Step(a, b, "test") for a, b in steps],
+            )
+            assert changed
+            uow.commit()
+
+    change(t0, ("received", "validating"))
+    change(t0 + timedelta(seconds=1), ("validating", "validating"))
+    change(t0 + timedelta(seconds=4), ("validating", "received"))
+    change(t0 + timedelta(seconds=5), ("received", "validating"))
+    change(t0 + timedelta(seconds=7), ("validating", "validated"))
+    snapshot = queries.metrics(uow_factory(), now=t0 + timedelta(seconds=10))
+    assert snapshot.stage_latency_seconds["validating"] == {"0.5": 4.0, "0.95": 4.0, "1": 4.0}
+    with uow_factory() as uow:
+        durations = uow.documents.stage_durations(t0 - timedelta(seconds=1), {"validating"})
+    assert sorted(durations["validating"]) == [2.0, 4.0]
 
 
 def test_an_unreachable_database_is_a_transient_error(supplier: SupplierView) -> None:

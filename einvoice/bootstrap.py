@@ -53,6 +53,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RELAY_INTERVAL_SECONDS = 0.2
+#: A worker process's relay polls less often: the stages it runs wake it when they write a message.
+WORKER_RELAY_INTERVAL_SECONDS = 1.0
+#: The relay is woken at most this often: under load it then sends batches, not one message per wake.
+RELAY_WAKE_SECONDS = 0.1
 WEBHOOK_INTERVAL_SECONDS = 1.0
 SWEEP_INTERVAL_SECONDS = 15.0
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -73,6 +77,7 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_purge: float = float("-inf")
     _batch_sender: Callable[[Sequence[tuple[str, str]]], None] | None = None
+    _relay_woken_at: float = float("-inf")
     signs_receipts: bool = True
     _signer: ReceiptSigner | None = None
 
@@ -108,11 +113,13 @@ class Runtime:
         self._start_pollers(relay=relay)
 
     def start_worker(self, threads: int) -> None:
-        """Start consuming the queue with ``threads`` threads, plus the relay and the sweeper."""
+        """Start consuming the queue with ``threads`` threads, plus the relay and the sweeper. The
+        relay polls every ``WORKER_RELAY_INTERVAL_SECONDS`` and is woken when a stage writes a
+        message (``Pipeline.on_sent``)."""
         self.broker.emit_after("process_boot")
         self._start_validation(threads)
         self._start_dramatiq_worker(threads)
-        self._start_pollers()
+        self._start_pollers(relay_every=WORKER_RELAY_INTERVAL_SECONDS)
 
     def _start_validation(self, threads: int) -> None:
         """Start the validation subprocesses before taking messages (each compiles the
@@ -130,10 +137,12 @@ class Runtime:
                 )
                 self._worker.start()
 
-    def _start_pollers(self, *, relay: bool = True) -> None:
+    def _start_pollers(self, *, relay: bool = True, relay_every: float = RELAY_INTERVAL_SECONDS) -> None:
         with self._lock:
             if self._pollers:
                 return
+            if relay:
+                self.pipeline.on_sent = self.wake_relay
             # At least twice per lease, so a document whose worker stopped waits at most half a lease more.
             sweep_every = min(SWEEP_INTERVAL_SECONDS, max(0.5, self.settings.stuck_after_seconds / 2))
             self._pollers = [messaging.Poller("sweeper", self.sweep_once, interval=sweep_every)]
@@ -141,7 +150,7 @@ class Runtime:
                 outbox = self.relay
                 self._pollers.append(
                     messaging.Poller(
-                        "outbox-relay", outbox.relay_once, interval=RELAY_INTERVAL_SECONDS, again_at=outbox.batch_size
+                        "outbox-relay", outbox.relay_once, interval=relay_every, again_at=outbox.batch_size
                     )
                 )
                 self._pollers.append(
@@ -208,7 +217,13 @@ class Runtime:
         return len(analyze_stale(self.engine, Base.metadata.tables, every=every))
 
     def wake_relay(self) -> None:
-        """Ask the relay to look at the outbox now (optional: it polls anyway)."""
+        """Ask the relay to look at the outbox now rather than at its next poll (optional: it polls
+        anyway), at most every ``RELAY_WAKE_SECONDS``: woken after every submission, the relay
+        had sent one message per wake and doubled the API's CPU per submission."""
+        now = time.monotonic()
+        if now - self._relay_woken_at < RELAY_WAKE_SECONDS:
+            return
+        self._relay_woken_at = now
         for poller in self._pollers:
             if poller.name == "outbox-relay":
                 poller.wake()

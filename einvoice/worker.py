@@ -52,6 +52,9 @@ class Pipeline:
     registry: StageRegistry[process.Ports] = process.REGISTRY
     #: The suppliers' webhooks (``services.webhooks``); None: no ``webhook_deliver`` actor.
     webhooks: WebhookStore | None = None
+    #: Called after a stage wrote a message to the outbox (the runtime wakes its relay, at most
+    #: every ``RELAY_WAKE_SECONDS``); None: the relay finds it at its next poll.
+    on_sent: Callable[[], None] | None = None
 
     @property
     def ports(self) -> process.Ports:
@@ -125,6 +128,8 @@ def run_stage(pipeline: Pipeline, stage: str, document_id: str) -> StageResult |
             extra={"document_id": document_id, "stage": stage, "outcome": "retry"},
         )
         raise TransientError(cause) from None
+    if result.sent is not None and pipeline.on_sent is not None:
+        pipeline.on_sent()
     outcome = result.status if result.ran else f"skipped ({result.note})"
     log.info(
         "%s %s: %s", stage, document_id, outcome, extra={"document_id": document_id, "stage": stage, "outcome": outcome}

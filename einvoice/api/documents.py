@@ -120,19 +120,11 @@ def to_detail(view: DocumentView, decisions: list[dict[str, Any]] | None = None)
     )
 
 
-RELAY_WAKE_INTERVAL = 0.1
-
-
-def _wake_relay(request: Request, runtime: Any) -> None:
-    """Hand new documents to the queue now rather than at the relay's next poll, but at most every
-    ``RELAY_WAKE_INTERVAL`` seconds: under load the relay then sends batches, not one message per
-    wake (which doubled the API's CPU per submission)."""
+def _wake_relay(runtime: Any) -> None:
+    """Hand new documents to the queue now rather than at the relay's next poll (the runtime
+    wakes it at most every ``bootstrap.RELAY_WAKE_SECONDS``)."""
     wake = getattr(runtime, "wake_relay", None)
-    if wake is None:
-        return
-    now = time.monotonic()
-    if now - getattr(request.app.state, "relay_woken_at", 0.0) >= RELAY_WAKE_INTERVAL:
-        request.app.state.relay_woken_at = now
+    if wake is not None:
         wake()
 
 
@@ -200,7 +192,7 @@ async def submit(
         raise
     view = outcome.document
     if outcome.created:
-        _wake_relay(request, runtime)
+        _wake_relay(runtime)
     document_id = str(view.id)
     receipt = signer.sign(document_id, view.sha256, str(view.supplier_id), view.received_at)
     response.status_code = 202 if outcome.created else 200

@@ -260,6 +260,9 @@ class StageResult:
     note: str | None = None
     #: The document as the stage read it when it claimed it.
     document: DocumentView | None = field(default=None, compare=False, repr=False)
+    #: The action of the message the finish wrote to the outbox for the stage after, if any
+    #: (the caller may ask its relay to hand it to the broker now rather than at its next poll).
+    sent: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -322,11 +325,12 @@ class Runner(Generic[P]):
         *,
         holder: str | Anyone | None = ANYONE,
         raw: bytes | None = None,
-    ) -> tuple[list[Step], Outcome] | None:
+    ) -> tuple[list[Step], Outcome, str | None] | None:
         """The finish: in one unit of work, the handler of an ``in_finish`` stage (``outcome`` None),
         the ``at_once`` stages that follow, the outcome's effects, and the guarded write of it all
-        (after the transitions ``lead``); the transitions and the outcome written, or None when
-        the guard failed and nothing was. When nothing before it read or locked, the write is
+        (after the transitions ``lead``); the transitions, the outcome and the action of the
+        message for the stage after (None: none) written, or None when the guard failed and
+        nothing was. When nothing before it read or locked, the write is
         committed as it runs (one statement on PostgreSQL)."""
         with self.uow_factory() as uow:
             if outcome is None:
@@ -338,7 +342,7 @@ class Runner(Generic[P]):
             if not uow.documents.write(change, commit=True).changed:
                 return None
             uow.commit()
-        return [*lead, *steps], outcome
+        return [*lead, *steps], outcome, message
 
     def _claim(self, stage: Stage[P], document_id: str, token: str) -> tuple[DocumentView, bytes | None] | StageResult:
         now = self.clock()
@@ -406,11 +410,12 @@ class Runner(Generic[P]):
         return None if finished is None else self._result(document, *finished)
 
     @staticmethod
-    def _result(document: DocumentView, steps: list[Step], outcome: Outcome) -> StageResult:
+    def _result(document: DocumentView, steps: list[Step], outcome: Outcome, sent: str | None) -> StageResult:
         """What a finished stage did (its retry raised once written: recorded, then retried)."""
         if outcome.retry is not None:
             raise outcome.retry
-        return StageResult(document.id, steps[-1].actor.removeprefix("worker:"), True, outcome.status, None, document)
+        stage = steps[-1].actor.removeprefix("worker:")
+        return StageResult(document.id, stage, True, outcome.status, None, document, sent)
 
     def _onward(
         self, stage: Stage[P], document: DocumentView, outcome: Outcome, uow: UnitOfWork

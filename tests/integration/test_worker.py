@@ -200,3 +200,47 @@ def test_a_poller_steps_again_at_once_only_after_a_full_batch(did: list[int], ag
         assert done.wait(5.0)
     finally:
         poller.stop()
+
+
+def test_a_stage_that_writes_a_message_asks_for_the_relay(runtime: bootstrap.Runtime) -> None:
+    """A worker's relay polls seldom (``WORKER_RELAY_INTERVAL_SECONDS``): the finish that wrote a
+    message for the stage after calls ``Pipeline.on_sent``, and one that wrote none does not."""
+    sent: list[str] = []
+    runtime.pipeline.on_sent = lambda: sent.append("woken")
+    first = submit(runtime, "INV-1")
+    runtime.actors["validate_document"].fn(first)  # validated and matched in one finish: no message
+    assert queries.get_document(runtime.uow_factory(), first).status == S.APPROVED
+    assert sent == []
+    runtime.pipeline.settings = runtime.pipeline.settings.model_copy(update={"fault_pause": "validate=0"})
+    second = submit(runtime, "INV-2")
+    runtime.actors["validate_document"].fn(second)  # each stage in its own write: a match message
+    assert queries.get_document(runtime.uow_factory(), second).status == S.VALIDATED
+    assert sent == ["woken"]
+
+
+def test_the_relay_is_woken_at_most_every_relay_wake_seconds(runtime: bootstrap.Runtime) -> None:
+    relay = messaging.Poller("outbox-relay", lambda: 0, interval=60)
+    runtime._pollers = [relay]
+    try:
+        runtime.wake_relay()
+        assert relay._wake.is_set()
+        relay._wake.clear()
+        runtime.wake_relay()  # at once again: the relay is busy with the first wake's batch
+        assert not relay._wake.is_set()
+        time.sleep(bootstrap.RELAY_WAKE_SECONDS)
+        runtime.wake_relay()
+        assert relay._wake.is_set()
+    finally:
+        runtime._pollers = []
+
+
+def test_a_worker_process_relay_polls_seldom_and_is_woken_by_its_stages() -> None:
+    settings = Settings(database_url="sqlite://", broker_url=None, workers_in_process=0)
+    runtime = bootstrap.build(settings, validator=valid, migrate=True)
+    try:
+        runtime._start_pollers(relay_every=bootstrap.WORKER_RELAY_INTERVAL_SECONDS)
+        relay = next(p for p in runtime._pollers if p.name == "outbox-relay")
+        assert relay.interval == bootstrap.WORKER_RELAY_INTERVAL_SECONDS
+        assert runtime.pipeline.on_sent == runtime.wake_relay
+    finally:
+        runtime.stop()

@@ -4,6 +4,7 @@ plans that read a document by its key whatever the backlog, the relay's plain in
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +22,7 @@ from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, su
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork, make_engine, statistics
 from einvoice.store.ports import DocumentRecord, EarlierQuery, SupplierRecord, record_of
-from einvoice.store.repositories import pg_round_trip
+from einvoice.store.repositories import _PG_GENERIC_PLAN, _PG_PLAN_AS_CONFIGURED, pg_round_trip
 from einvoice.store.statistics import analyze_stale
 from einvoice.store.tables import Base, DocumentRow, SupplierRow
 from einvoice.store.writes import DocumentChange, Step
@@ -218,6 +219,82 @@ def test_matching_s_history_reads_documents_by_key_when_the_statistics_are_older
         row = connection.execute(f"EXPLAIN (FORMAT JSON) {history[0]}", history[1]).fetchone()
         assert row is not None
     assert "Seq Scan" not in _document_indexes(row[0][0]["Plan"])
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _generic_plan(connection: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The plan PostgreSQL makes for ``sql`` (psycopg's ``%(name)s`` placeholders) for any values,
+    as for a prepared statement run with ``plan_cache_mode = force_generic_plan``."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    connection.execute(f"PREPARE generic AS {_PLACEHOLDER.sub(placeholder, sql)}")
+    for setting, _ in _PG_GENERIC_PLAN:
+        connection.execute(setting.replace("SET LOCAL", "SET"))
+    arguments = ", ".join(psycopg.sql.Literal(params[name]).as_string(connection) for name in names)
+    row = connection.execute(f"EXPLAIN (FORMAT JSON) EXECUTE generic({arguments})").fetchone()
+    assert row is not None
+    plan: dict[str, Any] = row[0][0]["Plan"]
+    return plan
+
+
+_SETTINGS = ("plan_cache_mode", "enable_seqscan")
+
+
+@pytest.mark.parametrize("statistics", ["older than the table", "analyzed"])
+def test_matching_s_history_is_planned_once_per_connection_and_reads_by_key(
+    database_url: str,
+    uow_factory: Callable[[], UnitOfWork],
+    supplier: SupplierView,
+    monkeypatch: pytest.MonkeyPatch,
+    statistics: str,
+) -> None:
+    # PostgreSQL planned the history afresh for every invoice (its plan for any values, by its
+    # estimate, cost more than one for the values): the statement asks for that plan, which reads
+    # the documents by index, and leaves the setting as it found it for the rest of the finish.
+    submit_many(uow_factory, supplier, "EARLY", 20)
+    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+    ids = submit_many(uow_factory, supplier, "LATER", 300)
+    if statistics == "analyzed":
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("ANALYZE")
+    with uow_factory() as uow:
+        last = uow.documents.get(ids[-1])
+        assert last is not None
+        query = EarlierQuery(
+            supplier_id=supplier.id,
+            before=(last.received_at, last.id),
+            numbers=frozenset({"LATER-299"}),
+            issued_from=date(2026, 1, 1),
+            issued_to=date(2026, 12, 31),
+            amount=Decimal("125.00"),
+            institution_id=last.institution_id,
+            last=30,
+            holdings=False,
+        )
+        sent = _record_statements(monkeypatch)
+        assert len(uow.documents.earlier_of_supplier(query)) == 30
+        monkeypatch.undo()
+        connection = uow.session.connection()
+        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _SETTINGS]
+    assert settings == ["auto", "on"]  # as they were, for the rest of the finish
+    statements = [sql for sql, _ in sent]
+    at = next(i for i, sql in enumerate(statements) if "wanted" in sql)
+    assert statements[:at] == [sql for sql, _ in _PG_GENERIC_PLAN]
+    assert statements[at + 1 :] == [sql for sql, _ in _PG_PLAN_AS_CONFIGURED]
+    with psycopg.connect(admin) as connection:
+        plan = _generic_plan(connection, *sent[at])
+    indexes = _document_indexes(plan)
+    assert indexes
+    assert "Seq Scan" not in indexes, indexes
 
 
 def test_a_read_only_unit_of_work_asks_the_server_nothing_to_end_with_commit(

@@ -185,18 +185,30 @@ def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
         assert set(indexes) <= by_key, (statement, indexes)
 
 
-def test_matching_s_history_reads_documents_by_key_when_the_statistics_are_older_than_the_table(
-    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A fresh database analyzed early (autovacuum behind): its statistics say a few documents,
-    # the table holds hundreds, all of one supplier. The history's statement must still read the
-    # documents its parts found by key: as a plain join, the planner scanned the whole table for
-    # every invoice matched.
+#: The planner's settings the history changes for its statement, as they are before and after.
+_SETTINGS = ("plan_cache_mode", "enable_seqscan")
+
+
+def _history_read(
+    database_url: str,
+    uow_factory: Callable[[], UnitOfWork],
+    supplier: SupplierView,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    analyzed: bool = False,
+) -> tuple[str, list[tuple[str, Any]], list[str | None]]:
+    """A fresh database analyzed early (autovacuum behind): its statistics say a few documents,
+    the table holds hundreds, all of one supplier (``analyzed``: the statistics taken again).
+    Matching's history read for the last of them: the server's URL, the statements sent, and
+    the planner's settings after it in the same transaction."""
     submit_many(uow_factory, supplier, "EARLY", 20)
     admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute("ANALYZE")
     ids = submit_many(uow_factory, supplier, "LATER", 300)
+    if analyzed:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("ANALYZE")
     with uow_factory() as uow:
         last = uow.documents.get(ids[-1])
         assert last is not None
@@ -214,6 +226,17 @@ def test_matching_s_history_reads_documents_by_key_when_the_statistics_are_older
         sent = _record_statements(monkeypatch)
         assert len(uow.documents.earlier_of_supplier(query)) == 30
         monkeypatch.undo()
+        connection = uow.session.connection()
+        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _SETTINGS]
+    return admin, sent, settings
+
+
+def test_matching_s_history_reads_documents_by_key_when_the_statistics_are_older_than_the_table(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The history's statement must read the documents its parts found by key: as a plain join,
+    # the planner scanned the whole table for every invoice matched.
+    admin, sent, _ = _history_read(database_url, uow_factory, supplier, monkeypatch)
     (history,) = [(sql, params) for sql, params in sent if "wanted" in sql]
     with psycopg.connect(admin) as connection:
         row = connection.execute(f"EXPLAIN (FORMAT JSON) {history[0]}", history[1]).fetchone()
@@ -244,9 +267,6 @@ def _generic_plan(connection: psycopg.Connection[Any], sql: str, params: dict[st
     return plan
 
 
-_SETTINGS = ("plan_cache_mode", "enable_seqscan")
-
-
 @pytest.mark.parametrize("statistics", ["older than the table", "analyzed"])
 def test_matching_s_history_is_planned_once_per_connection_and_reads_by_key(
     database_url: str,
@@ -257,35 +277,11 @@ def test_matching_s_history_is_planned_once_per_connection_and_reads_by_key(
 ) -> None:
     # PostgreSQL planned the history afresh for every invoice (its plan for any values, by its
     # estimate, cost more than one for the values): the statement asks for that plan, which reads
-    # the documents by index, and leaves the setting as it found it for the rest of the finish.
-    submit_many(uow_factory, supplier, "EARLY", 20)
-    admin = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute("ANALYZE")
-    ids = submit_many(uow_factory, supplier, "LATER", 300)
-    if statistics == "analyzed":
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("ANALYZE")
-    with uow_factory() as uow:
-        last = uow.documents.get(ids[-1])
-        assert last is not None
-        query = EarlierQuery(
-            supplier_id=supplier.id,
-            before=(last.received_at, last.id),
-            numbers=frozenset({"LATER-299"}),
-            issued_from=date(2026, 1, 1),
-            issued_to=date(2026, 12, 31),
-            amount=Decimal("125.00"),
-            institution_id=last.institution_id,
-            last=30,
-            holdings=False,
-        )
-        sent = _record_statements(monkeypatch)
-        assert len(uow.documents.earlier_of_supplier(query)) == 30
-        monkeypatch.undo()
-        connection = uow.session.connection()
-        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _SETTINGS]
-    assert settings == ["auto", "on"]  # as they were, for the rest of the finish
+    # the documents by index, and leaves the settings as it found them for the rest of the finish.
+    admin, sent, settings = _history_read(
+        database_url, uow_factory, supplier, monkeypatch, analyzed=statistics == "analyzed"
+    )
+    assert settings == ["auto", "on"]
     statements = [sql for sql, _ in sent]
     at = next(i for i, sql in enumerate(statements) if "wanted" in sql)
     assert statements[:at] == [sql for sql, _ in _PG_GENERIC_PLAN]

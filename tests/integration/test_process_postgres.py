@@ -58,11 +58,10 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
     # matching's outcome is one statement, committed with the rest.
     assert sent == [
         ("WITH", True),
-        ("SET", True),  # the history's plan for any values, made once per connection ...
+        ("WITH", True),  # the history's plan for any values, made once per connection ...
         ("b'BEGIN'", True),  # (the transaction begun with the first statement)
-        *[("SET", True)] * 2,
         ("SELECT", True),  # ... the supplier's earlier documents ...
-        *[("SET", True)] * 3,  # ... and the settings as they were
+        ("SELECT", True),  # ... and the planner's settings as they were
         ("SELECT", True),  # the commitment, FOR UPDATE ...
         ("SELECT", True),  # ... then it with its lines, in the same round trip
         ("UPDATE", True),  # reserved, guarded by the figures read

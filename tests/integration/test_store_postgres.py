@@ -258,8 +258,8 @@ def _generic_plan(connection: psycopg.Connection[Any], sql: str, params: dict[st
         return f"${names.index(match.group(1)) + 1}"
 
     connection.execute(f"PREPARE generic AS {_PLACEHOLDER.sub(placeholder, sql)}")
-    for setting, _ in _PG_GENERIC_PLAN:
-        connection.execute(setting.replace("SET LOCAL", "SET"))
+    for setting, _ in _PG_GENERIC_PLAN:  # for the rest of this transaction, as in the finish
+        connection.execute(setting)
     arguments = ", ".join(psycopg.sql.Literal(params[name]).as_string(connection) for name in names)
     row = connection.execute(f"EXPLAIN (FORMAT JSON) EXECUTE generic({arguments})").fetchone()
     assert row is not None
@@ -291,6 +291,23 @@ def test_matching_s_history_is_planned_once_per_connection_and_reads_by_key(
     indexes = _document_indexes(plan)
     assert indexes
     assert "Seq Scan" not in indexes, indexes
+
+
+def test_matching_s_history_puts_back_the_planner_settings_it_found(
+    uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    # Whatever they were (here changed by the transaction itself), not the server's defaults.
+    ids = submit_many(uow_factory, supplier, "SET", 3)
+    with uow_factory() as uow:
+        connection = uow.session.connection()
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        last = uow.documents.get(ids[-1])
+        assert last is not None
+        query = EarlierQuery(supplier_id=supplier.id, before=(last.received_at, last.id), numbers=frozenset({"SET-0"}))
+        assert [row.number for row in uow.documents.earlier_of_supplier(query)] == ["SET-0"]
+        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in (*_SETTINGS, "enable_bitmapscan")]
+    assert settings == ["force_custom_plan", "on", "off"]
 
 
 def test_a_read_only_unit_of_work_asks_the_server_nothing_to_end_with_commit(

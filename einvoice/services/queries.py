@@ -119,5 +119,5 @@ def metrics(uow: UnitOfWork, *, now: datetime | None = None) -> MetricsSnapshot:
         outbox_pending=pending,
         outbox_lag_seconds=max(0.0, (now - oldest_outbox).total_seconds()) if oldest_outbox else 0.0,
         queue_lag_seconds=max(0.0, (now - oldest_waiting).total_seconds()) if oldest_waiting else 0.0,
-        stage_latency_seconds={stage: _quantiles(values) for stage, values in sorted(durations.items()) if values},
+        stage_latency_seconds={stage: _quantiles(values) for stage, values in sorted(durations.items())},
     )

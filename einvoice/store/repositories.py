@@ -544,8 +544,8 @@ class DocumentRepository:
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":  # on the driver: matching runs it for every document
             compiled = _earlier_postgres(bool(query.numbers), window, how_many, query.holdings)
-            steps = [*_PG_GENERIC_PLAN, (compiled.sql, compiled.parameters(parameters)), *_PG_PLAN_AS_CONFIGURED]
-            found = pg_round_trip(self.session, steps)[len(_PG_GENERIC_PLAN)][0]
+            steps = [_PG_GENERIC_PLAN, (compiled.sql, compiled.parameters(parameters)), _PG_PLAN_AS_CONFIGURED]
+            [_, (found, _), _] = pg_round_trip(self.session, steps)
             rows: Iterable[Any] = [_EarlierColumns(*row) for row in found]
         else:
             rows = connection.execute(
@@ -932,25 +932,21 @@ _PG_PLAIN_INDEX_SCANS = [("SET LOCAL enable_seqscan = off", ()), ("SET LOCAL ena
 #: ``einvoice.*`` settings of the transaction), the second puts them back for the statements
 #: after it: two statements, where a ``SET LOCAL`` each way cost six.
 _PLANNER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "enable_bitmapscan": "off"}
-_PG_GENERIC_PLAN: list[tuple[str, dict[str, Any]]] = [
-    (
-        "WITH kept AS MATERIALIZED (SELECT "
-        + ", ".join(f"current_setting('{name}') AS {name}" for name in _PLANNER_SETTINGS)
-        + ") SELECT "
-        + ", ".join(f"set_config('einvoice.{name}', kept.{name}, true)" for name in _PLANNER_SETTINGS)
-        + ", "
-        + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in _PLANNER_SETTINGS.items())
-        + " FROM kept",
-        {},
-    )
-]
-_PG_PLAN_AS_CONFIGURED: list[tuple[str, dict[str, Any]]] = [
-    (
-        "SELECT "
-        + ", ".join(f"set_config('{name}', current_setting('einvoice.{name}'), true)" for name in _PLANNER_SETTINGS),
-        {},
-    )
-]
+_PG_GENERIC_PLAN: tuple[str, dict[str, Any]] = (
+    "WITH kept AS MATERIALIZED (SELECT "
+    + ", ".join(f"current_setting('{name}') AS {name}" for name in _PLANNER_SETTINGS)
+    + ") SELECT "
+    + ", ".join(f"set_config('einvoice.{name}', kept.{name}, true)" for name in _PLANNER_SETTINGS)
+    + ", "
+    + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in _PLANNER_SETTINGS.items())
+    + " FROM kept",
+    {},
+)
+_PG_PLAN_AS_CONFIGURED: tuple[str, dict[str, Any]] = (
+    "SELECT "
+    + ", ".join(f"set_config('{name}', current_setting('einvoice.{name}'), true)" for name in _PLANNER_SETTINGS),
+    {},
+)
 
 
 # --- PostgreSQL: statements in one round trip ------------------------------------------------------

@@ -22,7 +22,7 @@ from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, su
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork, make_engine, statistics
 from einvoice.store.ports import DocumentRecord, EarlierQuery, SupplierRecord, record_of
-from einvoice.store.repositories import _PG_GENERIC_PLAN, _PG_PLAN_AS_CONFIGURED, pg_round_trip
+from einvoice.store.repositories import _PG_GENERIC_PLAN, _PG_PLAN_AS_CONFIGURED, _PLANNER_SETTINGS, pg_round_trip
 from einvoice.store.statistics import analyze_stale
 from einvoice.store.tables import Base, DocumentRow, SupplierRow
 from einvoice.store.writes import DocumentChange, Step
@@ -185,10 +185,6 @@ def test_a_document_s_statements_read_it_by_key_whatever_the_backlog(
         assert set(indexes) <= by_key, (statement, indexes)
 
 
-#: The planner's settings the history changes for its statement, as they are before and after.
-_SETTINGS = ("plan_cache_mode", "enable_seqscan")
-
-
 def _history_read(
     database_url: str,
     uow_factory: Callable[[], UnitOfWork],
@@ -227,7 +223,7 @@ def _history_read(
         assert len(uow.documents.earlier_of_supplier(query)) == 30
         monkeypatch.undo()
         connection = uow.session.connection()
-        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _SETTINGS]
+        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _PLANNER_SETTINGS]
     return admin, sent, settings
 
 
@@ -258,8 +254,7 @@ def _generic_plan(connection: psycopg.Connection[Any], sql: str, params: dict[st
         return f"${names.index(match.group(1)) + 1}"
 
     connection.execute(f"PREPARE generic AS {_PLACEHOLDER.sub(placeholder, sql)}")
-    for setting, _ in _PG_GENERIC_PLAN:  # for the rest of this transaction, as in the finish
-        connection.execute(setting)
+    connection.execute(_PG_GENERIC_PLAN[0])  # for the rest of this transaction, as in the finish
     arguments = ", ".join(psycopg.sql.Literal(params[name]).as_string(connection) for name in names)
     row = connection.execute(f"EXPLAIN (FORMAT JSON) EXECUTE generic({arguments})").fetchone()
     assert row is not None
@@ -281,11 +276,11 @@ def test_matching_s_history_is_planned_once_per_connection_and_reads_by_key(
     admin, sent, settings = _history_read(
         database_url, uow_factory, supplier, monkeypatch, analyzed=statistics == "analyzed"
     )
-    assert settings == ["auto", "on"]
+    assert settings == ["auto", "on", "on"]
     statements = [sql for sql, _ in sent]
     at = next(i for i, sql in enumerate(statements) if "wanted" in sql)
-    assert statements[:at] == [sql for sql, _ in _PG_GENERIC_PLAN]
-    assert statements[at + 1 :] == [sql for sql, _ in _PG_PLAN_AS_CONFIGURED]
+    assert statements[:at] == [_PG_GENERIC_PLAN[0]]
+    assert statements[at + 1 :] == [_PG_PLAN_AS_CONFIGURED[0]]
     with psycopg.connect(admin) as connection:
         plan = _generic_plan(connection, *sent[at])
     indexes = _document_indexes(plan)
@@ -306,7 +301,7 @@ def test_matching_s_history_puts_back_the_planner_settings_it_found(
         assert last is not None
         query = EarlierQuery(supplier_id=supplier.id, before=(last.received_at, last.id), numbers=frozenset({"SET-0"}))
         assert [row.number for row in uow.documents.earlier_of_supplier(query)] == ["SET-0"]
-        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in (*_SETTINGS, "enable_bitmapscan")]
+        settings = [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _PLANNER_SETTINGS]
     assert settings == ["force_custom_plan", "on", "off"]
 
 

@@ -60,8 +60,9 @@ class AckBatch(BaseModel):
     summary="Acknowledge several journal entries in one request",
     description=(
         "Confirms, as the acknowledgement of one entry does, each entry named in `ids` (1 to "
-        f"{erp_service.MAX_PULL}, at most a page of the feed): its document becomes `posted`. Each entry is "
-        "confirmed on its own, so the answer is per id, in the order given (an id given twice answers once): "
+        f"{erp_service.MAX_PULL}, at most a page of the feed): its document becomes `posted`. The entries are "
+        f"confirmed {erp_service.ACK_TRANSACTION} to a transaction; the answer is per id, in the order given (an "
+        "id given twice answers once): "
         '`{"entries": [{"id", "acknowledged": true, "document_id", "acknowledged_at", "acknowledged_by", '
         '"document_status"} | {"id", "acknowledged": false, "error": "not_found", "detail"}]}`. An entry '
         "unknown or of an institution the ERP does not serve answers `not_found` without stopping the others. "

@@ -44,7 +44,7 @@ from einvoice.errors import (
 )
 from einvoice.responses.codes import may_follow
 from einvoice.services.accounts import _key_holder, hash_api_key, new_api_key, registered_institution
-from einvoice.services.matching import consume_held
+from einvoice.services.matching import consume_held_of, lock_held
 from einvoice.services.responses import invoice_response_row, prior_codes
 from einvoice.store import UnitOfWork
 from einvoice.store.ports import ErpRecord
@@ -56,6 +56,8 @@ S = DocumentStatus
 #: retries of a delivery.
 CONFIRMABLE = (S.POSTING, S.POSTING_FAILED)
 MAX_PULL = 500
+#: Entries confirmed in one transaction (``confirm_entries``): a page of the feed in a few.
+ACK_TRANSACTION = 100
 
 
 def _now() -> datetime:
@@ -186,21 +188,21 @@ def acknowledge(uow_factory: Callable[[], UnitOfWork], erp: ErpView, entry_id: s
 def acknowledge_many(
     uow_factory: Callable[[], UnitOfWork], erp: ErpView, entry_ids: Iterable[str]
 ) -> list[dict[str, Any]]:
-    """The ERP confirms several entries in one request: each as ``acknowledge`` (its own guarded
-    write, so one entry's answer never depends on another's), answered per id in the order given
-    (an id given twice once): the acknowledgement, or ``{"id", "acknowledged": false, "error":
-    "not_found", "detail"}`` for an entry of an institution the ERP does not serve. At most
-    ``MAX_PULL`` ids (AckBatchError beyond)."""
+    """The ERP confirms several entries in one request (``confirm_entries``: ``ACK_TRANSACTION``
+    entries a transaction), answered per id in the order given (an id given twice once): the
+    acknowledgement, as ``acknowledge`` answers it, or ``{"id", "acknowledged": false, "error":
+    "not_found", "detail"}`` for an entry unknown or of an institution the ERP does not serve. At
+    most ``MAX_PULL`` ids (AckBatchError beyond)."""
     ids = list(dict.fromkeys(entry_ids))
     if not ids or len(ids) > MAX_PULL:
         raise AckBatchError(f"ids: 1 to {MAX_PULL} entry ids, not {len(ids)}")
-    answers: list[dict[str, Any]] = []
-    for entry_id in ids:
-        try:
-            answers.append({**acknowledge(uow_factory, erp, entry_id).to_dict(), "acknowledged": True})
-        except NotFoundError as exc:
-            answers.append({"id": entry_id, "acknowledged": False, "error": "not_found", "detail": str(exc)})
-    return answers
+    confirmed = confirm_entries(uow_factory, ids, by=erp.actor, institution_ids=erp.institution_ids)
+    return [
+        {**confirmed[entry_id].to_dict(), "acknowledged": True}
+        if entry_id in confirmed
+        else {"id": entry_id, "acknowledged": False, "error": "not_found", "detail": f"no journal entry {entry_id}"}
+        for entry_id in ids
+    ]
 
 
 def confirm_entry(
@@ -213,46 +215,93 @@ def confirm_entry(
 ) -> Confirmed:
     """Record that ``by`` confirmed the entry (once: a repeat changes nothing) and move its
     document from ``posting`` or ``posting_failed`` to ``posted`` with a guarded write whose
-    transition names ``by``; return what is recorded. NotFoundError for an unknown entry, or
-    one outside ``institution_ids``."""
+    transition names ``by``; return what is recorded (``confirm_entries`` of one). NotFoundError
+    for an unknown entry, or one outside ``institution_ids``."""
+    confirmed = confirm_entries(uow_factory, [entry_id], by=by, institution_ids=institution_ids, now=now)
+    if entry_id not in confirmed:
+        raise NotFoundError(f"no journal entry {entry_id}")
+    return confirmed[entry_id]
+
+
+def confirm_entries(
+    uow_factory: Callable[[], UnitOfWork],
+    entry_ids: Iterable[str],
+    *,
+    by: str,
+    institution_ids: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Confirmed]:
+    """Record that ``by`` confirmed each entry of ``entry_ids`` (once: a repeat changes nothing)
+    and move each one's document from ``posting`` or ``posting_failed`` to ``posted`` with a
+    guarded write whose transition names ``by``, what it holds on its commitment becoming
+    consumed in the same transaction; return what is recorded, by entry id (an entry unknown or
+    outside ``institution_ids`` is left out). ``ACK_TRANSACTION`` entries a transaction: each a
+    few statements for all its entries, so that a commitment's lock is held for milliseconds."""
     now = now or _now()
     allowed = None if institution_ids is None else list(institution_ids)
+    ids = list(dict.fromkeys(entry_ids))
+    confirmed: dict[str, Confirmed] = {}
+    for start in range(0, len(ids), ACK_TRANSACTION):
+        confirmed.update(_confirm(uow_factory, ids[start : start + ACK_TRANSACTION], by, allowed, now))
+    return confirmed
+
+
+def _confirm(
+    uow_factory: Callable[[], UnitOfWork], ids: list[str], by: str, allowed: list[str] | None, now: datetime
+) -> dict[str, Confirmed]:
+    """``confirm_entries`` for one transaction's ids. In the order every writer takes its locks:
+    the entries (in entry id order), the commitments their documents hold on (``lock_held``),
+    the documents (their guarded writes, in one round trip), then the commitments' figures for
+    the documents that moved (one that moved on meanwhile consumes nothing; its entry stays
+    confirmed)."""
     with uow_factory() as uow:
-        # The usual case, an entry not confirmed yet, in one statement; else read what is recorded.
-        document_id = uow.posting.confirm_unconfirmed(entry_id, at=now, by=by, institution_ids=allowed)
-        confirmed_at, confirmed_by = now, by[:200]
-        if document_id is None:
-            row = uow.posting.entry_by_id(entry_id)
-            if row is None or (allowed is not None and row.institution_id not in allowed):
-                raise NotFoundError(f"no journal entry {entry_id}")
-            document_id = row.document_id
-            confirmed_at, confirmed_by = row.confirmed_at or now, row.confirmed_by or by
-        document = uow.documents.get(document_id)
-        status = document.status if document is not None else "?"
-        if status in CONFIRMABLE:
-            # What the document holds on its commitment becomes consumed in the write that records
-            # it posted, the commitment locked first, as everywhere (``services.matching``).
-            consume_held(uow, document_id, at=now, row=document)
-        if status in CONFIRMABLE and uow.documents.compare_and_set(
-            document_id,
-            expected=[status],
-            values={
-                "status": S.POSTED,
-                "status_changed_at": now,
-                "journal_ref": entry_id,
-                "failure_reason": None,
-                "lease_token": None,
-                "lease_expires_at": None,
-            },
-            at=now,
-            steps=[Step(status, S.POSTED, by, f"journal {entry_id} confirmed by {by}")],
-        ):
-            status = S.POSTED
-        elif status in CONFIRMABLE:  # moved on meanwhile: nothing consumed, the confirmation kept
-            uow.rollback()
-            uow.posting.confirm_entry(document_id, at=now, by=by)
+        # The usual case, entries not confirmed yet, in one statement; else read what is recorded.
+        recorded = {
+            entry_id: (document_id, now, by[:200])
+            for entry_id, document_id in uow.posting.confirm_unconfirmed(
+                ids, at=now, by=by, institution_ids=allowed
+            ).items()
+        }
+        for row in uow.posting.entries_by_ids([i for i in ids if i not in recorded]):
+            if allowed is None or row.institution_id in allowed:
+                recorded[row.entry_id] = (row.document_id, row.confirmed_at or now, row.confirmed_by or by)
+        documents = uow.documents.get_many([document_id for document_id, _, _ in recorded.values()])
+        entry_of = {document_id: entry_id for entry_id, (document_id, _, _) in recorded.items()}
+        waiting = [documents[d] for d in sorted(entry_of) if d in documents and documents[d].status in CONFIRMABLE]
+        posted: set[str] = set()
+        if waiting:
+            # what each document holds on its commitment becomes consumed in the write that records
+            # it posted, the commitments locked first, as everywhere (``services.matching``)
+            locked = lock_held(uow, waiting)
+            changes = [
+                DocumentChange(
+                    d.id,
+                    (d.status,),
+                    {
+                        "status": S.POSTED,
+                        "status_changed_at": now,
+                        "journal_ref": entry_of[d.id],
+                        "failure_reason": None,
+                        "lease_token": None,
+                        "lease_expires_at": None,
+                    },
+                    now,
+                    steps=(Step(d.status, S.POSTED, by, f"journal {entry_of[d.id]} confirmed by {by}"),),
+                )
+                for d in waiting
+            ]
+            written = uow.documents.write_many(changes)
+            posted = {change.document_id for change, one in zip(changes, written, strict=True) if one.changed}
+            consume_held_of(uow, [d for d in waiting if d.id in posted], locked, at=now)
         uow.commit()
-    return Confirmed(entry_id, document_id, confirmed_at, confirmed_by, status)
+    answers: dict[str, Confirmed] = {}
+    for entry_id in ids:
+        if entry_id in recorded:
+            document_id, confirmed_at, confirmed_by = recorded[entry_id]
+            document = documents.get(document_id)
+            status = S.POSTED if document_id in posted else (document.status if document is not None else "?")
+            answers[entry_id] = Confirmed(entry_id, document_id, confirmed_at, confirmed_by, status)
+    return answers
 
 
 # --- payments -------------------------------------------------------------------------------------
@@ -348,6 +397,7 @@ def _payment_dict(row: PaymentRow, *, recorded: bool) -> dict[str, Any]:
 
 
 __all__ = [
+    "ACK_TRANSACTION",
     "CONFIRMABLE",
     "Confirmed",
     "ErpView",
@@ -355,6 +405,7 @@ __all__ = [
     "acknowledge_many",
     "add_erp",
     "authenticate_erp",
+    "confirm_entries",
     "confirm_entry",
     "pull",
     "record_payment",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -98,12 +98,15 @@ def result_json(result: MatchResult, reservation: Reservation) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+def _changed(before: Commitment, after: Commitment) -> bool:
+    return not (after.reserved == before.reserved and after.consumed == before.consumed and after.lines == before.lines)
+
+
 def _apply(uow: UnitOfWork, before: Commitment, after: Commitment, at: datetime) -> None:
     """Write ``after``'s figures over ``before``'s, read under the commitment's lock in this
     transaction (``put_figures``: nothing read back); nothing when they are the same."""
-    if after.reserved == before.reserved and after.consumed == before.consumed and after.lines == before.lines:
-        return
-    uow.commitments.put_figures(before, after, at=at)
+    if _changed(before, after):
+        uow.commitments.put_figures(before, after, at=at)
 
 
 def _change_held(
@@ -142,6 +145,43 @@ def consume_held(uow: UnitOfWork, document_id: str, *, at: datetime | None = Non
     row = row if row is not None else uow.documents.get(document_id)
     if row is not None:
         _change_held(uow, row.institution_id, held(row.match_result), consume_reservation, at or _now())
+
+
+def lock_held(uow: UnitOfWork, rows: Iterable[Any]) -> dict[tuple[str, str], Commitment]:
+    """Lock the commitments that the documents ``rows`` hold anything on (``held``), an
+    institution's at a time in the order of their ids, each in number order (``lock``), as
+    ``consume_held`` does for one; the commitments read under the locks, by (institution id,
+    number). For ``consume_held_of``."""
+    wanted: dict[str, set[str]] = {}
+    for row in rows:
+        reservation = held(row.match_result)
+        if reservation is not None and reservation.commitment is not None and row.institution_id is not None:
+            wanted.setdefault(row.institution_id, set()).add(reservation.commitment)
+    locked: dict[tuple[str, str], Commitment] = {}
+    for institution_id in sorted(wanted):
+        found = uow.commitments.lock(institution_id, wanted[institution_id])
+        locked.update({(institution_id, number): commitment for number, commitment in found.items()})
+    return locked
+
+
+def consume_held_of(
+    uow: UnitOfWork, rows: Iterable[Any], locked: Mapping[tuple[str, str], Commitment], *, at: datetime
+) -> None:
+    """Posting several documents in one transaction: what each of ``rows`` holds becomes consumed
+    (a credit note gives back) on the commitments ``locked`` (``lock_held``, earlier in this
+    transaction), each commitment's figures written once, all in one round trip."""
+    after = dict(locked)
+    for row in rows:
+        reservation = held(row.match_result)
+        if reservation is None or reservation.commitment is None or row.institution_id is None:
+            continue
+        key = (row.institution_id, reservation.commitment)
+        if key not in after:  # pragma: no cover - a commitment that documents hold is never deleted
+            raise NotFoundError(f"no commitment {reservation.commitment}")
+        after[key] = consume_reservation(after[key], reservation)
+    uow.commitments.put_figures_many(
+        [(locked[key], new) for key, new in after.items() if _changed(locked[key], new)], at=at
+    )
 
 
 def matched_commitment(uow: UnitOfWork, document: DocumentView, invoice: Invoice) -> Commitment | None:

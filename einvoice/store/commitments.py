@@ -298,38 +298,58 @@ class CommitmentRepository:
         holds the lock of: two statements (the commitment's row, guarded by the figures read; the
         lines that changed, in one batch), nothing read back. Raises LookupError when the row no
         longer holds ``before``'s figures (the caller did not hold the lock) or a line is unknown."""
+        self.put_figures_many([(before, after)], at=at)
+
+    def put_figures_many(self, changes: Sequence[tuple[Commitment, Commitment]], *, at: datetime) -> None:
+        """``put_figures`` for each (before, after) of ``changes``; on PostgreSQL all in one round
+        trip on the driver."""
         connection = self.session.connection()
-        key = {"k_institution": before.institution_id, "k_number": before.number}
-        figures = {}
-        if (after.reserved, after.consumed) != (before.reserved, before.consumed):
-            figures = key | {
-                "old_reserved": before.reserved,
-                "old_consumed": before.consumed,
-                "new_reserved": after.reserved,
-                "new_consumed": after.consumed,
-                "at": at,
-            }
-        changed = [
-            key | {"k_line": new.id, "new_received": new.received, "new_invoiced": new.invoiced}
-            for new, old in zip(after.lines, before.lines, strict=True)
-            if (new.received, new.invoiced) != (old.received, old.invoiced)
-        ]
-        if connection.dialect.name == "postgresql":  # in one round trip on the driver
+        postgres = connection.dialect.name == "postgresql"
+        steps: list[tuple[str, Any]] = []  # PostgreSQL's, in one round trip
+        checks: list[tuple[Commitment, int, list[str]]] = []  # per change: its row changed or not, its lines changed
+        counts: list[int] = []
+        put, put_lines = _pg_put() if postgres else (None, None)
+        for before, after in changes:
+            key = {"k_institution": before.institution_id, "k_number": before.number}
+            figures: dict[str, Any] = {}
+            if (after.reserved, after.consumed) != (before.reserved, before.consumed):
+                figures = key | {
+                    "old_reserved": before.reserved,
+                    "old_consumed": before.consumed,
+                    "new_reserved": after.reserved,
+                    "new_consumed": after.consumed,
+                    "at": at,
+                }
+            changed = [
+                key | {"k_line": new.id, "new_received": new.received, "new_invoiced": new.invoiced}
+                for new, old in zip(after.lines, before.lines, strict=True)
+                if (new.received, new.invoiced) != (old.received, old.invoiced)
+            ]
+            checks.append((before, 1 if figures else 0, [str(x["k_line"]) for x in changed]))
+            if put is not None and put_lines is not None:
+                if figures:
+                    steps.append((put.sql, put.parameters(figures)))
+                if changed:
+                    steps.append((put_lines.sql, [put_lines.parameters(x) for x in changed]))
+            else:
+                if figures:
+                    counts.append(connection.execute(_PUT_FIGURES, figures).rowcount)
+                if changed:
+                    counts.append(connection.execute(_PUT_LINES, changed).rowcount)
+        if steps:
             from einvoice.store.repositories import pg_round_trip
 
-            put, put_lines = _pg_put()
-            steps: list[tuple[str, Any]] = [(put.sql, put.parameters(figures))] if figures else []
-            if changed:
-                steps.append((put_lines.sql, [put_lines.parameters(x) for x in changed]))
-            counts = [count for _, count in pg_round_trip(self.session, steps)] if steps else []
-        else:
-            counts = [connection.execute(_PUT_FIGURES, figures).rowcount] if figures else []
-            if changed:
-                counts.append(connection.execute(_PUT_LINES, changed).rowcount)
-        if figures and counts[0] != 1:
-            raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
-        if changed and counts[-1] != len(changed):
-            raise LookupError(f"commitment {before.number} has not every line of {[x['k_line'] for x in changed]}")
+            counts = [count for _, count in pg_round_trip(self.session, steps)]
+        position = 0
+        for before, row_changed, lines in checks:
+            if row_changed:
+                if counts[position] != 1:
+                    raise LookupError(f"commitment {before.number} no longer holds the figures read under its lock")
+                position += 1
+            if lines:
+                if counts[position] != len(lines):
+                    raise LookupError(f"commitment {before.number} has not every line of {lines}")
+                position += 1
         # ORM copies of the rows this session holds are stale now: read them afresh when asked
         for held in list(self.session.identity_map.values()):
             if isinstance(held, CommitmentRow | CommitmentLineRow):

@@ -419,6 +419,13 @@ class _Documents(_Repository):
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRecord | None:
         return record_or_none(DocumentRecord, self.data.documents.get(document_id))
 
+    def write_many(self, changes: Sequence[DocumentChange]) -> list[Written]:
+        return [self.write(change) for change in changes]
+
+    def get_many(self, document_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        found = (self.data.documents.get(document_id) for document_id in document_ids)
+        return {d.id: record_of(DocumentRecord, d) for d in found if d is not None}
+
     def by_sha256(self, supplier_id: str, sha256: str) -> DocumentRecord | None:
         wanted = (supplier_id, sha256)
         return _first(DocumentRecord, self.data.documents.values(), lambda d: (d.supplier_id, d.sha256) == wanted)
@@ -701,6 +708,10 @@ class _Commitments(_Repository):
             replace(line, received=figures[line.id][0], invoiced=figures[line.id][1]) for line in stored.lines
         )
         self.data.commitments[key] = replace(stored, reserved=after.reserved, consumed=after.consumed, lines=lines)
+
+    def put_figures_many(self, changes: Sequence[tuple[Commitment, Commitment]], *, at: datetime) -> None:
+        for before, after in changes:
+            self.put_figures(before, after, at=at)
 
     def add_receipt(self, institution_id: str, number: str, receipt: Receipt, *, at: datetime) -> None:
         key = (institution_id, number, receipt.reference)

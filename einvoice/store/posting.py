@@ -192,12 +192,17 @@ class PostingRepository:
         return True
 
     def confirm_unconfirmed(
-        self, entry_id: str, *, at: datetime, by: str, institution_ids: Collection[str] | None = None
-    ) -> str | None:
-        """Record that the ERP confirmed the entry ``entry_id`` (one of ``institution_ids``' when
-        given) if it is not confirmed yet, in one statement; the entry's document id, or None when
-        it changed nothing (no such entry, another institution's, or confirmed before)."""
-        values = {"k_entry": entry_id, "new_at": at, "new_by": by[:200]}
+        self, entry_ids: Sequence[str], *, at: datetime, by: str, institution_ids: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """Record that the ERP confirmed the entries ``entry_ids`` (those of ``institution_ids``
+        when given) that are not confirmed yet, in one statement; the document id of each entry it
+        confirmed, by entry id (none for an unknown entry, another institution's, or one confirmed
+        before). On PostgreSQL the entries are locked in entry id order, so that two confirmations
+        of overlapping entries queue instead of deadlocking, and a confirmation that waited for
+        another skips what that one confirmed."""
+        if not entry_ids:
+            return {}
+        values = {"k_entries": list(entry_ids), "new_at": at, "new_by": by[:200]}
         if institution_ids is not None:
             values["k_institutions"] = list(institution_ids)
         statement, compiled = _confirm_unconfirmed(institution_ids is not None)
@@ -207,9 +212,15 @@ class PostingRepository:
             from einvoice.store.repositories import pg_round_trip
 
             [(rows, _)] = pg_round_trip(self.session, [(compiled.sql, compiled.parameters(values))])
-            return str(rows[0][0]) if rows else None
-        document_id: str | None = self.session.execute(statement, values).scalar()
-        return document_id
+        else:
+            rows = [tuple(row) for row in self.session.execute(statement, values)]
+        return {str(entry_id): str(document_id) for entry_id, document_id in rows}
+
+    def entries_by_ids(self, entry_ids: Collection[str]) -> Sequence[JournalEntryRow]:
+        """The journal entries of these ids that exist."""
+        if not entry_ids:
+            return []
+        return self.session.scalars(select(JournalEntryRow).where(JournalEntryRow.entry_id.in_(list(entry_ids)))).all()
 
     def unconfirmed_batches(self, limit: int = 1000) -> Sequence[JournalEntryRow]:
         """Entries exported in a file batch that no confirmation was recorded for yet."""
@@ -310,20 +321,32 @@ class PostingRepository:
 
 @functools.cache
 def _confirm_unconfirmed(of_institutions: bool) -> tuple[Any, writes.Compiled]:
-    """``PostingRepository.confirm_unconfirmed``'s statement (bound: ``k_entry``, ``new_at``,
-    ``new_by``, and with ``of_institutions`` ``k_institutions``), and the same compiled for PostgreSQL (the
-    institutions as an array)."""
+    """``PostingRepository.confirm_unconfirmed``'s statement (bound: ``k_entries``, ``new_at``,
+    ``new_by``, and with ``of_institutions`` ``k_institutions``), and the same compiled for
+    PostgreSQL (the ids and institutions as arrays). The entries are picked, and on PostgreSQL
+    locked, in entry id order by a subquery, then updated."""
     table = _ENTRIES
 
-    def confirm(institutions: Any) -> Any:
-        statement = (
-            update(table)
-            .where(table.c.entry_id == bindparam("k_entry"), table.c.confirmed_at.is_(None))
-            .values(confirmed_at=bindparam("new_at", type_=table.c.confirmed_at.type), confirmed_by=bindparam("new_by"))
-            .returning(table.c.document_id)
+    def confirm(entries: Any, institutions: Any) -> Any:
+        picked = (
+            select(table.c.entry_id)
+            .where(entries, table.c.confirmed_at.is_(None), *([institutions] if of_institutions else []))
+            .order_by(table.c.entry_id)
+            .with_for_update()
         )
-        return statement.where(institutions) if of_institutions else statement
+        return (
+            update(table)
+            .where(table.c.entry_id.in_(picked), table.c.confirmed_at.is_(None))
+            .values(confirmed_at=bindparam("new_at", type_=table.c.confirmed_at.type), confirmed_by=bindparam("new_by"))
+            .returning(table.c.entry_id, table.c.document_id)
+        )
 
-    listed = table.c.institution_id.in_(bindparam("k_institutions", expanding=True))
-    arrayed = table.c.institution_id == any_(bindparam("k_institutions", type_=ARRAY(String)))
-    return confirm(listed), writes.compile_postgres(confirm(arrayed))
+    listed = (
+        table.c.entry_id.in_(bindparam("k_entries", expanding=True)),
+        table.c.institution_id.in_(bindparam("k_institutions", expanding=True)),
+    )
+    arrayed = (
+        table.c.entry_id == any_(bindparam("k_entries", type_=ARRAY(String))),
+        table.c.institution_id == any_(bindparam("k_institutions", type_=ARRAY(String))),
+    )
+    return confirm(*listed), writes.compile_postgres(confirm(*arrayed))

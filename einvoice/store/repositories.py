@@ -111,6 +111,13 @@ def _row_by(session: Session, row_class: type[Any], equal: Mapping[str, Any], *,
     return writes.table_row(table, rows[0]) if rows else None
 
 
+@functools.cache
+def _by_ids() -> writes.Compiled:
+    """PostgreSQL: the documents of the array ``ids``."""
+    table = _table(DocumentRow)
+    return writes.compile_postgres(select(table).where(table.c.id == any_(bindparam("ids", type_=ARRAY(String)))))
+
+
 class _Lookup(NamedTuple):
     query: Select[Any]
     compiled: writes.Compiled
@@ -326,6 +333,40 @@ class DocumentRepository:
         if written.changed:
             self._expire(change.document_id)
         return written
+
+    def write_many(self, changes: Sequence[writes.DocumentChange]) -> list[writes.Written]:
+        """Write each of ``changes`` as ``write`` does, in the unit of work's transaction, and
+        return what each did, in order. PostgreSQL: all in one round trip (each its one statement,
+        run in turn)."""
+        if not changes:
+            return []
+        if self.session.get_bind().dialect.name == "postgresql":
+            results = pg_round_trip(self.session, [writes.one_statement(change) for change in changes])
+            written = [writes.written_from(change, rows) for change, (rows, _) in zip(changes, results, strict=True)]
+        else:
+            connection = self.session.connection()
+            written = [writes.run_sequentially(connection, change) for change in changes]
+        for change, one in zip(changes, written, strict=True):
+            if one.changed:
+                self._expire(change.document_id)
+        return written
+
+    def get_many(self, document_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        """The documents of these ids that exist, as the database has them now, by id: one
+        statement."""
+        if not document_ids:
+            return {}
+        if self.session.new or self.session.dirty or self.session.deleted:
+            self.session.flush()
+        table = _table(DocumentRow)
+        ids = sorted(set(document_ids))
+        if self.session.get_bind().dialect.name == "postgresql":
+            compiled = _by_ids()
+            found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters({"ids": ids}))
+            rows = [writes.table_row(table, row) for row in found]
+        else:
+            rows = list(self.session.execute(select(table).where(table.c.id.in_(ids))))
+        return {row.id: record_of(DocumentRecord, row) for row in rows}
 
     def get(self, document_id: str, *, for_update: bool = False) -> DocumentRecord | None:
         """The document as the database has it now (``_row_by``: the stages, acknowledgements

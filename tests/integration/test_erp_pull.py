@@ -5,9 +5,10 @@ posted, and exchange rates loaded for a foreign-currency invoice that waited for
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from fastapi.testclient import TestClient
 
 from einvoice.api import create_app
 from einvoice.bootstrap import build
+from einvoice.domain.commitments import Commitment
 from einvoice.domain.states import DocumentStatus as S
 from einvoice.parsers.ubl import parse_for_pipeline
 from einvoice.services import SupplierView, accounts, erp, posting, process, queries, responses
 from einvoice.services.intake import submit_document
+from einvoice.services.matching import held
 from einvoice.services.stages import Runner
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork
@@ -28,6 +31,7 @@ from tests.unit.services import documents
 
 BUYER = documents.BUYER_ENDPOINT
 OTHER = "0192:916766285"
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -164,6 +168,76 @@ def test_a_page_is_acknowledged_in_one_request_answered_per_id(books: Books) -> 
         refused = books.post("/v1/erp/entries/ack", json=body)
         assert refused.status_code == 422, body
     assert books.client.post("/v1/erp/entries/ack", json={"ids": [f"je_{other}"]}).status_code == 401
+
+
+def test_overlapping_acknowledgements_at_once_post_each_document_once_and_consume_what_it_held_once(
+    books: Books, contract: Commitment
+) -> None:
+    """Two posting jobs acknowledge the same entries at the same moment, in opposite orders, pages
+    longer than one transaction (``ACK_TRANSACTION``): no deadlock, each document ``posted``
+    once, and the contract's figures move once per document, from reserved to consumed."""
+    docs = [books.submit(documents.invoice(f"INV-{n}", amount=f"{100 + n}.00")) for n in range(7)]
+    with books.uow_factory() as uow:
+        before = uow.commitments.get(contract.institution_id, contract.number)
+        held_amounts = [held(uow.documents.get(doc).match_result).amount for doc in docs]  # type: ignore[union-attr]
+    assert before is not None
+    assert before.reserved == sum(held_amounts)
+    assert before.consumed == 0
+    ids = [f"je_{doc}" for doc in docs]
+    start = threading.Barrier(2)
+    answers: list[dict[str, erp.Confirmed]] = []
+
+    def acknowledge(order: list[str]) -> None:
+        start.wait(10)
+        answers.append(erp.confirm_entries(books.uow_factory, order, by="erp:Treasury ERP"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(erp, "ACK_TRANSACTION", 3)
+        threads = [threading.Thread(target=acknowledge, args=(order,)) for order in (ids, ids[::-1])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert len(answers) == 2
+    assert all(set(answer) == set(ids) for answer in answers)
+    for doc in docs:
+        view = queries.get_document(books.uow_factory(), doc)
+        assert view.status == S.POSTED
+        assert [t.to_status for t in view.history].count(S.POSTED) == 1
+    with books.uow_factory() as uow:
+        after = uow.commitments.get(contract.institution_id, contract.number)
+    assert after is not None
+    assert (after.reserved, after.consumed) == (0, sum(held_amounts))
+
+
+def test_a_document_that_moved_on_before_its_write_keeps_its_entry_confirmed_and_consumes_nothing(
+    books: Books, contract: Commitment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the read of the documents and their guarded writes, one of them moved on (here
+    to ``dead``, in the same transaction, where another writer's commit would land): it is left
+    where it is, consumes nothing, and its entry stays confirmed; the others post as usual."""
+    moved, other = (books.submit(documents.invoice(f"INV-{n}", amount=f"{100 + n}.00")) for n in (1, 2))
+    locking = erp.lock_held
+
+    def moved_on_meanwhile(uow: UnitOfWork, rows: Any) -> Any:
+        assert uow.documents.compare_and_set(moved, expected=[S.POSTING], values={"status": S.DEAD}, at=AT)
+        return locking(uow, rows)
+
+    monkeypatch.setattr(erp, "lock_held", moved_on_meanwhile)
+    with books.uow_factory() as uow:
+        reserved = uow.documents.get(other).match_result  # type: ignore[union-attr]
+        before = uow.commitments.get(contract.institution_id, contract.number)
+    answers = erp.confirm_entries(books.uow_factory, [f"je_{moved}", f"je_{other}"], by="erp:Treasury ERP")
+    assert answers[f"je_{moved}"].status == S.POSTING  # as read: it did not post
+    assert answers[f"je_{other}"].status == S.POSTED
+    with books.uow_factory() as uow:
+        assert uow.documents.get(moved).status == S.DEAD  # type: ignore[union-attr]
+        assert uow.posting.entry(moved).confirmed_by == "erp:Treasury ERP"  # type: ignore[union-attr]
+        after = uow.commitments.get(contract.institution_id, contract.number)
+    assert before is not None
+    assert after is not None
+    consumed = held(reserved).amount  # type: ignore[union-attr]
+    assert (after.reserved, after.consumed) == (before.reserved - consumed, consumed)
 
 
 def test_a_payment_answers_the_supplier_with_pd_once(books: Books) -> None:

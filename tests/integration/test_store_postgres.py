@@ -506,11 +506,14 @@ def test_an_acknowledgement_s_confirmation_goes_with_its_transaction_s_begin_in_
     uow_factory: Callable[[], UnitOfWork], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with uow_factory() as uow:  # the pool's connection opened
-        uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp")
+        uow.posting.confirm_unconfirmed(["je_none"], at=datetime.now(UTC), by="erp")
     sent = record_round_trips(monkeypatch)
     with uow_factory() as uow:
-        assert uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp") is None
-        assert uow.posting.confirm_unconfirmed("je_none", at=datetime.now(UTC), by="erp", institution_ids=["i"]) is None
+        assert uow.posting.confirm_unconfirmed(["je_none"], at=datetime.now(UTC), by="erp") == {}
+        assert (
+            uow.posting.confirm_unconfirmed(["je_none", "je_x"], at=datetime.now(UTC), by="erp", institution_ids=["i"])
+            == {}
+        )
     # the second in the transaction the first began; changing nothing, it ends with COMMIT
     assert sent == [("UPDATE", True), ("b'BEGIN'", True), ("UPDATE", True), ("b'COMMIT'", False)]
 

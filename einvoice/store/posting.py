@@ -10,9 +10,9 @@ import functools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, Table, Text, and_, any_, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import Date, String, Table, Text, and_, any_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -93,33 +93,21 @@ class PostingRepository:
         """What posting a document of the institution reads, in one statement: its endpoint, its
         posting profile (None when none was set) and the chart in force on ``on`` (None when
         none is); None when there is no such institution. The profile is read as text and parsed
-        once, whatever the number of accounts."""
-        version = (
-            select(func.max(AccountRow.effective_from))
-            .where(AccountRow.institution_id == institution_id, AccountRow.effective_from <= on)
-            .correlate(None)
-            .scalar_subquery()
-        )
-        rows = self.session.execute(
-            select(
-                InstitutionRow.endpoint_scheme,
-                InstitutionRow.endpoint_id,
-                cast(PostingProfileRow.data, Text).label("profile"),
-                AccountRow.effective_from,
-                AccountRow.number,
-                AccountRow.name,
-                AccountRow.kind,
-            )
-            .select_from(InstitutionRow)
-            .outerjoin(PostingProfileRow, PostingProfileRow.institution_id == InstitutionRow.id)
-            .outerjoin(
-                AccountRow, and_(AccountRow.institution_id == InstitutionRow.id, AccountRow.effective_from == version)
-            )
-            .where(InstitutionRow.id == institution_id)
-            .order_by(AccountRow.number)
-        ).all()
-        if not rows:
+        once, whatever the number of accounts. The statement is built once; on PostgreSQL it goes
+        to the driver (posting reads it for every document, in the finish that approves it)."""
+        if self.session.new or self.session.dirty or self.session.deleted:
+            self.session.flush()
+        statement, compiled = _books()
+        values = {"k_institution": institution_id, "k_on": on}
+        if self.session.get_bind().dialect.name == "postgresql":
+            from einvoice.store.repositories import _pg_pipeline
+
+            found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
+        else:
+            found = [tuple(row) for row in self.session.execute(statement, values)]
+        if not found:
             return None
+        rows = [_BooksRow(*row) for row in found]
         first = rows[0]
         profile = PostingProfile.from_dict(json.loads(first.profile)) if first.profile is not None else None
         chart = _chart_of(rows) if first.number is not None else None
@@ -317,6 +305,51 @@ class PostingRepository:
 
     def payment(self, document_id: str) -> PaymentRow | None:
         return self.session.get(PaymentRow, document_id)
+
+
+class _BooksRow(NamedTuple):
+    endpoint_scheme: str
+    endpoint_id: str
+    profile: str | None
+    effective_from: date | None
+    number: str | None
+    name: str | None
+    kind: str | None
+
+
+@functools.cache
+def _books() -> tuple[Any, writes.Compiled]:
+    """``PostingRepository.books``'s statement (bound: ``k_institution``, ``k_on``), and the same
+    compiled for PostgreSQL: the institution, its profile as text and the accounts of the chart
+    in force on ``k_on`` (the latest version from on or before it), a row per account."""
+    version = (
+        select(func.max(AccountRow.effective_from))
+        .where(
+            AccountRow.institution_id == bindparam("k_institution"),
+            AccountRow.effective_from <= bindparam("k_on", type_=Date()),
+        )
+        .correlate(None)
+        .scalar_subquery()
+    )
+    statement = (
+        select(
+            InstitutionRow.endpoint_scheme,
+            InstitutionRow.endpoint_id,
+            cast(PostingProfileRow.data, Text).label("profile"),
+            AccountRow.effective_from,
+            AccountRow.number,
+            AccountRow.name,
+            AccountRow.kind,
+        )
+        .select_from(InstitutionRow)
+        .outerjoin(PostingProfileRow, PostingProfileRow.institution_id == InstitutionRow.id)
+        .outerjoin(
+            AccountRow, and_(AccountRow.institution_id == InstitutionRow.id, AccountRow.effective_from == version)
+        )
+        .where(InstitutionRow.id == bindparam("k_institution"))
+        .order_by(AccountRow.number)
+    )
+    return statement, writes.compile_postgres(statement)
 
 
 @functools.cache

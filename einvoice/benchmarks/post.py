@@ -8,7 +8,8 @@ whole pipeline keeps up when documents run through to ``posted`` by pull.
   second;
 - **pipeline to posted, by pull**: the pipeline benchmark (``benchmarks.pipeline.run_pipeline``)
   against a server started with posting on and the pull connector, while an ERP's posting job
-  pulls ``GET /v1/erp/entries`` and acknowledges each entry; then waits until every accepted
+  pulls ``GET /v1/erp/entries`` a page at a time and acknowledges each page (``--poll`` seconds
+  between its runs when the last page was not full); then waits until every accepted
   document is ``posted`` and reports posted documents per second (from the clock's start to the
   last acknowledgement), the end-to-end latency from receipt to ``posted`` (read from the
   documents' histories), and entries pulled and acknowledged per second.
@@ -116,13 +117,18 @@ def build_and_push(count: int, threads: int, seed: int) -> dict[str, float]:
 
 @dataclass
 class Puller:
-    """An ERP's posting job: pulls the feed and acknowledges a page's entries in one request
-    (``batch``), or each with its own, again and again."""
+    """An ERP's posting job: pulls the feed a page (``page`` entries) at a time and acknowledges
+    each page in one request (``batch``), or each entry with its own; after a page that was not
+    full it waits ``poll`` seconds before pulling again, as a posting job scheduled to run every
+    so often does."""
 
     url: str
     key: str
     batch: bool = True
+    poll: float = 0.5
+    page: int = 200
     acknowledged: int = 0
+    requests: int = 0
     first_at: float | None = None
     last_at: float | None = None
     warmed_at: float | None = None  # when the warm-up's documents were all acknowledged
@@ -153,25 +159,24 @@ class Puller:
         with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30) as client:
             while not self._stop.is_set():
                 after: str | None = None
-                took = 0
-                while not self._stop.is_set():
-                    params: dict[str, Any] = {"limit": 200} | ({"after": after} if after else {})
+                full = True
+                while full and not self._stop.is_set():
+                    params: dict[str, Any] = {"limit": self.page} | ({"after": after} if after else {})
                     page = client.get("/v1/erp/entries", params=params).json()
-                    if not page["entries"]:
-                        break
+                    self.requests += 1
                     ids = [entry["id"] for entry in page["entries"]]
-                    if self.batch:
+                    if ids and self.batch:
                         answer = client.post("/v1/erp/entries/ack", json={"ids": ids})
+                        self.requests += 1
                         answer.raise_for_status()
                         self._acknowledged(sum(1 for a in answer.json()["entries"] if a["acknowledged"]))
-                    else:
-                        for entry_id in ids:
-                            client.post(f"/v1/erp/entries/{entry_id}/ack").raise_for_status()
-                            self._acknowledged(1)
-                    took += len(ids)
+                    for entry_id in ids if not self.batch else ():
+                        client.post(f"/v1/erp/entries/{entry_id}/ack").raise_for_status()
+                        self.requests += 1
+                        self._acknowledged(1)
+                    full = len(ids) == self.page
                     after = page["next"]
-                if took == 0:
-                    self._stop.wait(0.2)  # a posting job polls; 0.2 s between empty pulls
+                self._stop.wait(self.poll)  # the posting job's next run
 
 
 def register_contracts(uow_factory: Any, buyer: str, seller_endpoint: str) -> None:
@@ -205,6 +210,7 @@ def served_pull(
     worker_nice: int,
     seed: int,
     batch: bool = True,
+    poll: float = 0.5,
 ) -> dict[str, Any]:
     """The pipeline benchmark run through to ``posted`` by pull (see the module's text)."""
     from einvoice.bootstrap import database_engine
@@ -221,7 +227,7 @@ def served_pull(
     env = env | {"EINVOICE_POSTING_ENABLED": "true", "EINVOICE_ERP_CONNECTOR": "pull"}
     server = LocalServer(env, workers=workers if settings.mode == "production" else 0, worker_nice=worker_nice)
     server.start()
-    puller = Puller(server.url, erp_key, batch=batch)
+    puller = Puller(server.url, erp_key, batch=batch, poll=poll)
     probe = _cpu_probe(server)
     readings: list[dict[str, float]] = []
     ended: dict[str, float] | None = None
@@ -278,6 +284,7 @@ def served_pull(
         "posted": puller.acknowledged,
         "accepted": accepted,
         "posted_per_second": (puller.acknowledged - 20) / window if window > 0 else None,
+        "erp_requests": puller.requests,
         "pulled_and_acknowledged_per_second": puller.acknowledged
         / ((puller.last_at or 0) - (puller.first_at or 0) or 1),
         "to_posted_p50_s": _quantile(latencies, 0.5),
@@ -336,6 +343,14 @@ def bench_post(
             "or each entry with its own.",
         ),
     ] = True,
+    poll: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Pipeline: seconds the posting job waits after a page that was not full before it pulls again "
+            "(a full page: at once).",
+        ),
+    ] = 0.5,
 ) -> None:
     """Journal entries built and pushed per second, and the pipeline from submission to posted by pull
     (documents posted per second, and the CPU per document posted of each process)."""
@@ -360,6 +375,7 @@ def bench_post(
             worker_nice=worker_nice,
             seed=seed,
             batch=ack_batch,
+            poll=poll,
         )
     finally:
         if scratch is not None:
@@ -373,7 +389,8 @@ def bench_post(
         f"through validation {validation.get('docs_per_second') or 0:.1f}/s; "
         f"receipt to posted p50 {served['to_posted_p50_s'] or 0:.2f} s, p99 {served['to_posted_p99_s'] or 0:.2f} s; "
         f"pull: {served['pulled_and_acknowledged_per_second'] or 0:.0f} entries/s pulled and acknowledged "
-        f"({'a page per request' if ack_batch else 'one request per entry'}); documents by state: "
+        f"({'a page per request' if ack_batch else 'one request per entry'}, {served['erp_requests']} requests, "
+        f"{poll:g} s between runs); documents by state: "
         + ", ".join(f"{status} {count}" for status, count in served["statuses"].items())
     )
     if served["cpu_per_posted"]:

@@ -18,7 +18,7 @@ def test_every_document_is_posted_by_pull_and_the_cpu_per_document_posted_is_pri
 ) -> None:
     monkeypatch.setenv("EINVOICE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("EINVOICE_MODE", raising=False)
-    arguments = ["bench", "post", "--count", "20", "--threads", "2", "--rate", "10", "--duration", "1"]
+    arguments = ["bench", "post", "--count", "20", "--threads", "2", "--rate", "10", "--duration", "1", "--poll", "0.2"]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     pushed = r"push to a loopback ERP, 2 senders: \d+ entries/s \(20 entries, each applied once\)"
@@ -26,6 +26,10 @@ def test_every_document_is_posted_by_pull_and_the_cpu_per_document_posted_is_pri
     # the ten submitted and the twenty of the warm-up, each posted once the ERP acknowledged it
     assert "30 of 30 posted" in result.stdout
     assert "documents by state: posted 30" in result.stdout
+    # the posting job pulls a page, acknowledges it, and waits 0.2 s when the page was not full
+    runs = re.search(r"a page per request, (\d+) requests, 0.2 s between runs", result.stdout)
+    assert runs is not None, result.stdout
+    assert int(runs.group(1)) >= 2
     cpu = re.search(r"CPU per document posted .*: (.*); total ([\d.]+) ms", result.stdout)
     assert cpu is not None, result.stdout
     assert {part.split()[0] for part in cpu.group(1).split(", ")} >= {"api", "bench", "postgres", "rabbitmq"}

@@ -161,10 +161,6 @@ class PostingRepository:
             query = query.where(DocumentRow.institution_id == institution_id)
         return self.session.scalars(query.order_by(DocumentRow.received_at, DocumentRow.id)).all()
 
-    def entry_by_id(self, entry_id: str) -> JournalEntryRow | None:
-        """The journal entry with this id (``je_<document id>``), or None."""
-        return self.session.scalars(select(JournalEntryRow).where(JournalEntryRow.entry_id == entry_id)).first()
-
     def entry_by_batch(self, batch: str) -> JournalEntryRow | None:
         """The journal entry exported in the file batch ``batch``, or None."""
         return self.session.scalars(select(JournalEntryRow).where(JournalEntryRow.batch == batch)).first()

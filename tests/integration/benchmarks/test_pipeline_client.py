@@ -421,7 +421,8 @@ def test_cpu_probe_counts_this_process_and_per_document_divides() -> None:
         pass
     after = probe()
     assert after["bench"] - before["bench"] >= 0.04
-    assert after["api"] == after["bench"]  # the same process, named twice
+    # the same process, named twice: read twice, a clock tick (10 ms) or two may pass between the reads
+    assert abs(after["api"] - after["bench"]) <= 0.02
     assert after["gone"] == 0.0  # a process that does not exist counts nothing
     assert {"postgres", "rabbitmq", "validation"} <= set(after)
     shares = cpu.per_document({"api": 1.0, "bench": 2.0}, {"api": 3.0, "bench": 2.5}, 4)

@@ -87,6 +87,18 @@ class InstitutionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RateRecord:
+    """An exchange rate as loaded (``tables.ExchangeRateRow``): units of ``currency`` per unit of
+    ``base`` on ``rate_date``."""
+
+    base: str
+    currency: str
+    rate_date: date
+    rate: Decimal
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErpRecord:
     """An ERP that takes journal entries (``tables.ErpRow``)."""
 
@@ -448,7 +460,7 @@ class PostingStore(Protocol):
     def erp_by_key_hash(self, key_hash: str) -> ErpRecord | None: ...
     def erp_institutions(self, erp_id: str) -> Sequence[InstitutionRecord]: ...
     def put_rates(self, rows: Iterable[ExchangeRateRow]) -> int: ...
-    def rate_on(self, base: str, currency: str, on: date) -> ExchangeRateRow | None: ...
+    def rate_on(self, base: str, currency: str, on: date) -> RateRecord | None: ...
     def payment(self, document_id: str) -> PaymentRow | None: ...
 
 

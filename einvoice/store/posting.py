@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from einvoice.domain.journal import Account, AccountKind, ChartOfAccounts, PostingProfile
 from einvoice.store import writes
-from einvoice.store.ports import Books, ErpRecord, InstitutionRecord, record_of, record_or_none
+from einvoice.store.ports import Books, ErpRecord, InstitutionRecord, RateRecord, record_of, record_or_none
 from einvoice.store.tables import (
     AccountRow,
     DocumentRow,
@@ -35,6 +35,7 @@ _ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
 _ERPS: Table = ErpRow.__table__  # type: ignore[assignment]
 _INSTITUTIONS: Table = InstitutionRow.__table__  # type: ignore[assignment]
 _SERVED: Table = ErpInstitutionRow.__table__  # type: ignore[assignment]
+_RATES: Table = ExchangeRateRow.__table__  # type: ignore[assignment]
 
 
 def _chart_of(rows: Sequence[Any]) -> ChartOfAccounts | None:
@@ -288,19 +289,41 @@ class PostingRepository:
         self.session.flush()
         return count
 
-    def rate_on(self, base: str, currency: str, on: date) -> ExchangeRateRow | None:
-        """The latest rate of ``currency`` against ``base`` on or before ``on``, or None."""
-        return self.session.scalars(
-            select(ExchangeRateRow)
-            .where(ExchangeRateRow.base == base, ExchangeRateRow.currency == currency, ExchangeRateRow.rate_date <= on)
-            .order_by(ExchangeRateRow.rate_date.desc())
-            .limit(1)
-        ).first()
+    def rate_on(self, base: str, currency: str, on: date) -> RateRecord | None:
+        """The latest rate of ``currency`` against ``base`` on or before ``on``, or None. Posting
+        reads it for every foreign-currency document without BT-111, in the finish that approves
+        it: a statement built once, on PostgreSQL on the driver."""
+        statement, compiled = _rate_on()
+        values = {"k_base": base, "k_currency": currency, "k_on": on}
+        if self.session.get_bind().dialect.name == "postgresql":
+            from einvoice.store.repositories import _pg_pipeline
+
+            found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
+            return record_or_none(RateRecord, writes.table_row(_RATES, found[0]) if found else None)
+        return record_or_none(RateRecord, self.session.execute(statement, values).first())
 
     # --- payments --------------------------------------------------------------------------------
 
     def payment(self, document_id: str) -> PaymentRow | None:
         return self.session.get(PaymentRow, document_id)
+
+
+@functools.cache
+def _rate_on() -> tuple[Any, writes.Compiled]:
+    """``PostingRepository.rate_on``'s statement (bound: ``k_base``, ``k_currency``, ``k_on``), and
+    the same compiled for PostgreSQL."""
+    rates = _RATES
+    statement = (
+        select(rates)
+        .where(
+            rates.c.base == bindparam("k_base"),
+            rates.c.currency == bindparam("k_currency"),
+            rates.c.rate_date <= bindparam("k_on", type_=Date()),
+        )
+        .order_by(rates.c.rate_date.desc())
+        .limit(1)
+    )
+    return statement, writes.compile_postgres(statement)
 
 
 class _BooksRow(NamedTuple):

@@ -147,16 +147,23 @@ def consume_held(uow: UnitOfWork, document_id: str, *, at: datetime | None = Non
         _change_held(uow, row.institution_id, held(row.match_result), consume_reservation, at or _now())
 
 
+def _held_on(row: Any) -> tuple[tuple[str, str], Reservation] | None:
+    """What the document ``row`` holds, and on which commitment (its institution id and number);
+    None when it holds nothing."""
+    reservation = held(row.match_result)
+    if reservation is None or reservation.commitment is None or row.institution_id is None:
+        return None
+    return (row.institution_id, reservation.commitment), reservation
+
+
 def lock_held(uow: UnitOfWork, rows: Iterable[Any]) -> dict[tuple[str, str], Commitment]:
     """Lock the commitments that the documents ``rows`` hold anything on (``held``), an
     institution's at a time in the order of their ids, each in number order (``lock``), as
     ``consume_held`` does for one; the commitments read under the locks, by (institution id,
     number). For ``consume_held_of``."""
     wanted: dict[str, set[str]] = {}
-    for row in rows:
-        reservation = held(row.match_result)
-        if reservation is not None and reservation.commitment is not None and row.institution_id is not None:
-            wanted.setdefault(row.institution_id, set()).add(reservation.commitment)
+    for (institution_id, number), _ in filter(None, map(_held_on, rows)):
+        wanted.setdefault(institution_id, set()).add(number)
     locked: dict[tuple[str, str], Commitment] = {}
     for institution_id in sorted(wanted):
         found = uow.commitments.lock(institution_id, wanted[institution_id])
@@ -171,11 +178,7 @@ def consume_held_of(
     (a credit note gives back) on the commitments ``locked`` (``lock_held``, earlier in this
     transaction), each commitment's figures written once, all in one round trip."""
     after = dict(locked)
-    for row in rows:
-        reservation = held(row.match_result)
-        if reservation is None or reservation.commitment is None or row.institution_id is None:
-            continue
-        key = (row.institution_id, reservation.commitment)
+    for key, reservation in filter(None, map(_held_on, rows)):
         if key not in after:  # pragma: no cover - a commitment that documents hold is never deleted
             raise NotFoundError(f"no commitment {reservation.commitment}")
         after[key] = consume_reservation(after[key], reservation)

@@ -96,13 +96,12 @@ class PostingRepository:
         none is); None when there is no such institution. The profile is read as text and parsed
         once, whatever the number of accounts. The statement is built once; on PostgreSQL it goes
         to the driver (posting reads it for every document, in the finish that approves it)."""
-        if self.session.new or self.session.dirty or self.session.deleted:
-            self.session.flush()
         statement, compiled = _books()
         values = {"k_institution": institution_id, "k_on": on}
         if self.session.get_bind().dialect.name == "postgresql":
-            from einvoice.store.repositories import _pg_pipeline
+            from einvoice.store.repositories import _pg_pipeline, flush_pending
 
+            flush_pending(self.session)
             found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
         else:
             found = [tuple(row) for row in self.session.execute(statement, values)]
@@ -296,8 +295,9 @@ class PostingRepository:
         statement, compiled = _rate_on()
         values = {"k_base": base, "k_currency": currency, "k_on": on}
         if self.session.get_bind().dialect.name == "postgresql":
-            from einvoice.store.repositories import _pg_pipeline
+            from einvoice.store.repositories import _pg_pipeline, flush_pending
 
+            flush_pending(self.session)
             found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
             return record_or_none(RateRecord, writes.table_row(_RATES, found[0]) if found else None)
         return record_or_none(RateRecord, self.session.execute(statement, values).first())

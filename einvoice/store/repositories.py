@@ -90,6 +90,13 @@ def _table(row_class: type[Any]) -> Table:
     return table
 
 
+def flush_pending(session: Session) -> None:
+    """Flush what the unit of work changed through the ORM, as an ORM query would before it reads:
+    for the reads that go to the driver, past the session."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+
+
 def _row_by(session: Session, row_class: type[Any], equal: Mapping[str, Any], *, for_update: bool = False) -> Any:
     """The first row of ``row_class``'s table whose columns equal ``equal`` (``for_update``:
     locked until the transaction ends), as an object with the columns' names, or None; what the
@@ -101,8 +108,7 @@ def _row_by(session: Session, row_class: type[Any], equal: Mapping[str, Any], *,
     transaction under way when there is one (what it wrote is seen), else (nothing begun, no
     lock asked for) committed as it runs, one round trip with no ``BEGIN`` or ``COMMIT``: the
     lookup of the API key before each request, alone in its unit of work, took three."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+    flush_pending(session)
     table = _table(row_class)
     lookup = _lookup(table.name, tuple(equal), for_update)
     if session.get_bind().dialect.name != "postgresql":
@@ -356,8 +362,7 @@ class DocumentRepository:
         statement."""
         if not document_ids:
             return {}
-        if self.session.new or self.session.dirty or self.session.deleted:
-            self.session.flush()
+        flush_pending(self.session)
         table = _table(DocumentRow)
         ids = sorted(set(document_ids))
         if self.session.get_bind().dialect.name == "postgresql":

@@ -22,13 +22,13 @@ the table metadata with SQLAlchemy Core, and cached:
 from __future__ import annotations
 
 import functools
-import json
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import (
     BindParameter,
     Connection,
@@ -390,13 +390,29 @@ def _one_statement(shape: _Shape) -> Compiled:
     return compile_postgres(final.add_cte(*parts))
 
 
+#: orjson's options for the JSON the statements read: dict keys of any type as text, and dates and
+#: times left to ``str`` as ``json.dumps(default=str)`` writes them (``2026-03-02 10:00:00+00:00``).
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text for a statement's parameter; what JSON does not know (a Decimal, a
+    date) as its ``str``. orjson: the finish of every stage writes its rows as JSON, and the
+    standard library's encoder took ten times as long."""
+    return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
+
+
+@functools.cache
+def _bind_processors(table: Table) -> dict[str, Any]:
+    """Each column's bind processing on PostgreSQL (None for JSON columns: embedded as they are)."""
+    return {c.name: None if isinstance(c.type, sqltypes.JSON) else c.type.bind_processor(PG_DIALECT) for c in table.c}
+
+
 def _json_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
     """Rows as the JSON ``jsonb_to_recordset`` reads (``document_id`` left out: the statement
     takes it from the changed document), each value first through its column type, except JSON
     columns, whose values are embedded as they are."""
-    processors = {
-        c.name: None if isinstance(c.type, sqltypes.JSON) else c.type.bind_processor(PG_DIALECT) for c in table.c
-    }
+    processors = _bind_processors(table)
     out = []
     for row in rows:
         converted = {}
@@ -406,14 +422,14 @@ def _json_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
             process = processors.get(name)
             converted[name] = process(value) if process is not None and value is not None else value
         out.append(converted)
-    return json.dumps(out, default=str)
+    return json_text(out)
 
 
 def one_statement(change: DocumentChange) -> tuple[str, dict[str, Any]]:
     """The PostgreSQL statement for ``change`` and its driver parameters."""
     compiled = _one_statement(change.shape)
     parameters = _parameters(change) | {"at": change.at}
-    parameters["steps"] = json.dumps(
+    parameters["steps"] = json_text(
         [
             {"n": n, "from_status": s.from_status, "to_status": s.to_status, "actor": s.actor, "detail": s.detail}
             for n, s in enumerate(change.steps)

@@ -26,6 +26,10 @@ def test_every_document_is_posted_by_pull_and_the_cpu_per_document_posted_is_pri
     # the ten submitted and the twenty of the warm-up, each posted once the ERP acknowledged it
     assert "30 of 30 posted" in result.stdout
     assert "documents by state: posted 30" in result.stdout
+    # one second of submissions is too short for a steady state, but each third has its latency
+    steady = r"steady state \(from 5 s to the last submission\): no rate \(submissions too short\), receipt to "
+    steady += r"posted p50 [\d.]+ s in the first third of the submissions, [\d.]+ s in the last"
+    assert re.search(steady, result.stdout), result.stdout
     # the posting job pulls a page, acknowledges it, and waits 0.2 s when the page was not full
     runs = re.search(r"a page per request, (\d+) requests, 0.2 s between runs", result.stdout)
     assert runs is not None, result.stdout

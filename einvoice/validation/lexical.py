@@ -17,6 +17,7 @@ this against the installed UBL schema.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -69,8 +70,15 @@ def _text(element: etree._Element) -> str:
     return "".join(str(text) for text in element.itertext())
 
 
+@functools.lru_cache(maxsize=4096)
+def _kind_of_tag(tag: str) -> Kind | None:
+    """``kind_of`` a ``cbc`` element's tag (``{namespace}Name``), worked out once per name: every
+    document has a hundred or more such elements, of a few dozen names."""
+    return kind_of(tag[_CBC_PREFIX_LENGTH:])
+
+
 def _bad(element: etree._Element) -> Kind | None:
-    kind = kind_of(str(element.tag)[_CBC_PREFIX_LENGTH:])
+    kind = _kind_of_tag(str(element.tag))
     if kind is not None and _RULES[kind][1].fullmatch(_text(element)) is None:
         return kind
     return None

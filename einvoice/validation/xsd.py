@@ -33,10 +33,14 @@ class XsdValidator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._schemas: dict[Path, etree.XMLSchema] = {}
+        self._by_path: dict[Path, etree.XMLSchema] = {}  # as given by callers: no resolve() per document
         self.load_seconds: dict[Path, float] = {}
 
     def schema(self, xsd: Path) -> etree.XMLSchema:
         """Return the loaded schema for ``xsd``. Raises ``ValidationEngineError`` if it cannot load."""
+        schema = self._by_path.get(xsd)  # absolute paths only: the working directory cannot change them
+        if schema is not None:
+            return schema
         key = xsd.resolve()
         with self._lock:
             schema = self._schemas.get(key)
@@ -48,6 +52,8 @@ class XsdValidator:
                     raise ValidationEngineError(f"cannot load XML schema {key}: {exc}") from None
                 self._schemas[key] = schema
                 self.load_seconds[key] = time.perf_counter() - started
+            if xsd.is_absolute():
+                self._by_path[xsd] = schema
             return schema
 
     def validate(self, xsd: Path, tree: etree._ElementTree, *, limit: int | None = None) -> list[Finding]:

@@ -200,7 +200,9 @@ def validate(work: Work[Ports]) -> Outcome:
         path: tuple[tuple[str, str | None], ...] = ((S.VALIDATED, f"{len(findings)} findings, none fatal"),)
         if work.ports.parser is not None:
             invoice = work.ports.parser(work.raw)
-            rows[ParsedDocumentRow.__tablename__] = [parsed_row(work.document.id, invoice, datetime.now(UTC))]
+            rows[ParsedDocumentRow.__tablename__] = [
+                parsed_row(work.document.id, invoice, datetime.now(UTC), supplier_id=work.document.supplier_id)
+            ]
             known[PARSED] = invoice  # for the stages run at once after it: not read back from its row
     elif report.verdict in ("invalid", "unsupported"):
         detail = f"{fatal} fatal findings" if report.verdict == "invalid" else "unsupported document"

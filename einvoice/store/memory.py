@@ -512,7 +512,11 @@ class _Documents(_Repository):
     def add_parsed(self, document_id: str, invoice: Invoice, *, at: datetime) -> None:
         from einvoice.store.repositories import parsed_row
 
-        self.data.parsed[document_id] = _row(ParsedDocumentRow, parsed_row(document_id, invoice, at))
+        document = self.data.documents.get(document_id)
+        supplier_id = document.supplier_id if document is not None else None
+        self.data.parsed[document_id] = _row(
+            ParsedDocumentRow, parsed_row(document_id, invoice, at, supplier_id=supplier_id)
+        )
 
     def parsed(self, document_id: str) -> Invoice | None:
         row = self.data.parsed.get(document_id)

@@ -617,9 +617,11 @@ class DocumentRepository:
         """Store ``invoice`` as the document's parsed form (``parsed_row``), in place of any
         stored before."""
         parsed = _table(ParsedDocumentRow)
+        documents = _table(DocumentRow)
         connection = self.session.connection()
+        supplier_id = connection.execute(select(documents.c.supplier_id).where(documents.c.id == document_id)).scalar()
         connection.execute(delete(parsed).where(parsed.c.document_id == document_id))
-        connection.execute(insert(parsed), [parsed_row(document_id, invoice, at)])
+        connection.execute(insert(parsed), [parsed_row(document_id, invoice, at, supplier_id=supplier_id)])
 
     def parsed(self, document_id: str) -> Invoice | None:
         """The document's parsed ``Invoice``; None when none is stored (a document not, or not
@@ -697,13 +699,9 @@ def _earlier_statement(
             named = d.c.number.in_(bindparam("numbers", expanding=True))
         parts.append(select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), named))
     if window:  # the same BT-112 within the window: read beside the parsed form, never out of it
-        around = d.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to"))
+        around = p.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to"))
         same = p.c.tax_inclusive_amount == bindparam("amount", type_=p.c.tax_inclusive_amount.type)
-        parts.append(
-            select(d.c.id)
-            .join(p, p.c.document_id == d.c.id)
-            .where(d.c.supplier_id == bindparam("supplier_id"), around, same)
-        )
+        parts.append(select(p.c.document_id).where(p.c.supplier_id == bindparam("supplier_id"), same, around))
     if last:
         recent = (
             select(d.c.id)
@@ -757,13 +755,14 @@ def _numbers(preceding: Any) -> list[str]:
     return [str(p["id"]) for p in preceding or () if isinstance(p, dict) and p.get("id")]
 
 
-def parsed_row(document_id: str, invoice: Invoice, at: datetime) -> dict[str, Any]:
+def parsed_row(document_id: str, invoice: Invoice, at: datetime, *, supplier_id: str | None) -> dict[str, Any]:
     """The column values of the ``parsed_documents`` row that keeps ``invoice``, parsed from the
-    document ``document_id`` at ``at`` (timezone-aware): ``data`` is ``invoice_to_dict(invoice)``,
-    a dict of JSON types (SQLAlchemy's JSON type writes it; in SQL text, bind ``json.dumps`` of it
-    and cast it to ``jsonb`` on PostgreSQL), ``format_version`` its ``FORMAT_VERSION``; beside it
-    what matching's history reads of every earlier document: BT-112 (``amount_key``) and whether
-    it is a credit note."""
+    document ``document_id`` of the supplier ``supplier_id`` at ``at`` (timezone-aware): ``data``
+    is ``invoice_to_dict(invoice)``, a dict of JSON types (SQLAlchemy's JSON type writes it; in
+    SQL text, bind ``json.dumps`` of it and cast it to ``jsonb`` on PostgreSQL),
+    ``format_version`` its ``FORMAT_VERSION``; beside it what matching's history reads of every
+    earlier document: BT-112 (``amount_key``), whether it is a credit note, and the supplier and
+    BT-2 by which the documents of an amount are found."""
     total = invoice.totals.tax_inclusive_amount
     return {
         "document_id": document_id,
@@ -772,6 +771,8 @@ def parsed_row(document_id: str, invoice: Invoice, at: datetime) -> dict[str, An
         "parsed_at": at,
         "tax_inclusive_amount": amount_key(total.value) if total is not None else None,
         "credit_note": invoice.is_credit_note,
+        "supplier_id": supplier_id,
+        "issue_date": invoice.issue_date,
     }
 
 

@@ -138,10 +138,10 @@ class DocumentRow(Base):
         Index("ix_documents_status_changed", "status", "status_changed_at"),
         Index("ix_documents_supplier_received", "supplier_id", "received_at"),
         # Matching's history of a supplier (repositories.earlier_of_supplier), one index per part,
-        # so that no part reads all the supplier's documents: its numbers, its issue dates around
-        # the document's, its credit notes and its last invoices with an institution by issue date.
+        # so that no part reads all the supplier's documents: its numbers, its credit notes and its
+        # last invoices with an institution by issue date (those of the same BT-112 around the
+        # document's issue date: ``ix_parsed_documents_supplier_amount``).
         Index("ix_documents_supplier_number", "supplier_id", "number"),
-        Index("ix_documents_supplier_issued", "supplier_id", "issue_date"),
         Index(
             "ix_documents_supplier_kind_issued",
             "supplier_id",
@@ -254,7 +254,12 @@ class ParsedDocumentRow(Base):
     posting: the data of ``parsers.invoice_dict.invoice_to_dict`` in its ``format_version``."""
 
     __tablename__ = "parsed_documents"
-    __table_args__ = (Index("ix_parsed_documents_amount", "tax_inclusive_amount"),)
+    # Matching's history: the supplier's documents of a BT-112 issued within the duplicate window,
+    # found among only those (led by the supplier and the amount, not the dates: a supplier's
+    # documents in a window of months may be thousands, those of one amount among them few).
+    __table_args__ = (
+        Index("ix_parsed_documents_supplier_amount", "supplier_id", "tax_inclusive_amount", "issue_date"),
+    )
 
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JsonData)
@@ -265,6 +270,9 @@ class ParsedDocumentRow(Base):
     # BT-112 as ``amount_key`` text (equal amounts, equal texts), and whether it is a credit note.
     tax_inclusive_amount: Mapped[str | None] = mapped_column(String(48))
     credit_note: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The document's supplier and BT-2, for the index that finds the same BT-112 of a supplier.
+    supplier_id: Mapped[str | None] = mapped_column(String(32))
+    issue_date: Mapped[date | None] = mapped_column(Date)
 
 
 class TransitionRow(Base):

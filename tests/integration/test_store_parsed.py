@@ -75,7 +75,7 @@ def test_the_parsed_row_is_what_a_plain_insert_takes_and_reads_back_equal(
     document_id = submitted(uow_factory, supplier)
     invoice = corpus_invoice(corpus_dir, sample)
     with uow_factory() as uow:
-        uow.session.connection().execute(insert(PARSED), [parsed_row(document_id, invoice, AT)])
+        uow.session.connection().execute(insert(PARSED), [parsed_row(document_id, invoice, AT, supplier_id=supplier.id)])
         uow.commit()
     with uow_factory() as uow:
         back = uow.documents.parsed(document_id)
@@ -199,3 +199,22 @@ def test_the_history_columns_are_written_with_the_parsed_form_and_filled_in_by_m
         assert "credit_note" not in tables["parsed_documents"]
     with uow_factory() as uow:
         assert {row.document_id: tuple(row[1:]) for row in uow.session.execute(columns)} == written
+
+
+def test_the_supplier_and_issue_date_are_kept_beside_the_amount_and_filled_in_by_migration_0017(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], supplier: SupplierView
+) -> None:
+    # Matching's history finds a supplier's documents of one BT-112 by (supplier, amount, issue date).
+    document_id = submitted(uow_factory, supplier, "P-17")
+    invoice = parse_for_pipeline(documents.invoice("P-17", amount="1656.25"))  # the document's own bytes
+    assert invoice.issue_date is not None
+    with uow_factory() as uow:
+        uow.documents.add_parsed(document_id, invoice, at=AT)
+        uow.commit()
+    columns = select(PARSED.c.supplier_id, PARSED.c.issue_date).where(PARSED.c.document_id == document_id)
+    with uow_factory() as uow:
+        assert tuple(uow.session.execute(columns).one()) == (supplier.id, invoice.issue_date)
+    with downgraded(database_url, "0016") as tables:  # as a database of 0016 has them: then filled in
+        assert "supplier_id" not in tables["parsed_documents"]
+    with uow_factory() as uow:
+        assert tuple(uow.session.execute(columns).one()) == (supplier.id, invoice.issue_date)

@@ -312,6 +312,11 @@ class EntryPoster:
             uow.commit()
         return Delivery(kept.entry_id, confirmed_by)
 
+    def read_ahead(self, uow: UnitOfWork, document: DocumentView, /) -> None:
+        """Queue the read of the institution's books that ``_built`` makes (``Stage.reads_ahead``)."""
+        if document.institution_id:
+            uow.posting.read_books_ahead(document.institution_id, self.clock().date())
+
     def post_in_finish(
         self,
         uow: UnitOfWork,

@@ -112,6 +112,10 @@ class FinishPoster(Poster, Protocol):
     @property
     def posts_in_finish(self) -> bool: ...
 
+    def read_ahead(self, uow: UnitOfWork, document: DocumentView, /) -> None:
+        """Queue what ``post_in_finish`` will read of the document's institution (its books) to go
+        with the finish's next round trip (``Stage.reads_ahead``)."""
+
     def post_in_finish(
         self,
         uow: UnitOfWork,
@@ -232,6 +236,13 @@ def match(work: Work[Ports]) -> Outcome:
     return match_outcome(work.uow, work.document, invoice, config=work.ports.match_config, approval=work.ports.approval)
 
 
+def match_reads_ahead(work: Work[Ports]) -> None:
+    """What matching reads besides the history, sent with the history's round trip: the approval
+    limits of the institution (read when the document matches)."""
+    if work.uow is not None and work.document.institution_id:
+        work.uow.users.read_approval_rule_ahead(work.document.institution_id)
+
+
 #: How the reason of a document held in ``approved`` by posting begins.
 WAITING = "waiting: "
 
@@ -280,6 +291,13 @@ def post(work: Work[Ports]) -> Outcome:
     )
 
 
+def post_reads_ahead(work: Work[Ports]) -> None:
+    """What posting in the finish reads of the institution, sent with the finish's next round
+    trip (the supplier's history when matching runs before it)."""
+    if work.uow is not None and posts_in_finish(work.ports):
+        cast(FinishPoster, work.ports.poster).read_ahead(work.uow, work.document)
+
+
 def _post_in_finish(work: Work[Ports]) -> tuple[Delivery, dict[str, Any] | None]:
     """Posting in the finish's transaction (``posts_in_finish``): the document's parsed form and
     match result as the stages before wrote them in the same finish (not stored yet), else as
@@ -321,6 +339,7 @@ MATCH = Stage[Ports](
     handler=match,
     at_once=True,  # no slow work: run inside validation's finish, saving a round trip
     in_finish=True,  # locks the commitments it reserves on in the transaction that records it
+    reads_ahead=match_reads_ahead,
 )
 POST = Stage[Ports](
     "post",
@@ -334,6 +353,7 @@ POST = Stage[Ports](
     # (validation's, with matching), the entry written with the document's change
     at_once=posts_in_finish,
     in_finish=posts_in_finish,
+    reads_ahead=post_reads_ahead,
     # approved: waiting for the institution's posting profile, chart or an exchange rate;
     # posting: the entry delivered, waiting for the ERP's confirmation (pull, file batch)
     holds=frozenset({S.APPROVED, S.POSTING}),

@@ -152,6 +152,10 @@ class Stage(Generic[P]):
     #: rows its outcome depends on (matching locks the commitments it reserves on). For fast
     #: handlers only: the transaction is open while it runs. True, or as the ports decide.
     in_finish: bool | Callable[[P], bool] = False
+    #: For an ``in_finish`` handler: queue the reads it will make (``store.read_ahead``: the
+    #: approval limits, the institution's books), called with ``Work.uow`` before the first stage
+    #: of the finish reads, so that they go with that stage's first round trip instead of one each.
+    reads_ahead: Callable[[Work[P]], None] | None = None
 
     def runs_at_once(self, ports: P) -> bool:
         """Whether, with ``ports``, the stage runs at once (``at_once``)."""
@@ -334,6 +338,7 @@ class Runner(Generic[P]):
         committed as it runs (one statement on PostgreSQL)."""
         with self.uow_factory() as uow:
             if outcome is None:
+                self._read_ahead([stage], Work(document, raw, self.ports, uow))
                 outcome = stage.handler(Work(document, raw, self.ports, uow))
             steps, outcome, message = self._onward(stage, document, outcome, uow)
             for effect in outcome.effects:
@@ -425,6 +430,11 @@ class Runner(Generic[P]):
         the finish's); the message for the stage after."""
         steps = _steps(stage.working, stage.actor, outcome.path)
         follower = self._follower(stage, outcome)
+        if self.chain and follower is not None and outcome.retry is None:
+            ahead = self.registry.at_once_after(stage, self.ports)
+            self._read_ahead(
+                [s for s in ahead if s.runs_in_finish(self.ports)], Work(document, None, self.ports, uow, outcome)
+            )
         while self.chain and follower is not None and follower.runs_at_once(self.ports) and outcome.retry is None:
             given = uow if follower.runs_in_finish(self.ports) else None
             more = follower.handler(Work(document, None, self.ports, given, outcome))
@@ -433,6 +443,13 @@ class Runner(Generic[P]):
             outcome = outcome.then(more)
             follower = self._follower(follower, outcome)
         return steps, outcome, (follower.name if follower is not None else None)
+
+    @staticmethod
+    def _read_ahead(stages: Iterable[Stage[P]], work: Work[P]) -> None:
+        """Let ``stages`` queue the reads their handlers will make in this finish (``reads_ahead``)."""
+        for stage in stages:
+            if stage.reads_ahead is not None:
+                stage.reads_ahead(work)
 
     def _follower(self, stage: Stage[P], outcome: Outcome) -> Stage[P] | None:
         """The stage a document left by ``outcome`` of ``stage`` goes on to; None when it rests

@@ -769,6 +769,9 @@ class _Posting(_Repository):
     def profile(self, institution_id: str) -> PostingProfile | None:
         raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
 
+    def read_books_ahead(self, institution_id: str, on: date) -> None:
+        pass  # no round trips to save (and no books: ``books`` says so when asked)
+
     def set_profile(self, institution_id: str, profile: PostingProfile, *, at: datetime) -> None:
         raise NotImplementedError("the in-memory store keeps no posting setup or journal entries")
 
@@ -801,6 +804,9 @@ class _Users(_Repository):
 
     def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None:
         return record_or_none(ApprovalRuleRecord, self.data.approval_rules.get(institution_id))
+
+    def read_approval_rule_ahead(self, institution_id: str) -> None:
+        pass  # no round trips to save
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
         self.data.approval_rules[row.institution_id] = _row(ApprovalRuleRow, row)

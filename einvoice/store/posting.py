@@ -99,10 +99,12 @@ class PostingRepository:
         statement, compiled = _books()
         values = {"k_institution": institution_id, "k_on": on}
         if self.session.get_bind().dialect.name == "postgresql":
-            from einvoice.store.repositories import _pg_pipeline, flush_pending
+            from einvoice.store.repositories import _pg_pipeline, flush_pending, rows_ahead
 
-            flush_pending(self.session)
-            found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
+            found = rows_ahead(self.session, ("books", institution_id, on))
+            if found is None:
+                flush_pending(self.session)
+                found = _pg_pipeline(self.session, [], compiled.sql, compiled.parameters(values))
         else:
             found = [tuple(row) for row in self.session.execute(statement, values)]
         if not found:
@@ -112,6 +114,14 @@ class PostingRepository:
         profile = PostingProfile.from_dict(json.loads(first.profile)) if first.profile is not None else None
         chart = _chart_of(rows) if first.number is not None else None
         return Books(f"{first.endpoint_scheme}:{first.endpoint_id}", profile, chart)
+
+    def read_books_ahead(self, institution_id: str, on: date) -> None:
+        """Read what ``books(institution_id, on)`` reads with the next round trip (``read_ahead``)."""
+        from einvoice.store.repositories import read_ahead
+
+        _, compiled = _books()
+        parameters = compiled.parameters({"k_institution": institution_id, "k_on": on})
+        read_ahead(self.session, ("books", institution_id, on), compiled.sql, parameters)
 
     # --- posting profiles ----------------------------------------------------------------------
 

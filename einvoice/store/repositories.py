@@ -12,7 +12,7 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    event,
     func,
     insert,
     literal_column,
@@ -95,6 +96,40 @@ def flush_pending(session: Session) -> None:
     for the reads that go to the driver, past the session."""
     if session.new or session.dirty or session.deleted:
         session.flush()
+
+
+#: ``Session.info`` keys: reads queued to go with the unit of work's next round trip
+#: (``read_ahead``), and the rows of those sent, by key.
+_AHEAD_QUEUED = "einvoice.read_ahead.queued"
+_AHEAD_ROWS = "einvoice.read_ahead.rows"
+
+
+def read_ahead(session: Session, key: Hashable, sql: str, parameters: Mapping[str, Any]) -> None:
+    """Queue a read (SQL for the driver and its parameters) the unit of work will make, to be sent
+    with its next round trip on PostgreSQL (``pg_round_trip``), where it costs no round trip of
+    its own; ``rows_ahead(session, key)`` gives its rows then. For reads of what the unit of work
+    itself does not change: a stage's finish reads ahead what the stages it runs at once will
+    read (``Stage.reads_ahead``: the approval limits, the institution's books) with the supplier's
+    history. PostgreSQL only; elsewhere nothing is queued."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.info.setdefault(_AHEAD_QUEUED, {})[key] = (sql, parameters)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_reads_ahead(session: Session, _transaction: Any) -> None:
+    """Reads ahead belong to the transaction they were sent in: what one read is not given to the next."""
+    session.info.pop(_AHEAD_QUEUED, None)
+    session.info.pop(_AHEAD_ROWS, None)
+
+
+def rows_ahead(session: Session, key: Hashable) -> list[tuple[Any, ...]] | None:
+    """The rows of the read queued as ``key`` (``read_ahead``) once it was sent, given once; None
+    when it was not (then it is not sent either: the caller reads as it would have)."""
+    queued = session.info.get(_AHEAD_QUEUED)
+    if queued:
+        queued.pop(key, None)
+    rows = session.info.get(_AHEAD_ROWS)
+    return rows.pop(key, None) if rows else None
 
 
 def _row_by(session: Session, row_class: type[Any], equal: Mapping[str, Any], *, for_update: bool = False) -> Any:
@@ -852,9 +887,19 @@ class UserRepository:
 
     def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None:
         """The institution's approval limits (``_row_by``: matching reads them for every invoice
-        it matches)."""
+        it matches), or as read ahead (``read_approval_rule_ahead``)."""
+        rows = rows_ahead(self.session, ("approval_rule", institution_id))
+        if rows is not None:
+            table = _table(ApprovalRuleRow)
+            return record_or_none(ApprovalRuleRecord, writes.table_row(table, rows[0]) if rows else None)
         row = _row_by(self.session, ApprovalRuleRow, {"institution_id": institution_id})
         return record_or_none(ApprovalRuleRecord, row)
+
+    def read_approval_rule_ahead(self, institution_id: str) -> None:
+        """Read the institution's approval limits with the next round trip (``read_ahead``)."""
+        lookup = _lookup(_table(ApprovalRuleRow).name, ("institution_id",), False)
+        parameters = lookup.compiled.parameters({"institution_id": institution_id})
+        read_ahead(self.session, ("approval_rule", institution_id), lookup.compiled.sql, parameters)
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
         self.session.merge(row)
@@ -1019,9 +1064,14 @@ def pg_round_trip(
     run it once for each) in the session's transaction on PostgreSQL, in one round trip (a
     psycopg pipeline); the rows and row count of each. Each statement starts when the one before
     it has finished on the server, so a statement after one that waited for a row lock sees what
-    the transaction it waited for committed. Errors are raised as for ``_pg_pipeline``."""
+    the transaction it waited for committed. The reads queued by ``read_ahead`` go first, their
+    rows kept for ``rows_ahead``. Errors are raised as for ``_pg_pipeline``."""
     import psycopg
 
+    queued = session.info.pop(_AHEAD_QUEUED, None)
+    ahead = list(queued.items()) if queued else []
+    if ahead:
+        steps = [*(step for _, step in ahead), *steps]
     connection = session.connection()
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
@@ -1038,7 +1088,12 @@ def pg_round_trip(
                 connection.info, [(sql, c.statusmessage) for c, (sql, _) in zip(cursors, steps, strict=True)]
             )
             # ``pgresult.nfields``, not ``description``: that builds a column object for every column
-            return [(cursor.fetchall() if _has_rows(cursor) else [], cursor.rowcount) for cursor in cursors]
+            results = [(cursor.fetchall() if _has_rows(cursor) else [], cursor.rowcount) for cursor in cursors]
+            if ahead:
+                kept = session.info.setdefault(_AHEAD_ROWS, {})
+                kept.update((key, rows) for (key, _), (rows, _) in zip(ahead, results, strict=False))
+                results = results[len(ahead) :]
+            return results
         except psycopg.Error as exc:
             connection._handle_dbapi_exception(exc, steps[-1][0], None, None, None)
             raise  # pragma: no cover - _handle_dbapi_exception raises

@@ -50,22 +50,22 @@ def test_a_valid_document_is_claimed_and_finished_in_one_round_trip_each(
     monkeypatch.undo()
     assert (result.stage, result.status) == ("match", S.APPROVED)
     # The claim: one statement, committed as it runs. Then the finish, one transaction, matching's
-    # statements on the driver: it reads the supplier's history; locks the commitment the invoice
-    # names (FOR UPDATE) and, in a statement begun once the lock is held, reads it with its lines,
-    # the two in one round trip; reserves on it (its figures written over those read under the
-    # lock, nothing read back; the contract has no lines to write); reads the institution's approval
-    # limits (a primary key lookup); and validation's and
-    # matching's outcome is one statement, committed with the rest.
+    # statements on the driver: it reads the supplier's history, and with it, read ahead, the
+    # institution's approval limits (a primary key lookup, for the approval policy); locks the
+    # commitment the invoice names (FOR UPDATE) and, in a statement begun once the lock is held,
+    # reads it with its lines, the two in one round trip; reserves on it (its figures written over
+    # those read under the lock, nothing read back; the contract has no lines to write); and
+    # validation's and matching's outcome is one statement, committed with the rest.
     assert sent == [
         ("WITH", True),
-        ("WITH", True),  # the history's plan for any values, made once per connection ...
+        ("SELECT", True),  # the institution's approval limits, read ahead, in the history's round trip
         ("b'BEGIN'", True),  # (the transaction begun with the first statement)
+        ("WITH", True),  # the history's plan for any values, made once per connection ...
         ("SELECT", True),  # ... the supplier's earlier documents ...
         ("SELECT", True),  # ... and the planner's settings as they were
         ("SELECT", True),  # the commitment, FOR UPDATE ...
         ("SELECT", True),  # ... then it with its lines, in the same round trip
         ("UPDATE", True),  # reserved, guarded by the figures read
-        ("SELECT", True),  # the institution's approval limits, for the approval policy (on the driver)
         ("WITH", True),  # the document: states, transitions, findings, parsed form, response, message
         ("b'COMMIT'", False),
     ]

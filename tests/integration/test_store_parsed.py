@@ -75,7 +75,9 @@ def test_the_parsed_row_is_what_a_plain_insert_takes_and_reads_back_equal(
     document_id = submitted(uow_factory, supplier)
     invoice = corpus_invoice(corpus_dir, sample)
     with uow_factory() as uow:
-        uow.session.connection().execute(insert(PARSED), [parsed_row(document_id, invoice, AT, supplier_id=supplier.id)])
+        uow.session.connection().execute(
+            insert(PARSED), [parsed_row(document_id, invoice, AT, supplier_id=supplier.id)]
+        )
         uow.commit()
     with uow_factory() as uow:
         back = uow.documents.parsed(document_id)

@@ -17,14 +17,14 @@ from sqlalchemy.engine import make_url
 
 from einvoice import messaging
 from einvoice.errors import TransientError
-from einvoice.services import SupplierView
+from einvoice.services import InstitutionView, SupplierView
 from einvoice.services.intake import IdempotencyConflictError, SubmitOutcome, submit_document
 from einvoice.settings import Settings
 from einvoice.store import UnitOfWork, make_engine, statistics
 from einvoice.store.ports import DocumentRecord, EarlierQuery, SupplierRecord, record_of
 from einvoice.store.repositories import _PG_GENERIC_PLAN, _PG_PLAN_AS_CONFIGURED, _PLANNER_SETTINGS, pg_round_trip
 from einvoice.store.statistics import analyze_stale
-from einvoice.store.tables import Base, DocumentRow, SupplierRow
+from einvoice.store.tables import ApprovalRuleRow, Base, DocumentRow, SupplierRow
 from einvoice.store.writes import DocumentChange, Step
 from tests.integration.databases import fresh_postgres_database, record_round_trips, terminate_other_backends
 from tests.integration.test_store import submit_many
@@ -545,3 +545,38 @@ def test_statistics_upkeep_leaves_alone_the_tables_its_role_does_not_own(
         finally:
             connection.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
             connection.execute(f"DROP ROLE {role}")
+
+
+def test_a_read_ahead_goes_with_the_next_round_trip_and_its_rows_are_given_once_in_its_transaction(
+    uow_factory: Callable[[], UnitOfWork], institution: InstitutionView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = datetime.now(UTC)
+    with uow_factory() as uow:
+        uow.users.set_approval_rule(
+            ApprovalRuleRow(institution_id=institution.id, person_above=Decimal("500"), updated_at=at)
+        )
+        uow.commit()
+    sent = record_round_trips(monkeypatch)
+    with uow_factory() as uow:
+        uow.users.read_approval_rule_ahead(institution.id)
+        assert sent == []  # queued, not sent
+        pg_round_trip(uow.session, [("SELECT 1", {})])  # the next round trip carries it, first
+        assert sent == [("SELECT", True), ("b'BEGIN'", True), ("SELECT", True)]
+        rule = uow.users.approval_rule(institution.id)
+        assert rule is not None
+        assert rule.person_above == Decimal("500")
+        assert len(sent) == 3  # given from what was read ahead: no round trip of its own
+        assert uow.users.approval_rule(institution.id) == rule  # given once: then read as usual
+        assert len(sent) == 4
+        # queued but asked for before any round trip: read as usual, and not sent afterwards
+        uow.users.read_approval_rule_ahead(institution.id)
+        assert uow.users.approval_rule(institution.id) == rule
+        pg_round_trip(uow.session, [("SELECT 1", {})])
+        assert sent[5:] == [("SELECT", True)]
+        # read ahead in one transaction, not asked for there: not given to the next
+        uow.users.read_approval_rule_ahead(institution.id)
+        pg_round_trip(uow.session, [("SELECT 1", {})])
+        uow.commit()
+        before = len(sent)
+        assert uow.users.approval_rule(institution.id) == rule
+        assert len(sent) == before + 1

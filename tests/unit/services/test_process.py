@@ -129,6 +129,11 @@ class KeepingPoster:
         self.ready = ready
         #: the commitment the match result names, look_for_kept, the commitment matching handed over
         self.calls: list[tuple[str | None, bool, str | None]] = []
+        #: the documents whose institution's books it was asked to read ahead
+        self.read_ahead_for: list[str] = []
+
+    def read_ahead(self, uow: UnitOfWork, document: DocumentView, /) -> None:
+        self.read_ahead_for.append(document.id)
 
     def __call__(self, document: DocumentView) -> process.Delivery:
         raise AssertionError("a poster that keeps its entries posts in the finish")
@@ -402,6 +407,7 @@ class StageTests:
             assert (row.lease_token, row.lease_expires_at) == (None, None)
         # told of the commitment matching chose and locked in the same finish; no entry looked for
         assert poster.calls == [("REF-1", False, "REF-1")]
+        assert poster.read_ahead_for == [doc]  # its reads queued before the finish's first round trip
         assert codes_of(uow_factory, doc) == [("invoice-response", "AB"), ("invoice-response", "AP")]
         # The same message again (a redelivery) changes nothing.
         assert not validate_document(uow_factory, doc, validator=validator, poster=poster, token="msg-1").ran

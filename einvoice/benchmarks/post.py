@@ -224,8 +224,11 @@ def served_pull(
     seed: int,
     batch: bool = True,
     poll: float = 0.5,
+    worker_threads: int | None = None,
+    validation_processes: int | None = None,
 ) -> dict[str, Any]:
-    """The pipeline benchmark run through to ``posted`` by pull (see the module's text)."""
+    """The pipeline benchmark run through to ``posted`` by pull (see the module's text);
+    ``worker_threads`` and ``validation_processes`` (None: the settings') for each worker process."""
     from einvoice.bootstrap import database_engine
     from einvoice.services import erp, posting
     from einvoice.store import uow_factory_for
@@ -238,6 +241,10 @@ def served_pull(
     register_contracts(uow_factory, buyer, seller_endpoint)
     _, erp_key = erp.add_erp(uow_factory(), name=f"bench ERP {time.time_ns()}", endpoints=[buyer])
     env = env | {"EINVOICE_POSTING_ENABLED": "true", "EINVOICE_ERP_CONNECTOR": "pull"}
+    if worker_threads is not None:
+        env["EINVOICE_WORKER_THREADS"] = str(worker_threads)
+    if validation_processes is not None:
+        env["EINVOICE_VALIDATION_PROCESSES"] = str(validation_processes)
     server = LocalServer(env, workers=workers if settings.mode == "production" else 0, worker_nice=worker_nice)
     server.start()
     puller = Puller(server.url, erp_key, batch=batch, poll=poll)
@@ -415,6 +422,18 @@ def bench_post(
             "(a full page: at once).",
         ),
     ] = 0.5,
+    worker_threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Pipeline: threads of each worker process (default: EINVOICE_WORKER_THREADS)."),
+    ] = None,
+    validation_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Pipeline: validation subprocesses of each worker process (default: EINVOICE_VALIDATION_PROCESSES, "
+            "else one per worker thread).",
+        ),
+    ] = None,
 ) -> None:
     """Journal entries built and pushed per second, and the pipeline from submission to posted by pull
     (documents posted per second, and the CPU per document posted of each process)."""
@@ -440,14 +459,24 @@ def bench_post(
             seed=seed,
             batch=ack_batch,
             poll=poll,
+            worker_threads=worker_threads,
+            validation_processes=validation_processes,
         )
     finally:
         if scratch is not None:
             with contextlib.suppress(OSError):
                 scratch.cleanup()
     validation = served["validation"]
+    threads = worker_threads or settings.worker_threads
+    children = validation_processes or settings.validation_processes or threads
+    shape = (
+        f"{processes} worker processes x {threads} threads, {children} validation subprocess"
+        f"{'es' if children > 1 else ''} each"
+        if settings.mode == "production"
+        else "the queue in the server's process"
+    )
     typer.echo(
-        f"pipeline to posted by pull ({settings.mode}): offered {rate:g}/s x {duration:g} s; "
+        f"pipeline to posted by pull ({settings.mode}, {shape}): offered {rate:g}/s x {duration:g} s; "
         f"{served['posted']} of {served['accepted']} posted; "
         f"{served['posted_per_second'] or 0:.1f} documents/s posted; "
         f"{_steady_text(served)}; "

@@ -97,8 +97,10 @@ def worker(
         int | None,
         typer.Option(
             min=1,
-            help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1: validation holds the "
-            "GIL, and one thread costs less CPU per document than two).",
+            help="Worker threads per process (default: EINVOICE_WORKER_THREADS, else 1). Two threads sharing one "
+            "validation subprocess (EINVOICE_VALIDATION_PROCESSES=1) keep it busy while the other thread works "
+            "with the database: on two cores, two such processes took the least CPU per document "
+            "(README, 'Posting to the ERP').",
         ),
     ] = None,
     processes: Annotated[

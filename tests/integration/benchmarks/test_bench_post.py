@@ -25,6 +25,7 @@ def test_every_document_is_posted_by_pull_and_the_cpu_per_document_posted_is_pri
     assert re.search(pushed, result.stdout)
     # the ten submitted and the twenty of the warm-up, each posted once the ERP acknowledged it
     assert "30 of 30 posted" in result.stdout
+    assert "pipeline to posted by pull (embedded, the queue in the server's process)" in result.stdout
     assert "documents by state: posted 30" in result.stdout
     # one second of submissions is too short for a steady state, but each third has its latency
     steady = r"steady state \(from 5 s to the last submission\): no rate \(submissions too short\), receipt to "

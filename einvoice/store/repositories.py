@@ -65,6 +65,7 @@ from einvoice.store.ports import (
     record_or_none,
 )
 from einvoice.store.tables import (
+    SUPPLIER_NUMBER,
     ApprovalRuleRow,
     Base,
     DecisionRow,
@@ -610,8 +611,8 @@ class DocumentRepository:
             "received_at": received_at,
             "document_id": document_id,
         }
-        if query.numbers:
-            parameters["numbers"] = sorted(query.numbers)
+        if query.numbers:  # looked up as supplier_id:number (tables.SUPPLIER_NUMBER)
+            parameters["numbers"] = sorted(f"{query.supplier_id}:{number}" for number in query.numbers)
         if window:
             assert query.amount is not None
             parameters |= {
@@ -727,12 +728,13 @@ def _earlier_statement(
         d.c.supplier_id == bindparam("supplier_id"), d.c.document_type == _constant("credit_note")
     )
     parts: list[Any] = [credit_notes]
-    if numbers:
+    if numbers:  # by the one key that only its index holds: ``supplier_id:number``
+        key = SUPPLIER_NUMBER
         if array:
-            named = d.c.number == any_(bindparam("numbers", type_=ARRAY(String)))
+            named = key == any_(bindparam("numbers", type_=ARRAY(String)))
         else:
-            named = d.c.number.in_(bindparam("numbers", expanding=True))
-        parts.append(select(d.c.id).where(d.c.supplier_id == bindparam("supplier_id"), named))
+            named = key.in_(bindparam("numbers", expanding=True))
+        parts.append(select(d.c.id).where(named))
     if window:  # the same BT-112 within the window: read beside the parsed form, never out of it
         around = p.c.issue_date.between(bindparam("issued_from"), bindparam("issued_to"))
         same = p.c.tax_inclusive_amount == bindparam("amount", type_=p.c.tax_inclusive_amount.type)

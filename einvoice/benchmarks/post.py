@@ -470,7 +470,8 @@ def bench_post(
     threads = worker_threads or settings.worker_threads
     children = validation_processes or settings.validation_processes or threads
     shape = (
-        f"{processes} worker processes x {threads} threads, {children} validation subprocess"
+        f"{processes} worker process{'es' if processes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}, "
+        f"{children} validation subprocess"
         f"{'es' if children > 1 else ''} each"
         if settings.mode == "production"
         else "the queue in the server's process"

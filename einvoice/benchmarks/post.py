@@ -306,7 +306,7 @@ def served_pull(
     # from the pipeline's clock start (after the warm-up and its ANALYZE) to the last acknowledgement
     begun = clock[0] if clock else started
     window = (puller.last_at or begun) - begun
-    latencies = sorted((posted - received).total_seconds() for received, posted in times)
+    latencies = [(posted - received).total_seconds() for received, posted in times]
     steady = steady_state(times, clock_wall[0], result.submit_window) if clock_wall else {}
     return {
         "validation": result.to_dict(),
@@ -372,7 +372,7 @@ def steady_state(
     third = timedelta(seconds=submit_window / 3)
 
     def median_latency(lo: datetime, hi: datetime) -> float | None:
-        return _quantile(sorted((p - r).total_seconds() for r, p in times if lo <= r < hi), 0.5)
+        return _quantile([(p - r).total_seconds() for r, p in times if lo <= r < hi], 0.5)
 
     return {
         "steady_posted_per_second": steady,

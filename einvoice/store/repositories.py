@@ -149,8 +149,22 @@ def _row_by(session: Session, row_class: type[Any], equal: Mapping[str, Any], *,
     lookup = _lookup(table.name, tuple(equal), for_update)
     if session.get_bind().dialect.name != "postgresql":
         return session.execute(lookup.query, dict(equal)).first()
-    rows = _pg_pipeline(session, [], lookup.compiled.sql, lookup.compiled.parameters(equal), commit=not for_update)
+    rows = None if for_update else rows_ahead(session, _row_by_key(table, equal))
+    if rows is None:
+        rows = _pg_pipeline(session, [], lookup.compiled.sql, lookup.compiled.parameters(equal), commit=not for_update)
     return writes.table_row(table, rows[0]) if rows else None
+
+
+def read_row_by_ahead(session: Session, row_class: type[Any], equal: Mapping[str, Any]) -> None:
+    """Read what ``_row_by(session, row_class, equal)`` reads with the next round trip
+    (``read_ahead``); ``_row_by`` then gives those rows."""
+    table = _table(row_class)
+    lookup = _lookup(table.name, tuple(equal), False)
+    read_ahead(session, _row_by_key(table, equal), lookup.compiled.sql, lookup.compiled.parameters(equal))
+
+
+def _row_by_key(table: Table, equal: Mapping[str, Any]) -> Hashable:
+    return ("row_by", table.name, tuple(equal.items()))
 
 
 @functools.cache
@@ -890,18 +904,12 @@ class UserRepository:
     def approval_rule(self, institution_id: str) -> ApprovalRuleRecord | None:
         """The institution's approval limits (``_row_by``: matching reads them for every invoice
         it matches), or as read ahead (``read_approval_rule_ahead``)."""
-        rows = rows_ahead(self.session, ("approval_rule", institution_id))
-        if rows is not None:
-            table = _table(ApprovalRuleRow)
-            return record_or_none(ApprovalRuleRecord, writes.table_row(table, rows[0]) if rows else None)
         row = _row_by(self.session, ApprovalRuleRow, {"institution_id": institution_id})
         return record_or_none(ApprovalRuleRecord, row)
 
     def read_approval_rule_ahead(self, institution_id: str) -> None:
         """Read the institution's approval limits with the next round trip (``read_ahead``)."""
-        lookup = _lookup(_table(ApprovalRuleRow).name, ("institution_id",), False)
-        parameters = lookup.compiled.parameters({"institution_id": institution_id})
-        read_ahead(self.session, ("approval_rule", institution_id), lookup.compiled.sql, parameters)
+        read_row_by_ahead(self.session, ApprovalRuleRow, {"institution_id": institution_id})
 
     def set_approval_rule(self, row: ApprovalRuleRow) -> None:
         self.session.merge(row)
